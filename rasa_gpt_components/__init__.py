@@ -1,0 +1,30 @@
+"""rasa_gpt_components: local GPT models for Rasa 3.6.
+
+Components are imported lazily, so ``import rasa_gpt_components`` stays cheap
+and Rasa can still find ``rasa_gpt_components.<Component>`` named in
+``config.yml`` (Rasa resolves the name with ``getattr`` on this module).
+"""
+
+import importlib
+import os
+from typing import Any, Dict
+
+# transformers imports TensorFlow when it is installed (Rasa installs it), which
+# costs seconds and memory; our models are PyTorch. A user can still set USE_TF.
+os.environ.setdefault("USE_TF", "0")
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY: Dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rasa_gpt_components' has no attribute '{name}'")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list:
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,0 +1,126 @@
+"""The ``rasa-gpt`` command.
+
+    rasa-gpt models list
+    rasa-gpt models prepare [NAME|FILE.gguf] [--force]
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from rasa_gpt_components.models import cache
+from rasa_gpt_components.models.convert import is_prepared, prepare_gguf
+from rasa_gpt_components.models.errors import ModelLoadError
+from rasa_gpt_components.models.registry import DEFAULT_MODEL, KNOWN_MODELS, get_spec
+
+
+def _human_size(num_bytes: int) -> str:
+    size = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def models_list(_: argparse.Namespace) -> int:
+    """Print the known models and every prepared copy in the cache."""
+    rows = [("NAME", "LICENSE", "SOURCE", "PREPARED", "SIZE", "PATH")]
+    listed = set()
+    for spec in KNOWN_MODELS.values():
+        directory = cache.prepared_dir(spec.name, spec.sha256)
+        prepared = is_prepared(directory, spec.sha256)
+        listed.add(directory.name)
+        name = spec.name + (" (default)" if spec.name == DEFAULT_MODEL else "")
+        source = f"{spec.package}=={spec.package_version}"
+        if not spec.is_installed():
+            source += " (not installed)"
+        rows.append(
+            (
+                name,
+                spec.license,
+                source,
+                "yes" if prepared else "no",
+                _human_size(cache.directory_size(directory)) if prepared else "-",
+                str(directory) if prepared else "-",
+            )
+        )
+    prepared_root = cache.cache_root() / "prepared"
+    if prepared_root.is_dir():
+        for directory in sorted(prepared_root.iterdir()):
+            manifest = cache.read_manifest(directory)
+            if directory.name in listed or not directory.is_dir() or not manifest:
+                continue
+            rows.append(
+                (
+                    manifest.get("name", directory.name),
+                    "?",
+                    manifest.get("source", "?"),
+                    "yes" if is_prepared(directory, manifest["source_sha256"]) else "broken",
+                    _human_size(cache.directory_size(directory)),
+                    str(directory),
+                )
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print(f"\ncache: {cache.cache_root()}  (set ${cache.CACHE_ENV} to move it)")
+    return 0
+
+
+def models_prepare(args: argparse.Namespace) -> int:
+    """Convert a known model or a .gguf file into the cache (once)."""
+    reference = args.name or DEFAULT_MODEL
+    spec = get_spec(reference)
+    if spec is not None:
+        source, name, expected = spec.source_file(), spec.name, spec.sha256
+    else:
+        source = Path(reference).expanduser()
+        if not (source.is_file() and source.suffix.lower() == ".gguf"):
+            print(
+                f"error: '{reference}' is neither a known model "
+                f"({', '.join(sorted(KNOWN_MODELS))}) nor a .gguf file.",
+                file=sys.stderr,
+            )
+            return 2
+        name, expected = source.stem.lower(), ""
+    directory = prepare_gguf(source, name, expected, force=args.force, progress=True)
+    print(f"{name}: prepared in {directory} ({_human_size(cache.directory_size(directory))})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rasa-gpt``."""
+    parser = argparse.ArgumentParser(
+        prog="rasa-gpt", description="Local GPT models for Rasa 3.6: model management."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    models = commands.add_parser("models", help="list and prepare models")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    model_commands.add_parser("list", help="known and prepared models").set_defaults(
+        func=models_list
+    )
+    prepare = model_commands.add_parser(
+        "prepare", help="convert a model into the cache once (GGUF -> safetensors)"
+    )
+    prepare.add_argument("name", nargs="?", help=f"model name or .gguf file (default {DEFAULT_MODEL})")
+    prepare.add_argument("--force", action="store_true", help="convert again even if prepared")
+    prepare.set_defaults(func=models_prepare)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``rasa-gpt`` console script."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ModelLoadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
