@@ -9,6 +9,7 @@ export RASA_TELEMETRY_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
+export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
 ACTIONS_PORT ?= 5055
 BOT_INPUTS := $(wildcard bot/config.yml bot/domain.yml bot/data/*.yml bot/data/**/*.yml)
 
