@@ -16,7 +16,9 @@ os.environ.setdefault("USE_TF", "0")
 __version__ = "0.1.0"
 
 # public name -> module that defines it
-_LAZY: Dict[str, str] = {}
+_LAZY: Dict[str, str] = {
+    "GPTIntentClassifier": "rasa_gpt_components.nlu.gpt_intent_classifier",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``rasa-gpt bench``: commands that write JSON + Markdown reports."""

@@ -1,0 +1,152 @@
+"""Sentence features from a frozen GPT: pooled hidden states of one layer.
+
+The encoder runs only the transformer blocks it needs (a *view* of the shared
+model that stops at ``layer`` and has no language-model head, sharing the
+weights, so no second copy is made) and remembers recent texts.
+"""
+
+import copy
+import logging
+from collections import OrderedDict
+from typing import Any, List, Sequence
+
+import numpy as np
+
+from rasa_gpt_components.models import LoadedModel
+from rasa_gpt_components.nlu.text import clean_text
+
+logger = logging.getLogger(__name__)
+
+POOLINGS = ("mean", "last", "mean_last")
+_LAYER_LISTS = ("layers", "h", "blocks")
+
+
+def truncated_base_model(model: Any, num_layers: int) -> Any:
+    """A view of ``model``'s base transformer with only its first ``num_layers``
+    blocks and no LM head. Parameters are shared, not copied; the original
+    model is left untouched."""
+    import torch
+
+    base = model.base_model
+    for attribute in _LAYER_LISTS:
+        blocks = getattr(base, attribute, None)
+        if isinstance(blocks, torch.nn.ModuleList):
+            break
+    else:
+        raise ValueError(
+            f"Cannot find the transformer blocks of {type(base).__name__} "
+            f"(looked for {', '.join(_LAYER_LISTS)})."
+        )
+    if not 1 <= num_layers <= len(blocks):
+        raise ValueError(f"layer must be between 1 and {len(blocks)}, got {num_layers}.")
+    view = copy.copy(base)
+    view.__dict__["_modules"] = OrderedDict(base._modules)  # do not touch the original
+    view._modules[attribute] = torch.nn.ModuleList(list(blocks)[:num_layers])
+    return view
+
+
+class GPTEncoder:
+    """Pooled hidden states of layer ``layer`` for a batch of texts."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        layer: int = 6,
+        pooling: str = "mean",
+        max_length: int = 64,
+        batch_size: int = 32,
+        cache_size: int = 2048,
+    ) -> None:
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got '{pooling}'.")
+        if layer < 1 or layer > loaded.num_layers:
+            raise ValueError(
+                f"layer must be between 1 and {loaded.num_layers} for this model, got {layer}."
+            )
+        self.loaded = loaded
+        self.layer = layer
+        self.pooling = pooling
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._cache: "OrderedDict[str, np.ndarray]" = OrderedDict()
+        self.body = truncated_base_model(loaded.model, layer)
+
+    @property
+    def dimension(self) -> int:
+        """Length of one feature vector."""
+        width = self.loaded.hidden_size
+        return 2 * width if self.pooling == "mean_last" else width
+
+    def encode(
+        self, texts: Sequence[str], progress: bool = False, desc: str = "GPT features"
+    ) -> np.ndarray:
+        """Feature matrix ``[len(texts), dimension]`` (float32).
+
+        Texts are cleaned first; an empty text gets a zero vector (callers
+        decide what an empty message means).
+        """
+        from tqdm import tqdm
+
+        cleaned = [clean_text(t) for t in texts]
+        out = np.zeros((len(cleaned), self.dimension), dtype=np.float32)
+        todo = []
+        for index, text in enumerate(cleaned):
+            hit = self._cache.get(text) if text else None
+            if hit is not None:
+                out[index] = hit
+                self._cache.move_to_end(text)
+            elif text:
+                todo.append(index)
+        # longest first: similar lengths share a batch, and memory peaks early
+        todo.sort(key=lambda i: -len(cleaned[i]))
+        with tqdm(total=len(todo), desc=desc, disable=not progress, unit="msg") as bar:
+            for start in range(0, len(todo), self.batch_size):
+                batch = todo[start : start + self.batch_size]
+                features = self._forward([cleaned[i] for i in batch])
+                for row, index in zip(features, batch):
+                    out[index] = row
+                    self._remember(cleaned[index], row)
+                bar.update(len(batch))
+        return out
+
+    def _remember(self, text: str, row: np.ndarray) -> None:
+        if self.cache_size <= 0:
+            return
+        self._cache[text] = row
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def _forward(self, texts: List[str]) -> np.ndarray:
+        import torch
+
+        tokenizer = self.loaded.tokenizer
+        batch = tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        with torch.inference_mode():
+            hidden = self.body(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                use_cache=False,
+            ).last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        if self.pooling == "mean":
+            pooled = mean
+        else:
+            last_index = batch["attention_mask"].cumsum(1).argmax(1)
+            last = hidden[torch.arange(hidden.shape[0]), last_index]
+            pooled = last if self.pooling == "last" else torch.cat([mean, last], dim=1)
+        return pooled.numpy().astype(np.float32)
+
+    def clear_cache(self) -> None:
+        """Forget remembered texts."""
+        self._cache.clear()
+
+
+__all__ = ["GPTEncoder", "POOLINGS", "truncated_base_model"]
