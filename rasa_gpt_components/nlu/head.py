@@ -129,18 +129,20 @@ def fit_head(
         if oos_detection:
             head.class_means, head.precision = _gaussian(x, y, len(names))
         return head
+    if oos_detection:
+        head.class_means, head.precision = _gaussian(x, y, len(names))
     oof_logits = np.zeros((len(y), len(names)))
     oof_distance = np.zeros(len(y))
     for train_index, test_index in folds:
         w, b = _fit_logistic(x[train_index], y[train_index], c, max_iter, random_seed)
         oof_logits[test_index] = x[test_index] @ w.T + b
         if oos_detection:
-            means, precision = _gaussian(x[train_index], y[train_index], len(names))
-            oof_distance[test_index] = nearest_mahalanobis(x[test_index], means, precision)
+            # fold means, the shared metric: distances comparable to prediction time
+            means = _class_means(x[train_index], y[train_index], len(names))
+            oof_distance[test_index] = nearest_mahalanobis(x[test_index], means, head.precision)
     head.temperature = fit_temperature(oof_logits, y)
     head.info["oof_accuracy"] = float((oof_logits.argmax(1) == y).mean())
     if oos_detection:
-        head.class_means, head.precision = _gaussian(x, y, len(names))
         head.oos_threshold = float(np.quantile(oof_distance, 1.0 - oos_rate))
     return head
 
@@ -174,18 +176,20 @@ def _folds(y: np.ndarray, folds: int, random_seed: int) -> Optional[list]:
     return list(splitter.split(np.zeros(len(y)), y))
 
 
+def _class_means(x: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:
+    """Mean of each class; a class with no rows gets +inf (never the nearest)."""
+    means = np.full((classes, x.shape[1]), np.inf)
+    for label in np.unique(y):
+        means[label] = x[y == label].mean(0)
+    return means
+
+
 def _gaussian(x: np.ndarray, y: np.ndarray, classes: int) -> Tuple[np.ndarray, np.ndarray]:
     """Class means and the shrunk precision of the shared (tied) covariance."""
     from sklearn.covariance import LedoitWolf
 
-    means = np.zeros((classes, x.shape[1]))
-    present = np.unique(y)
-    for label in present:
-        means[label] = x[y == label].mean(0)
-    for label in set(range(classes)) - set(present.tolist()):
-        means[label] = np.inf  # never the nearest
-    centred = x - means[y]
-    precision = LedoitWolf().fit(centred).precision_
+    means = _class_means(x, y, classes)
+    precision = LedoitWolf().fit(x - means[y]).precision_
     return means, precision
 
 
