@@ -2,6 +2,7 @@
 
     rasa-gpt models list
     rasa-gpt models prepare [NAME|FILE.gguf] [--force]
+    rasa-gpt bench intent --dataset NAME [--shots N] [--baseline diet] --out DIR
 """
 
 import argparse
@@ -108,15 +109,28 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("name", nargs="?", help=f"model name or .gguf file (default {DEFAULT_MODEL})")
     prepare.add_argument("--force", action="store_true", help="convert again even if prepared")
     prepare.set_defaults(func=models_prepare)
+
+    bench = commands.add_parser("bench", help="benchmarks that write JSON + Markdown reports")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True)
+    intent = bench_commands.add_parser(
+        "intent", help="GPTIntentClassifier against Rasa's DIETClassifier"
+    )
+    from rasa_gpt_components.bench import intent as intent_bench
+
+    intent_bench.add_arguments(intent)
+    intent.set_defaults(func=intent_bench.run)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``rasa-gpt`` console script."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
-        return int(args.func(args) or 0)
+        result = args.func(args)
+        return result if isinstance(result, int) else 0
     except ModelLoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
