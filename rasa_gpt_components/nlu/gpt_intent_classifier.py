@@ -66,9 +66,11 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             "max_length": 64,
             "batch_size": 32,
             "cache_size": 2048,
-            # head: inverse regularisation strength of the logistic regression
-            "C": 1.0,
-            "max_iter": 500,
+            # head: character n-gram TF-IDF features beside the GPT features
+            "lexical": True,
+            # inverse L2 regularisation strength and L-BFGS iterations of the head
+            "C": 10.0,
+            "max_iter": 200,
             # calibration: temperature fitted on out-of-fold predictions
             "calibration_folds": 5,
             # out-of-scope detection without out-of-scope training examples
@@ -170,14 +172,16 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
                 "GPTIntentClassifier: only one intent in the training data; "
                 "every message will get it."
             )
+        texts = [m.get(TEXT) for m in examples]
         features = self.encoder.encode(
-            [m.get(TEXT) for m in examples],
+            texts,
             progress=bool(self.config["show_progress"]),
             desc="GPTIntentClassifier features",
         )
         self.head = fit_head(
             features,
             labels,
+            texts=texts if self.config["lexical"] else None,
             c=float(self.config["C"]),
             max_iter=int(self.config["max_iter"]),
             calibration_folds=int(self.config["calibration_folds"]),
@@ -208,7 +212,8 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         predictions: Dict[int, Any] = {}
         if present:
             features = self.encoder.encode([texts[i] for i in present])
-            for index, ranking in zip(present, self.rank(features)):
+            ranking_of = self.rank(features, [texts[i] for i in present])
+            for index, ranking in zip(present, ranking_of):
                 predictions[index] = ranking
         for index, message in enumerate(messages):
             intent, ranking = predictions.get(index, ({"name": None, "confidence": 0.0}, []))
@@ -216,7 +221,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
 
-    def rank(self, features: np.ndarray) -> List[Any]:
+    def rank(self, features: np.ndarray, texts: List[str]) -> List[Any]:
         """(intent, ranking) for each feature row, ranking sorted by confidence.
 
         A row the head finds out of scope gets ``oos_intent`` first, with a
@@ -224,7 +229,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         the in-scope confidences share the rest.
         """
         assert self.head is not None
-        probabilities = self.head.predict_proba(features)
+        probabilities = self.head.predict_proba(features, texts)
         p_oos = self.head.oos_probability(features)
         length = int(self.config["ranking_length"])
         results = []

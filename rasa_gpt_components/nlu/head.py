@@ -1,7 +1,9 @@
 """The trained part of ``head`` mode: a calibrated linear classifier over GPT
 features, and an out-of-scope detector that needs no out-of-scope examples.
 
-- Features are standardised, then a multinomial logistic regression is fitted.
+- GPT features are standardised; optionally character n-gram TF-IDF features
+  of the text are added (``lexical``); a multinomial logistic regression with
+  L2 regularisation is fitted on both (full-batch L-BFGS in torch).
 - Temperature scaling is fitted on out-of-fold logits (k-fold over the training
   data), so confidences mean what they say even for few-shot intents.
 - Out-of-scope: Mahalanobis distance to the nearest intent mean under a shared,
@@ -17,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from scipy.sparse import csr_matrix
+
+from rasa_gpt_components.nlu.lexical import CharNgrams
 
 logger = logging.getLogger(__name__)
 
@@ -30,21 +35,28 @@ class IntentHead:
     labels: List[str]
     mean: np.ndarray
     scale: np.ndarray
-    weights: np.ndarray  # [classes, dim]
+    weights: np.ndarray  # [classes, dim] on standardised GPT features
     bias: np.ndarray  # [classes]
     temperature: float = 1.0
+    lexical: Optional[CharNgrams] = None
+    lexical_weights: Optional[np.ndarray] = None  # [classes, n-grams]
     class_means: Optional[np.ndarray] = None  # [classes, dim], standardised space
     precision: Optional[np.ndarray] = None  # [dim, dim]
     oos_threshold: float = float("inf")
     info: Dict[str, float] = field(default_factory=dict)
 
-    def logits(self, features: np.ndarray) -> np.ndarray:
-        """Uncalibrated logits ``[n, classes]``."""
-        return self._standardise(features) @ self.weights.T + self.bias
+    def logits(self, features: np.ndarray, texts: Optional[Sequence[str]] = None) -> np.ndarray:
+        """Uncalibrated logits ``[n, classes]``; ``texts`` feed the lexical part."""
+        out = self._standardise(features) @ self.weights.T + self.bias
+        if self.lexical is not None and self.lexical_weights is not None:
+            if texts is None:
+                raise ValueError("This head uses lexical features: pass the texts too.")
+            out = out + self.lexical.transform(texts) @ self.lexical_weights.T
+        return out
 
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+    def predict_proba(self, features: np.ndarray, texts: Optional[Sequence[str]] = None) -> np.ndarray:
         """Calibrated probabilities ``[n, classes]``."""
-        return softmax(self.logits(features) / self.temperature)
+        return softmax(self.logits(features, texts) / self.temperature)
 
     def oos_distance(self, features: np.ndarray) -> np.ndarray:
         """Squared Mahalanobis distance to the nearest intent mean ``[n]``."""
@@ -70,7 +82,7 @@ class IntentHead:
     def to_arrays(self) -> Dict[str, np.ndarray]:
         """Everything needed to rebuild the head, as named arrays."""
         arrays = {
-            "labels": np.array(self.labels, dtype=object).astype(str),
+            "labels": np.array(self.labels, dtype=str),
             "mean": self.mean,
             "scale": self.scale,
             "weights": self.weights,
@@ -80,12 +92,17 @@ class IntentHead:
         }
         if self.class_means is not None and self.precision is not None:
             arrays["class_means"] = self.class_means
-            arrays["precision"] = self.precision
+            arrays["precision"] = self.precision.astype(np.float32)
+        if self.lexical is not None and self.lexical_weights is not None:
+            arrays.update(self.lexical.to_arrays())
+            arrays["lexical_weights"] = self.lexical_weights.astype(np.float32)
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: Dict[str, np.ndarray]) -> "IntentHead":
         """Inverse of :meth:`to_arrays`."""
+        lexical = CharNgrams.from_arrays(arrays) if "lex_terms" in arrays else None
+        precision = arrays.get("precision")
         return cls(
             labels=[str(label) for label in arrays["labels"]],
             mean=arrays["mean"],
@@ -93,8 +110,10 @@ class IntentHead:
             weights=arrays["weights"],
             bias=arrays["bias"],
             temperature=float(arrays["temperature"]),
+            lexical=lexical,
+            lexical_weights=arrays.get("lexical_weights"),
             class_means=arrays.get("class_means"),
-            precision=arrays.get("precision"),
+            precision=None if precision is None else precision.astype(np.float64),
             oos_threshold=float(arrays["oos_threshold"]),
         )
 
@@ -102,76 +121,127 @@ class IntentHead:
 def fit_head(
     features: np.ndarray,
     labels: Sequence[str],
-    c: float = 1.0,
-    max_iter: int = 500,
+    texts: Optional[Sequence[str]] = None,
+    c: float = 10.0,
+    max_iter: int = 200,
     calibration_folds: int = 5,
     oos_rate: float = 0.03,
     oos_detection: bool = True,
     random_seed: int = 0,
 ) -> IntentHead:
-    """Fit the classifier, its temperature and the out-of-scope detector."""
+    """Fit the classifier, its temperature and the out-of-scope detector.
+
+    ``texts`` (the training messages) switch on the lexical features.
+    """
     features = np.asarray(features, dtype=np.float64)
     names = sorted(set(labels))
     y = np.array([names.index(label) for label in labels])
     mean = features.mean(0)
     scale = features.std(0) + _EPS
     x = (features - mean) / scale
+    lexical = CharNgrams.fit(texts) if texts is not None else None
+    lex = lexical.transform(texts) if lexical is not None else None
     if len(names) == 1:
-        dim = x.shape[1]
-        head = IntentHead(names, mean, scale, np.zeros((1, dim)), np.zeros(1))
-        return head
-    weights, bias = _fit_logistic(x, y, c, max_iter, random_seed)
-    head = IntentHead(names, mean, scale, weights, bias)
+        return IntentHead(names, mean, scale, np.zeros((1, x.shape[1])), np.zeros(1))
+    weights, lexical_weights, bias = _fit_logistic(x, lex, y, len(names), c, max_iter)
+    head = IntentHead(names, mean, scale, weights, bias, lexical=lexical, lexical_weights=lexical_weights)
+    if oos_detection:
+        head.class_means, head.precision = _gaussian(x, y, len(names))
 
     folds = _folds(y, calibration_folds, random_seed)
     if folds is None:
         logger.debug("Some intent has a single example: no calibration, no out-of-scope threshold.")
-        if oos_detection:
-            head.class_means, head.precision = _gaussian(x, y, len(names))
         return head
-    if oos_detection:
-        head.class_means, head.precision = _gaussian(x, y, len(names))
     oof_logits = np.zeros((len(y), len(names)))
     oof_distance = np.zeros(len(y))
     for train_index, test_index in folds:
-        w, b = _fit_logistic(x[train_index], y[train_index], c, max_iter, random_seed)
+        w, lw, b = _fit_logistic(
+            x[train_index], None if lex is None else lex[train_index], y[train_index], len(names), c, max_iter
+        )
         oof_logits[test_index] = x[test_index] @ w.T + b
+        if lex is not None:
+            oof_logits[test_index] += lex[test_index] @ lw.T
         if oos_detection:
             # fold means, the shared metric: distances comparable to prediction time
             means = _class_means(x[train_index], y[train_index], len(names))
             oof_distance[test_index] = nearest_mahalanobis(x[test_index], means, head.precision)
-    head.temperature = fit_temperature(oof_logits, y)
-    head.info["oof_accuracy"] = float((oof_logits.argmax(1) == y).mean())
+    held_out = np.concatenate([test_index for _, test_index in folds])
+    head.temperature = fit_temperature(oof_logits[held_out], y[held_out])
+    head.info["oof_accuracy"] = float((oof_logits[held_out].argmax(1) == y[held_out]).mean())
     if oos_detection:
-        head.oos_threshold = float(np.quantile(oof_distance, 1.0 - oos_rate))
+        head.oos_threshold = float(np.quantile(oof_distance[held_out], 1.0 - oos_rate))
     return head
 
 
 def _fit_logistic(
-    x: np.ndarray, y: np.ndarray, c: float, max_iter: int, random_seed: int
-) -> Tuple[np.ndarray, np.ndarray]:
-    from sklearn.linear_model import LogisticRegression
+    x: np.ndarray, lex: Optional[csr_matrix], y: np.ndarray, classes: int, c: float, max_iter: int
+) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
+    """Multinomial logistic regression, L2 penalty ``|W|^2 / (2 C n)``, full-batch L-BFGS.
 
-    model = LogisticRegression(C=c, max_iter=max_iter, random_state=random_seed)
-    model.fit(x, y)
-    classes = int(y.max()) + 1
-    weights = np.zeros((classes, x.shape[1]))
-    bias = np.full(classes, -1e4)  # a class absent from this fold is never predicted
-    if len(model.classes_) == 2:  # sklearn's binary form: one weight vector
-        weights[model.classes_[1]], bias[model.classes_[1]] = model.coef_[0], model.intercept_[0]
-        weights[model.classes_[0]], bias[model.classes_[0]] = 0.0, 0.0
-    else:
-        weights[model.classes_] = model.coef_
-        bias[model.classes_] = model.intercept_
-    return weights, bias
+    GPT features enter divided by sqrt(dim), so both parts have rows of norm
+    about 1. Returns weights for the standardised GPT features, the n-gram
+    weights (or None) and the biases. Deterministic: no sampling.
+    """
+    import torch
+
+    n, dim = x.shape
+    dense = torch.tensor(x / np.sqrt(dim), dtype=torch.float32)
+    target = torch.tensor(y, dtype=torch.long)
+    w = torch.zeros((classes, dim), requires_grad=True)
+    b = torch.zeros(classes, requires_grad=True)
+    parameters = [w, b]
+    sparse = None
+    if lex is not None and lex.shape[1] > 0:
+        lex = lex.tocsr()
+        sparse = torch.sparse_csr_tensor(
+            torch.tensor(lex.indptr, dtype=torch.int64),
+            torch.tensor(lex.indices, dtype=torch.int64),
+            torch.tensor(lex.data, dtype=torch.float32),
+            size=lex.shape,
+        )
+        lw = torch.zeros((classes, lex.shape[1]), requires_grad=True)
+        parameters.append(lw)
+    missing = torch.tensor(np.bincount(y, minlength=classes) == 0)
+    penalty = 1.0 / (2.0 * c * n)
+    optimizer = torch.optim.LBFGS(
+        parameters, lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
+        tolerance_grad=1e-6, tolerance_change=1e-9,
+    )
+
+    def closure():
+        optimizer.zero_grad()
+        logits = dense @ w.T + b
+        if sparse is not None:
+            logits = logits + (sparse @ lw.T)
+        logits = logits.masked_fill(missing, -1e4)  # a class absent from a fold
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        loss = loss + penalty * sum((p * p).sum() for p in parameters[:1] + parameters[2:])
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    weights = w.detach().numpy().astype(np.float64) / np.sqrt(dim)
+    bias = b.detach().numpy().astype(np.float64)
+    bias[missing.numpy()] = -1e4
+    lexical_weights = lw.detach().numpy() if sparse is not None else None
+    if lex is not None and sparse is None:
+        lexical_weights = np.zeros((classes, lex.shape[1]), dtype=np.float32)
+    return weights, lexical_weights, bias
 
 
-def _folds(y: np.ndarray, folds: int, random_seed: int) -> Optional[list]:
-    from sklearn.model_selection import StratifiedKFold
+def _folds(y: np.ndarray, folds: int, random_seed: int, holdout_above: int = 1500) -> Optional[list]:
+    """Out-of-fold splits for calibration: k-fold on small data; on data larger
+    than ``holdout_above`` one stratified 80/20 split, which is enough and costs
+    one extra fit instead of k."""
+    from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
     smallest = int(np.bincount(y).min())
     if folds < 2 or smallest < 2:
         return None
+    if len(y) > holdout_above and smallest >= 5:
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=0.2, random_state=random_seed)
+        return list(splitter.split(np.zeros(len(y)), y))
     splitter = StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=random_seed)
     return list(splitter.split(np.zeros(len(y)), y))
 

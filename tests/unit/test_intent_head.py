@@ -64,3 +64,36 @@ def test_single_example_intents_train_without_calibration():
     head = fit_head(x, y)
     assert head.temperature == 1.0 and not head.is_out_of_scope(x).any()
     assert [head.labels[k] for k in head.predict_proba(x).argmax(1)] == y
+
+
+def test_lexical_features_carry_what_the_gpt_features_miss():
+    rng = np.random.default_rng(3)
+    words = {"refund": "退款", "shipping": "发货", "invoice": "发票"}
+    texts, y = [], []
+    for intent, word in words.items():
+        for k in range(20):
+            texts.append(f"{word} 问题 {k}" if k % 2 else f"about {intent} please {k}")
+            y.append(intent)
+    noise = rng.normal(size=(len(texts), 8))  # GPT features that say nothing
+    dense_only = fit_head(noise, y, oos_detection=False)
+    hybrid = fit_head(noise, y, texts=texts, oos_detection=False)
+    tests = ["我要退款", "发票开错了", "about shipping please"]
+    fresh = rng.normal(size=(3, 8))
+    predicted = [hybrid.labels[k] for k in hybrid.predict_proba(fresh, tests).argmax(1)]
+    assert predicted == ["refund", "invoice", "shipping"]
+    again = IntentHead.from_arrays(hybrid.to_arrays())
+    np.testing.assert_allclose(again.predict_proba(fresh, tests), hybrid.predict_proba(fresh, tests), rtol=1e-5)
+    assert dense_only.lexical is None
+
+
+def test_char_ngrams_round_trip_and_unknown_text():
+    from rasa_gpt_components.nlu.lexical import CharNgrams
+
+    grams = CharNgrams.fit(["where is my order", "我的订单"])
+    matrix = grams.transform(["my order", "", "zzz", "订单"])
+    assert matrix.shape == (4, grams.dimension)
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(1))).ravel()
+    np.testing.assert_allclose(norms[[0, 3]], 1.0, rtol=1e-5)
+    assert norms[1] == 0
+    again = CharNgrams.from_arrays(grams.to_arrays())
+    assert (again.transform(["my order"]) != grams.transform(["my order"])).nnz == 0
