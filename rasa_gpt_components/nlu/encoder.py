@@ -18,6 +18,20 @@ from rasa_gpt_components.nlu.text import clean_text
 logger = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "last", "mean_last")
+# how the blocks compute: float32 as loaded; bfloat16 autocast (AVX-512 BF16 CPUs:
+# about 1.25x faster, features within 1e-5 cosine); int8 dynamic quantisation
+# (2.6x faster, costs accuracy: see docs/intent_classifier.md)
+COMPUTES = ("auto", "float32", "bfloat16", "int8")
+
+
+def bfloat16_is_fast() -> bool:
+    """Whether this CPU runs bfloat16 matrix products natively (AVX-512 BF16 / AMX)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 _LAYER_LISTS = ("layers", "h", "blocks")
 
 
@@ -45,6 +59,26 @@ def truncated_base_model(model: Any, num_layers: int) -> Any:
     return view
 
 
+def quantized_int8(body: Any) -> Any:
+    """A copy of ``body`` whose blocks' linear layers use dynamic int8 quantisation.
+
+    Only the (few) blocks the encoder runs are copied, as int8: for the default
+    model at layer 6 about 21 MB, 2.6x faster on a CPU with VNNI.
+    """
+    import torch
+
+    quantized = copy.copy(body)
+    quantized.__dict__["_modules"] = OrderedDict(body._modules)
+    for name, module in body._modules.items():
+        if isinstance(module, torch.nn.ModuleList):
+            quantized._modules[name] = torch.ao.quantization.quantize_dynamic(
+                copy.deepcopy(module),
+                {torch.nn.Linear},
+                dtype=torch.qint8,
+            )
+    return quantized
+
+
 class GPTEncoder:
     """Pooled hidden states of layer ``layer`` for a batch of texts."""
 
@@ -56,7 +90,10 @@ class GPTEncoder:
         max_length: int = 64,
         batch_size: int = 32,
         cache_size: int = 2048,
+        compute: str = "auto",
     ) -> None:
+        if compute not in COMPUTES:
+            raise ValueError(f"compute must be one of {', '.join(COMPUTES)}, got '{compute}'.")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got '{pooling}'.")
         if layer < 1 or layer > loaded.num_layers:
@@ -70,7 +107,12 @@ class GPTEncoder:
         self.batch_size = batch_size
         self.cache_size = cache_size
         self._cache: "OrderedDict[str, np.ndarray]" = OrderedDict()
+        if compute == "auto":
+            compute = "bfloat16" if bfloat16_is_fast() else "float32"
+        self.compute = compute
         self.body = truncated_base_model(loaded.model, layer)
+        if compute == "int8":
+            self.body = quantized_int8(self.body)
 
     @property
     def dimension(self) -> int:
@@ -128,7 +170,8 @@ class GPTEncoder:
             max_length=self.max_length,
             return_tensors="pt",
         )
-        with torch.inference_mode():
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.compute == "bfloat16")
+        with torch.inference_mode(), autocast:
             hidden = self.body(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],

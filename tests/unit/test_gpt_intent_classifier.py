@@ -181,6 +181,6 @@ def test_bad_config_is_refused(tmp_path, tiny_model):
 
     from rasa_gpt_components.nlu.gpt_intent_classifier import GPTIntentClassifier
 
-    for bad in ({"mode": "magic"}, {"pooling": "max"}, {"oos_rate": 0.9}, {"layer": 0}):
+    for bad in ({"mode": "magic"}, {"pooling": "max"}, {"oos_rate": 0.9}, {"layer": 0}, {"compute": "fp8"}):
         with pytest.raises(RasaException):
             GPTIntentClassifier.validate_config({**GPTIntentClassifier.get_default_config(), **bad})
