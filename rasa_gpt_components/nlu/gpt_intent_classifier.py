@@ -302,6 +302,5 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
                 f"{meta['base_fingerprint'][:12]}, but the weights found now are "
                 f"{loaded.fingerprint[:12]}. Retrain the model with `rasa train`."
             )
-        component.encoder.encode(["warm up"])  # first-call costs before the first user
-        component.encoder.clear_cache()
+        component.encoder.warm_up()  # kernel set-up before the first user, not during
         return component

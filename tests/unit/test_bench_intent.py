@@ -1,0 +1,52 @@
+"""`rasa-gpt bench intent` end to end on a tiny data set, a tiny GPT-2 and a short DIET."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import build_tiny_gpt2
+from tests.unit.test_gpt_intent_classifier import INTENTS
+
+
+def write_banking77_like(root: Path) -> Path:
+    folder = root / "banking77"
+    folder.mkdir(parents=True)
+    rows = [(text, intent) for intent, texts in INTENTS.items() for text in texts]
+    for name, part in (("train.csv", rows), ("test.csv", rows[::2])):
+        with open(folder / name, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "category"])
+            writer.writerows(part)
+    return root
+
+
+def test_bench_writes_both_systems_reports(tmp_path):
+    data = write_banking77_like(tmp_path / "datasets")
+    model = build_tiny_gpt2(tmp_path / "model", n_layer=2)
+    out = tmp_path / "report"
+    options = json.dumps({"layer": 2, "calibration_folds": 2})
+    result = subprocess.run(
+        [sys.executable, "-m", "rasa_gpt_components.cli", "bench", "intent",
+         "--dataset", "banking77", "--datasets", str(data), "--model", str(model),
+         "--gpt-options", options, "--shots", "4", "--baseline", "diet",
+         "--diet-epochs", "5", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, RASA_CACHE_DIRECTORY=str(tmp_path / "rasa-cache")),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"] == "banking77" and report["shots"] == 4 and report["cores"] >= 1
+    assert set(report["systems"]) == {"gpt", "diet"}
+    for system in report["systems"].values():
+        for key in ("accuracy", "macro_f1", "train_seconds", "predict_ms_p50", "predict_ms_p95", "peak_rss_mb"):
+            assert isinstance(system[key], (int, float)), key
+        assert 0.0 <= system["accuracy"] <= 1.0
+        assert system["predict_ms_p50"] <= system["predict_ms_p95"]
+        assert "oos_recall" not in system  # no out-of-scope data in this set
+    assert report["train_size"] == 12 and report["test_size"] == 9
+    markdown = (out / "report.md").read_text()
+    assert "| gpt |" in markdown and "| diet |" in markdown
+    assert (out / "reliability.png").stat().st_size > 1000
