@@ -8,7 +8,7 @@ weights, so no second copy is made) and remembers recent texts.
 import copy
 import logging
 from collections import OrderedDict
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,27 +35,39 @@ def bfloat16_is_fast() -> bool:
 _LAYER_LISTS = ("layers", "h", "blocks")
 
 
-def truncated_base_model(model: Any, num_layers: int) -> Any:
-    """A view of ``model``'s base transformer with only its first ``num_layers``
-    blocks and no LM head. Parameters are shared, not copied; the original
-    model is left untouched."""
+def transformer_blocks(model: Any) -> Tuple[str, Any]:
+    """``(attribute, ModuleList)``: where ``model``'s base transformer keeps its blocks."""
     import torch
 
     base = model.base_model
     for attribute in _LAYER_LISTS:
         blocks = getattr(base, attribute, None)
         if isinstance(blocks, torch.nn.ModuleList):
-            break
-    else:
-        raise ValueError(
-            f"Cannot find the transformer blocks of {type(base).__name__} "
-            f"(looked for {', '.join(_LAYER_LISTS)})."
-        )
-    if not 1 <= num_layers <= len(blocks):
-        raise ValueError(f"layer must be between 1 and {len(blocks)}, got {num_layers}.")
+            return attribute, blocks
+    raise ValueError(
+        f"Cannot find the transformer blocks of {type(base).__name__} "
+        f"(looked for {', '.join(_LAYER_LISTS)})."
+    )
+
+
+def truncated_base_model(model: Any, num_layers: int, blocks: Optional[Any] = None) -> Any:
+    """A view of ``model``'s base transformer with only its first ``num_layers``
+    blocks and no LM head. Parameters are shared, not copied; the original
+    model is left untouched. ``blocks`` (a ModuleList of ``num_layers`` blocks,
+    e.g. adapted copies) replaces the model's own."""
+    import torch
+
+    base = model.base_model
+    attribute, own = transformer_blocks(model)
+    if not 1 <= num_layers <= len(own):
+        raise ValueError(f"layer must be between 1 and {len(own)}, got {num_layers}.")
+    if blocks is None:
+        blocks = torch.nn.ModuleList(list(own)[:num_layers])
+    elif len(blocks) != num_layers:
+        raise ValueError(f"Expected {num_layers} blocks, got {len(blocks)}.")
     view = copy.copy(base)
     view.__dict__["_modules"] = OrderedDict(base._modules)  # do not touch the original
-    view._modules[attribute] = torch.nn.ModuleList(list(blocks)[:num_layers])
+    view._modules[attribute] = blocks
     return view
 
 
@@ -107,12 +119,32 @@ class GPTEncoder:
         self.batch_size = batch_size
         self.cache_size = cache_size
         self._cache: "OrderedDict[str, np.ndarray]" = OrderedDict()
+        self._own_blocks: Optional[Any] = None
         if compute == "auto":
             compute = "bfloat16" if bfloat16_is_fast() else "float32"
         self.compute = compute
-        self.body = truncated_base_model(loaded.model, layer)
-        if compute == "int8":
-            self.body = quantized_int8(self.body)
+        self.body = self.body_with(None)
+
+    def body_with(self, blocks: Optional[Any], quantize: bool = True) -> Any:
+        """The truncated model running ``blocks`` (None: the shared model's own),
+        int8-quantised when the encoder computes in int8 and ``quantize``."""
+        body = truncated_base_model(self.loaded.model, self.layer, blocks)
+        return quantized_int8(body) if quantize and self.compute == "int8" else body
+
+    @property
+    def blocks(self) -> Any:
+        """The (float) blocks the encoder runs: the shared model's first ``layer``
+        blocks, or the encoder's own after :meth:`use_blocks`."""
+        if self._own_blocks is not None:
+            return self._own_blocks
+        return transformer_blocks(self.loaded.model)[1][: self.layer]
+
+    def use_blocks(self, blocks: Any) -> None:
+        """Run ``blocks`` (e.g. LoRA-adapted copies of the first ``layer`` blocks)
+        instead of the shared model's; remembered features are dropped."""
+        self._own_blocks = blocks
+        self.body = self.body_with(blocks)
+        self.clear_cache()
 
     @property
     def dimension(self) -> int:
@@ -159,32 +191,41 @@ class GPTEncoder:
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    def _forward(self, texts: List[str]) -> np.ndarray:
-        import torch
-
-        tokenizer = self.loaded.tokenizer
-        batch = tokenizer(
+    def tokenize(self, texts: List[str]) -> Any:
+        """Token ids and attention mask of cleaned ``texts``, padded, at most ``max_length``."""
+        return self.loaded.tokenizer(
             texts,
             padding=True,
             truncation=True,
             max_length=self.max_length,
             return_tensors="pt",
         )
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.compute == "bfloat16")
-        with torch.inference_mode(), autocast:
-            hidden = self.body(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                use_cache=False,
-            ).last_hidden_state.float()
+
+    def pool(self, body: Any, batch: Any) -> Any:
+        """Pooled hidden states ``[n, dimension]`` of ``body`` (a torch tensor, with
+        gradients when the caller enables them)."""
+        import torch
+
+        hidden = body(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            use_cache=False,
+        ).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         if self.pooling == "mean":
-            pooled = mean
-        else:
-            last_index = batch["attention_mask"].cumsum(1).argmax(1)
-            last = hidden[torch.arange(hidden.shape[0]), last_index]
-            pooled = last if self.pooling == "last" else torch.cat([mean, last], dim=1)
+            return mean
+        last_index = batch["attention_mask"].cumsum(1).argmax(1)
+        last = hidden[torch.arange(hidden.shape[0]), last_index]
+        return last if self.pooling == "last" else torch.cat([mean, last], dim=1)
+
+    def _forward(self, texts: List[str]) -> np.ndarray:
+        import torch
+
+        batch = self.tokenize(texts)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.compute == "bfloat16")
+        with torch.inference_mode(), autocast:
+            pooled = self.pool(self.body, batch)
         return pooled.numpy().astype(np.float32)
 
     def warm_up(self) -> None:
@@ -202,4 +243,4 @@ class GPTEncoder:
         self._cache.clear()
 
 
-__all__ = ["GPTEncoder", "POOLINGS", "truncated_base_model"]
+__all__ = ["GPTEncoder", "POOLINGS", "transformer_blocks", "truncated_base_model"]

@@ -31,12 +31,14 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_gpt_components.models import LoadedModel, load_model
 from rasa_gpt_components.nlu.encoder import COMPUTES, POOLINGS, GPTEncoder
-from rasa_gpt_components.nlu.head import IntentHead, fit_head
+from rasa_gpt_components.nlu.head import IntentHead, fit_head, holdout_split
+from rasa_gpt_components.nlu.lora import LoraSettings, apply_adapter, train_adapter
 
 logger = logging.getLogger(__name__)
 
-MODES = ("head",)
+MODES = ("head", "lora")
 HEAD_FILE = "head.npz"
+ADAPTER_FILE = "adapter.npz"
 META_FILE = "meta.json"
 FORMAT_VERSION = 1
 
@@ -59,6 +61,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             "model": "smollm2-135m-instruct",
             "dtype": "float32",
             "num_threads": None,
+            # head: frozen GPT + trained head; lora: LoRA-adapted blocks + the same head
             "mode": "head",
             # features: pooled hidden states of this layer (1-based)
             "layer": 6,
@@ -81,6 +84,17 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             "oos_rate": 0.03,
             "oos_intent": "nlu_fallback",
             "ranking_length": LABEL_RANKING_LENGTH,
+            # lora mode: adapter shape and training
+            "lora_rank": 8,
+            "lora_alpha": 16.0,
+            "lora_dropout": 0.05,
+            "lora_epochs": 3,
+            "lora_min_steps": 200,
+            "lora_learning_rate": 5e-4,
+            "lora_batch_size": 16,
+            # lora mode: share of each intent's examples kept out of adapter
+            # training, for calibration and the out-of-scope threshold
+            "calibration_holdout": 0.15,
             "random_seed": 0,
             "show_progress": True,
         }
@@ -88,7 +102,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
     @staticmethod
     def required_packages() -> List[Text]:
         """Python packages the component needs."""
-        return ["torch", "transformers", "sklearn"]
+        return ["torch", "transformers", "sklearn", "peft"]
 
     def __init__(
         self,
@@ -97,6 +111,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         resource: Resource,
         head: Optional[IntentHead] = None,
         fingerprint: Optional[str] = None,
+        adapter: Optional[Dict[str, Any]] = None,
     ) -> None:
         self.config = {**self.get_default_config(), **config}
         self.validate_config(self.config)
@@ -104,6 +119,8 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         self._resource = resource
         self.head = head
         self.fingerprint = fingerprint
+        # lora mode: {"arrays": adapter matrices, "targets": adapted layer names}
+        self.adapter = adapter
         self._encoder: Optional[GPTEncoder] = None
 
     @classmethod
@@ -126,7 +143,9 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             )
         if not 0.0 < float(config["oos_rate"]) < 0.5:
             raise RasaException("GPTIntentClassifier: oos_rate must be between 0 and 0.5.")
-        for key in ("layer", "max_length", "batch_size"):
+        if not 0.0 <= float(config["calibration_holdout"]) < 0.5:
+            raise RasaException("GPTIntentClassifier: calibration_holdout must be between 0 and 0.5.")
+        for key in ("layer", "max_length", "batch_size", "lora_rank", "lora_batch_size"):
             if int(config[key]) < 1:
                 raise RasaException(f"GPTIntentClassifier: {key} must be at least 1.")
 
@@ -163,7 +182,24 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
                 cache_size=int(self.config["cache_size"]),
                 compute=self.config["compute"],
             )
+            if self.adapter is not None:
+                apply_adapter(self._encoder, self.adapter["arrays"], self.lora_settings, self.adapter["targets"])
         return self._encoder
+
+    @property
+    def lora_settings(self) -> LoraSettings:
+        """The ``lora_*`` options."""
+        c = self.config
+        return LoraSettings(
+            rank=int(c["lora_rank"]),
+            alpha=float(c["lora_alpha"]),
+            dropout=float(c["lora_dropout"]),
+            epochs=int(c["lora_epochs"]),
+            min_steps=int(c["lora_min_steps"]),
+            learning_rate=float(c["lora_learning_rate"]),
+            batch_size=int(c["lora_batch_size"]),
+            random_seed=int(c["random_seed"]),
+        )
 
     # -- training ---------------------------------------------------------
 
@@ -182,6 +218,9 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
                 "every message will get it."
             )
         texts = [m.get(TEXT) for m in examples]
+        split = None
+        if self.config["mode"] == "lora":
+            split = self._train_adapter(texts, labels)
         features = self.encoder.encode(
             texts,
             progress=bool(self.config["show_progress"]),
@@ -197,6 +236,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             oos_rate=float(self.config["oos_rate"]),
             oos_detection=bool(self.config["oos_detection"]),
             random_seed=int(self.config["random_seed"]),
+            calibration_split=split,
         )
         self.fingerprint = self.encoder.loaded.fingerprint
         logger.info(
@@ -209,6 +249,24 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         )
         self.persist()
         return self._resource
+
+    def _train_adapter(self, texts: List[str], labels: List[str]) -> Optional[Any]:
+        """Fine-tune LoRA adapters on all but a held-out slice of each intent;
+        return (kept rows, held-out rows) for calibrating the head, or None."""
+        names = sorted(set(labels))
+        y = np.array([names.index(label) for label in labels])
+        split = holdout_split(y, float(self.config["calibration_holdout"]), int(self.config["random_seed"]))
+        kept = split[0] if split is not None else np.arange(len(y))
+        arrays, targets = train_adapter(
+            self.encoder,
+            [texts[i] for i in kept],
+            y[kept],
+            len(names),
+            self.lora_settings,
+            progress=bool(self.config["show_progress"]),
+        )
+        self.adapter = {"arrays": arrays, "targets": targets}
+        return split
 
     # -- prediction -------------------------------------------------------
 
@@ -262,6 +320,8 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             return
         with self._model_storage.write_to(self._resource) as directory:
             np.savez(directory / HEAD_FILE, **self.head.to_arrays())
+            if self.adapter is not None:
+                np.savez(directory / ADAPTER_FILE, **self.adapter["arrays"])
             meta = {
                 "format_version": FORMAT_VERSION,
                 "mode": self.config["mode"],
@@ -272,6 +332,12 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
                 "max_length": self.config["max_length"],
                 "dtype": self.config["dtype"],
             }
+            if self.adapter is not None:
+                meta["lora"] = {
+                    "targets": self.adapter["targets"],
+                    "rank": self.config["lora_rank"],
+                    "alpha": self.config["lora_alpha"],
+                }
             (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @classmethod
@@ -289,12 +355,19 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
                 meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
                 with np.load(directory / HEAD_FILE, allow_pickle=False) as arrays:
                     head = IntentHead.from_arrays(dict(arrays))
+                adapter = None
+                if "lora" in meta:
+                    with np.load(directory / ADAPTER_FILE, allow_pickle=False) as arrays:
+                        adapter = {"arrays": dict(arrays), "targets": meta["lora"]["targets"]}
         except (ValueError, FileNotFoundError):
             logger.debug("GPTIntentClassifier: no trained head in '%s'.", resource.name)
             return cls.create(config, model_storage, resource, execution_context)
         # the training-time choices win over a config edited after training
         merged = {**config, **{k: meta[k] for k in ("model", "layer", "pooling", "max_length", "dtype")}}
-        component = cls(merged, model_storage, resource, head, meta.get("base_fingerprint"))
+        merged["mode"] = meta.get("mode", "head")
+        if "lora" in meta:
+            merged.update(lora_rank=meta["lora"]["rank"], lora_alpha=meta["lora"]["alpha"])
+        component = cls(merged, model_storage, resource, head, meta.get("base_fingerprint"), adapter)
         loaded = component._loaded()
         if meta.get("base_fingerprint") and loaded.fingerprint != meta["base_fingerprint"]:
             raise BaseModelChangedError(

@@ -128,10 +128,13 @@ def fit_head(
     oos_rate: float = 0.03,
     oos_detection: bool = True,
     random_seed: int = 0,
+    calibration_split: Optional[Tuple[np.ndarray, np.ndarray]] = None,
 ) -> IntentHead:
     """Fit the classifier, its temperature and the out-of-scope detector.
 
     ``texts`` (the training messages) switch on the lexical features.
+    ``calibration_split`` (train rows, held-out rows) replaces the out-of-fold
+    splits, e.g. when the features come from an encoder fine-tuned on some rows.
     """
     features = np.asarray(features, dtype=np.float64)
     names = sorted(set(labels))
@@ -148,7 +151,7 @@ def fit_head(
     if oos_detection:
         head.class_means, head.precision = _gaussian(x, y, len(names))
 
-    folds = _folds(y, calibration_folds, random_seed)
+    folds = [calibration_split] if calibration_split else _folds(y, calibration_folds, random_seed)
     if folds is None:
         logger.debug("Some intent has a single example: no calibration, no out-of-scope threshold.")
         return head
@@ -244,6 +247,25 @@ def _folds(y: np.ndarray, folds: int, random_seed: int, holdout_above: int = 150
         return list(splitter.split(np.zeros(len(y)), y))
     splitter = StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=random_seed)
     return list(splitter.split(np.zeros(len(y)), y))
+
+
+def holdout_split(labels: Sequence[int], share: float, random_seed: int = 0) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(kept rows, held-out rows): about ``share`` of each class with at least 3
+    examples is held out (at least one); smaller classes are kept whole.
+    None when nothing would be held out."""
+    y = np.asarray(labels)
+    rng = np.random.default_rng(random_seed)
+    held: List[int] = []
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        if len(rows) >= 3 and share > 0:
+            count = max(1, int(round(share * len(rows))))
+            held.extend(rng.choice(rows, count, replace=False).tolist())
+    if not held:
+        return None
+    mask = np.zeros(len(y), dtype=bool)
+    mask[held] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
 def _class_means(x: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:

@@ -75,16 +75,6 @@ def parse(model_path: Path, texts: List[str]) -> List[dict]:
     return asyncio.run(run())
 
 
-@pytest.fixture(autouse=True)
-def rasa_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RASA_CACHE_DIRECTORY", str(tmp_path / "rasa-cache"))
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny"), n_layer=3)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_model) -> Path:
     import os
