@@ -108,6 +108,20 @@ def apply_adapter(encoder: GPTEncoder, arrays: Dict[str, np.ndarray], settings: 
     encoder.use_blocks(merged_blocks(tuner))
 
 
+def _batches(lengths: Sequence[int], batch_size: int, generator: Any) -> List[List[int]]:
+    """One epoch of shuffled batches whose texts have similar lengths (less padding):
+    shuffle, sort windows of 32 batches by length, cut, shuffle the batches."""
+    import torch
+
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    window = 32 * batch_size
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def train_adapter(
     encoder: GPTEncoder,
     texts: Sequence[str],
@@ -160,12 +174,10 @@ def train_adapter(
     )
     body.train()
     try:
-        with torch.enable_grad(), tqdm(total=epochs, desc="GPTIntentClassifier LoRA", unit="epoch", disable=not progress) as bar:
-            for _ in range(epochs):
-                order = torch.randperm(len(cleaned), generator=generator).tolist()
+        with torch.enable_grad(), tqdm(total=total, desc="GPTIntentClassifier LoRA", unit="step", disable=not progress) as bar:
+            for epoch in range(epochs):
                 seen, loss_sum, correct = 0, 0.0, 0
-                for k in range(0, len(order), settings.batch_size):
-                    index = order[k : k + settings.batch_size]
+                for index in _batches([len(t) for t in cleaned], settings.batch_size, generator):
                     pooled = encoder.pool(body, encoder.tokenize([cleaned[i] for i in index]))
                     logits = classifier(torch.nn.functional.dropout((pooled - shift) / scale, 0.1, training=True))
                     loss = torch.nn.functional.cross_entropy(logits, y[index], label_smoothing=0.1)
@@ -177,8 +189,8 @@ def train_adapter(
                     seen += len(index)
                     loss_sum += float(loss.detach()) * len(index)
                     correct += int((logits.argmax(1) == y[index]).sum())
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-                bar.update(1)
+                    bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+                    bar.update(1)
     finally:
         body.eval()
     arrays = adapter_arrays(tuner)
