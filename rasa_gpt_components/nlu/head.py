@@ -151,7 +151,7 @@ def fit_head(
     if oos_detection:
         head.class_means, head.precision = _gaussian(x, y, len(names))
 
-    folds = [calibration_split] if calibration_split else _folds(y, calibration_folds, random_seed)
+    folds = [calibration_split] if calibration_split is not None else _folds(y, calibration_folds, random_seed)
     if folds is None:
         logger.debug("Some intent has a single example: no calibration, no out-of-scope threshold.")
         return head
