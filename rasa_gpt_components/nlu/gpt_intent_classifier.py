@@ -40,7 +40,7 @@ MODES = ("head", "lora")
 HEAD_FILE = "head.npz"
 ADAPTER_FILE = "adapter.npz"
 META_FILE = "meta.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: energy-based out-of-scope threshold
 
 
 class BaseModelChangedError(RasaException):
@@ -81,7 +81,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             "calibration_folds": 5,
             # out-of-scope detection without out-of-scope training examples
             "oos_detection": True,
-            "oos_rate": 0.03,
+            "oos_rate": 0.02,
             "oos_intent": "nlu_fallback",
             "ranking_length": LABEL_RANKING_LENGTH,
             # lora mode: adapter shape and training
@@ -292,12 +292,11 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         """(intent, ranking) for each feature row, ranking sorted by confidence.
 
         A row the head finds out of scope gets ``oos_intent`` first, with a
-        confidence above 0.5 that grows with the distance past the threshold;
+        confidence above 0.5 that grows with how far below the threshold its energy is;
         the in-scope confidences share the rest.
         """
         assert self.head is not None
-        probabilities = self.head.predict_proba(features, texts)
-        p_oos = self.head.oos_probability(features)
+        probabilities, p_oos = self.head.predict(features, texts)
         length = int(self.config["ranking_length"])
         results = []
         for row, oos in zip(probabilities, p_oos):
@@ -362,6 +361,12 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         except (ValueError, FileNotFoundError):
             logger.debug("GPTIntentClassifier: no trained head in '%s'.", resource.name)
             return cls.create(config, model_storage, resource, execution_context)
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise RasaException(
+                f"GPTIntentClassifier: this model was trained by another version of "
+                f"rasa_gpt_components (format {meta.get('format_version')}, this version reads "
+                f"format {FORMAT_VERSION}). Retrain it with `rasa train`."
+            )
         # the training-time choices win over a config edited after training
         merged = {**config, **{k: meta[k] for k in ("model", "layer", "pooling", "max_length", "dtype")}}
         merged["mode"] = meta.get("mode", "head")

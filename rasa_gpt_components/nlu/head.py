@@ -6,10 +6,14 @@ features, and an out-of-scope detector that needs no out-of-scope examples.
   L2 regularisation is fitted on both (full-batch L-BFGS in torch).
 - Temperature scaling is fitted on out-of-fold logits (k-fold over the training
   data), so confidences mean what they say even for few-shot intents.
-- Out-of-scope: Mahalanobis distance to the nearest intent mean under a shared,
-  shrunk covariance. The threshold is the (1 - ``oos_rate``) quantile of the
-  out-of-fold distances of the training messages: about ``oos_rate`` of
-  in-scope messages are rejected, whatever the data.
+- Out-of-scope: the energy score, log-sum-exp of the calibrated logits (Liu et
+  al. 2020, "Energy-based out-of-distribution detection"): a message the head
+  has no strong evidence for has a low energy. The threshold is the
+  ``oos_rate`` quantile of the out-of-fold energies of the training messages:
+  about ``oos_rate`` of in-scope messages are rejected, whatever the data. On
+  CLINC150 it separates out-of-scope messages better than a Mahalanobis
+  distance to the intent means or the top probability (AUROC 0.96 against 0.83
+  and 0.94, docs/benchmarks.md).
 
 Everything is kept as numpy arrays (saved with ``np.savez``; no pickles).
 """
@@ -40,9 +44,7 @@ class IntentHead:
     temperature: float = 1.0
     lexical: Optional[CharNgrams] = None
     lexical_weights: Optional[np.ndarray] = None  # [classes, n-grams]
-    class_means: Optional[np.ndarray] = None  # [classes, dim], standardised space
-    precision: Optional[np.ndarray] = None  # [dim, dim]
-    oos_threshold: float = float("inf")
+    oos_threshold: float = float("-inf")  # energies below it are out of scope
     info: Dict[str, float] = field(default_factory=dict)
 
     def logits(self, features: np.ndarray, texts: Optional[Sequence[str]] = None) -> np.ndarray:
@@ -58,23 +60,21 @@ class IntentHead:
         """Calibrated probabilities ``[n, classes]``."""
         return softmax(self.logits(features, texts) / self.temperature)
 
-    def oos_distance(self, features: np.ndarray) -> np.ndarray:
-        """Squared Mahalanobis distance to the nearest intent mean ``[n]``."""
-        if self.class_means is None or self.precision is None:
-            return np.zeros(len(features))
-        return nearest_mahalanobis(self._standardise(features), self.class_means, self.precision)
+    def predict(
+        self, features: np.ndarray, texts: Optional[Sequence[str]] = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities ``[n, classes]`` and the out-of-scope
+        probability ``[n]``: 0 for in-scope rows; for out-of-scope rows a
+        confidence in (0.5, 1) that grows with how far below the threshold
+        their energy is."""
+        scaled = self.logits(features, texts) / self.temperature
+        shortfall = self.oos_threshold - energy(scaled)
+        p_oos = np.where(shortfall > 0, 1.0 - 0.5 * np.exp(-np.maximum(shortfall, 0.0)), 0.0)
+        return softmax(scaled), p_oos
 
-    def is_out_of_scope(self, features: np.ndarray) -> np.ndarray:
-        """Boolean ``[n]``: far from every intent seen in training."""
-        return self.oos_distance(features) > self.oos_threshold
-
-    def oos_probability(self, features: np.ndarray) -> np.ndarray:
-        """``[n]``: 0 for in-scope rows; for out-of-scope rows a confidence in
-        (0.5, 1) that grows with how far past the threshold they are."""
-        distance = self.oos_distance(features)
-        beyond = distance > self.oos_threshold
-        ratio = np.where(beyond, self.oos_threshold / np.maximum(distance, _EPS), 1.0)
-        return np.where(beyond, 1.0 - 0.5 * ratio, 0.0)
+    def is_out_of_scope(self, features: np.ndarray, texts: Optional[Sequence[str]] = None) -> np.ndarray:
+        """Boolean ``[n]``: too little evidence for any intent seen in training."""
+        return self.predict(features, texts)[1] > 0
 
     def _standardise(self, features: np.ndarray) -> np.ndarray:
         return (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
@@ -90,9 +90,6 @@ class IntentHead:
             "temperature": np.array(self.temperature),
             "oos_threshold": np.array(self.oos_threshold),
         }
-        if self.class_means is not None and self.precision is not None:
-            arrays["class_means"] = self.class_means
-            arrays["precision"] = self.precision.astype(np.float32)
         if self.lexical is not None and self.lexical_weights is not None:
             arrays.update(self.lexical.to_arrays())
             arrays["lexical_weights"] = self.lexical_weights.astype(np.float32)
@@ -102,7 +99,6 @@ class IntentHead:
     def from_arrays(cls, arrays: Dict[str, np.ndarray]) -> "IntentHead":
         """Inverse of :meth:`to_arrays`."""
         lexical = CharNgrams.from_arrays(arrays) if "lex_terms" in arrays else None
-        precision = arrays.get("precision")
         return cls(
             labels=[str(label) for label in arrays["labels"]],
             mean=arrays["mean"],
@@ -112,8 +108,6 @@ class IntentHead:
             temperature=float(arrays["temperature"]),
             lexical=lexical,
             lexical_weights=arrays.get("lexical_weights"),
-            class_means=arrays.get("class_means"),
-            precision=None if precision is None else precision.astype(np.float64),
             oos_threshold=float(arrays["oos_threshold"]),
         )
 
@@ -148,15 +142,12 @@ def fit_head(
         return IntentHead(names, mean, scale, np.zeros((1, x.shape[1])), np.zeros(1))
     weights, lexical_weights, bias = _fit_logistic(x, lex, y, len(names), c, max_iter)
     head = IntentHead(names, mean, scale, weights, bias, lexical=lexical, lexical_weights=lexical_weights)
-    if oos_detection:
-        head.class_means, head.precision = _gaussian(x, y, len(names))
 
     folds = [calibration_split] if calibration_split is not None else _folds(y, calibration_folds, random_seed)
     if folds is None:
         logger.debug("Some intent has a single example: no calibration, no out-of-scope threshold.")
         return head
     oof_logits = np.zeros((len(y), len(names)))
-    oof_distance = np.zeros(len(y))
     for train_index, test_index in folds:
         w, lw, b = _fit_logistic(
             x[train_index], None if lex is None else lex[train_index], y[train_index], len(names), c, max_iter
@@ -164,15 +155,13 @@ def fit_head(
         oof_logits[test_index] = x[test_index] @ w.T + b
         if lex is not None:
             oof_logits[test_index] += lex[test_index] @ lw.T
-        if oos_detection:
-            # fold means, the shared metric: distances comparable to prediction time
-            means = _class_means(x[train_index], y[train_index], len(names))
-            oof_distance[test_index] = nearest_mahalanobis(x[test_index], means, head.precision)
     held_out = np.concatenate([test_index for _, test_index in folds])
     head.temperature = fit_temperature(oof_logits[held_out], y[held_out])
     head.info["oof_accuracy"] = float((oof_logits[held_out].argmax(1) == y[held_out]).mean())
     if oos_detection:
-        head.oos_threshold = float(np.quantile(oof_distance[held_out], 1.0 - oos_rate))
+        # energies of messages the head did not see: what new in-scope messages look like
+        held_out_energy = energy(oof_logits[held_out] / head.temperature)
+        head.oos_threshold = float(np.quantile(held_out_energy, oos_rate))
     return head
 
 
@@ -268,33 +257,10 @@ def holdout_split(labels: Sequence[int], share: float, random_seed: int = 0) -> 
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
-def _class_means(x: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:
-    """Mean of each class; a class with no rows gets +inf (never the nearest)."""
-    means = np.full((classes, x.shape[1]), np.inf)
-    for label in np.unique(y):
-        means[label] = x[y == label].mean(0)
-    return means
-
-
-def _gaussian(x: np.ndarray, y: np.ndarray, classes: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Class means and the shrunk precision of the shared (tied) covariance."""
-    from sklearn.covariance import LedoitWolf
-
-    means = _class_means(x, y, classes)
-    precision = LedoitWolf().fit(x - means[y]).precision_
-    return means, precision
-
-
-def nearest_mahalanobis(x: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
-    """Squared Mahalanobis distance of each row of ``x`` to its nearest mean."""
-    finite = np.isfinite(means).all(1)
-    means = means[finite]
-    xp = x @ precision
-    mp = means @ precision
-    distances = (
-        (xp * x).sum(1)[:, None] - 2 * xp @ means.T + (mp * means).sum(1)[None, :]
-    )
-    return distances.min(1)
+def energy(logits: np.ndarray) -> np.ndarray:
+    """``log(sum(exp(logits)))`` per row ``[n]``, computed stably."""
+    top = logits.max(1)
+    return top + np.log(np.exp(logits - top[:, None]).sum(1))
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
