@@ -3,6 +3,7 @@
     rasa-gpt models list
     rasa-gpt models prepare [NAME|FILE.gguf] [--force]
     rasa-gpt bench intent --dataset NAME [--shots N] [--baseline diet] --out DIR
+    rasa-gpt bench summary REPORT_DIR [REPORT_DIR ...]
 """
 
 import argparse
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     intent_bench.add_arguments(intent)
     intent.set_defaults(func=intent_bench.run)
+    summary = bench_commands.add_parser("summary", help="one Markdown table over many reports")
+    from rasa_gpt_components.bench import summary as summary_bench
+
+    summary_bench.add_arguments(summary)
+    summary.set_defaults(func=summary_bench.run)
     return parser
 
 

@@ -50,3 +50,25 @@ def test_bench_writes_both_systems_reports(tmp_path):
     markdown = (out / "report.md").read_text()
     assert "| gpt |" in markdown and "| diet |" in markdown
     assert (out / "reliability.png").stat().st_size > 1000
+
+
+def test_summary_has_one_row_per_system_with_its_options(tmp_path):
+    import json
+
+    from rasa_gpt_components.bench.summary import summary_rows
+
+    gpt = {"accuracy": 0.9231, "train_seconds": 103.14, "oos_recall": None,
+           "pipeline": [{"name": "WhitespaceTokenizer"},
+                        {"name": "rasa_gpt_components.GPTIntentClassifier", "compute": "int8", "random_seed": 0}]}
+    diet = {"accuracy": 0.6578, "train_seconds": 496.2, "pipeline": [{"name": "DIETClassifier"}]}
+    folder = tmp_path / "banking77-10shot"
+    folder.mkdir()
+    (folder / "report.json").write_text(
+        json.dumps({"dataset": "banking77", "shots": 10, "systems": {"gpt": gpt, "diet": diet}})
+    )
+    rows = summary_rows([folder])
+    assert [row[:5] for row in rows] == [
+        ["banking77-10shot", "banking77", "10-shot", "gpt", "compute=int8"],
+        ["banking77-10shot", "banking77", "10-shot", "diet", ""],
+    ]
+    assert rows[0][5:8] == ["92.3", "-", "103.1"] and rows[1][5] == "65.8"
