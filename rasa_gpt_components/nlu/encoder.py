@@ -14,7 +14,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from rasa_gpt_components.models import LoadedModel
-from rasa_gpt_components.nlu.text import clean_text
+from rasa_gpt_components.text import clean_text
 
 logger = logging.getLogger(__name__)
 

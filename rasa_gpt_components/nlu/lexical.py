@@ -13,7 +13,7 @@ from typing import Dict, Iterable, List, Sequence
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from rasa_gpt_components.nlu.text import clean_text
+from rasa_gpt_components.text import clean_text
 
 
 def _analyzer(min_n: int, max_n: int):

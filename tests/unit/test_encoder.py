@@ -5,7 +5,7 @@ import pytest
 
 from rasa_gpt_components.models import load_model
 from rasa_gpt_components.nlu.encoder import GPTEncoder, truncated_base_model
-from rasa_gpt_components.nlu.text import clean_text
+from rasa_gpt_components.text import clean_text
 from tests.conftest import build_tiny_gpt2
 
 TEXTS = ["where is my order", "我要退款", "hello 😀", "x" * 500]

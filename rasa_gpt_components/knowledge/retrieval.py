@@ -1,0 +1,112 @@
+"""Hybrid retrieval over the knowledge base: BM25 over words (jieba for
+Chinese) plus the cosine similarity of the GPT model's pooled embeddings.
+
+Both scores are put on a 0..1 scale before they are mixed:
+
+- BM25 is divided by the best score the question could get, the sum of its
+  words' idf times (k1 + 1); a word the knowledge base never uses counts with
+  the highest idf, so a question about something the base does not cover
+  scores low even when one common word matches.
+- Embeddings are centred on the knowledge base's mean (pooled GPT states share
+  a large common direction) and compared by cosine; negative values count as 0.
+  A FAQ entry is as close as its closest form: question, paraphrase or answer.
+
+``score = bm25_weight * bm25 + (1 - bm25_weight) * cosine``; passages under
+``threshold`` are not returned, so "nothing relevant" is an empty list.
+"""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, List, Optional
+
+import numpy as np
+
+from rasa_gpt_components.knowledge.base import KnowledgeBase, Passage
+from rasa_gpt_components.text import clean_text, words
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rasa_gpt_components.nlu.encoder import GPTEncoder
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage with its scores (all 0..1)."""
+
+    passage: Passage
+    score: float
+    bm25: float
+    dense: float
+
+
+class HybridRetriever:
+    """Search a :class:`KnowledgeBase`; build once, then call :meth:`search`."""
+
+    def __init__(
+        self,
+        knowledge_base: KnowledgeBase,
+        encoder: Optional["GPTEncoder"] = None,
+        bm25_weight: float = 0.5,
+        threshold: float = 0.35,
+        top_k: int = 3,
+    ) -> None:
+        from rank_bm25 import BM25Okapi
+
+        if not 0.0 <= bm25_weight <= 1.0:
+            raise ValueError(f"bm25_weight must be between 0 and 1, got {bm25_weight}.")
+        self.knowledge_base = knowledge_base
+        self.encoder = encoder if bm25_weight < 1.0 else None
+        self.bm25_weight = bm25_weight if encoder is not None else 1.0
+        self.threshold = threshold
+        self.top_k = top_k
+        self._passages = list(knowledge_base.passages)
+        tokens = [words(p.search_text) or ["<empty>"] for p in self._passages]
+        self._bm25 = BM25Okapi(tokens) if self._passages else None
+        self._max_idf = max(self._bm25.idf.values()) if self._bm25 and self._bm25.idf else 1.0
+        self._vectors: Optional[np.ndarray] = None
+        self._owner: List[int] = []
+        if self.encoder is not None and self._passages:
+            forms, owner = [], []
+            for index, passage in enumerate(self._passages):
+                for form in (passage.title, *passage.paraphrases, passage.text):
+                    if form:
+                        forms.append(form)
+                        owner.append(index)
+            vectors = self.encoder.encode(forms).astype(np.float64)
+            self._mean = vectors.mean(0)
+            self._vectors = _unit(vectors - self._mean)
+            self._owner = owner
+
+    def search(self, question: str, top_k: Optional[int] = None) -> List[Hit]:
+        """The best passages for ``question``, best first, at most ``top_k``,
+        none under the threshold."""
+        question = clean_text(question)
+        if not question or not self._passages:
+            return []
+        bm25 = self._bm25_scores(question)
+        dense = self._dense_scores(question)
+        score = self.bm25_weight * bm25 + (1.0 - self.bm25_weight) * dense
+        order = np.argsort(-score, kind="stable")[: top_k or self.top_k]
+        return [
+            Hit(self._passages[i], float(score[i]), float(bm25[i]), float(dense[i]))
+            for i in order
+            if score[i] >= self.threshold
+        ]
+
+    def _bm25_scores(self, question: str) -> np.ndarray:
+        terms = words(question)
+        if not terms:
+            return np.zeros(len(self._passages))
+        assert self._bm25 is not None
+        best = sum(self._bm25.idf.get(t, self._max_idf) for t in terms) * (self._bm25.k1 + 1.0)
+        return np.clip(np.asarray(self._bm25.get_scores(terms)) / max(best, 1e-9), 0.0, 1.0)
+
+    def _dense_scores(self, question: str) -> np.ndarray:
+        scores = np.zeros(len(self._passages))
+        if self._vectors is None or self.encoder is None:
+            return scores
+        vector = _unit(self.encoder.encode([question]).astype(np.float64) - self._mean)[0]
+        np.maximum.at(scores, self._owner, np.clip(self._vectors @ vector, 0.0, 1.0))
+        return scores
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)

@@ -1,0 +1,62 @@
+"""Text helpers shared by every component: cleaning untrusted message text
+before it reaches a model, language detection, words for retrieval."""
+
+import re
+import unicodedata
+from typing import List
+
+MAX_CHARS = 2000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+_SPACES = re.compile(r"\s+")
+
+
+def clean_text(text: object, max_chars: int = MAX_CHARS) -> str:
+    """Normalise a message for a model: NFKC, no control characters, collapsed
+    white space, at most ``max_chars`` characters. Never raises."""
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        text = str(text)
+    text = text[: max_chars * 2]  # bound the work before normalising
+    text = unicodedata.normalize("NFKC", text)
+    text = _CONTROL.sub(" ", text)
+    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates
+    return _SPACES.sub(" ", text).strip()[:max_chars]
+
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+_WORD = re.compile(r"[\w\u3400-\u4dbf\u4e00-\u9fff]", re.UNICODE)
+# words too common to tell passages apart
+_STOPWORDS = frozenset(
+    "a an the is are was were be been am i you he she it we they me my your our their "
+    "to of in on at for with and or but do does did can could would should will "
+    "this that these those what how when where which who why there here please hi "
+    "的 了 吗 呢 吧 啊 是 我 你 他 她 它 我们 你们 在 有 和 与 就 都 也 要 会 能 可以 "
+    "怎么 什么 怎样 如何 请问 一下 这个 那个 哪 哪里 么".split()
+)
+
+
+def detect_language(text: str) -> str:
+    """``"zh"`` when Chinese characters are at least a fifth of the letters, else ``"en"``."""
+    cjk = len(_CJK.findall(text))
+    latin = len(_LATIN.findall(text))
+    if cjk == 0:
+        return "en"
+    # one Chinese character carries about as much as a four-letter word
+    return "zh" if cjk * 4 >= 0.2 * (cjk * 4 + latin) else "en"
+
+
+def words(text: str) -> List[str]:
+    """Lower-cased search words of a Chinese, English or mixed text (jieba's
+    search mode, which also yields the short words inside long ones), without
+    punctuation and stop words."""
+    import jieba
+
+    jieba.setLogLevel(60)  # no "Building prefix dict" chatter
+    out = []
+    for token in jieba.lcut_for_search(clean_text(text).lower()):
+        token = token.strip()
+        if token and _WORD.search(token) and token not in _STOPWORDS:
+            out.append(token)
+    return out

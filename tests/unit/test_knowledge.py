@@ -1,0 +1,127 @@
+"""The knowledge base format and hybrid retrieval (BM25 + GPT embeddings)."""
+
+from pathlib import Path
+
+import pytest
+
+from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
+from rasa_gpt_components.knowledge.base import MAX_PASSAGE_CHARS, split_passage
+from rasa_gpt_components.knowledge.retrieval import HybridRetriever
+from rasa_gpt_components.text import detect_language, words
+
+SHOP = """
+version: "1"
+faq:
+  - id: shipping_time
+    question: 下单后多久发货？
+    paraphrases: [什么时候发货, 订单几天能发出]
+    answer: 现货商品付款后 48 小时内发货，预售商品以页面时间为准。
+  - id: refund_time
+    question: 退款多久到账？
+    answer: 退款审核通过后 1 到 3 个工作日原路退回。
+  - id: shipping_cost
+    question: How much does shipping cost?
+    answer: Shipping is free on orders over 99 yuan; otherwise it costs 8 yuan.
+  - id: opening_hours
+    question: When is customer service available?
+    paraphrases: [What are your support hours]
+    answer: Our agents answer from 9:00 to 21:00 every day.
+documents:
+  - id: returns
+    title: Return policy
+    text: |
+      Unused items can be returned within 7 days of delivery.
+
+      Items must be in their original packaging. Opened cosmetics cannot be returned.
+"""
+
+
+@pytest.fixture()
+def kb_dir(tmp_path) -> Path:
+    (tmp_path / "shop.yml").write_text(SHOP, encoding="utf-8")
+    return tmp_path
+
+
+def test_load_reads_faq_and_splits_documents(kb_dir):
+    kb = KnowledgeBase.load(kb_dir)
+    assert [p.id for p in kb.passages] == [
+        "shipping_time", "refund_time", "shipping_cost", "opening_hours", "returns#1", "returns#2",
+    ]
+    first = kb.by_id("shipping_time")
+    assert first.language == "zh" and first.paraphrases == ("什么时候发货", "订单几天能发出")
+    assert kb.by_id("returns#2").title == "Return policy" and kb.by_id("returns#2").language == "en"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("faq:\n  - question: q\n", "faq entry 1 has no 'answer'"),
+        ("faq: nope\n", "'faq' must be a list"),
+        ("answers: []\n", "unknown keys"),
+        ("faq: [\n", "not valid YAML"),
+        ("documents:\n  - title: t\n", "document 1 has no 'text'"),
+    ],
+)
+def test_bad_files_say_what_is_wrong(tmp_path, text, message):
+    (tmp_path / "bad.yml").write_text(text, encoding="utf-8")
+    with pytest.raises(KnowledgeBaseError, match=message):
+        KnowledgeBase.load(tmp_path)
+
+
+def test_duplicate_ids_and_missing_path_are_errors(kb_dir, tmp_path):
+    (kb_dir / "again.yml").write_text(SHOP, encoding="utf-8")
+    with pytest.raises(KnowledgeBaseError, match="used twice.*refund_time"):
+        KnowledgeBase.load(kb_dir)
+    with pytest.raises(KnowledgeBaseError, match="does not exist"):
+        KnowledgeBase.load(tmp_path / "nowhere")
+
+
+def test_long_paragraphs_are_cut_at_sentence_ends():
+    sentence = "This sentence is about returns and refunds. "
+    pieces = split_passage(sentence * 30)
+    assert len(pieces) > 1 and all(len(p) <= MAX_PASSAGE_CHARS for p in pieces)
+    assert all(p.endswith(".") for p in pieces)
+    assert "".join(split_passage("很长的一句话" * 200)) == "很长的一句话" * 200
+
+
+def test_language_and_words():
+    assert detect_language("我的订单什么时候发货？") == "zh"
+    assert detect_language("Where is my order?") == "en"
+    assert detect_language("iPhone 15 保修多久") == "zh"
+    assert words("How long does SHIPPING take?") == ["long", "shipping", "take"]
+    assert "发货" in words("什么时候发货")
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("我的订单什么时候能发货", "shipping_time"),
+        ("钱退回来要几天到账", "refund_time"),
+        ("is shipping free?", "shipping_cost"),
+        ("can I return an unused item", "returns#1"),
+    ],
+)
+def test_bm25_finds_the_passage(kb_dir, question, expected):
+    retriever = HybridRetriever(KnowledgeBase.load(kb_dir), threshold=0.1)
+    hits = retriever.search(question)
+    assert hits and hits[0].passage.id == expected, [(h.passage.id, round(h.score, 3)) for h in hits]
+
+
+def test_nothing_relevant_is_an_empty_list(kb_dir):
+    retriever = HybridRetriever(KnowledgeBase.load(kb_dir), threshold=0.3)
+    assert retriever.search("What is the capital of Mongolia?") == []
+    assert retriever.search("火星上有水吗") == []
+    assert retriever.search("") == [] and retriever.search("   \x00 ") == []
+
+
+def test_embeddings_take_part(kb_dir, tiny_model):
+    from rasa_gpt_components.models import load_model
+    from rasa_gpt_components.nlu.encoder import GPTEncoder
+
+    encoder = GPTEncoder(load_model(str(tiny_model)), layer=2, compute="float32")
+    retriever = HybridRetriever(KnowledgeBase.load(kb_dir), encoder=encoder, bm25_weight=0.0, threshold=0.0)
+    # a random model knows no meaning, but a form's own text is its own nearest neighbour
+    for passage_id, text in [("opening_hours", "What are your support hours"), ("refund_time", "退款多久到账？")]:
+        hit = retriever.search(text, top_k=1)[0]
+        assert hit.passage.id == passage_id and hit.dense == pytest.approx(1.0, abs=1e-4)
+        assert hit.score == pytest.approx(hit.dense)  # weight 0: BM25 is reported, not counted
