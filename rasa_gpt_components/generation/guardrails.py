@@ -1,0 +1,192 @@
+"""Guardrails: small checks on the user's message and on a generated answer.
+
+Each check is a function that takes the text and what it needs, and returns a
+:class:`Verdict`: the (possibly shortened) text, and why it was changed or
+refused. :func:`check_answer` runs the output checks in order; any refusal
+means the caller sends its safe template instead.
+
+- ``blocklist``: words that must not be answered (input) or said (output),
+  matched case-insensitively as substrings (as Dialogflow CX's banned phrases).
+- ``prompt_disclosure``: the answer repeats a run of the system prompt or talks
+  about its instructions.
+- ``invented_entities``: URLs, phone numbers and order numbers that are not in
+  the retrieved passages; the sentences that carry them are dropped.
+- ``repetition``: the answer starts repeating itself; it is cut before the repeat.
+- ``max_length``: at most ``max_chars``, cut at the last sentence end.
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, List, Optional, Sequence, Set
+
+from rasa_gpt_components.text import clean_text
+
+DEFAULT_BLOCKLIST = (
+    "傻逼", "操你", "去死", "fuck", "shit", "bitch", "kill yourself",
+)
+# how the model might announce its own instructions
+DISCLOSURE_PHRASES = (
+    "system prompt", "my instructions", "i was instructed", "i am instructed", "as instructed",
+    "系统提示", "我的指令", "提示词", "我被要求",
+)
+_URL = re.compile(r"(?:https?://|www\.)[^\s，。、）)\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|cn|net|org|io|co|info|top|xyz)\b", re.I)
+_PHONE = re.compile(r"(?<![\w])(?:\+?\d{1,3}[\s-]?)?(?:\(?\d{2,4}\)?[\s-]?)?\d{3,4}[\s-]?\d{4}(?![\w])")
+_ORDER = re.compile(r"(?<![\w])#?[A-Za-z]{0,4}\d{5,}(?![\w])")
+# a sentence ends at 。！？!? or a newline, or at a full stop followed by a space
+# (so "www.example.com" and "3.5" stay whole)
+_SENTENCE = re.compile(r".+?(?:[。！？!?\n]+|\.+(?=\s|$)|$)\s*", re.S)
+_SENTENCE_END = re.compile(r"[。！？!?]|\.(?=\s|$)")
+
+
+@dataclass
+class Verdict:
+    """The text after a check; ``refused`` means: do not send it."""
+
+    text: str
+    refused: bool = False
+    reasons: List[str] = field(default_factory=list)
+
+
+def blocked_words(text: str, blocklist: Iterable[str]) -> List[str]:
+    """The blocklist entries found in ``text``."""
+    lowered = clean_text(text, max_chars=100_000).lower()
+    return [word for word in blocklist if word and word.lower() in lowered]
+
+
+def check_input(text: str, blocklist: Sequence[str] = DEFAULT_BLOCKLIST) -> Verdict:
+    """Whether a user message may be answered by the model at all."""
+    found = blocked_words(text, blocklist)
+    if found:
+        return Verdict(text, True, ["input_blocklist"])
+    return Verdict(text)
+
+
+def entities(text: str) -> Set[str]:
+    """URLs, phone numbers and order numbers in ``text``, normalised (URLs lower
+    case without a trailing dot, numbers as digits only)."""
+    found: Set[str] = set()
+    for match in _URL.finditer(text):
+        found.add("url:" + match.group().lower().rstrip(".").removeprefix("https://").removeprefix("http://"))
+    for pattern, kind in ((_PHONE, "number"), (_ORDER, "number")):
+        for match in pattern.finditer(text):
+            digits = re.sub(r"\D", "", match.group())
+            if len(digits) >= 5:
+                found.add(f"{kind}:{digits}")
+    return found
+
+
+def _allowed(entity: str, sources: Set[str], source_digits: str) -> bool:
+    if entity in sources:
+        return True
+    kind, _, value = entity.partition(":")
+    if kind == "number":
+        return value in source_digits  # "400-820-8820" in a passage allows "4008208820"
+    return any(entity in s or s in entity for s in sources if s.startswith("url:"))
+
+
+def drop_invented_entities(text: str, passages: Sequence[str]) -> Verdict:
+    """Drop every sentence that has a URL, phone or order number that no passage has."""
+    sources = set().union(*(entities(p) for p in passages)) if passages else set()
+    source_digits = " ".join(re.sub(r"\D", "", p) for p in passages)
+    kept, dropped = [], False
+    for sentence in _SENTENCE.findall(text):
+        invented = [e for e in entities(sentence) if not _allowed(e, sources, source_digits)]
+        if invented:
+            dropped = True
+        else:
+            kept.append(sentence)
+    if not dropped:
+        return Verdict(text)
+    rest = "".join(kept).strip()
+    return Verdict(rest, refused=not rest, reasons=["invented_entities"])
+
+
+def _grams(text: str, size: int) -> List[str]:
+    """Word n-grams for spaced text, character n-grams for Chinese."""
+    lowered = clean_text(text, max_chars=100_000).lower()
+    tokens = re.findall(r"[\u3400-\u9fff]|[a-z0-9']+", lowered)
+    return [" ".join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)]
+
+
+def discloses_prompt(text: str, system_prompt: str, run: int = 8) -> bool:
+    """True when ``text`` repeats ``run`` consecutive words (or Chinese characters)
+    of the system prompt, or announces its instructions."""
+    lowered = text.lower()
+    if any(phrase in lowered for phrase in DISCLOSURE_PHRASES):
+        return True
+    prompt_grams = set(_grams(system_prompt, run))
+    return any(gram in prompt_grams for gram in _grams(text, run))
+
+
+def cut_repetition(text: str, size: int = 4) -> Verdict:
+    """Cut the text before the first sentence that is a repeat, or before an
+    n-gram's third appearance."""
+    sentences = _SENTENCE.findall(text)
+    seen: Set[str] = set()
+    for index, sentence in enumerate(sentences):
+        key = clean_text(sentence).lower().strip("。！？!?. ")
+        if key and key in seen:
+            return Verdict("".join(sentences[:index]).strip(), reasons=["repetition"])
+        seen.add(key)
+    counts: dict = {}
+    tokens = re.findall(r"[\u3400-\u9fff]|[A-Za-z0-9']+|\S", text)
+    for i in range(len(tokens) - size + 1):
+        gram = tuple(t.lower() for t in tokens[i : i + size])
+        counts[gram] = counts.get(gram, 0) + 1
+        if counts[gram] == 3:
+            # cut before the third appearance: keep the text up to token i
+            prefix = _prefix_of_tokens(text, i)
+            return Verdict(_last_sentence_end(prefix) or prefix.strip(), reasons=["repetition"])
+    return Verdict(text)
+
+
+def _prefix_of_tokens(text: str, count: int) -> str:
+    position = 0
+    for _ in range(count):
+        match = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+|\S").search(text, position)
+        if not match:
+            break
+        position = match.end()
+    return text[:position]
+
+
+def _last_sentence_end(text: str) -> str:
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].strip() if ends else ""
+
+
+def limit_length(text: str, max_chars: int) -> Verdict:
+    """At most ``max_chars``: cut at the last sentence end inside the limit
+    (hard cut with an ellipsis when there is none)."""
+    if len(text) <= max_chars:
+        return Verdict(text)
+    head = text[:max_chars]
+    cut = _last_sentence_end(head)
+    return Verdict(cut or head[: max_chars - 1].rstrip() + "…", reasons=["max_length"])
+
+
+def check_answer(
+    text: str,
+    passages: Sequence[str],
+    system_prompt: str,
+    max_chars: int = 300,
+    blocklist: Sequence[str] = DEFAULT_BLOCKLIST,
+) -> Verdict:
+    """All output checks in order; the verdict's text is what may be sent."""
+    verdict = Verdict(clean_text(text, max_chars=100_000))
+    if not verdict.text:
+        return Verdict("", True, ["empty"])
+    if blocked_words(verdict.text, blocklist):
+        return Verdict(verdict.text, True, ["output_blocklist"])
+    if discloses_prompt(verdict.text, system_prompt):
+        return Verdict(verdict.text, True, ["prompt_disclosure"])
+    for step in (
+        lambda t: cut_repetition(t),
+        lambda t: drop_invented_entities(t, passages),
+        lambda t: limit_length(t, max_chars),
+    ):
+        result = step(verdict.text)
+        verdict = Verdict(result.text, result.refused, verdict.reasons + result.reasons)
+        if verdict.refused or not verdict.text:
+            return Verdict(verdict.text, True, verdict.reasons or ["empty"])
+    return verdict
