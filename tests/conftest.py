@@ -23,6 +23,7 @@ def build_tiny_gpt2(
     pad_token: Optional[str] = None,
     n_layer: int = 2,
     seed: int = 0,
+    n_positions: int = 128,
 ) -> Path:
     """Save a 2-layer GPT-2 with random weights and a byte-level BPE tokenizer."""
     import torch
@@ -46,7 +47,7 @@ def build_tiny_gpt2(
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=tokenizer.get_vocab_size(),
-        n_positions=128,
+        n_positions=n_positions,
         n_embd=32,
         n_layer=n_layer,
         n_head=2,

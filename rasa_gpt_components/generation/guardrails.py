@@ -189,4 +189,6 @@ def check_answer(
         verdict = Verdict(result.text, result.refused, verdict.reasons + result.reasons)
         if verdict.refused or not verdict.text:
             return Verdict(verdict.text, True, verdict.reasons or ["empty"])
+    if not re.search(r"[^\W_]", verdict.text):  # punctuation only
+        return Verdict(verdict.text, True, verdict.reasons + ["empty"])
     return verdict

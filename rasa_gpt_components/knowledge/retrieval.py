@@ -3,10 +3,11 @@ Chinese) plus the cosine similarity of the GPT model's pooled embeddings.
 
 Both scores are put on a 0..1 scale before they are mixed:
 
-- BM25 is divided by the best score the question could get, the sum of its
-  words' idf times (k1 + 1); a word the knowledge base never uses counts with
-  the highest idf, so a question about something the base does not cover
-  scores low even when one common word matches.
+- BM25 is divided by what a passage of average length that has each of the
+  question's words once would score, the sum of their idf (capped at 1); a
+  word the knowledge base never uses counts with the highest idf, so a
+  question about something the base does not cover scores low even when one
+  common word matches.
 - Embeddings are centred on the knowledge base's mean (pooled GPT states share
   a large common direction) and compared by cosine; negative values count as 0.
   A FAQ entry is as close as its closest form: question, paraphrase or answer.
@@ -96,7 +97,7 @@ class HybridRetriever:
         if not terms:
             return np.zeros(len(self._passages))
         assert self._bm25 is not None
-        best = sum(self._bm25.idf.get(t, self._max_idf) for t in terms) * (self._bm25.k1 + 1.0)
+        best = sum(self._bm25.idf.get(t, self._max_idf) for t in terms)
         return np.clip(np.asarray(self._bm25.get_scores(terms)) / max(best, 1e-9), 0.0, 1.0)
 
     def _dense_scores(self, question: str) -> np.ndarray:

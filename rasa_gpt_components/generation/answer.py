@@ -1,0 +1,117 @@
+"""One generative turn: guard the input, retrieve, prompt, generate within the
+deadline, guard the output, and fall back safely at every step.
+
+What the customer gets, in order of preference:
+
+1. the model's answer, when it passed every guardrail and is in the
+   customer's language (``reason="generated"``);
+2. the best passage itself, when the model failed but retrieval was sure
+   (score at least ``extractive_threshold``): grounded by construction
+   (``reason="extractive:<why the model failed>"``);
+3. an honest "I don't know, shall I get a human?" when nothing relevant was
+   retrieved (``reason="no_passage"``);
+4. the safe template otherwise (``reason`` says why: input_blocklist,
+   deadline, error, a guardrail's name, language).
+"""
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from rasa_gpt_components.generation import guardrails
+from rasa_gpt_components.generation.prompts import DECLINE, TEMPLATE, build_prompt
+from rasa_gpt_components.knowledge.retrieval import HybridRetriever
+from rasa_gpt_components.text import clean_text, detect_language
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AnswerSettings:
+    """Options of the answer pipeline (the NLG's ``endpoints.yml`` keys)."""
+
+    bot_name: str = "our shop"
+    max_new_tokens: int = 64
+    max_chars: int = 300
+    history_turns: int = 2
+    extractive_threshold: float = 0.6
+    blocklist: Sequence[str] = guardrails.DEFAULT_BLOCKLIST
+
+
+@dataclass
+class Answer:
+    """A reply and how it was made (sent as the reply's metadata)."""
+
+    text: str
+    generated: bool
+    reason: str
+    language: str
+    passages: List[str] = field(default_factory=list)
+    scores: List[float] = field(default_factory=list)
+    ms: float = 0.0
+    tokens: int = 0
+    guardrails: List[str] = field(default_factory=list)
+
+    def metadata(self) -> Dict[str, Any]:
+        """JSON-safe description for the reply's metadata."""
+        data = asdict(self)
+        data.pop("text")
+        data["ms"] = round(self.ms, 1)
+        data["scores"] = [round(s, 3) for s in self.scores]
+        return data
+
+
+class KnowledgeAnswerer:
+    """Answers from a knowledge base with a generation backend."""
+
+    def __init__(self, retriever: HybridRetriever, backend: Any, settings: Optional[AnswerSettings] = None) -> None:
+        self.retriever = retriever
+        self.backend = backend
+        self.settings = settings or AnswerSettings()
+
+    def answer(
+        self, message: str, history: Sequence[Tuple[str, str]] = (), deadline: Optional[float] = None
+    ) -> Answer:
+        """Answer ``message`` by ``deadline`` (``time.monotonic()`` seconds; None: no limit)."""
+        started = time.monotonic()
+        deadline = float("inf") if deadline is None else deadline
+        text = clean_text(message)
+        language = detect_language(text)
+
+        def done(answer: Answer) -> Answer:
+            answer.ms = 1000 * (time.monotonic() - started)
+            logger.debug("Generative answer: %s", answer.metadata())
+            return answer
+
+        if not text or guardrails.check_input(text, self.settings.blocklist).refused:
+            return done(Answer(TEMPLATE[language], False, "input_blocklist" if text else "empty", language))
+        hits = self.retriever.search(text)
+        ids, scores = [h.passage.id for h in hits], [h.score for h in hits]
+        if not hits:
+            return done(Answer(DECLINE[language], False, "no_passage", language))
+        passages = [h.passage.text for h in hits]
+        prompt = build_prompt(
+            text, passages, language, history[-2 * self.settings.history_turns :] if self.settings.history_turns else (),
+            bot_name=self.settings.bot_name,
+        )
+        generation = self.backend.generate(prompt, self.settings.max_new_tokens, deadline)
+        failure = ""
+        verdict = None
+        if generation.stopped in ("deadline", "error"):
+            failure = generation.stopped
+        else:
+            verdict = guardrails.check_answer(
+                generation.text, passages, prompt.system, self.settings.max_chars, self.settings.blocklist
+            )
+            if verdict.refused:
+                failure = verdict.reasons[-1] if verdict.reasons else "guardrail"
+            elif detect_language(verdict.text) != language:
+                failure = "language"
+        reasons = verdict.reasons if verdict else []
+        if not failure and verdict is not None:
+            return done(Answer(verdict.text, True, "generated", language, ids, scores, tokens=generation.tokens, guardrails=reasons))
+        if hits[0].score >= self.settings.extractive_threshold and hits[0].passage.language == language:
+            extract = guardrails.limit_length(hits[0].passage.text, self.settings.max_chars).text
+            return done(Answer(extract, False, f"extractive:{failure}", language, ids[:1], scores[:1], tokens=generation.tokens, guardrails=reasons))
+        return done(Answer(TEMPLATE[language], False, failure, language, ids, scores, tokens=generation.tokens, guardrails=reasons))
