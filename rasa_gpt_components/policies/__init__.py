@@ -1,0 +1,1 @@
+"""Rasa policies of rasa_gpt_components."""

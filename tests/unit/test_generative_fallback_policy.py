@@ -1,0 +1,95 @@
+"""GenerativeFallbackPolicy's decisions on real Rasa trackers and domains."""
+
+import pytest
+from rasa.core.constants import RULE_POLICY_PRIORITY
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import RasaException
+
+from rasa_gpt_components.policies.generative_fallback import GenerativeFallbackPolicy, consecutive_fallbacks
+
+DOMAIN = Domain.from_yaml(
+    """
+version: "3.1"
+intents: [greet, order_status]
+responses:
+  utter_greet: [{text: hi}]
+  utter_generative_fallback: [{text: "Sorry, I didn't get that."}]
+  utter_handoff: [{text: "Connecting you with an agent."}]
+"""
+)
+
+
+@pytest.fixture()
+def policy(tmp_path):
+    def build(**config):
+        storage = LocalModelStorage(tmp_path)
+        context = ExecutionContext(GraphSchema({}), "test")
+        return GenerativeFallbackPolicy.create(
+            {**GenerativeFallbackPolicy.get_default_config(), **config}, storage, Resource("p"), context
+        )
+
+    return build
+
+
+def user(intent: str, confidence: float) -> list:
+    return [
+        ActionExecuted("action_listen"),
+        UserUttered("text", intent={"name": intent, "confidence": confidence}),
+    ]
+
+
+def tracker(*events) -> DialogueStateTracker:
+    flat = [e for group in events for e in (group if isinstance(group, list) else [group])]
+    return DialogueStateTracker.from_events("u", flat)
+
+
+def predicted(policy, events) -> tuple:
+    prediction = policy.predict_action_probabilities(tracker(*events), DOMAIN)
+    index = prediction.max_confidence_index
+    return DOMAIN.action_names_or_texts[index], prediction.max_confidence, (prediction.action_metadata or {}).get("reason")
+
+
+def test_unsure_nlu_gets_the_fallback_for_sure(policy):
+    p = policy()
+    assert predicted(p, [user("greet", 0.1)])[:2] == ("utter_generative_fallback", 1.0)
+    action, confidence, reason = predicted(p, [user("nlu_fallback", 0.9)])
+    assert (action, confidence) == ("utter_generative_fallback", 1.0) and "nlu_fallback" in reason
+
+
+def test_confident_nlu_gets_the_fallback_only_at_core_threshold(policy):
+    action, confidence, reason = predicted(policy(core_threshold=0.4), [user("greet", 0.95)])
+    assert (action, confidence) == ("utter_generative_fallback", 0.4) and "core_threshold" in reason
+    assert policy().priority > RULE_POLICY_PRIORITY  # unsure NLU overrides rules
+
+
+def test_listens_after_its_own_actions_and_abstains_mid_turn(policy):
+    p = policy()
+    after = [user("greet", 0.1), ActionExecuted("utter_generative_fallback"), BotUttered("Sorry")]
+    assert predicted(p, after)[:2] == ("action_listen", 1.0)
+    mid_turn = [user("greet", 0.9), ActionExecuted("utter_greet")]
+    assert p.predict_action_probabilities(tracker(*mid_turn), DOMAIN).max_confidence == 0.0
+    assert p.predict_action_probabilities(tracker(), DOMAIN).max_confidence == 0.0
+
+
+def test_hands_off_after_too_many_fallbacks_in_a_row(policy):
+    fallback_turn = lambda: user("greet", 0.1) + [ActionExecuted("utter_generative_fallback")]  # noqa: E731
+    two = fallback_turn() + fallback_turn()
+    assert consecutive_fallbacks(tracker(*two, *user("greet", 0.1)), "utter_generative_fallback") == 2
+    action, _, reason = predicted(policy(max_consecutive_fallbacks=2), [*two, *user("greet", 0.1)])
+    assert action == "utter_handoff" and "2 generative answers in a row" in reason
+    broken = fallback_turn() + user("greet", 0.9) + [ActionExecuted("utter_greet")] + fallback_turn()
+    assert predicted(policy(max_consecutive_fallbacks=2), [*broken, *user("greet", 0.1)])[0] == "utter_generative_fallback"
+
+
+def test_training_checks_the_domain_and_config(policy):
+    p = policy(handoff_action="action_human_handoff")
+    with pytest.raises(RasaException, match="'action_human_handoff' \\(handoff_action\\) is not in the domain"):
+        p.train([], DOMAIN)
+    assert policy().train([], DOMAIN).name == "p"
+    with pytest.raises(RasaException, match="nlu_threshold must be between 0 and 1"):
+        policy(nlu_threshold=2)
