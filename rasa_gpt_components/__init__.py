@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _LAZY: Dict[str, str] = {
     "GPTIntentClassifier": "rasa_gpt_components.nlu.gpt_intent_classifier",
     "GenerativeFallbackPolicy": "rasa_gpt_components.policies.generative_fallback",
+    "GenerativeNLG": "rasa_gpt_components.generation.nlg",
 }
 
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rasa_gpt_components.generation import guardrails
+from rasa_gpt_components.generation.backends import Generation
 from rasa_gpt_components.generation.prompts import DECLINE, TEMPLATE, build_prompt
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever
 from rasa_gpt_components.text import clean_text, detect_language
@@ -95,7 +96,10 @@ class KnowledgeAnswerer:
             text, passages, language, history[-2 * self.settings.history_turns :] if self.settings.history_turns else (),
             bot_name=self.settings.bot_name,
         )
-        generation = self.backend.generate(prompt, self.settings.max_new_tokens, deadline)
+        if time.monotonic() >= deadline:  # retrieval or a queue used the time up
+            generation = Generation("", 0, 0.0, "deadline")
+        else:
+            generation = self.backend.generate(prompt, self.settings.max_new_tokens, deadline)
         failure = ""
         verdict = None
         if generation.stopped in ("deadline", "error"):

@@ -1,0 +1,187 @@
+"""GenerativeNLG: Rasa's natural-language generator, plus generated answers.
+
+``endpoints.yml``::
+
+    nlg:
+      type: rasa_gpt_components.GenerativeNLG
+      knowledge: knowledge        # folder (or file) of the knowledge base
+      time_budget: 4.5            # seconds per generated turn
+
+Ordinary responses are rendered exactly as Rasa's template generator renders
+them. The fallback response (``fallback_response``) and any response with
+``metadata: {generative: true}`` are answered from the knowledge base by the
+answer pipeline, in a worker thread (never on Rasa's event loop), at most
+``max_concurrency`` at a time, within ``time_budget`` seconds; after that the
+response's own template text is sent. Every such reply carries
+``metadata.generative``: whether it was generated, the passages it used, the
+reason and the time it took.
+"""
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Text, Tuple
+
+from rasa.core.nlg.generator import NaturalLanguageGenerator
+from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import RasaException
+from rasa.utils.endpoints import EndpointConfig
+
+from rasa_gpt_components.generation import guardrails
+from rasa_gpt_components.generation.answer import Answer, AnswerSettings, KnowledgeAnswerer
+from rasa_gpt_components.generation.backends import BackendError, build_backend
+from rasa_gpt_components.generation.prompts import TEMPLATE
+from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
+from rasa_gpt_components.knowledge.retrieval import HybridRetriever
+from rasa_gpt_components.text import clean_text, detect_language
+
+logger = logging.getLogger(__name__)
+
+MARGIN = 0.15  # seconds kept back from the budget for the last token and the guardrails
+DEFAULTS: Dict[str, Any] = {
+    "knowledge": "knowledge",
+    "backend": "local",  # or "openai"
+    "model": None,  # local: a model reference (default model when None)
+    "base_url": None,  # openai: e.g. http://127.0.0.1:8080/v1
+    "server_model": "default",
+    "api_key_env": "OPENAI_API_KEY",  # the key is read from this variable, never from the file
+    "time_budget": 4.5,  # WeChat waits 5 s for a passive reply
+    "max_concurrency": 1,
+    "fallback_response": "utter_generative_fallback",
+    "bot_name": "our shop",
+    "max_new_tokens": 64,
+    "max_chars": 300,
+    "history_turns": 2,
+    "extractive_threshold": 0.6,
+    "blocklist": [],  # added to the built-in list
+    "retrieval": {"bm25_weight": 0.5, "threshold": 0.35, "top_k": 3, "layer": 6},
+}
+
+
+class GenerativeNLG(NaturalLanguageGenerator):
+    """Templates for ordinary responses; grounded generation for generative ones."""
+
+    def __init__(self, endpoint_config: Optional[EndpointConfig] = None, domain: Optional[Domain] = None) -> None:
+        self.domain = domain or Domain.empty()
+        self.templates = TemplatedNaturalLanguageGenerator(self.domain.responses)
+        given = dict(endpoint_config.kwargs) if endpoint_config else {}
+        unknown = set(given) - set(DEFAULTS)
+        if unknown:
+            raise RasaException(f"GenerativeNLG: unknown options {sorted(unknown)} in endpoints.yml.")
+        self.settings = {**DEFAULTS, **given, "retrieval": {**DEFAULTS["retrieval"], **(given.get("retrieval") or {})}}
+        self.budget = float(self.settings["time_budget"])
+        if self.budget <= 0:
+            raise RasaException("GenerativeNLG: time_budget must be positive.")
+        self.answerer = self._build_answerer()
+        self._executor = ThreadPoolExecutor(max_workers=int(self.settings["max_concurrency"]), thread_name_prefix="rasa-gpt-nlg")
+        self._slots: Optional[asyncio.Semaphore] = None
+
+    def _build_answerer(self) -> KnowledgeAnswerer:
+        s = self.settings
+        try:
+            knowledge = KnowledgeBase.load(Path(s["knowledge"]))
+        except KnowledgeBaseError as error:
+            raise RasaException(f"GenerativeNLG: {error}") from None
+        if s["backend"] == "openai":
+            s = {**s, "api_key": os.environ.get(s["api_key_env"] or "", "")}
+        try:
+            backend = build_backend(s)
+        except BackendError as error:
+            raise RasaException(f"GenerativeNLG: {error}") from None
+        retrieval = s["retrieval"]
+        encoder = None
+        if float(retrieval["bm25_weight"]) < 1.0:
+            from rasa_gpt_components.models import load_model
+            from rasa_gpt_components.nlu.encoder import GPTEncoder
+
+            # the local model when there is one: the classifier's and the generator's instance
+            encoder = GPTEncoder(load_model(s["model"]), layer=int(retrieval["layer"]))
+        retriever = HybridRetriever(
+            knowledge, encoder, float(retrieval["bm25_weight"]), float(retrieval["threshold"]), int(retrieval["top_k"])
+        )
+        settings = AnswerSettings(
+            bot_name=s["bot_name"],
+            max_new_tokens=int(s["max_new_tokens"]),
+            max_chars=int(s["max_chars"]),
+            history_turns=int(s["history_turns"]),
+            extractive_threshold=float(s["extractive_threshold"]),
+            blocklist=tuple(guardrails.DEFAULT_BLOCKLIST) + tuple(s["blocklist"] or ()),
+        )
+        logger.info("GenerativeNLG: %d passages from '%s', backend %s.", len(knowledge), s["knowledge"], s["backend"])
+        return KnowledgeAnswerer(retriever, backend, settings)
+
+    def is_generative(self, utter_action: Text, responses: Dict[Text, List[Dict[Text, Any]]]) -> bool:
+        """The fallback response, or a response marked ``metadata: {generative: true}``."""
+        if utter_action == self.settings["fallback_response"]:
+            return True
+        return any((variation.get("metadata") or {}).get("generative") for variation in responses.get(utter_action, []))
+
+    async def generate(
+        self, utter_action: Text, tracker: DialogueStateTracker, output_channel: Text, **kwargs: Any
+    ) -> Optional[Dict[Text, Any]]:
+        """Render ``utter_action``: a template, or a generated answer."""
+        responses = kwargs.get("domain_responses") or self.domain.responses
+        template = await self.templates.generate(utter_action, tracker, output_channel, **kwargs)
+        if not self.is_generative(utter_action, responses):
+            return template
+        message = tracker.latest_message.text if tracker.latest_message else ""
+        answer = await self.answer(message or "", conversation_history(tracker, int(self.settings["history_turns"])))
+        if answer.reason in ("generated", "no_passage") or answer.reason.startswith("extractive"):
+            text = answer.text
+        else:  # the response's own template text, or the built-in one
+            text = (template or {}).get("text") or answer.text
+        reply = dict(template or {})
+        reply["text"] = text
+        reply["metadata"] = {**(reply.get("metadata") or {}), "generative": answer.metadata()}
+        logger.info(
+            "GenerativeNLG: %s for %s in %.0f ms (passages %s)",
+            answer.reason, utter_action, answer.ms, ",".join(answer.passages) or "-",
+        )
+        return reply
+
+    async def answer(self, message: str, history: List[Tuple[str, str]]) -> Answer:
+        """The answer pipeline in the worker pool, within the time budget."""
+        started = time.monotonic()
+        deadline = started + self.budget
+        language = detect_language(clean_text(message))
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(int(self.settings["max_concurrency"]))
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout=self.budget)
+        except asyncio.TimeoutError:
+            return Answer(TEMPLATE[language], False, "busy", language, ms=1000 * (time.monotonic() - started))
+        try:
+            # the pipeline stops itself by the deadline, less a margin for one more token
+            # and the guardrails; the extra second below only guards a stuck thread
+            work = loop.run_in_executor(self._executor, self.answerer.answer, message, history, deadline - MARGIN)
+            answer = await asyncio.wait_for(asyncio.shield(work), timeout=max(deadline - time.monotonic(), 0) + 1.0)
+        except asyncio.TimeoutError:
+            answer = Answer(TEMPLATE[language], False, "deadline", language)
+        except Exception as error:  # never a traceback instead of a reply
+            logger.exception("GenerativeNLG: the answer pipeline failed (%s).", type(error).__name__)
+            answer = Answer(TEMPLATE[language], False, "error", language)
+        finally:
+            self._slots.release()
+        answer.ms = 1000 * (time.monotonic() - started)
+        return answer
+
+
+def conversation_history(tracker: DialogueStateTracker, turns: int) -> List[Tuple[str, str]]:
+    """The last ``turns`` user/bot exchanges before the current message, as
+    ``("user"|"bot", text)``, oldest first."""
+    said: List[Tuple[str, str]] = []
+    for event in tracker.applied_events():
+        if isinstance(event, UserUttered) and event.text:
+            said.append(("user", event.text))
+        elif isinstance(event, BotUttered) and event.text:
+            said.append(("bot", event.text))
+    if said and said[-1][0] == "user":
+        said = said[:-1]  # the current message is asked separately
+    return said[-2 * turns :] if turns > 0 else []
