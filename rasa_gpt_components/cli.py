@@ -3,6 +3,7 @@
     rasa-gpt models list
     rasa-gpt models prepare [NAME|FILE.gguf] [--force]
     rasa-gpt bench intent --dataset NAME [--shots N] [--baseline diet] --out DIR
+    rasa-gpt bench fallback --kb DIR --questions FILE --out DIR
     rasa-gpt bench summary REPORT_DIR [REPORT_DIR ...]
 """
 
@@ -120,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     intent_bench.add_arguments(intent)
     intent.set_defaults(func=intent_bench.run)
+    fallback = bench_commands.add_parser(
+        "fallback", help="held-out questions through GenerativeFallbackPolicy + GenerativeNLG"
+    )
+    from rasa_gpt_components.bench import fallback as fallback_bench
+
+    fallback_bench.add_arguments(fallback)
+    fallback.set_defaults(func=fallback_bench.run)
     summary = bench_commands.add_parser("summary", help="one Markdown table over many reports")
     from rasa_gpt_components.bench import summary as summary_bench
 

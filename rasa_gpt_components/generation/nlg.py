@@ -101,7 +101,8 @@ class GenerativeNLG(NaturalLanguageGenerator):
             from rasa_gpt_components.nlu.encoder import GPTEncoder
 
             # the local model when there is one: the classifier's and the generator's instance
-            encoder = GPTEncoder(load_model(s["model"]), layer=int(retrieval["layer"]))
+            loaded = load_model(s["model"])
+            encoder = GPTEncoder(loaded, layer=min(int(retrieval["layer"]), loaded.num_layers))
         retriever = HybridRetriever(
             knowledge, encoder, float(retrieval["bm25_weight"]), float(retrieval["threshold"]), int(retrieval["top_k"])
         )
