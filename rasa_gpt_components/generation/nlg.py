@@ -128,6 +128,9 @@ class GenerativeNLG(NaturalLanguageGenerator):
     ) -> Optional[Dict[Text, Any]]:
         """Render ``utter_action``: a template, or a generated answer."""
         responses = kwargs.get("domain_responses") or self.domain.responses
+        # Rasa builds the NLG before it loads the model's domain and hands the
+        # responses to every call instead (it only updates its own template NLG)
+        self.templates.responses = responses
         template = await self.templates.generate(utter_action, tracker, output_channel, **kwargs)
         if not self.is_generative(utter_action, responses):
             return template

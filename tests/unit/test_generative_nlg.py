@@ -115,3 +115,12 @@ def test_bad_settings_are_clear_errors(nlg, tmp_path):
         GenerativeNLG(EndpointConfig(type="x", knowledge=str(tmp_path / "none")), DOMAIN)
     with pytest.raises(RasaException, match="needs base_url"):
         nlg(backend="openai")
+
+
+def test_responses_come_from_the_call_when_built_before_the_domain(tmp_path, model):
+    # rasa run / rasa shell build the NLG with an empty domain, then pass domain_responses
+    (tmp_path / "shop.yml").write_text(SHOP, encoding="utf-8")
+    config = EndpointConfig(type="x", knowledge=str(tmp_path), model=str(model), retrieval={"layer": 2})
+    early = GenerativeNLG(endpoint_config=config, domain=None)
+    reply = run(early.generate("utter_greet", tracker("hi"), "rest", domain_responses=DOMAIN.responses))
+    assert reply is not None and reply["text"].startswith("Hi")
