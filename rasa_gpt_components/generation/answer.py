@@ -40,6 +40,12 @@ class AnswerSettings:
     blocklist: Sequence[str] = guardrails.DEFAULT_BLOCKLIST
 
 
+def is_template_reason(reason: str) -> bool:
+    """Whether an answer with this ``reason`` is the template (the model failed or
+    was not asked), rather than a generated answer, a passage or the decline."""
+    return not (reason in ("generated", "no_passage") or reason.startswith("extractive"))
+
+
 @dataclass
 class Answer:
     """A reply and how it was made (sent as the reply's metadata)."""

@@ -17,7 +17,7 @@ means the caller sends its safe template instead.
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Sequence, Set
+from typing import Iterable, List, Optional, Sequence, Set, Tuple
 
 from rasa_gpt_components.text import clean_text
 
@@ -36,6 +36,7 @@ _ORDER = re.compile(r"(?<![\w])#?[A-Za-z]{0,4}\d{5,}(?![\w])")
 # (so "www.example.com" and "3.5" stay whole)
 _SENTENCE = re.compile(r".+?(?:[。！？!?\n]+|\.+(?=\s|$)|$)\s*", re.S)
 _SENTENCE_END = re.compile(r"[。！？!?]|\.(?=\s|$)")
+_TOKEN = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+|\S")
 
 
 @dataclass
@@ -84,14 +85,24 @@ def _allowed(entity: str, sources: Set[str], source_digits: str) -> bool:
     return any(entity in s or s in entity for s in sources if s.startswith("url:"))
 
 
+def _sources(passages: Sequence[str]) -> Tuple[Set[str], str]:
+    """The passages' entities, and all their digits (for numbers written differently)."""
+    found = set().union(*(entities(p) for p in passages)) if passages else set()
+    return found, " ".join(re.sub(r"\D", "", p) for p in passages)
+
+
+def invented_entities(text: str, passages: Sequence[str]) -> List[str]:
+    """The URLs, phone and order numbers of ``text`` that no passage has."""
+    sources, digits = _sources(passages)
+    return sorted(e for e in entities(text) if not _allowed(e, sources, digits))
+
+
 def drop_invented_entities(text: str, passages: Sequence[str]) -> Verdict:
     """Drop every sentence that has a URL, phone or order number that no passage has."""
-    sources = set().union(*(entities(p) for p in passages)) if passages else set()
-    source_digits = " ".join(re.sub(r"\D", "", p) for p in passages)
+    sources, digits = _sources(passages)
     kept, dropped = [], False
     for sentence in _SENTENCE.findall(text):
-        invented = [e for e in entities(sentence) if not _allowed(e, sources, source_digits)]
-        if invented:
+        if any(not _allowed(e, sources, digits) for e in entities(sentence)):
             dropped = True
         else:
             kept.append(sentence)
@@ -101,7 +112,7 @@ def drop_invented_entities(text: str, passages: Sequence[str]) -> Verdict:
     return Verdict(rest, refused=not rest, reasons=["invented_entities"])
 
 
-def _grams(text: str, size: int) -> List[str]:
+def ngrams(text: str, size: int) -> List[str]:
     """Word n-grams for spaced text, character n-grams for Chinese."""
     lowered = clean_text(text, max_chars=100_000).lower()
     tokens = re.findall(r"[\u3400-\u9fff]|[a-z0-9']+", lowered)
@@ -114,8 +125,8 @@ def discloses_prompt(text: str, system_prompt: str, run: int = 8) -> bool:
     lowered = text.lower()
     if any(phrase in lowered for phrase in DISCLOSURE_PHRASES):
         return True
-    prompt_grams = set(_grams(system_prompt, run))
-    return any(gram in prompt_grams for gram in _grams(text, run))
+    prompt_grams = set(ngrams(system_prompt, run))
+    return any(gram in prompt_grams for gram in ngrams(text, run))
 
 
 def cut_repetition(text: str, size: int = 4) -> Verdict:
@@ -129,25 +140,15 @@ def cut_repetition(text: str, size: int = 4) -> Verdict:
             return Verdict("".join(sentences[:index]).strip(), reasons=["repetition"])
         seen.add(key)
     counts: dict = {}
-    tokens = re.findall(r"[\u3400-\u9fff]|[A-Za-z0-9']+|\S", text)
+    tokens = list(_TOKEN.finditer(text))
     for i in range(len(tokens) - size + 1):
-        gram = tuple(t.lower() for t in tokens[i : i + size])
+        gram = tuple(t.group().lower() for t in tokens[i : i + size])
         counts[gram] = counts.get(gram, 0) + 1
         if counts[gram] == 3:
             # cut before the third appearance: keep the text up to token i
-            prefix = _prefix_of_tokens(text, i)
+            prefix = text[: tokens[i - 1].end()] if i else ""
             return Verdict(_last_sentence_end(prefix) or prefix.strip(), reasons=["repetition"])
     return Verdict(text)
-
-
-def _prefix_of_tokens(text: str, count: int) -> str:
-    position = 0
-    for _ in range(count):
-        match = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+|\S").search(text, position)
-        if not match:
-            break
-        position = match.end()
-    return text[:position]
 
 
 def _last_sentence_end(text: str) -> str:

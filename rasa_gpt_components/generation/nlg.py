@@ -34,7 +34,7 @@ from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
 
 from rasa_gpt_components.generation import guardrails
-from rasa_gpt_components.generation.answer import Answer, AnswerSettings, KnowledgeAnswerer
+from rasa_gpt_components.generation.answer import Answer, AnswerSettings, KnowledgeAnswerer, is_template_reason
 from rasa_gpt_components.generation.backends import BackendError, build_backend
 from rasa_gpt_components.generation.prompts import TEMPLATE
 from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
@@ -136,9 +136,8 @@ class GenerativeNLG(NaturalLanguageGenerator):
             return template
         message = tracker.latest_message.text if tracker.latest_message else ""
         answer = await self.answer(message or "", conversation_history(tracker, int(self.settings["history_turns"])))
-        if answer.reason in ("generated", "no_passage") or answer.reason.startswith("extractive"):
-            text = answer.text
-        else:  # the response's own template text, or the built-in one
+        text = answer.text
+        if is_template_reason(answer.reason):  # the response's own template text, or the built-in one
             text = (template or {}).get("text") or answer.text
         reply = dict(template or {})
         reply["text"] = text
