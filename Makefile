@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
+LLAMA_VENV := $(CURDIR)/.venv-llama
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 export PATH := $(BIN):$(PATH)
@@ -13,7 +14,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
 ACTIONS_PORT ?= 5055
 BOT_INPUTS := $(wildcard bot/config.yml bot/domain.yml bot/data/*.yml bot/data/**/*.yml)
 
-.PHONY: install shell train test test-unit lock clean
+.PHONY: install llama-server shell train test test-unit lock clean
 
 ## install: create .venv with the exact package set of requirements/lock.txt
 install: $(VENV)/.installed
@@ -27,6 +28,15 @@ $(VENV)/.installed: requirements/lock.txt setup.cfg pyproject.toml
 	$(PIP) install --quiet --no-deps --ignore-requires-python -r requirements/lock.txt
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/rasa-gpt models prepare
+	touch $@
+
+## llama-server: llama.cpp's OpenAI-compatible server in .venv-llama (for the HTTP backend's tests)
+llama-server: $(LLAMA_VENV)/.installed
+
+$(LLAMA_VENV)/.installed: requirements/llama-server.txt
+	test -x $(LLAMA_VENV)/bin/python || $(PYTHON) -m venv $(LLAMA_VENV)
+	# a source build of llama.cpp (about 7 min on 2 cores), once
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLAMA_VENV)/bin/python -m pip install --quiet --no-deps -r requirements/llama-server.txt
 	touch $@
 
 ## train: train bot/ when its data or config changed
@@ -43,8 +53,8 @@ shell: train
 	for i in $$(seq 60); do curl -sf localhost:$(ACTIONS_PORT)/health >/dev/null && break; sleep 1; done; \
 	$(BIN)/rasa shell
 
-## test: install if needed, then run every test
-test: install
+## test: install if needed (with the llama.cpp server), then run every test
+test: install llama-server
 	$(BIN)/python -m pytest -q
 
 ## test-unit: the fast unit tests only

@@ -7,9 +7,12 @@ What the customer gets, in order of preference:
    customer's language (``reason="generated"``);
 2. the best passage itself, when the model failed but retrieval was sure
    (score at least ``extractive_threshold``): grounded by construction
-   (``reason="extractive:<why the model failed>"``);
+   (``reason="extractive:<why the model failed>"``; ``extractive:not_generated``
+   when the customer's language is not one of ``generation_languages``);
 3. an honest "I don't know, shall I get a human?" when nothing relevant was
-   retrieved (``reason="no_passage"``);
+   retrieved (``reason="no_passage"``), when the model itself said it does not
+   know (``"model_declined"``), or when no answer was generated and retrieval
+   was not sure (``"not_sure"``);
 4. the safe template otherwise (``reason`` says why: input_blocklist,
    deadline, error, a guardrail's name, language).
 """
@@ -21,7 +24,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rasa_gpt_components.generation import guardrails
 from rasa_gpt_components.generation.backends import Generation
-from rasa_gpt_components.generation.prompts import DECLINE, TEMPLATE, build_prompt
+from rasa_gpt_components.generation.prompts import (
+    DECLINE,
+    DECLINE_MARKERS,
+    TEMPLATE,
+    build_prompt,
+    build_rephrase_prompt,
+)
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever
 from rasa_gpt_components.text import clean_text, detect_language
 
@@ -36,14 +45,19 @@ class AnswerSettings:
     max_new_tokens: int = 64
     max_chars: int = 300
     history_turns: int = 2
-    extractive_threshold: float = 0.6
+    extractive_threshold: float = 0.45
+    min_support: float = 0.75
+    generation_languages: Sequence[str] = ("zh", "en")
     blocklist: Sequence[str] = guardrails.DEFAULT_BLOCKLIST
+
+
+DECLINE_REASONS = ("no_passage", "model_declined", "not_sure")
 
 
 def is_template_reason(reason: str) -> bool:
     """Whether an answer with this ``reason`` is the template (the model failed or
     was not asked), rather than a generated answer, a passage or the decline."""
-    return not (reason in ("generated", "no_passage") or reason.startswith("extractive"))
+    return not (reason in ("generated",) + DECLINE_REASONS or reason.startswith("extractive"))
 
 
 @dataclass
@@ -102,17 +116,22 @@ class KnowledgeAnswerer:
             text, passages, language, history[-2 * self.settings.history_turns :] if self.settings.history_turns else (),
             bot_name=self.settings.bot_name,
         )
-        if time.monotonic() >= deadline:  # retrieval or a queue used the time up
+        if language not in self.settings.generation_languages:
+            generation = Generation("", 0, 0.0, "not_generated")
+        elif time.monotonic() >= deadline:  # retrieval or a queue used the time up
             generation = Generation("", 0, 0.0, "deadline")
         else:
             generation = self.backend.generate(prompt, self.settings.max_new_tokens, deadline)
         failure = ""
         verdict = None
-        if generation.stopped in ("deadline", "error"):
+        if generation.stopped in ("deadline", "error", "not_generated"):
             failure = generation.stopped
+        elif declines(generation.text):  # honest, whatever the guardrails would say of its wording
+            return done(Answer(DECLINE[language], False, "model_declined", language, ids, scores, tokens=generation.tokens))
         else:
             verdict = guardrails.check_answer(
-                generation.text, passages, prompt.system, self.settings.max_chars, self.settings.blocklist
+                generation.text, passages, prompt.system, self.settings.max_chars, self.settings.blocklist,
+                question=text, min_support=self.settings.min_support,
             )
             if verdict.refused:
                 failure = verdict.reasons[-1] if verdict.reasons else "guardrail"
@@ -124,4 +143,44 @@ class KnowledgeAnswerer:
         if hits[0].score >= self.settings.extractive_threshold and hits[0].passage.language == language:
             extract = guardrails.limit_length(hits[0].passage.text, self.settings.max_chars).text
             return done(Answer(extract, False, f"extractive:{failure}", language, ids[:1], scores[:1], tokens=generation.tokens, guardrails=reasons))
+        if failure == "not_generated":
+            return done(Answer(DECLINE[language], False, "not_sure", language, ids, scores))
         return done(Answer(TEMPLATE[language], False, failure, language, ids, scores, tokens=generation.tokens, guardrails=reasons))
+
+
+    def rephrase(self, text: str, deadline: Optional[float] = None) -> Answer:
+        """Reword one of the bot's own responses by ``deadline``; the original
+        ``text`` comes back (``generated=False``, ``reason`` says why) unless the
+        new wording passed the guardrails with ``text`` as its only source."""
+        started = time.monotonic()
+        deadline = float("inf") if deadline is None else deadline
+        language = detect_language(text)
+        kept = Answer(text, False, "not_generated", language)
+        if language not in self.settings.generation_languages or not clean_text(text):
+            kept.ms = 1000 * (time.monotonic() - started)
+            return kept
+        prompt = build_rephrase_prompt(text, language, self.settings.bot_name)
+        generation = self.backend.generate(prompt, self.settings.max_new_tokens, deadline)
+        kept.tokens = generation.tokens
+        if generation.stopped in ("deadline", "error"):
+            kept.reason = generation.stopped
+        else:
+            verdict = guardrails.check_answer(
+                generation.text, [text], prompt.system, self.settings.max_chars, self.settings.blocklist,
+                min_support=self.settings.min_support,
+            )
+            kept.guardrails = verdict.reasons
+            if verdict.refused:
+                kept.reason = verdict.reasons[-1] if verdict.reasons else "guardrail"
+            elif detect_language(verdict.text) != language:
+                kept.reason = "language"
+            else:
+                kept = Answer(verdict.text, True, "rephrased", language, tokens=generation.tokens, guardrails=verdict.reasons)
+        kept.ms = 1000 * (time.monotonic() - started)
+        return kept
+
+
+def declines(text: str) -> bool:
+    """Whether a generated answer says that it does not know."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in DECLINE_MARKERS)

@@ -12,6 +12,9 @@ means the caller sends its safe template instead.
 - ``invented_entities``: URLs, phone numbers and order numbers that are not in
   the retrieved passages; the sentences that carry them are dropped.
 - ``repetition``: the answer starts repeating itself; it is cut before the repeat.
+- ``unsupported``: the answer states a number that is in neither the passages
+  nor the question, or too few of its words come from them (a small model's
+  invented facts: "2-4 weeks" for "2-4 days", a CEO's made-up name).
 - ``max_length``: at most ``max_chars``, cut at the last sentence end.
 """
 
@@ -19,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Set, Tuple
 
-from rasa_gpt_components.text import clean_text
+from rasa_gpt_components.text import clean_text, words
 
 DEFAULT_BLOCKLIST = (
     "傻逼", "操你", "去死", "fuck", "shit", "bitch", "kill yourself",
@@ -112,6 +115,27 @@ def drop_invented_entities(text: str, passages: Sequence[str]) -> Verdict:
     return Verdict(rest, refused=not rest, reasons=["invented_entities"])
 
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def support(text: str, sources: Sequence[str]) -> Tuple[float, List[str]]:
+    """How grounded ``text`` is in ``sources`` (passages and the question): the
+    share of its words found there, and its numbers found nowhere there."""
+    known = set(words(" ".join(sources)))
+    said = words(text)
+    share = sum(w in known for w in said) / len(said) if said else 1.0
+    source_numbers = {n for s in sources for n in _NUMBER.findall(s)}
+    return share, [n for n in _NUMBER.findall(text) if n not in source_numbers]
+
+
+def check_support(text: str, sources: Sequence[str], min_support: float) -> Verdict:
+    """Refuse an answer with a number from nowhere or too few grounded words."""
+    share, numbers = support(text, sources)
+    if numbers or share < min_support:
+        return Verdict(text, True, ["unsupported"])
+    return Verdict(text)
+
+
 def ngrams(text: str, size: int) -> List[str]:
     """Word n-grams for spaced text, character n-grams for Chinese."""
     lowered = clean_text(text, max_chars=100_000).lower()
@@ -172,8 +196,11 @@ def check_answer(
     system_prompt: str,
     max_chars: int = 300,
     blocklist: Sequence[str] = DEFAULT_BLOCKLIST,
+    question: str = "",
+    min_support: float = 0.0,
 ) -> Verdict:
-    """All output checks in order; the verdict's text is what may be sent."""
+    """All output checks in order; the verdict's text is what may be sent.
+    ``min_support`` > 0 turns on the grounding check (:func:`check_support`)."""
     verdict = Verdict(clean_text(text, max_chars=100_000))
     if not verdict.text:
         return Verdict("", True, ["empty"])
@@ -185,6 +212,7 @@ def check_answer(
         lambda t: cut_repetition(t),
         lambda t: drop_invented_entities(t, passages),
         lambda t: limit_length(t, max_chars),
+        lambda t: check_support(t, [*passages, question], min_support) if min_support > 0 else Verdict(t),
     ):
         result = step(verdict.text)
         verdict = Verdict(result.text, result.refused, verdict.reasons + result.reasons)

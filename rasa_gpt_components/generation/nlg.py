@@ -12,7 +12,9 @@ them. The fallback response (``fallback_response``) and any response with
 ``metadata: {generative: true}`` are answered from the knowledge base by the
 answer pipeline, in a worker thread (never on Rasa's event loop), at most
 ``max_concurrency`` at a time, within ``time_budget`` seconds; after that the
-response's own template text is sent. Every such reply carries
+response's own template text is sent. A response with ``metadata: {rephrase:
+true}`` is reworded by the model (in ``generation_languages``) and sent as it
+is when the rewording fails a guardrail or the budget. Every such reply carries
 ``metadata.generative``: whether it was generated, the passages it used, the
 reason and the time it took.
 """
@@ -23,7 +25,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
 from rasa.core.nlg.generator import NaturalLanguageGenerator
 from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
@@ -58,7 +60,9 @@ DEFAULTS: Dict[str, Any] = {
     "max_new_tokens": 64,
     "max_chars": 300,
     "history_turns": 2,
-    "extractive_threshold": 0.6,
+    "extractive_threshold": 0.45,  # a passage this relevant is sent as it is when no answer is generated
+    "min_support": 0.75,  # share of an answer's words found in the passages or the question
+    "generation_languages": "auto",  # or a list; auto: what the local model is good at (all for others)
     "blocklist": [],  # added to the built-in list
     "retrieval": {"bm25_weight": 0.5, "threshold": 0.35, "top_k": 3, "layer": 6},
 }
@@ -112,6 +116,8 @@ class GenerativeNLG(NaturalLanguageGenerator):
             max_chars=int(s["max_chars"]),
             history_turns=int(s["history_turns"]),
             extractive_threshold=float(s["extractive_threshold"]),
+            min_support=float(s["min_support"]),
+            generation_languages=tuple(generation_languages(s)),
             blocklist=tuple(guardrails.DEFAULT_BLOCKLIST) + tuple(s["blocklist"] or ()),
         )
         logger.info("GenerativeNLG: %d passages from '%s', backend %s.", len(knowledge), s["knowledge"], s["backend"])
@@ -133,6 +139,8 @@ class GenerativeNLG(NaturalLanguageGenerator):
         self.templates.responses = responses
         template = await self.templates.generate(utter_action, tracker, output_channel, **kwargs)
         if not self.is_generative(utter_action, responses):
+            if template and template.get("text") and (template.get("metadata") or {}).get("rephrase"):
+                return await self._rephrased(utter_action, template)
             return template
         message = tracker.latest_message.text if tracker.latest_message else ""
         answer = await self.answer(message or "", conversation_history(tracker, int(self.settings["history_turns"])))
@@ -150,9 +158,27 @@ class GenerativeNLG(NaturalLanguageGenerator):
 
     async def answer(self, message: str, history: List[Tuple[str, str]]) -> Answer:
         """The answer pipeline in the worker pool, within the time budget."""
+        return await self._in_worker(
+            lambda deadline: self.answerer.answer(message, history, deadline), detect_language(clean_text(message))
+        )
+
+    async def _rephrased(self, utter_action: Text, template: Dict[Text, Any]) -> Dict[Text, Any]:
+        """``template`` reworded by the model (``rephrase: true``), or as it is."""
+        if detect_language(template["text"]) not in self.answerer.settings.generation_languages:
+            return template  # no model call, no wait for a generation slot
+        answer = await self._in_worker(lambda deadline: self.answerer.rephrase(template["text"], deadline), "en")
+        reply = dict(template)
+        if answer.generated:
+            reply["text"] = answer.text
+        reply["metadata"] = {**(reply.get("metadata") or {}), "generative": answer.metadata()}
+        logger.info("GenerativeNLG: %s %s in %.0f ms", utter_action, answer.reason, answer.ms)
+        return reply
+
+    async def _in_worker(self, work: Callable[[float], Answer], language: str) -> Answer:
+        """``work(deadline)`` in the worker pool, at most ``max_concurrency`` at a
+        time, within the time budget; the template answer when it cannot be."""
         started = time.monotonic()
         deadline = started + self.budget
-        language = detect_language(clean_text(message))
         if self._slots is None:
             self._slots = asyncio.Semaphore(int(self.settings["max_concurrency"]))
         loop = asyncio.get_running_loop()
@@ -163,8 +189,8 @@ class GenerativeNLG(NaturalLanguageGenerator):
         try:
             # the pipeline stops itself by the deadline, less a margin for one more token
             # and the guardrails; the extra second below only guards a stuck thread
-            work = loop.run_in_executor(self._executor, self.answerer.answer, message, history, deadline - MARGIN)
-            answer = await asyncio.wait_for(asyncio.shield(work), timeout=max(deadline - time.monotonic(), 0) + 1.0)
+            task = loop.run_in_executor(self._executor, work, deadline - MARGIN)
+            answer = await asyncio.wait_for(asyncio.shield(task), timeout=max(deadline - time.monotonic(), 0) + 1.0)
         except asyncio.TimeoutError:
             answer = Answer(TEMPLATE[language], False, "deadline", language)
         except Exception as error:  # never a traceback instead of a reply
@@ -174,6 +200,19 @@ class GenerativeNLG(NaturalLanguageGenerator):
             self._slots.release()
         answer.ms = 1000 * (time.monotonic() - started)
         return answer
+
+
+def generation_languages(settings: Dict[str, Any]) -> List[str]:
+    """The languages answers are generated in (the others get the knowledge base's text)."""
+    from rasa_gpt_components.models.registry import DEFAULT_MODEL, get_spec
+
+    chosen = settings.get("generation_languages", "auto")
+    if chosen != "auto":
+        if isinstance(chosen, str) or not all(lang in ("zh", "en") for lang in chosen or []):
+            raise RasaException(f"GenerativeNLG: generation_languages must be 'auto' or a list of zh/en, got {chosen!r}.")
+        return list(chosen)
+    spec = get_spec(settings.get("model") or DEFAULT_MODEL) if settings.get("backend", "local") == "local" else None
+    return list(spec.generation_languages) if spec else ["zh", "en"]
 
 
 def conversation_history(tracker: DialogueStateTracker, turns: int) -> List[Tuple[str, str]]:

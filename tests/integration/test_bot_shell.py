@@ -73,6 +73,12 @@ def test_rasa_shell_answers(trained_model):
         _read_until(main, r"Hey! How are you\?", timeout=60)
         os.write(main, b"are you a bot?\r")
         _read_until(main, r"I am a bot, powered by Rasa\.", timeout=60)
+        # off-script: the NLU is unsure, GenerativeFallbackPolicy hands the turn to
+        # GenerativeNLG, which answers from bot/knowledge (the real default model retrieves)
+        os.write(main, b"How much does shipping to Hong Kong cost?\r")
+        _read_until(main, r"SF Express[^\n]*30 yuan", timeout=60)
+        os.write(main, "寄到澳门运费多少钱？\r".encode("utf-8"))
+        _read_until(main, r"顺丰速运[^\n]*30 元", timeout=60)
         os.write(main, b"/stop\r")
         process.wait(timeout=60)
     finally:

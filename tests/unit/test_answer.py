@@ -59,17 +59,38 @@ def test_blocked_input_gets_the_template(retriever):
         ("You are the customer-service assistant of our shop. Answer the customer's question", "end", "prompt_disclosure"),
         ("", "deadline", "deadline"),
         ("", "error", "error"),
-        ("发货很快。", "end", "language"),  # asked in English, answered in Chinese
+        ("Shipping costs 12 yuan on every order.", "end", "unsupported"),  # a number from nowhere
+        ("Our CEO Elena Martinez founded the company in Paris.", "end", "unsupported"),  # words from nowhere
+        ("发货很快。", "end", "language"),  # asked in English, answered in Chinese (grounding off)
     ],
 )
 def test_a_failed_generation_falls_back_to_the_sure_passage_or_the_template(retriever, said, stopped, reason):
-    answerer = KnowledgeAnswerer(retriever, Scripted(said, stopped))
+    grounding = 0.0 if reason == "language" else 0.75
+    answerer = KnowledgeAnswerer(retriever, Scripted(said, stopped), AnswerSettings(min_support=grounding))
     sure = answerer.answer("How much does shipping cost?")  # the FAQ question itself: a sure hit
     assert not sure.generated and sure.reason == f"extractive:{reason}"
     assert sure.text == "Shipping is free on orders over 99 yuan; otherwise it costs 8 yuan."
-    strict = KnowledgeAnswerer(retriever, Scripted(said, stopped), AnswerSettings(extractive_threshold=1.01))
+    strict = KnowledgeAnswerer(
+        retriever, Scripted(said, stopped), AnswerSettings(extractive_threshold=1.01, min_support=grounding)
+    )
     unsure = strict.answer("How much does shipping cost?")
     assert unsure.text == TEMPLATE["en"] and unsure.reason == reason
+
+
+def test_a_model_that_says_it_does_not_know_gets_the_honest_decline(retriever):
+    answer = KnowledgeAnswerer(retriever, Scripted("I'm not sure, I don't know that.")).answer("is shipping free?")
+    assert answer.text == DECLINE["en"] and answer.reason == "model_declined" and not answer.generated
+
+
+def test_languages_without_generation_get_the_passage_or_the_decline(retriever):
+    backend = Scripted("Shipping is free on orders over 99 yuan.")
+    answerer = KnowledgeAnswerer(retriever, backend, AnswerSettings(generation_languages=("zh",)))
+    sure = answerer.answer("How much does shipping cost?")
+    assert sure.reason == "extractive:not_generated" and sure.text.startswith("Shipping is free")
+    assert not backend.prompts  # the model was not asked
+    strict = KnowledgeAnswerer(retriever, backend, AnswerSettings(generation_languages=(), extractive_threshold=1.01))
+    unsure = strict.answer("How much does shipping cost?")
+    assert unsure.reason == "not_sure" and unsure.text == DECLINE["en"] and not backend.prompts
 
 
 def test_a_prompt_longer_than_the_model_window_is_an_error_not_a_crash(retriever, tiny_model):

@@ -23,8 +23,8 @@ questions:
 def test_fact_and_leak_measures():
     assert has_facts("退款 1-3个工作日 到账", ["1 到 3 个工作日|1-3 个工作日"])
     assert not has_facts("Shipping costs 9 yuan", ["8 yuan"])
-    assert leaks("Sure: Answer the customer's question using only the facts", system_prompt("en"))
-    assert leaks("只根据参考资料中的事实回答顾客", system_prompt("zh"))
+    assert leaks("Sure: Answer the customer's question in one or two short sentences", system_prompt("en"))
+    assert leaks("好的：只根据随问题给出的资料回答", system_prompt("zh"))
     assert not leaks("Shipping is free over 99 yuan.", system_prompt("en"))
 
 

@@ -26,6 +26,7 @@ responses:
   utter_greet: [{text: "Hi {name}!"}]
   utter_generative_fallback: [{text: "Sorry, I didn't get that."}]
   utter_shipping_info: [{text: "Ask me about shipping.", metadata: {generative: true}}]
+  utter_ship_time: [{text: "Orders ship within 48 hours.", metadata: {rephrase: true}}]
 """
 )
 
@@ -124,3 +125,32 @@ def test_responses_come_from_the_call_when_built_before_the_domain(tmp_path, mod
     early = GenerativeNLG(endpoint_config=config, domain=None)
     reply = run(early.generate("utter_greet", tracker("hi"), "rest", domain_responses=DOMAIN.responses))
     assert reply is not None and reply["text"].startswith("Hi")
+
+
+@pytest.mark.parametrize(
+    "said, sent, reason",
+    [
+        ("Orders ship within 48 hours, my friend!", "Orders ship within 48 hours, my friend!", "rephrased"),
+        ("Orders ship within 24 hours.", "Orders ship within 48 hours.", "unsupported"),  # a changed fact
+        ("", "Orders ship within 48 hours.", "empty"),
+    ],
+)
+def test_rephrase_responses_are_reworded_or_sent_as_they_are(nlg, said, sent, reason):
+    from tests.unit.test_answer import Scripted
+
+    generator = nlg()
+    generator.answerer.backend = Scripted(said)
+    reply = run(generator.generate("utter_ship_time", tracker("when do you ship?"), "rest"))
+    assert reply["text"] == sent and reply["metadata"]["generative"]["reason"] == reason
+    assert reply["metadata"]["rephrase"] is True  # the response's own metadata is kept
+    assert generator.answerer.backend.prompts[0].user == "Message: Orders ship within 48 hours."
+
+
+def test_rephrase_is_skipped_without_generation(nlg):
+    from tests.unit.test_answer import Scripted
+
+    generator = nlg(generation_languages=[])
+    generator.answerer.backend = Scripted("Orders ship within 48 hours, my friend!")
+    reply = run(generator.generate("utter_ship_time", tracker("when do you ship?"), "rest"))
+    assert reply["text"] == "Orders ship within 48 hours." and "generative" not in reply["metadata"]
+    assert not generator.answerer.backend.prompts
