@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional
 from rasa_gpt_components.bench import report
 
 MEASURES = {
-    "retrieval_hit_at_1": "answerable questions whose best retrieved passage is the labelled one",
+    "retrieval_hit_at_1": "answerable questions whose best passage (after reranking) is the labelled one",
     "answer_correct_rate": "answerable questions whose reply contains every key fact of the reference "
     "answer (each fact: one of its alternatives, compared without spaces and case)",
     "decline_rate": "unanswerable questions declined honestly: the decline text (nothing relevant "
@@ -139,9 +139,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         reply = await nlg.generate(action, tracker, "bench", domain_responses=domain.responses)
         ms = 1000 * (time.perf_counter() - tick)
         meta = (reply or {}).get("metadata", {}).get("generative", {})
-        hits = nlg.answerer.retriever.search(question["text"])
+        used = meta.get("passages") or []
         return {**question, "action": action, "reply": (reply or {}).get("text", ""), "ms": ms, "meta": meta,
-                "top_passage": hits[0].passage.id if hits else None}
+                "top_passage": used[0] if used else None}
 
     async def all_questions() -> List[Dict[str, Any]]:
         return [await one(q) for q in tqdm(questions, desc="questions", unit="q")]

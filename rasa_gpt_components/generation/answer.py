@@ -31,7 +31,7 @@ from rasa_gpt_components.generation.prompts import (
     build_prompt,
     build_rephrase_prompt,
 )
-from rasa_gpt_components.knowledge.retrieval import HybridRetriever
+from rasa_gpt_components.knowledge.retrieval import Hit, HybridRetriever
 from rasa_gpt_components.text import clean_text, detect_language
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class AnswerSettings:
     max_chars: int = 300
     history_turns: int = 2
     extractive_threshold: float = 0.45
+    rerank_candidates: int = 5
+    rerank_min_seconds: float = 2.0  # rerank only with this much of the budget left
     min_support: float = 0.75
     generation_languages: Sequence[str] = ("zh", "en")
     blocklist: Sequence[str] = guardrails.DEFAULT_BLOCKLIST
@@ -86,10 +88,28 @@ class Answer:
 class KnowledgeAnswerer:
     """Answers from a knowledge base with a generation backend."""
 
-    def __init__(self, retriever: HybridRetriever, backend: Any, settings: Optional[AnswerSettings] = None) -> None:
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        backend: Any,
+        settings: Optional[AnswerSettings] = None,
+        reranker: Optional[Any] = None,
+    ) -> None:
         self.retriever = retriever
         self.backend = backend
         self.settings = settings or AnswerSettings()
+        self.reranker = reranker  # knowledge.rerank.LikelihoodReranker, or None
+
+    def retrieve(self, text: str, deadline: float) -> List[Hit]:
+        """The passages for ``text``, best first: the retriever's candidates,
+        reordered by the reranker when there is one and time for it."""
+        s = self.settings
+        if self.reranker is None:
+            return self.retriever.search(text)
+        hits = self.retriever.search(text, top_k=max(s.rerank_candidates, self.retriever.top_k))
+        if len(hits) > 1 and deadline - time.monotonic() > s.rerank_min_seconds:
+            hits = self.reranker.rerank(text, hits)
+        return hits[: self.retriever.top_k]
 
     def answer(
         self, message: str, history: Sequence[Tuple[str, str]] = (), deadline: Optional[float] = None
@@ -107,7 +127,7 @@ class KnowledgeAnswerer:
 
         if not text or guardrails.check_input(text, self.settings.blocklist).refused:
             return done(Answer(TEMPLATE[language], False, "input_blocklist" if text else "empty", language))
-        hits = self.retriever.search(text)
+        hits = self.retrieve(text, deadline)
         ids, scores = [h.passage.id for h in hits], [h.score for h in hits]
         if not hits:
             return done(Answer(DECLINE[language], False, "no_passage", language))
@@ -140,7 +160,8 @@ class KnowledgeAnswerer:
         reasons = verdict.reasons if verdict else []
         if not failure and verdict is not None:
             return done(Answer(verdict.text, True, "generated", language, ids, scores, tokens=generation.tokens, guardrails=reasons))
-        if hits[0].score >= self.settings.extractive_threshold and hits[0].passage.language == language:
+        # sure: the retriever's best score (the reranker only reorders), a passage in the right language
+        if max(scores) >= self.settings.extractive_threshold and hits[0].passage.language == language:
             extract = guardrails.limit_length(hits[0].passage.text, self.settings.max_chars).text
             return done(Answer(extract, False, f"extractive:{failure}", language, ids[:1], scores[:1], tokens=generation.tokens, guardrails=reasons))
         if failure == "not_generated":

@@ -64,7 +64,7 @@ DEFAULTS: Dict[str, Any] = {
     "min_support": 0.75,  # share of an answer's words found in the passages or the question
     "generation_languages": "auto",  # or a list; auto: what the local model is good at (all for others)
     "blocklist": [],  # added to the built-in list
-    "retrieval": {"bm25_weight": 0.5, "threshold": 0.35, "top_k": 3, "layer": 6},
+    "retrieval": {"bm25_weight": 0.5, "threshold": 0.35, "top_k": 3, "layer": 6, "rerank": False, "rerank_candidates": 5},
 }
 
 
@@ -99,14 +99,18 @@ class GenerativeNLG(NaturalLanguageGenerator):
         except BackendError as error:
             raise RasaException(f"GenerativeNLG: {error}") from None
         retrieval = s["retrieval"]
-        encoder = None
-        if float(retrieval["bm25_weight"]) < 1.0:
+        encoder = reranker = None
+        if float(retrieval["bm25_weight"]) < 1.0 or retrieval["rerank"]:
+            from rasa_gpt_components.knowledge.rerank import LikelihoodReranker
             from rasa_gpt_components.models import load_model
             from rasa_gpt_components.nlu.encoder import GPTEncoder
 
             # the local model when there is one: the classifier's and the generator's instance
             loaded = load_model(s["model"])
-            encoder = GPTEncoder(loaded, layer=min(int(retrieval["layer"]), loaded.num_layers))
+            if float(retrieval["bm25_weight"]) < 1.0:
+                encoder = GPTEncoder(loaded, layer=min(int(retrieval["layer"]), loaded.num_layers))
+            if retrieval["rerank"]:
+                reranker = LikelihoodReranker(loaded)
         retriever = HybridRetriever(
             knowledge, encoder, float(retrieval["bm25_weight"]), float(retrieval["threshold"]), int(retrieval["top_k"])
         )
@@ -116,12 +120,13 @@ class GenerativeNLG(NaturalLanguageGenerator):
             max_chars=int(s["max_chars"]),
             history_turns=int(s["history_turns"]),
             extractive_threshold=float(s["extractive_threshold"]),
+            rerank_candidates=int(retrieval["rerank_candidates"]),
             min_support=float(s["min_support"]),
             generation_languages=tuple(generation_languages(s)),
             blocklist=tuple(guardrails.DEFAULT_BLOCKLIST) + tuple(s["blocklist"] or ()),
         )
         logger.info("GenerativeNLG: %d passages from '%s', backend %s.", len(knowledge), s["knowledge"], s["backend"])
-        return KnowledgeAnswerer(retriever, backend, settings)
+        return KnowledgeAnswerer(retriever, backend, settings, reranker)
 
     def is_generative(self, utter_action: Text, responses: Dict[Text, List[Dict[Text, Any]]]) -> bool:
         """The fallback response, or a response marked ``metadata: {generative: true}``."""

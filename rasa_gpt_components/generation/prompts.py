@@ -55,6 +55,13 @@ REPHRASE_SYSTEM = {
 }
 REPHRASE_USER = {"en": "Message: {text}", "zh": "消息：{text}"}
 
+# reranking retrieved passages (knowledge/rerank.py): how likely the question is
+# after the passage, against after nothing
+RERANK = {
+    "en": ("Passage: {passage}\nA customer question that this passage answers:", "A customer question:"),
+    "zh": ("资料：{passage}\n这段资料能回答的顾客问题：", "顾客问题："),
+}
+
 # said without the model
 DECLINE = {
     "en": "I'm sorry, I don't have information about that. Would you like me to connect you with a human agent?",

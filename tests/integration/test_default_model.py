@@ -77,3 +77,22 @@ def test_default_model_generates_text(prepared_dir):
         )
     text = loaded.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "paris" in text.lower(), text
+
+
+def test_reranker_puts_the_answering_passage_first(prepared_dir):
+    from rasa_gpt_components.knowledge.base import Passage
+    from rasa_gpt_components.knowledge.rerank import LikelihoodReranker
+    from rasa_gpt_components.knowledge.retrieval import Hit
+
+    passages = [
+        Passage("returns", "Unused items can be returned within 7 days of delivery.", language="en"),
+        Passage("points", "Every yuan you pay earns one point; 100 points are worth 1 yuan.", language="en"),
+        Passage("hk", "Orders to Hong Kong and Macau go by SF Express; shipping costs 30 yuan.", language="en"),
+    ]
+    hits = [Hit(p, 0.5, 0.5, 0.5) for p in passages]
+    reranker = LikelihoodReranker(load_model())
+    order = [h.passage.id for h in reranker.rerank("How much is shipping to Hong Kong?", hits)]
+    assert order[0] == "hk" and sorted(order) == ["hk", "points", "returns"]
+    zh = [Hit(Passage("a", "积分可以在下单时抵扣现金，100 积分抵 1 元。", language="zh"), 0.5, 0.5, 0.5),
+          Hit(Passage("b", "港澳订单使用顺丰速运，运费 30 元。", language="zh"), 0.5, 0.5, 0.5)]
+    assert reranker.rerank("寄到香港运费多少？", zh)[0].passage.id == "b"

@@ -32,20 +32,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server_url():
+def server_url(tmp_path_factory):
     assert SERVER_PYTHON.exists(), "llama.cpp's server is missing: run `make llama-server` (make test does)."
     port = _free_port()
     gguf = KNOWN_MODELS[DEFAULT_MODEL].source_file()
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"  # a file: a full pipe would stall the server
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [str(SERVER_PYTHON), "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--model_alias", "smollm2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
         for _ in range(120):
             if process.poll() is not None:
-                raise AssertionError("llama.cpp's server exited: " + process.stderr.read().decode()[-2000:])
+                raise AssertionError("llama.cpp's server exited: " + log_path.read_text(errors="replace")[-2000:])
             try:
                 with urllib.request.urlopen(base + "/models", timeout=1) as response:
                     assert json.loads(response.read())["data"][0]["id"] == "smollm2"
@@ -53,11 +55,12 @@ def server_url():
             except OSError:
                 time.sleep(0.5)
         else:
-            raise AssertionError("llama.cpp's server did not start within 60 s")
+            raise AssertionError("llama.cpp's server did not start within 60 s: " + log_path.read_text(errors="replace")[-2000:])
         yield base
     finally:
         process.terminate()
         process.wait(timeout=30)
+        log.close()
 
 
 def test_server_generates_an_answer(server_url):
