@@ -3,7 +3,7 @@ before it reaches a model, language detection, words for retrieval."""
 
 import re
 import unicodedata
-from typing import List
+from typing import List, Optional
 
 MAX_CHARS = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
@@ -45,6 +45,19 @@ def detect_language(text: str) -> str:
         return "en"
     # one Chinese character carries about as much as a four-letter word
     return "zh" if cjk * 4 >= 0.2 * (cjk * 4 + latin) else "en"
+
+
+# codes such as order numbers and phone numbers say nothing about the language
+_CODES = re.compile(r"(?<![A-Za-z])[A-Za-z]{0,4}[-# ]?[0-9][0-9A-Za-z-]*")
+
+
+def message_language(text: str) -> Optional[str]:
+    """The language of a customer's message, or None when it has no words
+    (only an order number, digits or punctuation)."""
+    rest = _CODES.sub(" ", text)
+    if not _CJK.search(rest) and not re.search(r"[A-Za-z]{2,}", rest):
+        return None
+    return detect_language(rest)
 
 
 def words(text: str) -> List[str]:

@@ -1,27 +1,416 @@
-# This files contains your custom actions which can be used to run
-# custom Python code.
-#
-# See this guide on how to implement these action:
-# https://rasa.com/docs/rasa/custom-actions
+"""Custom actions of the Example Shop bot (rasa-sdk 3.6), over the shop database.
+
+The business rules are in ``shop.py`` and the database in ``db.py``; the
+database is created and seeded on first use, so ``rasa run actions`` needs no
+setup step. Every reply is a domain response, sent with
+``dispatcher.utter_message(response=..., **variables)``; variables hold text in
+the conversation's language (slot ``language``: "zh" or "en", default "en"), so
+each response should have a variation per language, e.g. with
+``condition: [{type: slot, name: language, value: zh}]``.
+
+Responses and their variables (``RESPONSES`` below is the same list):
+
+- utter_ask_order_number: -
+- utter_invalid_order_number: - (order numbers are "ES" and 10 digits)
+- utter_order_not_found: order_number
+- utter_order_status: order_number, status, items
+- utter_order_tracking: order_number, courier, tracking_number
+- utter_refund_submitted: order_number, refund_id
+- utter_refund_duplicate: order_number, refund_id (an open refund already exists)
+- utter_refund_not_allowed: order_number, status (only shipped/completed orders)
+- utter_invalid_refund_reason: max_length
+- utter_ask_new_address: -
+- utter_invalid_address: min_length, max_length
+- utter_address_changed: order_number, new_address
+- utter_address_already_shipped: order_number, status
+- utter_address_already_changed: order_number (an address can be changed once)
+- utter_order_cancelled: order_number
+- utter_recommendations: products (one product per line, with its price)
+- utter_top_sellers: products (when nothing is known about the customer)
+- utter_unknown_preference: preference
+- utter_no_recommendations: -
+- utter_handoff: -
+- utter_database_error: -
+
+Slots read: language, order_number, refund_reason, new_address, customer_id,
+preference. Slots set: order_number (canonical or None), refund_reason,
+new_address (cleared after use), preference, handoff (bool).
+Entities read: order_number, preference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from abc import ABC, abstractmethod
+from decimal import Decimal
+from typing import Any, Callable, Dict, Iterable, List, Optional, Text, Tuple, TypeVar
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from . import shop
+from .db import database_url, init_db, session_scope
+
+logger = logging.getLogger(__name__)
+
+RESPONSES: Dict[str, Tuple[str, ...]] = {
+    "utter_ask_order_number": (),
+    "utter_invalid_order_number": (),
+    "utter_order_not_found": ("order_number",),
+    "utter_order_status": ("order_number", "status", "items"),
+    "utter_order_tracking": ("order_number", "courier", "tracking_number"),
+    "utter_refund_submitted": ("order_number", "refund_id"),
+    "utter_refund_duplicate": ("order_number", "refund_id"),
+    "utter_refund_not_allowed": ("order_number", "status"),
+    "utter_invalid_refund_reason": ("max_length",),
+    "utter_ask_new_address": (),
+    "utter_invalid_address": ("min_length", "max_length"),
+    "utter_address_changed": ("order_number", "new_address"),
+    "utter_address_already_shipped": ("order_number", "status"),
+    "utter_address_already_changed": ("order_number",),
+    "utter_order_cancelled": ("order_number",),
+    "utter_recommendations": ("products",),
+    "utter_top_sellers": ("products",),
+    "utter_unknown_preference": ("preference",),
+    "utter_no_recommendations": (),
+    "utter_handoff": (),
+    "utter_database_error": (),
+}
+
+LANGUAGES = ("en", "zh")
+
+# order statuses as bot/knowledge/orders.yml names them
+STATUS_LABELS = {
+    "awaiting_payment": {"en": "Awaiting payment", "zh": "待付款"},
+    "awaiting_shipment": {"en": "Awaiting shipment", "zh": "待发货"},
+    "shipped": {"en": "Shipped", "zh": "已发货"},
+    "completed": {"en": "Completed", "zh": "已完成"},
+    "cancelled": {"en": "Cancelled", "zh": "已取消"},
+}
+# couriers as bot/knowledge/shipping.yml names them
+COURIER_NAMES = {
+    "ZTO": {"en": "ZTO Express", "zh": "中通快递"},
+    "SF": {"en": "SF Express", "zh": "顺丰速运"},
+}
+LIST_SEPARATOR = {"en": ", ", "zh": "、"}
+
+T = TypeVar("T")
+_initialised: set = set()
 
 
-# This is a simple example for a custom action which utters "Hello World!"
+# --- helpers ----------------------------------------------------------------------
 
-# from typing import Any, Text, Dict, List
-#
-# from rasa_sdk import Action, Tracker
-# from rasa_sdk.executor import CollectingDispatcher
-#
-#
-# class ActionHelloWorld(Action):
-#
-#     def name(self) -> Text:
-#         return "action_hello_world"
-#
-#     def run(self, dispatcher: CollectingDispatcher,
-#             tracker: Tracker,
-#             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-#
-#         dispatcher.utter_message(text="Hello World!")
-#
-#         return []
+
+def conversation_language(tracker: Tracker) -> str:
+    """The slot ``language`` as "zh" or "en" (the default)."""
+    value = str(tracker.get_slot("language") or "").strip().lower()
+    return "zh" if value.startswith("zh") else "en"
+
+
+def request_key(kind: str, sender_id: str, *parts: str) -> str:
+    """A stable key of one user request, so that a repeated message is done once."""
+    return hashlib.sha256("\x1f".join((kind, sender_id, *parts)).encode("utf-8")).hexdigest()
+
+
+def _conversation_ref(tracker: Tracker) -> str:
+    """The conversation in logs: a short hash, as sender ids can be phone numbers."""
+    return hashlib.sha256(tracker.sender_id.encode("utf-8")).hexdigest()[:10]
+
+
+def _with_session(work: Callable[[Session], T]) -> T:
+    url = database_url()
+    if url not in _initialised:
+        init_db(url)
+        _initialised.add(url)
+    with session_scope(url) as session:
+        return work(session)
+
+
+async def run_in_database(work: Callable[[Session], T]) -> T:
+    """Run ``work`` in a committed session, off the event loop; the database is set up on first use."""
+    return await asyncio.to_thread(_with_session, work)
+
+
+def _latest_entity(tracker: Tracker, entity: str) -> Optional[str]:
+    return next(tracker.get_latest_entity_values(entity), None)
+
+
+def requested_order_number(tracker: Tracker) -> Optional[str]:
+    """The order number of the latest message (entity ``order_number``), else the slot."""
+    return _latest_entity(tracker, "order_number") or tracker.get_slot("order_number")
+
+
+def _status(status: Optional[str], language: str) -> str:
+    return STATUS_LABELS.get(status or "", {}).get(language, status or "")
+
+
+def _price(amount: Decimal) -> str:
+    return f"¥{amount:.0f}" if amount == amount.to_integral_value() else f"¥{amount:.2f}"
+
+
+def _name(thing: Any, language: str) -> str:
+    return thing.name_zh if language == "zh" else thing.name_en
+
+
+def _items(items: Iterable[shop.Item], language: str) -> str:
+    return LIST_SEPARATOR[language].join(f"{_name(item, language)} × {item.quantity}" for item in items)
+
+
+def _products(products: Iterable[shop.ProductInfo], language: str) -> str:
+    return "\n".join(f"- {_name(p, language)} {_price(p.price_yuan)}" for p in products)
+
+
+def _refund_reference(refund_id: Optional[int]) -> str:
+    return f"RF{refund_id or 0:06d}"
+
+
+def utter_order_error(dispatcher: CollectingDispatcher, error: Optional[str], order_no: Optional[str]) -> bool:
+    """Reply to a malformed or unknown order number; False when ``error`` is neither."""
+    if error == "invalid_order_number":
+        dispatcher.utter_message(response="utter_invalid_order_number")
+    elif error == "order_not_found":
+        dispatcher.utter_message(response="utter_order_not_found", order_number=order_no)
+    else:
+        return False
+    return True
+
+
+def utter_database_error(dispatcher: CollectingDispatcher, where: str) -> None:
+    """Log a database error (SQL without values) and tell the user to try later."""
+    logger.exception("%s: database error", where)
+    dispatcher.utter_message(response="utter_database_error")
+
+
+class ShopAction(Action, ABC):
+    """An action that answers ``utter_database_error`` instead of failing on database errors.
+
+    Abstract, so that the action server does not register it.
+    """
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        try:
+            return await self.act(dispatcher, tracker, conversation_language(tracker))
+        except SQLAlchemyError:
+            utter_database_error(dispatcher, self.name())
+            return []
+
+    @abstractmethod
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
+        """The action itself, in the conversation's ``language``."""
+
+
+# --- actions ----------------------------------------------------------------------
+
+
+class ActionOrderStatus(ShopAction):
+    """Status, items and tracking of the order in the message or slot ``order_number``."""
+
+    def name(self) -> Text:
+        return "action_order_status"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
+        asked = requested_order_number(tracker)
+        if not asked:
+            dispatcher.utter_message(response="utter_ask_order_number")
+            return []
+        order = await run_in_database(lambda session: shop.find_order(session, asked))
+        if utter_order_error(dispatcher, order.error, order.order_no):
+            return [SlotSet("order_number", None)]
+        dispatcher.utter_message(
+            response="utter_order_status",
+            order_number=order.order_no,
+            status=_status(order.status, language),
+            items=_items(order.items, language),
+        )
+        if order.tracking_no:
+            courier = COURIER_NAMES.get(order.courier or "", {}).get(language, order.courier)
+            dispatcher.utter_message(
+                response="utter_order_tracking",
+                order_number=order.order_no,
+                courier=courier,
+                tracking_number=order.tracking_no,
+            )
+        return [SlotSet("order_number", order.order_no)]
+
+
+class ActionSubmitRefund(ShopAction):
+    """Submit the refund of the ``refund_form`` (slots ``order_number``, ``refund_reason``), once."""
+
+    def name(self) -> Text:
+        return "action_submit_refund"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
+        asked = requested_order_number(tracker)
+        if not asked:
+            dispatcher.utter_message(response="utter_ask_order_number")
+            return []
+        reason = tracker.get_slot("refund_reason")
+        key = request_key("refund", tracker.sender_id, shop.normalise_order_no(asked) or str(asked))
+        refund = await run_in_database(lambda session: shop.submit_refund(session, asked, reason, key))
+        if utter_order_error(dispatcher, refund.error, refund.order_no):
+            return [SlotSet("order_number", None)]
+        if refund.error == "not_refundable":
+            dispatcher.utter_message(
+                response="utter_refund_not_allowed",
+                order_number=refund.order_no,
+                status=_status(refund.order_status, language),
+            )
+        elif refund.error == "invalid_reason":
+            dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=shop.REASON_MAX_CHARS)
+        else:
+            logger.info(
+                "refund %s for %s (conversation %s, duplicate=%s)",
+                refund.refund_id, refund.order_no, _conversation_ref(tracker), refund.duplicate,
+            )
+            dispatcher.utter_message(
+                response="utter_refund_duplicate" if refund.duplicate else "utter_refund_submitted",
+                order_number=refund.order_no,
+                refund_id=_refund_reference(refund.refund_id),
+            )
+        return [SlotSet("refund_reason", None)]
+
+
+class ValidateRefundForm(FormValidationAction):
+    """Checks the slots of ``refund_form``: a refundable order and a reason."""
+
+    def name(self) -> Text:
+        return "validate_refund_form"
+
+    async def validate_order_number(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """An existing order that has shipped, as its canonical number."""
+        try:
+            order = await run_in_database(lambda session: shop.find_order(session, slot_value))
+        except SQLAlchemyError:
+            utter_database_error(dispatcher, self.name())
+            return {"order_number": None}
+        if utter_order_error(dispatcher, order.error, order.order_no):
+            return {"order_number": None}
+        if order.status not in shop.REFUNDABLE_STATUSES:
+            dispatcher.utter_message(
+                response="utter_refund_not_allowed",
+                order_number=order.order_no,
+                status=_status(order.status, conversation_language(tracker)),
+            )
+            return {"order_number": None}
+        return {"order_number": order.order_no}
+
+    def validate_refund_reason(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """A non-empty reason of at most ``shop.REASON_MAX_CHARS`` characters."""
+        reason = shop.clean_reason(slot_value if isinstance(slot_value, str) else None)
+        if reason is None:
+            dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=shop.REASON_MAX_CHARS)
+        return {"refund_reason": reason}
+
+
+class ActionChangeAddress(ShopAction):
+    """Change the delivery address (slot ``new_address``) of an order that has not shipped."""
+
+    def name(self) -> Text:
+        return "action_change_address"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
+        asked = requested_order_number(tracker)
+        if not asked:
+            dispatcher.utter_message(response="utter_ask_order_number")
+            return []
+        address = tracker.get_slot("new_address")
+        if not address:
+            dispatcher.utter_message(response="utter_ask_new_address")
+            return []
+        key = request_key(
+            "address",
+            tracker.sender_id,
+            shop.normalise_order_no(asked) or str(asked),
+            shop.clean_address(address) or str(address),
+        )
+        change = await run_in_database(lambda session: shop.change_address(session, asked, address, key))
+        if utter_order_error(dispatcher, change.error, change.order_no):
+            return [SlotSet("order_number", None)]
+        if change.error == "invalid_address":
+            dispatcher.utter_message(
+                response="utter_invalid_address", min_length=shop.ADDRESS_MIN_CHARS, max_length=shop.ADDRESS_MAX_CHARS
+            )
+        elif change.error == "already_shipped":
+            dispatcher.utter_message(
+                response="utter_address_already_shipped",
+                order_number=change.order_no,
+                status=_status(change.order_status, language),
+            )
+        elif change.error in ("order_cancelled", "address_already_changed"):
+            dispatcher.utter_message(response=f"utter_{change.error}", order_number=change.order_no)
+        else:
+            logger.info(
+                "address of %s changed to %s (conversation %s, duplicate=%s)",
+                change.order_no, shop.mask_address(change.new_address), _conversation_ref(tracker), change.duplicate,
+            )
+            dispatcher.utter_message(
+                response="utter_address_changed", order_number=change.order_no, new_address=change.new_address
+            )
+        return [SlotSet("new_address", None)]
+
+
+def _customer_id(tracker: Tracker) -> Optional[int]:
+    value = str(tracker.get_slot("customer_id") or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _stated_preferences(tracker: Tracker) -> List[str]:
+    said = [str(v) for v in tracker.get_latest_entity_values("preference") if v]
+    if said:
+        return said
+    slot = tracker.get_slot("preference")
+    return [str(v) for v in (slot if isinstance(slot, list) else [slot]) if v]
+
+
+class ActionRecommend(ShopAction):
+    """Up to three products for the customer (slot ``customer_id``) and the stated ``preference``."""
+
+    def name(self) -> Text:
+        return "action_recommend"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
+        customer_id = _customer_id(tracker)
+        stated = _stated_preferences(tracker)
+
+        def work(session: Session):  # type: ignore[no-untyped-def]
+            known = {text: shop.normalise_preference(session, text) for text in stated}
+            if customer_id is not None:
+                for preference in filter(None, known.values()):
+                    shop.record_preference(session, customer_id, preference)
+            return known, shop.recommend(session, customer_id, [p for p in known.values() if p])
+
+        known, found = await run_in_database(work)
+        for text, preference in known.items():
+            if preference is None:
+                dispatcher.utter_message(response="utter_unknown_preference", preference=text)
+        if not found.products:
+            dispatcher.utter_message(response="utter_no_recommendations")
+        else:
+            dispatcher.utter_message(
+                response="utter_recommendations" if found.basis == "personal" else "utter_top_sellers",
+                products=_products(found.products, language),
+            )
+        recognised = [p for p in known.values() if p]
+        return [SlotSet("preference", recognised[0])] if recognised else []
+
+
+class ActionHandoff(Action):
+    """Hand the conversation over to a human agent."""
+
+    def name(self) -> Text:
+        return "action_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        logger.info("handoff requested (conversation %s)", _conversation_ref(tracker))
+        dispatcher.utter_message(response="utter_handoff")
+        return [SlotSet("handoff", True)]

@@ -1,0 +1,389 @@
+"""The shop's business rules as plain functions over a database session.
+
+No Rasa here: every function takes a SQLAlchemy ``Session`` and returns a small
+frozen dataclass. User errors (a malformed order number, an order that cannot be
+refunded, ...) come back as an ``error`` code, never as an exception; database
+errors (``SQLAlchemyError``) propagate to the caller.
+
+The rules follow the knowledge base (bot/knowledge/*.yml): order numbers are
+"ES" and 10 digits; refunds (returns) are for orders that have shipped, and
+before shipment an order is cancelled instead; the delivery address can be
+changed once, before shipment.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Callable, Dict, Iterable, Optional, Set, Tuple, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .db import CATEGORIES, AddressChange, Customer, Order, OrderItem, Preference, Product, Refund
+
+REFUNDABLE_STATUSES = ("shipped", "completed")
+ADDRESS_CHANGEABLE_STATUSES = ("awaiting_payment", "awaiting_shipment")
+OPEN_REFUND_STATUSES = ("requested", "approved")
+ADDRESS_MIN_CHARS, ADDRESS_MAX_CHARS = 6, 200
+REASON_MAX_CHARS = 200
+MAX_RECOMMENDATIONS = 3
+
+_ORDER_NO = re.compile(r"(?:ES)?(\d{10})")
+_ORDER_NO_IN_TEXT = re.compile(r"(?<![A-Z0-9])(?:ES[\s\-_]*\d(?:[\s\-_]?\d){9}|\d{10})(?![\s\-_]?\d)")
+_SEPARATORS = re.compile(r"[\s\-_.·#:：]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# words users say for a category (English and Chinese)
+CATEGORY_ALIASES: Dict[str, str] = {
+    **{c: c for c in CATEGORIES},
+    "electronic": "electronics", "gadgets": "electronics", "digital": "electronics",
+    "电子": "electronics", "电子产品": "electronics", "数码": "electronics", "数码产品": "electronics",
+    "clothes": "clothing", "apparel": "clothing", "fashion": "clothing",
+    "衣服": "clothing", "服装": "clothing", "服饰": "clothing", "穿搭": "clothing",
+    "household": "home", "home goods": "home", "homeware": "home", "家居": "home", "家居用品": "home", "家用": "home",
+    "cosmetics": "beauty", "makeup": "beauty", "美妆": "beauty", "化妆品": "beauty", "美容": "beauty",
+    "护肤": "skincare", "护肤品": "skincare", "耳机": "audio", "手机": "phone", "鞋": "shoes", "鞋子": "shoes",
+    "运动": "sport", "厨房": "kitchen",
+}
+
+
+# --- results -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    """One line of an order."""
+
+    sku: str
+    name_en: str
+    name_zh: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """An order looked up by number, or an ``error``."""
+
+    order_no: Optional[str]
+    status: Optional[str] = None
+    items: Tuple[Item, ...] = ()
+    courier: Optional[str] = None
+    tracking_no: Optional[str] = None
+    address: Optional[str] = None
+    error: Optional[str] = None  # invalid_order_number, order_not_found
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """A refund request, new or already there (``duplicate``), or an ``error``."""
+
+    order_no: Optional[str]
+    refund_id: Optional[int] = None
+    status: Optional[str] = None  # the refund's status
+    order_status: Optional[str] = None
+    duplicate: bool = False
+    error: Optional[str] = None  # invalid_order_number, order_not_found, not_refundable, invalid_reason
+
+
+@dataclass(frozen=True)
+class AddressResult:
+    """An address change, new or already made (``duplicate``), or an ``error``."""
+
+    order_no: Optional[str]
+    new_address: Optional[str] = None
+    order_status: Optional[str] = None
+    duplicate: bool = False
+    # invalid_order_number, order_not_found, invalid_address, already_shipped,
+    # order_cancelled, address_already_changed
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    """A product as shown to a customer."""
+
+    sku: str
+    name_en: str
+    name_zh: str
+    category: str
+    price_yuan: Decimal
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Up to three products, best first; ``basis`` says how they were chosen."""
+
+    products: Tuple[ProductInfo, ...]
+    basis: str  # personal, top_sellers
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PreferenceResult:
+    """A recorded preference (``created`` False when it was there already), or an ``error``."""
+
+    preference: Optional[str]
+    created: bool = False
+    error: Optional[str] = None  # unknown_customer, unknown_preference
+
+
+# --- input cleaning -------------------------------------------------------------------
+
+
+def _clean_text(text: Optional[str]) -> str:
+    """NFKC-normalised text (full-width to ASCII) without control characters."""
+    return _CONTROL.sub(" ", unicodedata.normalize("NFKC", str(text or ""))).strip()
+
+
+def normalise_order_no(text: Optional[str]) -> Optional[str]:
+    """The canonical order number ("ES" + 10 digits) in ``text``, or None.
+
+    Accepts lower case, spaces, hyphens, full-width characters, a missing "ES"
+    prefix and an order number inside a sentence ("我的订单号是 ES2611200002").
+    """
+    cleaned = _clean_text(text).upper()
+    match = _ORDER_NO.fullmatch(_SEPARATORS.sub("", cleaned))
+    if match is None:
+        found = _ORDER_NO_IN_TEXT.search(cleaned)
+        match = _ORDER_NO.fullmatch(_SEPARATORS.sub("", found.group())) if found else None
+    return f"ES{match.group(1)}" if match else None
+
+
+def clean_reason(text: Optional[str]) -> Optional[str]:
+    """A refund reason with whitespace collapsed, or None when empty or too long."""
+    reason = " ".join(_clean_text(text).split())
+    return reason if 0 < len(reason) <= REASON_MAX_CHARS else None
+
+
+def clean_address(text: Optional[str]) -> Optional[str]:
+    """A delivery address with whitespace collapsed, or None when too short or too long."""
+    address = " ".join(_clean_text(text).split())
+    letters = sum(ch.isalnum() for ch in address)
+    if letters < ADDRESS_MIN_CHARS or len(address) > ADDRESS_MAX_CHARS:
+        return None
+    return address
+
+
+def mask_phone(phone: Optional[str]) -> str:
+    """A phone number for logs: the first 3 and last 2 digits only."""
+    digits = re.sub(r"\D", "", phone or "")
+    return f"{digits[:3]}{'*' * max(len(digits) - 5, 0)}{digits[-2:]}" if len(digits) > 5 else "***"
+
+
+def mask_address(address: Optional[str]) -> str:
+    """An address for logs: its first 4 characters and its length."""
+    address = address or ""
+    return f"{address[:4]}…({len(address)} chars)" if address else "<empty>"
+
+
+# --- orders -----------------------------------------------------------------------
+
+
+def _load_order(session: Session, order_no: Optional[str]) -> Tuple[Optional[str], Optional[Order], Optional[str]]:
+    """(canonical number, order, error) for ``order_no`` as the user typed it."""
+    canonical = normalise_order_no(order_no)
+    if canonical is None:
+        return None, None, "invalid_order_number"
+    order = session.execute(select(Order).where(Order.order_no == canonical)).scalar_one_or_none()
+    return canonical, order, (None if order else "order_not_found")
+
+
+def find_order(session: Session, order_no: Optional[str]) -> OrderResult:
+    """Status, items, courier, tracking number and address of an order."""
+    canonical, order, error = _load_order(session, order_no)
+    if order is None:
+        return OrderResult(canonical, error=error)
+    items = tuple(
+        Item(line.product.sku, line.product.name_en, line.product.name_zh, line.quantity) for line in order.items
+    )
+    return OrderResult(
+        canonical,
+        status=order.status,
+        items=items,
+        courier=order.courier,
+        tracking_no=order.tracking_no,
+        address=order.address,
+    )
+
+
+Row = TypeVar("Row")
+
+
+def _insert_once(session: Session, row: Row, existing: Callable[[], Optional[Row]]) -> Tuple[Row, bool]:
+    """Insert ``row`` in a savepoint: (row, True), or (``existing()``, False).
+
+    For rows with a unique key (a request key): a concurrent insert of the same
+    key loses the race on the unique constraint and gets the winner's row back.
+    """
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        winner = existing()
+        if winner is None:
+            raise
+        return winner, False
+    return row, True
+
+
+def submit_refund(session: Session, order_no: Optional[str], reason: Optional[str], request_key: str) -> RefundResult:
+    """Request a refund (a return) for a shipped or completed order, once.
+
+    The same ``request_key``, or an open refund of the order, returns the
+    existing refund with ``duplicate=True`` and writes nothing.
+    """
+    canonical, order, error = _load_order(session, order_no)
+    if order is None:
+        return RefundResult(canonical, error=error)
+    if order.status not in REFUNDABLE_STATUSES:
+        return RefundResult(canonical, order_status=order.status, error="not_refundable")
+    cleaned = clean_reason(reason)
+    if cleaned is None:
+        return RefundResult(canonical, order_status=order.status, error="invalid_reason")
+
+    def existing() -> Optional[Refund]:
+        by_key = session.execute(select(Refund).where(Refund.request_key == request_key)).scalar_one_or_none()
+        return by_key or session.execute(
+            select(Refund)
+            .where(Refund.order_no == canonical, Refund.status.in_(OPEN_REFUND_STATUSES))
+            .order_by(Refund.id)
+        ).scalars().first()
+
+    refund, inserted = existing(), False
+    if refund is None:
+        refund, inserted = _insert_once(
+            session, Refund(order_no=canonical, reason=cleaned, status="requested", request_key=request_key), existing
+        )
+    return RefundResult(canonical, refund.id, refund.status, order.status, duplicate=not inserted)
+
+
+def change_address(
+    session: Session, order_no: Optional[str], new_address: Optional[str], request_key: str
+) -> AddressResult:
+    """Change the delivery address of an order that has not shipped, once.
+
+    Repeating the same request (``request_key``) returns the change already
+    made with ``duplicate=True``; a different second change is refused.
+    """
+    canonical, order, error = _load_order(session, order_no)
+    if order is None:
+        return AddressResult(canonical, error=error)
+    if order.status == "cancelled":
+        return AddressResult(canonical, order_status=order.status, error="order_cancelled")
+    if order.status not in ADDRESS_CHANGEABLE_STATUSES:
+        return AddressResult(canonical, order_status=order.status, error="already_shipped")
+
+    def existing() -> Optional[AddressChange]:
+        return session.execute(
+            select(AddressChange).where(AddressChange.request_key == request_key)
+        ).scalar_one_or_none()
+
+    change = existing()
+    if change is None:
+        cleaned = clean_address(new_address)
+        if cleaned is None:
+            return AddressResult(canonical, order_status=order.status, error="invalid_address")
+        earlier = session.execute(select(AddressChange.id).where(AddressChange.order_no == canonical)).first()
+        if earlier is not None:
+            return AddressResult(canonical, order_status=order.status, error="address_already_changed")
+        change, inserted = _insert_once(
+            session,
+            AddressChange(order_no=canonical, old_address=order.address, new_address=cleaned, request_key=request_key),
+            existing,
+        )
+        if inserted:
+            order.address = cleaned
+            return AddressResult(canonical, cleaned, order.status)
+    return AddressResult(canonical, change.new_address, order.status, duplicate=True)
+
+
+# --- recommendations --------------------------------------------------------------
+
+
+def normalise_preference(session: Session, text: Optional[str]) -> Optional[str]:
+    """The category or product tag a user means ("衣服" -> "clothing"), or None."""
+    word = " ".join(_clean_text(text).lower().split())
+    word = CATEGORY_ALIASES.get(word, word)
+    if not word:
+        return None
+    if word in CATEGORIES:
+        return word
+    return word if word in _all_tags(session) else None
+
+
+def _all_tags(session: Session) -> Set[str]:
+    return {tag for product in session.execute(select(Product)).scalars() for tag in product.tag_list}
+
+
+def _units_sold(session: Session) -> Counter:
+    rows = session.execute(
+        select(OrderItem.product_id, func.sum(OrderItem.quantity))
+        .join(Order)
+        .where(Order.status != "cancelled")
+        .group_by(OrderItem.product_id)
+    )
+    return Counter({product_id: int(units) for product_id, units in rows})
+
+
+def _info(product: Product) -> ProductInfo:
+    return ProductInfo(product.sku, product.name_en, product.name_zh, product.category, Decimal(product.price_yuan))
+
+
+def recommend(session: Session, customer_id: Optional[int] = None, preferences: Iterable[str] = ()) -> Recommendations:
+    """At most 3 products the customer has not bought, best first.
+
+    Products score 3 for matching a stated preference, 2 for a recorded one and
+    1 for a category of the customer's past (not cancelled) orders; ties go to
+    the better sellers. Without any interest to go on: the top sellers.
+    """
+    stated = {p for p in (normalise_preference(session, text) for text in preferences) if p}
+    bought: Set[int] = set()
+    past_categories: Set[str] = set()
+    recorded: Set[str] = set()
+    if customer_id is not None:
+        lines = session.execute(
+            select(Product.id, Product.category)
+            .join(OrderItem, OrderItem.product_id == Product.id)
+            .join(Order)
+            .where(Order.customer_id == customer_id, Order.status != "cancelled")
+        ).all()
+        bought = {product_id for product_id, _ in lines}
+        past_categories = {category for _, category in lines}
+        recorded = set(
+            session.execute(select(Preference.category).where(Preference.customer_id == customer_id)).scalars()
+        )
+
+    def score(product: Product) -> int:
+        topics = {product.category, *product.tag_list}
+        return 3 * bool(topics & stated) + 2 * bool(topics & recorded) + (product.category in past_categories)
+
+    sold = _units_sold(session)
+    candidates = [p for p in session.execute(select(Product)).scalars() if p.id not in bought]
+    interesting = [p for p in candidates if score(p) > 0]
+    basis = "personal" if interesting else "top_sellers"
+    ranked = sorted(interesting or candidates, key=lambda p: (-score(p), -sold[p.id], p.id))
+    return Recommendations(tuple(_info(p) for p in ranked[:MAX_RECOMMENDATIONS]), basis)
+
+
+def record_preference(session: Session, customer_id: int, category: str) -> PreferenceResult:
+    """Remember that a customer likes a category or tag (once per customer and value)."""
+    if session.get(Customer, customer_id) is None:
+        return PreferenceResult(None, error="unknown_customer")
+    preference = normalise_preference(session, category)
+    if preference is None:
+        return PreferenceResult(None, error="unknown_preference")
+
+    def existing() -> Optional[Preference]:
+        return session.execute(
+            select(Preference).where(Preference.customer_id == customer_id, Preference.category == preference)
+        ).scalar_one_or_none()
+
+    created = False
+    if existing() is None:
+        _, created = _insert_once(session, Preference(customer_id=customer_id, category=preference), existing)
+    return PreferenceResult(preference, created=created)

@@ -1,0 +1,399 @@
+"""The shop bot's database, business rules and custom actions (bot/actions/).
+
+A real SQLite database in the test's folder, real rasa_sdk trackers and
+dispatchers; no Rasa server.
+"""
+
+import asyncio
+import logging
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import func, select, text
+
+BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
+if str(BOT_DIR) not in sys.path:
+    sys.path.insert(0, str(BOT_DIR))  # the action server runs from bot/: package `actions`
+
+from actions import actions as bot_actions  # noqa: E402
+from actions import db, shop  # noqa: E402
+
+SHIPPED_SF = "ES2611200002"  # customer 1, X12 smartphone, SF Express
+AWAITING_SHIPMENT = "ES2611240003"  # customer 1, running shoes
+AWAITING_PAYMENT = "ES2611250004"  # customer 2
+CANCELLED = "ES2611050005"
+MESSAGE_KEYS = {"text", "buttons", "elements", "custom", "template", "response", "image", "attachment"}
+LABELS = {"en": ("Shipped", "SF Express"), "zh": ("已发货", "顺丰速运")}
+
+
+@pytest.fixture
+def db_url(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite database for the actions (SHOP_DATABASE_URL), created on first use."""
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    monkeypatch.setenv(db.DATABASE_URL_ENV, url)
+    yield url
+    db.dispose_engines()
+
+
+def make_tracker(
+    slots: Optional[Dict[str, Any]] = None,
+    entities: Tuple[Tuple[str, str], ...] = (),
+    sender: str = "user-1",
+    events: Optional[List[Dict[str, Any]]] = None,
+) -> Tracker:
+    latest = {"text": "", "intent": {"name": "x"}, "entities": [{"entity": e, "value": v} for e, v in entities]}
+    return Tracker(sender, dict(slots or {}), latest, events or [], False, None, {}, "action_listen")
+
+
+def run(action, tracker: Tracker, domain: Optional[Dict[str, Any]] = None):
+    """Run an action: ([(response, variables)], events); checks the documented response contract."""
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, tracker, domain or {}))
+    replies = []
+    for message in dispatcher.messages:
+        name, variables = message["response"], {k: v for k, v in message.items() if k not in MESSAGE_KEYS}
+        assert message["text"] is None, "replies are responses, not literal text"
+        assert set(variables) == set(bot_actions.RESPONSES[name]), name
+        replies.append((name, variables))
+    return replies, events
+
+
+def slot_events(events) -> Dict[str, Any]:
+    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+
+
+def count(model, url: str) -> int:
+    with db.session_scope(url) as session:
+        return session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def full_width(ascii_text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in ascii_text)
+
+
+# --- database and seed data ---------------------------------------------------------
+
+
+def test_seeding_is_idempotent(db_url):
+    assert db.init_db(db_url) is True
+    tables = (db.Customer, db.Product, db.Order, db.OrderItem, db.Refund, db.AddressChange, db.Preference)
+    before = {m.__tablename__: count(m, db_url) for m in tables}
+    assert db.init_db(db_url) is False
+    assert {m.__tablename__: count(m, db_url) for m in tables} == before
+    assert before["customers"] == 4 and before["products"] == 12 and before["orders"] == len(db.DEMO_ORDERS) == 10
+    with db.session_scope(db_url) as session:
+        stored = dict(session.execute(select(db.Order.order_no, db.Order.status)).all())
+        languages = sorted(c.language for c in session.execute(select(db.Customer)).scalars())
+        categories = sorted(p.category for p in session.execute(select(db.Product)).scalars())
+    assert stored == db.DEMO_ORDERS
+    assert languages == ["en", "en", "zh", "zh"]
+    assert categories == sorted(list(db.CATEGORIES) * 3)
+    assert set(db.DEMO_ORDERS.values()) == set(db.ORDER_STATUSES)
+
+
+def test_database_url_defaults_to_the_bot_folder(monkeypatch):
+    monkeypatch.delenv(db.DATABASE_URL_ENV, raising=False)
+    assert db.database_url() == f"sqlite:///{BOT_DIR / 'shop.db'}"
+    monkeypatch.setenv(db.DATABASE_URL_ENV, "postgresql://shop@localhost/shop")
+    assert db.database_url() == "postgresql://shop@localhost/shop"
+
+
+def test_seed_orders_follow_the_knowledge_base(db_url):
+    """Order numbers are ES + 10 digits; ZTO by default, SF for electronics over 1,000 yuan or HK/Macau."""
+    db.init_db(db_url)
+    with db.session_scope(db_url) as session:
+        for order in session.execute(select(db.Order)).scalars():
+            assert shop.normalise_order_no(order.order_no) == order.order_no
+            assert order.items, order.order_no
+            if order.status in ("shipped", "completed"):
+                big_electronics = any(
+                    i.product.category == "electronics" and i.product.price_yuan > 1000 for i in order.items
+                )
+                far = any(place in order.address for place in ("Hong Kong", "Macau", "香港", "澳门"))
+                assert order.courier == ("SF" if big_electronics or far else "ZTO"), order.order_no
+                assert order.tracking_no and order.shipped_at
+            else:
+                assert order.courier is None and order.tracking_no is None
+        assert session.execute(select(db.Product).where(db.Product.sku == "CL-001")).scalar_one().price_yuan == Decimal(
+            "79.00"
+        )
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [SHIPPED_SF, SHIPPED_SF.lower(), " es-2611 2000 02 ", full_width(SHIPPED_SF), "2611200002",
+     f"我的订单号是：{SHIPPED_SF}。", "order es 2611-2000-02 please"],
+)
+def test_normalise_order_no_accepts_variants(typed):
+    assert shop.normalise_order_no(typed) == SHIPPED_SF
+
+
+@pytest.mark.parametrize(
+    "typed", [None, "", "ES261120000", "ES26112000021", "SO2611200002", "13812345678", "call 138 1234 5678", "hello"]
+)
+def test_normalise_order_no_rejects_others(typed):
+    assert shop.normalise_order_no(typed) is None
+
+
+def test_masks_hide_phone_numbers_and_addresses():
+    assert shop.mask_phone("13812345678") == "138******78"
+    masked = shop.mask_address("上海市浦东新区世纪大道 100 号 8 楼 801 室")
+    assert masked.startswith("上海市浦") and "世纪大道" not in masked
+
+
+# --- order status ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_order_status_found(db_url, language):
+    tracker = make_tracker({"language": language}, entities=(("order_number", SHIPPED_SF.lower()),))
+    replies, events = run(bot_actions.ActionOrderStatus(), tracker)
+    status, courier = LABELS[language]
+    item = "X12 智能手机（128 GB） × 1" if language == "zh" else "X12 smartphone (128 GB) × 1"
+    assert replies == [
+        ("utter_order_status", {"order_number": SHIPPED_SF, "status": status, "items": item}),
+        ("utter_order_tracking", {"order_number": SHIPPED_SF, "courier": courier, "tracking_number": "SF1402611200002"}),
+    ]
+    assert slot_events(events) == {"order_number": SHIPPED_SF}
+
+
+def test_order_status_before_shipment_has_no_tracking(db_url):
+    replies, _ = run(bot_actions.ActionOrderStatus(), make_tracker({"order_number": AWAITING_SHIPMENT}))
+    assert replies == [
+        ("utter_order_status", {"order_number": AWAITING_SHIPMENT, "status": "Awaiting shipment", "items": "Running shoes × 1"})
+    ]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+@pytest.mark.parametrize(
+    "typed, expected",
+    [("ES0000000001", ("utter_order_not_found", {"order_number": "ES0000000001"})),
+     ("12345", ("utter_invalid_order_number", {}))],
+)
+def test_order_status_not_found_or_invalid(db_url, language, typed, expected):
+    replies, events = run(bot_actions.ActionOrderStatus(), make_tracker({"language": language, "order_number": typed}))
+    assert replies == [expected]
+    assert slot_events(events) == {"order_number": None}
+
+
+def test_order_status_asks_for_a_missing_number(db_url):
+    assert run(bot_actions.ActionOrderStatus(), make_tracker())[0] == [("utter_ask_order_number", {})]
+
+
+# --- refunds -----------------------------------------------------------------------
+
+
+def refund_tracker(order_no: str, sender: str = "user-1", reason: str = "The screen is cracked") -> Tracker:
+    return make_tracker({"order_number": order_no, "refund_reason": reason}, sender=sender)
+
+
+def test_refund_is_written_once(db_url):
+    action = bot_actions.ActionSubmitRefund()
+    first, events = run(action, refund_tracker(SHIPPED_SF.lower()))
+    again, _ = run(action, refund_tracker(SHIPPED_SF))
+    other_conversation, _ = run(action, refund_tracker(SHIPPED_SF, sender="user-2"))
+    assert first == [("utter_refund_submitted", {"order_number": SHIPPED_SF, "refund_id": "RF000001"})]
+    assert again == other_conversation == [("utter_refund_duplicate", {"order_number": SHIPPED_SF, "refund_id": "RF000001"})]
+    assert slot_events(events) == {"refund_reason": None}
+    assert count(db.Refund, db_url) == 1
+
+
+def test_concurrent_refund_with_the_same_key_writes_nothing(db_url):
+    """The race of two identical requests: the unique request key keeps the second out."""
+    db.init_db(db_url)
+    with db.session_scope(db_url) as session:
+        made = shop.submit_refund(session, SHIPPED_SF, "broken", "key-1")
+    with db.session_scope(db_url) as session:
+        late = db.Refund(order_no=SHIPPED_SF, reason="broken", request_key="key-1")
+        winner = lambda: session.execute(select(db.Refund).where(db.Refund.request_key == "key-1")).scalar_one()
+        row, inserted = shop._insert_once(session, late, winner)
+    assert (row.id, inserted) == (made.refund_id, False)
+    assert count(db.Refund, db_url) == 1
+
+
+@pytest.mark.parametrize(
+    "order_no, language, status",
+    [(AWAITING_PAYMENT, "en", "Awaiting payment"), (AWAITING_PAYMENT, "zh", "待付款"), (CANCELLED, "en", "Cancelled")],
+)
+def test_refund_refused_for_orders_that_have_not_shipped(db_url, order_no, language, status):
+    tracker = make_tracker({"language": language, "order_number": order_no, "refund_reason": "changed my mind"})
+    replies, _ = run(bot_actions.ActionSubmitRefund(), tracker)
+    assert replies == [("utter_refund_not_allowed", {"order_number": order_no, "status": status})]
+    assert count(db.Refund, db_url) == 0
+
+
+REFUND_FORM_DOMAIN = {
+    "slots": {"order_number": {"type": "text", "mappings": [{"type": "from_text"}]},
+              "refund_reason": {"type": "text", "mappings": [{"type": "from_text"}]}},
+    "forms": {"refund_form": {"required_slots": ["order_number", "refund_reason"]}},
+}
+
+
+def validate_refund_form(**candidates: Any):
+    events = [{"event": "user", "text": "..."}] + [
+        {"event": "slot", "name": name, "value": value} for name, value in candidates.items()
+    ]
+    tracker = make_tracker(dict(candidates), events=events)
+    return run(bot_actions.ValidateRefundForm(), tracker, REFUND_FORM_DOMAIN)
+
+
+def test_refund_form_accepts_a_shipped_order_and_a_reason(db_url):
+    replies, events = validate_refund_form(order_number=" es 2611200002 ", refund_reason="  wrong   size ")
+    assert replies == []
+    assert slot_events(events) == {"order_number": SHIPPED_SF, "refund_reason": "wrong size"}
+
+
+@pytest.mark.parametrize(
+    "candidates, reply",
+    [({"order_number": AWAITING_PAYMENT},
+      ("utter_refund_not_allowed", {"order_number": AWAITING_PAYMENT, "status": "Awaiting payment"})),
+     ({"order_number": "ES9999999999"}, ("utter_order_not_found", {"order_number": "ES9999999999"})),
+     ({"order_number": "abc"}, ("utter_invalid_order_number", {})),
+     ({"refund_reason": "   "}, ("utter_invalid_refund_reason", {"max_length": shop.REASON_MAX_CHARS})),
+     ({"refund_reason": "x" * 201}, ("utter_invalid_refund_reason", {"max_length": shop.REASON_MAX_CHARS}))],
+)
+def test_refund_form_rejects(db_url, candidates, reply):
+    replies, events = validate_refund_form(**candidates)
+    assert replies == [reply]
+    assert slot_events(events) == {name: None for name in candidates}
+
+
+# --- address changes ----------------------------------------------------------------
+
+NEW_ADDRESS = "上海市徐汇区漕溪北路 18 号 6 楼"
+
+
+def address_tracker(order_no: str, address: str, sender: str = "user-1") -> Tracker:
+    return make_tracker({"order_number": order_no, "new_address": address, "language": "zh"}, sender=sender)
+
+
+def order_address(url: str, order_no: str) -> str:
+    with db.session_scope(url) as session:
+        return session.execute(select(db.Order.address).where(db.Order.order_no == order_no)).scalar_one()
+
+
+def test_address_change_before_shipping(db_url, caplog):
+    action = bot_actions.ActionChangeAddress()
+    with caplog.at_level(logging.INFO):
+        replies, events = run(action, address_tracker(AWAITING_SHIPMENT, f"  {NEW_ADDRESS} "))
+        repeated, _ = run(action, address_tracker(AWAITING_SHIPMENT, NEW_ADDRESS))
+    changed = ("utter_address_changed", {"order_number": AWAITING_SHIPMENT, "new_address": NEW_ADDRESS})
+    assert replies == repeated == [changed]
+    assert slot_events(events) == {"new_address": None}
+    assert order_address(db_url, AWAITING_SHIPMENT) == NEW_ADDRESS
+    assert count(db.AddressChange, db_url) == 1
+    assert AWAITING_SHIPMENT in caplog.text and "漕溪北路" not in caplog.text  # addresses are masked in logs
+
+    # the address can be changed once (bot/knowledge/shipping.yml)
+    second, _ = run(action, address_tracker(AWAITING_SHIPMENT, "北京市海淀区中关村大街 1 号"))
+    assert second == [("utter_address_already_changed", {"order_number": AWAITING_SHIPMENT})]
+    assert order_address(db_url, AWAITING_SHIPMENT) == NEW_ADDRESS
+
+
+def test_address_change_after_shipping_is_refused(db_url):
+    replies, _ = run(bot_actions.ActionChangeAddress(), address_tracker(SHIPPED_SF, NEW_ADDRESS))
+    assert replies == [("utter_address_already_shipped", {"order_number": SHIPPED_SF, "status": "已发货"})]
+    assert order_address(db_url, SHIPPED_SF) != NEW_ADDRESS
+    assert count(db.AddressChange, db_url) == 0
+
+
+@pytest.mark.parametrize(
+    "order_no, address, reply",
+    [(AWAITING_PAYMENT, "短地址", ("utter_invalid_address", {"min_length": 6, "max_length": 200})),
+     (AWAITING_PAYMENT, "x" * 201, ("utter_invalid_address", {"min_length": 6, "max_length": 200})),
+     (CANCELLED, NEW_ADDRESS, ("utter_order_cancelled", {"order_number": CANCELLED}))],
+)
+def test_address_change_rejects(db_url, order_no, address, reply):
+    replies, _ = run(bot_actions.ActionChangeAddress(), address_tracker(order_no, address))
+    assert replies == [reply]
+    assert count(db.AddressChange, db_url) == 0
+
+
+# --- recommendations ------------------------------------------------------------------
+
+
+def bought_skus(url: str, customer_id: int) -> set:
+    with db.session_scope(url) as session:
+        rows = session.execute(
+            select(db.Product.sku).join(db.OrderItem).join(db.Order).where(
+                db.Order.customer_id == customer_id, db.Order.status != "cancelled"
+            )
+        )
+        return set(rows.scalars())
+
+
+@pytest.mark.parametrize("customer_id", sorted(db.DEMO_CUSTOMERS))
+def test_recommendations_exclude_bought_products(db_url, customer_id):
+    db.init_db(db_url)
+    with db.session_scope(db_url) as session:
+        found = shop.recommend(session, customer_id)
+    assert found.basis == "personal" and 1 <= len(found.products) <= 3
+    assert not {p.sku for p in found.products} & bought_skus(db_url, customer_id)
+
+
+def test_recommend_action_for_a_known_customer(db_url):
+    replies, events = run(bot_actions.ActionRecommend(), make_tracker({"customer_id": "1"}))
+    assert [name for name, _ in replies] == ["utter_recommendations"]
+    products = replies[0][1]["products"]
+    assert products.count("\n") == 2 and "Running shoes" not in products and "Cotton T-shirt" not in products
+    assert events == []
+
+
+def test_recommend_follows_stated_preferences(db_url):
+    tracker = make_tracker({"customer_id": "4", "language": "zh"}, entities=(("preference", "美妆"),))
+    replies, events = run(bot_actions.ActionRecommend(), tracker)
+    assert replies == [("utter_recommendations", {"products": "- 保湿面霜 ¥259\n- 防晒霜 SPF50 ¥129\n- 丝绒口红 ¥189"})]
+    assert slot_events(events) == {"preference": "beauty"}
+    with db.session_scope(db_url) as session:
+        recorded = session.execute(select(db.Preference.category).where(db.Preference.customer_id == 4)).scalars().all()
+        # the recorded preference keeps counting without being stated again
+        later = shop.recommend(session, 4)
+    assert recorded == ["beauty"]
+    assert {p.category for p in later.products} == {"beauty"}
+
+
+def test_recommend_without_a_customer_gives_top_sellers(db_url):
+    replies, _ = run(bot_actions.ActionRecommend(), make_tracker({"preference": "rockets"}))
+    assert [name for name, _ in replies] == ["utter_unknown_preference", "utter_top_sellers"]
+    assert replies[0][1] == {"preference": "rockets"}
+    # the best sellers of the demo data: 2 sold each, ties in catalogue order
+    assert replies[1][1]["products"].splitlines() == [
+        "- Wireless noise-cancelling headphones ¥899", "- Cotton T-shirt ¥79", "- Running shoes ¥399"
+    ]
+
+
+# --- errors and handoff ----------------------------------------------------------------
+
+
+def test_database_that_cannot_be_opened_gives_database_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(db.DATABASE_URL_ENV, f"sqlite:///{tmp_path / 'missing' / 'shop.db'}")
+    replies, events = run(bot_actions.ActionOrderStatus(), make_tracker({"order_number": SHIPPED_SF}))
+    assert (replies, events) == ([("utter_database_error", {})], [])
+    replies, events = validate_refund_form(order_number=SHIPPED_SF)
+    assert replies == [("utter_database_error", {})] and slot_events(events) == {"order_number": None}
+    db.dispose_engines()
+
+
+def test_dropped_table_gives_database_error(db_url):
+    assert run(bot_actions.ActionOrderStatus(), make_tracker({"order_number": SHIPPED_SF}))[0][0][0] == "utter_order_status"
+    with db.get_engine(db_url).begin() as connection:
+        connection.execute(text("DROP TABLE refunds"))
+    replies, events = run(bot_actions.ActionSubmitRefund(), refund_tracker(SHIPPED_SF))
+    assert (replies, events) == ([("utter_database_error", {})], [])
+
+
+def test_handoff(db_url):
+    replies, events = run(bot_actions.ActionHandoff(), make_tracker({"order_number": SHIPPED_SF}))
+    assert replies == [("utter_handoff", {})]
+    assert slot_events(events) == {"handoff": True}
+
+
+def test_every_response_is_documented_for_the_domain():
+    for name, variables in bot_actions.RESPONSES.items():
+        line = next(line for line in bot_actions.__doc__.splitlines() if line.startswith(f"- {name}:"))
+        assert all(variable in line for variable in variables), name
