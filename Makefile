@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
 ACTIONS_PORT ?= 5055
-BOT_INPUTS := $(wildcard bot/config.yml bot/domain.yml bot/data/*.yml bot/data/**/*.yml)
+BOT_INPUTS := $(wildcard bot/config.yml bot/domain.yml bot/data/*.yml bot/data/*/*.yml bot/jieba/*)
 
 .PHONY: install llama-server shell train test test-unit lock clean
 

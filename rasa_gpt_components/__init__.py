@@ -20,7 +20,6 @@ _LAZY: Dict[str, str] = {
     "GPTIntentClassifier": "rasa_gpt_components.nlu.gpt_intent_classifier",
     "GenerativeFallbackPolicy": "rasa_gpt_components.policies.generative_fallback",
     "GenerativeNLG": "rasa_gpt_components.generation.nlg",
-    "LanguageDetector": "rasa_gpt_components.nlu.language_detector",
 }
 
 

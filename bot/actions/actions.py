@@ -18,6 +18,7 @@ Responses and their variables (``RESPONSES`` below is the same list):
 - utter_refund_submitted: order_number, refund_id
 - utter_refund_duplicate: order_number, refund_id (an open refund already exists)
 - utter_refund_not_allowed: order_number, status (only shipped/completed orders)
+- utter_refund_cancelled: - (the customer said no at the confirmation)
 - utter_invalid_refund_reason: max_length
 - utter_ask_new_address: -
 - utter_invalid_address: min_length, max_length
@@ -67,6 +68,7 @@ RESPONSES: Dict[str, Tuple[str, ...]] = {
     "utter_order_tracking": ("order_number", "courier", "tracking_number"),
     "utter_refund_submitted": ("order_number", "refund_id"),
     "utter_refund_duplicate": ("order_number", "refund_id"),
+    "utter_refund_cancelled": (),
     "utter_refund_not_allowed": ("order_number", "status"),
     "utter_invalid_refund_reason": ("max_length",),
     "utter_ask_new_address": (),
@@ -240,12 +242,16 @@ class ActionOrderStatus(ShopAction):
 
 
 class ActionSubmitRefund(ShopAction):
-    """Submit the refund of the ``refund_form`` (slots ``order_number``, ``refund_reason``), once."""
+    """Submit the refund of the ``refund_form`` (slots ``order_number``, ``refund_reason``), once,
+    unless the customer said no at the confirmation (slot ``refund_confirmed`` False)."""
 
     def name(self) -> Text:
         return "action_submit_refund"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
+        if tracker.get_slot("refund_confirmed") is False:
+            dispatcher.utter_message(response="utter_refund_cancelled")
+            return [SlotSet("refund_reason", None), SlotSet("refund_confirmed", None)]
         asked = requested_order_number(tracker)
         if not asked:
             dispatcher.utter_message(response="utter_ask_order_number")
@@ -273,7 +279,7 @@ class ActionSubmitRefund(ShopAction):
                 order_number=refund.order_no,
                 refund_id=_refund_reference(refund.refund_id),
             )
-        return [SlotSet("refund_reason", None)]
+        return [SlotSet("refund_reason", None), SlotSet("refund_confirmed", None)]
 
 
 class ValidateRefundForm(FormValidationAction):
@@ -402,6 +408,23 @@ class ActionRecommend(ShopAction):
             )
         recognised = [p for p in known.values() if p]
         return [SlotSet("preference", recognised[0])] if recognised else []
+
+
+class ActionDetectLanguage(Action):
+    """Set the slot ``language`` to the language of the latest message ("zh" or
+    "en"); a message without words (a bare order number) keeps the slot. Named
+    in the slot's custom mapping, so Rasa runs it after every user message."""
+
+    def name(self) -> Text:
+        return "action_detect_language"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        from rasa_gpt_components.text import message_language
+
+        language = message_language(str(tracker.latest_message.get("text") or ""))
+        if language is None or language == tracker.get_slot("language"):
+            return []
+        return [SlotSet("language", language)]
 
 
 class ActionHandoff(Action):

@@ -27,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
-from rasa.core.nlg.generator import NaturalLanguageGenerator
 from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, UserUttered
@@ -68,12 +67,15 @@ DEFAULTS: Dict[str, Any] = {
 }
 
 
-class GenerativeNLG(NaturalLanguageGenerator):
+class GenerativeNLG(TemplatedNaturalLanguageGenerator):
     """Templates for ordinary responses; grounded generation for generative ones."""
 
     def __init__(self, endpoint_config: Optional[EndpointConfig] = None, domain: Optional[Domain] = None) -> None:
         self.domain = domain or Domain.empty()
-        self.templates = TemplatedNaturalLanguageGenerator(self.domain.responses)
+        # Rasa builds the NLG before it loads the model's domain, then sets
+        # `responses` on a TemplatedNaturalLanguageGenerator (agent.load_model):
+        # being one, the responses of custom actions render too
+        super().__init__(self.domain.responses)
         given = dict(endpoint_config.kwargs) if endpoint_config else {}
         unknown = set(given) - set(DEFAULTS)
         if unknown:
@@ -138,11 +140,10 @@ class GenerativeNLG(NaturalLanguageGenerator):
         self, utter_action: Text, tracker: DialogueStateTracker, output_channel: Text, **kwargs: Any
     ) -> Optional[Dict[Text, Any]]:
         """Render ``utter_action``: a template, or a generated answer."""
-        responses = kwargs.get("domain_responses") or self.domain.responses
-        # Rasa builds the NLG before it loads the model's domain and hands the
-        # responses to every call instead (it only updates its own template NLG)
-        self.templates.responses = responses
-        template = await self.templates.generate(utter_action, tracker, output_channel, **kwargs)
+        if kwargs.get("domain_responses"):
+            self.responses = kwargs["domain_responses"]
+        responses = self.responses
+        template = await super().generate(utter_action, tracker, output_channel, **kwargs)
         if not self.is_generative(utter_action, responses):
             if template and template.get("text") and (template.get("metadata") or {}).get("rephrase"):
                 return await self._rephrased(utter_action, template)

@@ -154,3 +154,18 @@ def test_rephrase_is_skipped_without_generation(nlg):
     reply = run(generator.generate("utter_ship_time", tracker("when do you ship?"), "rest"))
     assert reply["text"] == "Orders ship within 48 hours." and "generative" not in reply["metadata"]
     assert not generator.answerer.backend.prompts
+
+
+def test_responses_of_custom_actions_render_once_rasa_hands_over_the_domain(nlg, tmp_path, model):
+    # Rasa builds the NLG with an empty domain, then sets `responses` on any
+    # TemplatedNaturalLanguageGenerator when it loads the model (agent.load_model);
+    # a custom action's response comes without domain_responses
+    config = EndpointConfig(type="rasa_gpt_components.GenerativeNLG", knowledge=str(tmp_path), model=str(model),
+                            retrieval={"layer": 2})
+    (tmp_path / "shop.yml").write_text(SHOP, encoding="utf-8")
+    generator = GenerativeNLG(endpoint_config=config, domain=None)
+    assert isinstance(generator, TemplatedNaturalLanguageGenerator)
+    assert run(generator.generate("utter_greet", tracker("hi"), "rest")) is None
+    generator.responses = DOMAIN.responses
+    reply = run(generator.generate("utter_greet", tracker("hi"), "rest", name="Ada"))
+    assert reply["text"] == "Hi Ada!"

@@ -199,8 +199,17 @@ def test_refund_is_written_once(db_url):
     other_conversation, _ = run(action, refund_tracker(SHIPPED_SF, sender="user-2"))
     assert first == [("utter_refund_submitted", {"order_number": SHIPPED_SF, "refund_id": "RF000001"})]
     assert again == other_conversation == [("utter_refund_duplicate", {"order_number": SHIPPED_SF, "refund_id": "RF000001"})]
-    assert slot_events(events) == {"refund_reason": None}
+    assert slot_events(events) == {"refund_reason": None, "refund_confirmed": None}
     assert count(db.Refund, db_url) == 1
+
+
+def test_refund_not_confirmed_writes_nothing(db_url):
+    db.init_db(db_url)
+    tracker = make_tracker({"language": "zh", "order_number": SHIPPED_SF, "refund_reason": "屏幕碎了", "refund_confirmed": False})
+    replies, events = run(bot_actions.ActionSubmitRefund(), tracker)
+    assert replies == [("utter_refund_cancelled", {})]
+    assert slot_events(events) == {"refund_reason": None, "refund_confirmed": None}
+    assert count(db.Refund, db_url) == 0
 
 
 def test_concurrent_refund_with_the_same_key_writes_nothing(db_url):
@@ -397,3 +406,18 @@ def test_every_response_is_documented_for_the_domain():
     for name, variables in bot_actions.RESPONSES.items():
         line = next(line for line in bot_actions.__doc__.splitlines() if line.startswith(f"- {name}:"))
         assert all(variable in line for variable in variables), name
+
+
+@pytest.mark.parametrize(
+    "text, before, after",
+    [
+        ("where is my order ES2611200002", "zh", "en"),
+        ("我的订单到哪了", "en", "zh"),
+        ("ES2611200002", "zh", None),  # a bare order number keeps the language
+        ("我想退款", "zh", None),  # unchanged: no event
+    ],
+)
+def test_detect_language(text, before, after):
+    tracker = Tracker("u", {"language": before}, {"text": text}, [], False, None, {}, "action_listen")
+    events = asyncio.run(bot_actions.ActionDetectLanguage().run(CollectingDispatcher(), tracker, {}))
+    assert slot_events(events) == ({"language": after} if after else {})
