@@ -34,7 +34,8 @@ Responses and their variables (``RESPONSES`` below is the same list):
 - utter_database_error: -
 
 Slots read: language, order_number, refund_reason, new_address, customer_id,
-preference. Slots set: order_number (canonical or None), refund_reason,
+preference. Slots set: order_number (canonical or None), customer_id (the
+customer of an order looked up), refund_reason,
 new_address (cleared after use), preference, handoff (bool).
 Entities read: order_number, preference.
 """
@@ -238,7 +239,8 @@ class ActionOrderStatus(ShopAction):
                 courier=courier,
                 tracking_number=order.tracking_no,
             )
-        return [SlotSet("order_number", order.order_no)]
+        # the order's customer: recommendations can then follow their past orders
+        return [SlotSet("order_number", order.order_no), SlotSet("customer_id", str(order.customer_id))]
 
 
 class ActionSubmitRefund(ShopAction):

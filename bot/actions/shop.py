@@ -75,6 +75,7 @@ class OrderResult:
     courier: Optional[str] = None
     tracking_no: Optional[str] = None
     address: Optional[str] = None
+    customer_id: Optional[int] = None
     error: Optional[str] = None  # invalid_order_number, order_not_found
 
 
@@ -208,6 +209,7 @@ def find_order(session: Session, order_no: Optional[str]) -> OrderResult:
         courier=order.courier,
         tracking_no=order.tracking_no,
         address=order.address,
+        customer_id=order.customer_id,
     )
 
 

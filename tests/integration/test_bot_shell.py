@@ -123,6 +123,8 @@ def test_rasa_shell_serves_a_customer_in_english_and_chinese(trained_model, shop
         _say(main, "质量有问题，线头很多", r"为订单 ES2611210006 申请退款[^\n]*确认提交吗")
         _say(main, "是的", r"退款申请已提交，退款单号 RF000001")
         _say(main, "是的", r"Your input ->")  # a repeated "yes" writes nothing twice
+        # recommendations for the customer of that order (past orders), in Chinese
+        _say(main, "有什么推荐的吗", r"为您推荐以下商品：\s*- \S+")
         # off-script in Chinese: the generative fallback answers from the knowledge base
         _say(main, "寄到澳门运费多少钱？", r"顺丰速运[^\n]*30 元")
         os.write(main, b"/stop\r")

@@ -159,7 +159,7 @@ def test_order_status_found(db_url, language):
         ("utter_order_status", {"order_number": SHIPPED_SF, "status": status, "items": item}),
         ("utter_order_tracking", {"order_number": SHIPPED_SF, "courier": courier, "tracking_number": "SF1402611200002"}),
     ]
-    assert slot_events(events) == {"order_number": SHIPPED_SF}
+    assert slot_events(events) == {"order_number": SHIPPED_SF, "customer_id": str(db._DEMO_ORDER_ROWS[SHIPPED_SF][0])}
 
 
 def test_order_status_before_shipment_has_no_tracking(db_url):
