@@ -3,7 +3,6 @@ llama.cpp's server (llama-cpp-python, built by ``make llama-server`` into
 .venv-llama) serving the default model's GGUF file."""
 
 import json
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,6 +13,7 @@ import pytest
 from rasa_gpt_components.generation.backends import OpenAIBackend
 from rasa_gpt_components.generation.prompts import build_prompt
 from rasa_gpt_components.models import DEFAULT_MODEL, KNOWN_MODELS
+from tests.integration.test_bot_shell import _free_port
 
 pytestmark = pytest.mark.integration
 
@@ -23,12 +23,6 @@ PASSAGE = (
     "Orders to Hong Kong and Macau are sent by SF Express and arrive 3-5 working days after "
     "shipping; shipping costs 30 yuan, free when you pay 299 yuan or more."
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
