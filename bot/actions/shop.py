@@ -14,7 +14,6 @@ changed once, before shipment.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,6 +22,8 @@ from typing import Callable, Dict, Iterable, Optional, Set, Tuple, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+from rasa_gpt_components.text import clean_text
 
 from .db import CATEGORIES, AddressChange, Customer, Order, OrderItem, Preference, Product, Refund
 
@@ -36,7 +37,6 @@ MAX_RECOMMENDATIONS = 3
 _ORDER_NO = re.compile(r"(?:ES)?(\d{10})")
 _ORDER_NO_IN_TEXT = re.compile(r"(?<![A-Z0-9])(?:ES[\s\-_]*\d(?:[\s\-_]?\d){9}|\d{10})(?![\s\-_]?\d)")
 _SEPARATORS = re.compile(r"[\s\-_.·#:：]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # words users say for a category (English and Chinese)
 CATEGORY_ALIASES: Dict[str, str] = {
@@ -136,18 +136,13 @@ class PreferenceResult:
 # --- input cleaning -------------------------------------------------------------------
 
 
-def _clean_text(text: Optional[str]) -> str:
-    """NFKC-normalised text (full-width to ASCII) without control characters."""
-    return _CONTROL.sub(" ", unicodedata.normalize("NFKC", str(text or ""))).strip()
-
-
 def normalise_order_no(text: Optional[str]) -> Optional[str]:
     """The canonical order number ("ES" + 10 digits) in ``text``, or None.
 
     Accepts lower case, spaces, hyphens, full-width characters, a missing "ES"
     prefix and an order number inside a sentence ("我的订单号是 ES2611200002").
     """
-    cleaned = _clean_text(text).upper()
+    cleaned = clean_text(text).upper()
     match = _ORDER_NO.fullmatch(_SEPARATORS.sub("", cleaned))
     if match is None:
         found = _ORDER_NO_IN_TEXT.search(cleaned)
@@ -157,13 +152,13 @@ def normalise_order_no(text: Optional[str]) -> Optional[str]:
 
 def clean_reason(text: Optional[str]) -> Optional[str]:
     """A refund reason with whitespace collapsed, or None when empty or too long."""
-    reason = " ".join(_clean_text(text).split())
+    reason = clean_text(text)
     return reason if 0 < len(reason) <= REASON_MAX_CHARS else None
 
 
 def clean_address(text: Optional[str]) -> Optional[str]:
     """A delivery address with whitespace collapsed, or None when too short or too long."""
-    address = " ".join(_clean_text(text).split())
+    address = clean_text(text)
     letters = sum(ch.isalnum() for ch in address)
     if letters < ADDRESS_MIN_CHARS or len(address) > ADDRESS_MAX_CHARS:
         return None
@@ -309,7 +304,7 @@ def change_address(
 
 def normalise_preference(session: Session, text: Optional[str]) -> Optional[str]:
     """The category or product tag a user means ("衣服" -> "clothing"), or None."""
-    word = " ".join(_clean_text(text).lower().split())
+    word = clean_text(text).lower()
     word = CATEGORY_ALIASES.get(word, word)
     if not word:
         return None

@@ -54,6 +54,7 @@ class AnswerSettings:
 
 
 DECLINE_REASONS = ("no_passage", "model_declined", "not_sure")
+_NOT_WRITTEN = ("deadline", "error", "not_generated")  # how a generation can end with nothing to judge
 
 
 def is_template_reason(reason: str) -> bool:
@@ -142,21 +143,10 @@ class KnowledgeAnswerer:
             generation = Generation("", 0, 0.0, "deadline")
         else:
             generation = self.backend.generate(prompt, self.settings.max_new_tokens, deadline)
-        failure = ""
-        verdict = None
-        if generation.stopped in ("deadline", "error", "not_generated"):
-            failure = generation.stopped
-        elif declines(generation.text):  # honest, whatever the guardrails would say of its wording
+        if generation.stopped not in _NOT_WRITTEN and declines(generation.text):
+            # honest, whatever the guardrails would say of its wording
             return done(Answer(DECLINE[language], False, "model_declined", language, ids, scores, tokens=generation.tokens))
-        else:
-            verdict = guardrails.check_answer(
-                generation.text, passages, prompt.system, self.settings.max_chars, self.settings.blocklist,
-                question=text, min_support=self.settings.min_support,
-            )
-            if verdict.refused:
-                failure = verdict.reasons[-1] if verdict.reasons else "guardrail"
-            elif detect_language(verdict.text) != language:
-                failure = "language"
+        verdict, failure = self._judge(generation, passages, prompt.system, language, question=text)
         reasons = verdict.reasons if verdict else []
         if not failure and verdict is not None:
             return done(Answer(verdict.text, True, "generated", language, ids, scores, tokens=generation.tokens, guardrails=reasons))
@@ -167,7 +157,6 @@ class KnowledgeAnswerer:
         if failure == "not_generated":
             return done(Answer(DECLINE[language], False, "not_sure", language, ids, scores))
         return done(Answer(TEMPLATE[language], False, failure, language, ids, scores, tokens=generation.tokens, guardrails=reasons))
-
 
     def rephrase(self, text: str, deadline: Optional[float] = None) -> Answer:
         """Reword one of the bot's own responses by ``deadline``; the original
@@ -183,22 +172,31 @@ class KnowledgeAnswerer:
         prompt = build_rephrase_prompt(text, language, self.settings.bot_name)
         generation = self.backend.generate(prompt, self.settings.max_new_tokens, deadline)
         kept.tokens = generation.tokens
-        if generation.stopped in ("deadline", "error"):
-            kept.reason = generation.stopped
+        verdict, failure = self._judge(generation, [text], prompt.system, language)
+        kept.guardrails = verdict.reasons if verdict else []
+        if failure:
+            kept.reason = failure
         else:
-            verdict = guardrails.check_answer(
-                generation.text, [text], prompt.system, self.settings.max_chars, self.settings.blocklist,
-                min_support=self.settings.min_support,
-            )
-            kept.guardrails = verdict.reasons
-            if verdict.refused:
-                kept.reason = verdict.reasons[-1] if verdict.reasons else "guardrail"
-            elif detect_language(verdict.text) != language:
-                kept.reason = "language"
-            else:
-                kept = Answer(verdict.text, True, "rephrased", language, tokens=generation.tokens, guardrails=verdict.reasons)
+            kept = Answer(verdict.text, True, "rephrased", language, tokens=generation.tokens, guardrails=kept.guardrails)
         kept.ms = 1000 * (time.monotonic() - started)
         return kept
+
+    def _judge(
+        self, generation: Generation, sources: Sequence[str], system: str, language: str, question: str = ""
+    ) -> Tuple[Optional[guardrails.Verdict], str]:
+        """The guardrails' verdict on ``generation`` (None when nothing was
+        written) and why it may not be sent ("" when it may)."""
+        if generation.stopped in _NOT_WRITTEN:
+            return None, generation.stopped
+        verdict = guardrails.check_answer(
+            generation.text, sources, system, self.settings.max_chars, self.settings.blocklist,
+            question=question, min_support=self.settings.min_support,
+        )
+        if verdict.refused:
+            return verdict, verdict.reasons[-1] if verdict.reasons else "guardrail"
+        if detect_language(verdict.text) != language:
+            return verdict, "language"
+        return verdict, ""
 
 
 def declines(text: str) -> bool:
