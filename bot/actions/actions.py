@@ -414,7 +414,8 @@ class ActionRecommend(ShopAction):
 
 class ActionDetectLanguage(Action):
     """Set the slot ``language`` to the language of the latest message ("zh" or
-    "en"); a message without words (a bare order number) keeps the slot. Named
+    "en"); a message without words (a bare order number) or an intent payload
+    ("/greet") keeps the slot. Named
     in the slot's custom mapping, so Rasa runs it after every user message."""
 
     def name(self) -> Text:
@@ -423,7 +424,10 @@ class ActionDetectLanguage(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         from rasa_gpt_components.text import message_language
 
-        language = message_language(str(tracker.latest_message.get("text") or ""))
+        text = str(tracker.latest_message.get("text") or "")
+        if text.startswith("/"):  # an intent payload (a button, WeChat's welcome): no language in it
+            return []
+        language = message_language(text)
         if language is None or language == tracker.get_slot("language"):
             return []
         return [SlotSet("language", language)]

@@ -4,102 +4,25 @@ to it through a real `rasa shell` on a pty with the real action server and datab
 import json
 import os
 import pty
-import re
-import select
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import BOT, RASA, free_port, read_until
+
 pytestmark = pytest.mark.integration
-
-BOT = Path(__file__).resolve().parents[2] / "bot"
-RASA = str(Path(sys.executable).with_name("rasa"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _read_until(fd: int, pattern: str, timeout: float) -> str:
-    """Read the pty until ``pattern`` appears (ANSI codes stripped)."""
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096).decode("utf-8", "replace")
-            except OSError:
-                break
-            seen += re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", chunk)
-            if re.search(pattern, seen):
-                return seen
-    raise AssertionError(f"'{pattern}' did not appear within {timeout} s; output:\n{seen[-3000:]}")
-
-
-@pytest.fixture(scope="module")
-def trained_model(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("models")
-    started = time.monotonic()
-    result = subprocess.run(
-        [RASA, "train", "--quiet", "--out", str(out), "--fixed-model-name", "bot"],
-        cwd=BOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert time.monotonic() - started < 300, "rasa train must take under 5 minutes on 2 cores"
-    return out / "bot.tar.gz"
-
-
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    """The action server on a free port over a fresh shop database, and an
-    endpoints file that points at it (with its own conversation database)."""
-    folder = tmp_path_factory.mktemp("shop")
-    port = _free_port()
-    env = dict(os.environ, SHOP_DATABASE_URL=f"sqlite:///{folder / 'shop.db'}", PYTHONWARNINGS="ignore")
-    server = subprocess.Popen(
-        [RASA, "run", "actions", "--port", str(port)], cwd=BOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=(folder / "actions.log").open("wb"),
-    )
-    try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise AssertionError("the action server did not start: " + (folder / "actions.log").read_text()[-2000:])
-        endpoints = (BOT / "endpoints.yml").read_text(encoding="utf-8")
-        endpoints = endpoints.replace("http://localhost:5055/webhook", f"http://127.0.0.1:{port}/webhook")
-        endpoints = endpoints.replace('db: "conversations.db"', f'db: "{folder / "conversations.db"}"')
-        (folder / "endpoints.yml").write_text(endpoints, encoding="utf-8")
-        yield folder
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _say(fd: int, text: str, expect: str, timeout: float = 60) -> str:
     os.write(fd, text.encode("utf-8") + b"\r")
-    return _read_until(fd, expect, timeout)
+    return read_until(fd, expect, timeout)
 
 
 def test_rasa_shell_serves_a_customer_in_english_and_chinese(trained_model, shop):
     main, child = pty.openpty()
     process = subprocess.Popen(
-        [RASA, "shell", "--model", str(trained_model), "--port", str(_free_port()),
+        [RASA, "shell", "--model", str(trained_model), "--port", str(free_port()),
          "--endpoints", str(shop / "endpoints.yml")],
         cwd=BOT,
         stdin=child,
@@ -110,7 +33,7 @@ def test_rasa_shell_serves_a_customer_in_english_and_chinese(trained_model, shop
     )
     os.close(child)
     try:
-        _read_until(main, r"Your input ->", timeout=300)
+        read_until(main, r"Your input ->", timeout=300)
         _say(main, "hello", r"welcome to Example Shop")
         _say(main, "are you a bot?", r"virtual assistant")
         # order lookup in English, through the action server and the shop database

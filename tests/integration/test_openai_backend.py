@@ -13,7 +13,7 @@ import pytest
 from rasa_gpt_components.generation.backends import OpenAIBackend
 from rasa_gpt_components.generation.prompts import build_prompt
 from rasa_gpt_components.models import DEFAULT_MODEL, KNOWN_MODELS
-from tests.integration.test_bot_shell import _free_port
+from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ PASSAGE = (
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
     assert SERVER_PYTHON.exists(), "llama.cpp's server is missing: run `make llama-server` (make test does)."
-    port = _free_port()
+    port = free_port()
     gguf = KNOWN_MODELS[DEFAULT_MODEL].source_file()
     log_path = tmp_path_factory.mktemp("llama") / "server.log"  # a file: a full pipe would stall the server
     log = log_path.open("wb")
@@ -106,7 +106,7 @@ def test_deadline_is_kept_while_the_server_is_still_writing(server_url):
 
 
 def test_server_down_is_an_error_not_an_exception():
-    backend = OpenAIBackend(f"http://127.0.0.1:{_free_port()}/v1")
+    backend = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1")
     started = time.monotonic()
     result = backend.generate(build_prompt("hi", [], "en"), 16, started + 5)
     assert result.stopped == "error" and result.text == ""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_bot_shell import _free_port, _read_until
+from tests.integration.conftest import free_port, read_until
 from tests.unit.test_gpt_intent_classifier import INTENTS as FEW
 
 # twelve examples an intent, so each of 3 cross-validation folds trains on eight
@@ -83,12 +83,12 @@ def test_rasa_shell_nlu_prints_the_parse(project):
     )
     os.close(child)
     try:
-        _read_until(main, r"Next message:", timeout=300)
+        read_until(main, r"Next message:", timeout=300)
         os.write(main, "退货退款怎么办\r".encode("utf-8"))
-        seen = _read_until(main, r'"intent_ranking"', timeout=60)
+        seen = read_until(main, r'"intent_ranking"', timeout=60)
         assert '"refund"' in seen
         os.write(main, b"\x04")  # `rasa shell nlu` has no /stop: end of input ends it
-        _read_until(main, r"Wrapping up", timeout=60)
+        read_until(main, r"Wrapping up", timeout=60)
         process.wait(timeout=60)
     finally:
         if process.poll() is None:
@@ -97,7 +97,7 @@ def test_rasa_shell_nlu_prints_the_parse(project):
 
 
 def test_rasa_run_answers_model_parse_over_http(project):
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [RASA, "run", "--enable-api", "-i", "127.0.0.1", "-p", str(port), "--model", "models/nlu.tar.gz"],
         cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

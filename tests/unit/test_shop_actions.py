@@ -415,6 +415,7 @@ def test_every_response_is_documented_for_the_domain():
         ("我的订单到哪了", "en", "zh"),
         ("ES2611200002", "zh", None),  # a bare order number keeps the language
         ("我想退款", "zh", None),  # unchanged: no event
+        ("/greet", "zh", None),  # an intent payload (WeChat's welcome, a button) keeps it
     ],
 )
 def test_detect_language(text, before, after):
