@@ -31,7 +31,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 from rasa_gpt_components.channels.wechat import signature
 from tests.fixtures.wechat_official import OFFICIAL_ACCOUNT, SUBSCRIBE_EVENT, WECOM
 from tests.integration.conftest import BOT, RASA, free_port
-from tests.integration.fake_apis import FakeAPIs
+from tests.fixtures.fake_apis import FakeAPIs
 
 pytestmark = pytest.mark.integration
 
