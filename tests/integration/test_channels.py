@@ -10,15 +10,11 @@ be sent to it: they are correctly signed but ten years old, i.e. replays."""
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import sqlite3
-import subprocess
 import time
 import urllib.error
-import urllib.request
-from pathlib import Path
 from typing import Dict, Optional, Tuple
 from urllib.parse import urlencode
 
@@ -30,7 +26,9 @@ from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
 from rasa_gpt_components.channels.wechat import signature
 from tests.fixtures.wechat_official import OFFICIAL_ACCOUNT, SUBSCRIBE_EVENT, WECOM
-from tests.integration.conftest import BOT, RASA, free_port
+from tests.integration import rasa_server
+from tests.integration.conftest import BOT
+from tests.integration.rasa_server import http
 from tests.fixtures.fake_apis import FakeAPIs
 
 pytestmark = pytest.mark.integration
@@ -56,52 +54,21 @@ def bot_server(trained_model, shop, tmp_path_factory):
     credentials["rasa_gpt_components.channels.SlackInput"]["slack_api_url"] = apis.url + "/api/"
     (folder / "credentials.yml").write_text(yaml.safe_dump(credentials, allow_unicode=True), encoding="utf-8")
     env = dict(
-        os.environ, PYTHONWARNINGS="ignore",
         WECHAT_TOKEN=OA["token"], WECHAT_APP_ID=OA["app_id"], WECHAT_APP_SECRET="oa-secret",
         WECHAT_ENCODING_AES_KEY=OA["encoding_aes_key"],
         WECOM_TOKEN=WC["token"], WECOM_CORP_ID=WC["corp_id"], WECOM_CORP_SECRET="corp-secret",
         WECOM_AGENT_ID=WECOM_AGENT_ID, WECOM_ENCODING_AES_KEY=WC["encoding_aes_key"],
         SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SLACK_SECRET,
     )
-    port = free_port()
-    log = folder / "rasa.log"
-    process = subprocess.Popen(
-        [RASA, "run", "--model", str(trained_model), "--endpoints", str(shop / "endpoints.yml"),
-         "--credentials", str(folder / "credentials.yml"), "--interface", "127.0.0.1", "--port", str(port)],
-        cwd=BOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "rasa run stopped:\n" + log.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(url + "/webhooks/wechat/", timeout=2) as reply:
-                    if json.loads(reply.read()).get("status") == "ok":
-                        break
-            except OSError:
-                time.sleep(1)
-        else:
-            raise AssertionError("rasa run did not start:\n" + log.read_text()[-3000:])
-        yield {"url": url, "apis": apis, "db": shop / "conversations.db", "log": log}
+        with rasa_server.running(trained_model, shop / "endpoints.yml", folder / "credentials.yml",
+                                 folder / "rasa.log", env=env) as server:
+            yield {"url": server.url, "apis": apis, "db": shop / "conversations.db", "log": server.log}
     finally:
-        process.terminate()
-        process.wait(timeout=60)
         apis.close()
-    assert "Traceback" not in log.read_text(encoding="utf-8", errors="replace"), log.read_text()[-3000:]
 
 
 # --- HTTP and WeChat helpers --------------------------------------------------
-def http(method: str, url: str, body: bytes = b"", headers: Optional[Dict[str, str]] = None) -> Tuple[int, str]:
-    request = urllib.request.Request(url, data=body if method == "POST" else None, method=method,
-                                     headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as reply:
-            return reply.status, reply.read().decode("utf-8")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode("utf-8", "replace")
-
-
 def text_xml(user: str, content: str, msg_id: int, kind: str = "text", extra: str = "") -> str:
     body = f"<Content><![CDATA[{content}]]></Content>" if kind == "text" else extra
     return (f"<xml><ToUserName><![CDATA[gh_example_shop]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"

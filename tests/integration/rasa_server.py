@@ -1,0 +1,79 @@
+"""`rasa run` of the reference bot as a real server on 127.0.0.1, and a small
+HTTP client for talking to it: shared by the channel, load and fault tests."""
+
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Sequence, Tuple
+
+from tests.integration.conftest import BOT, RASA, free_port
+
+
+@dataclass
+class RasaServer:
+    url: str
+    port: int
+    log: Path
+    process: subprocess.Popen
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def http(method: str, url: str, body: bytes = b"", headers: Optional[Dict[str, str]] = None,
+         timeout: float = 60) -> Tuple[int, str]:
+    """(status, body text) of one request; 4xx/5xx are returned, not raised."""
+    request = urllib.request.Request(url, data=body if method == "POST" else None, method=method,
+                                     headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return reply.status, reply.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+
+
+def start(model: Path, endpoints: Path, credentials: Path, log: Path, env: Optional[Dict[str, str]] = None,
+          port: Optional[int] = None, extra_args: Sequence[str] = ()) -> RasaServer:
+    """Start `rasa run` (from bot/) and wait until it answers; raise with its log if it does not."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [RASA, "run", "--model", str(model), "--endpoints", str(endpoints), "--credentials", str(credentials),
+         "--interface", "127.0.0.1", "--port", str(port), *extra_args],
+        cwd=BOT, env=dict(os.environ, PYTHONWARNINGS="ignore", **(env or {})),
+        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+    server = RasaServer(f"http://127.0.0.1:{port}", port, log, process)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError("rasa run stopped:\n" + server.log_text()[-3000:])
+        try:
+            if http("GET", server.url + "/", timeout=2)[0] == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(1)
+    process.kill()
+    raise AssertionError("rasa run did not start within 300 s:\n" + server.log_text()[-3000:])
+
+
+def stop(server: RasaServer, kill: bool = False) -> None:
+    if server.process.poll() is None:
+        server.process.kill() if kill else server.process.terminate()
+        server.process.wait(timeout=60)
+
+
+@contextmanager
+def running(*args, **kwargs) -> Iterator[RasaServer]:
+    """`start` ... `stop`, and no Python traceback in the server's log."""
+    server = start(*args, **kwargs)
+    try:
+        yield server
+    finally:
+        stop(server)
+    assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
