@@ -14,7 +14,6 @@ import re
 import secrets
 import sqlite3
 import time
-import urllib.error
 from typing import Dict, Optional, Tuple
 from urllib.parse import urlencode
 
