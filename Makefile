@@ -14,7 +14,9 @@ export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
 ACTIONS_PORT ?= 5055
 BOT_INPUTS := $(wildcard bot/config.yml bot/domain.yml bot/data/*.yml bot/data/*/*.yml bot/jieba/*)
 
-.PHONY: install llama-server shell train test test-unit lock clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install llama-server services shell train test test-unit lock clean
 
 ## install: create .venv with the exact package set of requirements/lock.txt
 install: $(VENV)/.installed
@@ -39,6 +41,12 @@ $(LLAMA_VENV)/.installed: requirements/llama-server.txt
 	CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLAMA_VENV)/bin/python -m pip install --quiet --no-deps -r requirements/llama-server.txt
 	touch $@
 
+## services: PostgreSQL and Redis from Debian's packages (the scale-out tests start their own, on 127.0.0.1)
+services:
+	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql redis-server; }
+
 ## train: train bot/ when its data or config changed
 train: bot/models/.trained
 
@@ -53,8 +61,8 @@ shell: train
 	for i in $$(seq 60); do curl -sf localhost:$(ACTIONS_PORT)/health >/dev/null && break; sleep 1; done; \
 	$(BIN)/rasa shell
 
-## test: install if needed (with the llama.cpp server), then run every test
-test: install llama-server
+## test: install if needed (with the llama.cpp server, PostgreSQL and Redis), then run every test
+test: install llama-server services
 	$(BIN)/python -m pytest -q
 
 ## test-unit: the fast unit tests only

@@ -40,6 +40,12 @@ def http(method: str, url: str, body: bytes = b"", headers: Optional[Dict[str, s
 def start(model: Path, endpoints: Path, credentials: Path, log: Path, env: Optional[Dict[str, str]] = None,
           port: Optional[int] = None, extra_args: Sequence[str] = ()) -> RasaServer:
     """Start `rasa run` (from bot/) and wait until it answers; raise with its log if it does not."""
+    return wait_until_up(launch(model, endpoints, credentials, log, env, port, extra_args))
+
+
+def launch(model: Path, endpoints: Path, credentials: Path, log: Path, env: Optional[Dict[str, str]] = None,
+           port: Optional[int] = None, extra_args: Sequence[str] = ()) -> RasaServer:
+    """Start `rasa run` (from bot/) without waiting for it."""
     port = port or free_port()
     process = subprocess.Popen(
         [RASA, "run", "--model", str(model), "--endpoints", str(endpoints), "--credentials", str(credentials),
@@ -47,8 +53,13 @@ def start(model: Path, endpoints: Path, credentials: Path, log: Path, env: Optio
         cwd=BOT, env=dict(os.environ, PYTHONWARNINGS="ignore", **(env or {})),
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )
-    server = RasaServer(f"http://127.0.0.1:{port}", port, log, process)
-    deadline = time.monotonic() + 300
+    return RasaServer(f"http://127.0.0.1:{port}", port, log, process)
+
+
+def wait_until_up(server: RasaServer, timeout: float = 300) -> RasaServer:
+    """Wait until the server answers GET /; raise with its log if it stops or does not."""
+    process = server.process
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError("rasa run stopped:\n" + server.log_text()[-3000:])
@@ -59,7 +70,7 @@ def start(model: Path, endpoints: Path, credentials: Path, log: Path, env: Optio
             pass
         time.sleep(1)
     process.kill()
-    raise AssertionError("rasa run did not start within 300 s:\n" + server.log_text()[-3000:])
+    raise AssertionError(f"rasa run did not start within {timeout} s:\n" + server.log_text()[-3000:])
 
 
 def stop(server: RasaServer, kill: bool = False) -> None:

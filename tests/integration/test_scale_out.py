@@ -1,0 +1,110 @@
+"""Two `rasa run` instances of the bot behind one PostgreSQL tracker store and one
+Redis lock store (throwaway servers on 127.0.0.1 from Debian's packages): the same
+conversations served by both at once, nothing lost, duplicated or interleaved;
+an instance killed mid-conversation and restarted, the conversation resumed."""
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List
+
+import pytest
+import yaml
+
+from tests.integration import rasa_server, services
+from tests.integration.rasa_server import http
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster(trained_model, shop, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scale-out")
+    with services.postgres() as postgres, services.redis(folder) as redis_port:
+        endpoints = yaml.safe_load((shop / "endpoints.yml").read_text(encoding="utf-8"))
+        endpoints["tracker_store"] = {"type": "SQL", "dialect": "postgresql", "url": "127.0.0.1",
+                                      "port": postgres.port, "db": "rasa", "username": "postgres",
+                                      "login_db": "postgres"}
+        endpoints["lock_store"] = {"type": "redis", "url": "127.0.0.1", "port": redis_port, "db": 1}
+        (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints), encoding="utf-8")
+        (folder / "credentials.yml").write_text("rest:\n", encoding="utf-8")
+        args = (trained_model, folder / "endpoints.yml", folder / "credentials.yml")
+        servers = [rasa_server.launch(*args, folder / f"rasa{n}.log", extra_args=["--enable-api"]) for n in (0, 1)]
+        try:
+            for server in servers:
+                rasa_server.wait_until_up(server)
+            yield {"servers": servers, "args": args, "folder": folder}
+        finally:
+            for server in servers:
+                rasa_server.stop(server)
+        for server in servers:
+            assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
+
+
+def say(server, sender: str, text: str) -> List[str]:
+    status, body = http("POST", server.url + "/webhooks/rest/webhook",
+                        json.dumps({"sender": sender, "message": text}).encode("utf-8"),
+                        {"Content-Type": "application/json"})
+    assert status == 200, (status, body)
+    return [message.get("text", "") for message in json.loads(body)]
+
+
+def tracker_events(server, sender: str) -> List[Dict]:
+    status, body = http("GET", f"{server.url}/conversations/{sender}/tracker")
+    assert status == 200, body
+    return json.loads(body)["events"]
+
+
+def turns(events: List[Dict]) -> List[List[Dict]]:
+    """The events split at each user message: [[user, ...its actions...], ...]."""
+    split: List[List[Dict]] = []
+    for event in events:
+        if event["event"] == "user":
+            split.append([event])
+        elif split:
+            split[-1].append(event)
+    return split
+
+
+PAIRS = [("你好", "are you a bot?"), ("where is order ES2611210006?", "我的订单 ES2611200002 到哪了？"),
+         ("有什么推荐的吗", "How much does shipping to Hong Kong cost?"), ("谢谢", "thank you")]
+
+
+def test_both_instances_serve_one_conversation_at_once_without_losing_or_interleaving(cluster):
+    first, second = cluster["servers"]
+    senders = [f"scale-{n}" for n in range(8)]
+    replies: Dict[str, List[str]] = {sender: [] for sender in senders}
+    with ThreadPoolExecutor(max_workers=2 * len(senders)) as pool:
+        for one, other in PAIRS:  # each round: two messages of every conversation at the same time, one per instance
+            futures = {pool.submit(say, first, sender, one): sender for sender in senders}
+            futures.update({pool.submit(say, second, sender, other): sender for sender in senders})
+            for future, sender in futures.items():
+                replies[sender] += future.result(timeout=120)
+    for sender in senders:
+        events = tracker_events(first, sender)
+        assert events == tracker_events(second, sender)  # one store
+        conversation = turns(events)
+        sent = sorted(text for pair in PAIRS for text in pair)
+        assert sorted(turn[0]["text"] for turn in conversation) == sent  # none lost, none twice
+        for turn in conversation:  # each message fully handled before the next one started
+            actions = [e["name"] for e in turn if e["event"] == "action"]
+            assert actions and actions[-1] == "action_listen", actions
+            assert any(e["event"] == "bot" for e in turn), turn[0]["text"]
+        bot_texts = [e["text"] for e in events if e["event"] == "bot"]
+        assert sorted(bot_texts) == sorted(replies[sender])
+
+
+def test_a_killed_instance_loses_nothing_and_the_conversation_resumes(cluster):
+    first, second = cluster["servers"]
+    sender = "scale-restart"
+    assert any("Order ES2611210006: Shipped" in text for text in say(first, sender, "where is order ES2611210006?"))
+    rasa_server.stop(first, kill=True)  # SIGKILL, mid-conversation
+    assert any("退款的原因" in text for text in say(second, sender, "我要退款"))
+    # the order number looked up on the killed instance is remembered
+    assert any(re.search(r"为订单 ES2611210006 申请退款", text) for text in say(second, sender, "质量有问题，线头很多"))
+    restarted = rasa_server.start(*cluster["args"], cluster["folder"] / "rasa0.log", port=first.port,
+                                  extra_args=["--enable-api"])
+    cluster["servers"][0] = restarted
+    assert any("退款申请已提交" in text for text in say(restarted, sender, "是的"))
+    users = [e["text"] for e in tracker_events(restarted, sender) if e["event"] == "user"]
+    assert users == ["where is order ES2611210006?", "我要退款", "质量有问题，线头很多", "是的"]
