@@ -5,6 +5,7 @@
     rasa-gpt bench intent --dataset NAME [--shots N] [--baseline diet] --out DIR
     rasa-gpt bench fallback --kb DIR --questions FILE --out DIR
     rasa-gpt bench summary REPORT_DIR [REPORT_DIR ...]
+    rasa-gpt bench load --url URL [--url URL ...] --conversations N --turns M --out DIR
 """
 
 import argparse
@@ -133,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary_bench.add_arguments(summary)
     summary.set_defaults(func=summary_bench.run)
+    load = bench_commands.add_parser(
+        "load", help="concurrent conversations through a running bot's REST channel, then its tracker store"
+    )
+    from rasa_gpt_components.bench import load as load_bench
+
+    load_bench.add_arguments(load)
+    load.set_defaults(func=load_bench.run)
     return parser
 
 

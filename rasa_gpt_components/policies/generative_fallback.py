@@ -14,7 +14,18 @@ Right after a user message it predicts ``fallback_response``
 
 After ``max_consecutive_fallbacks`` generative answers in a row, it predicts
 ``handoff_action`` instead (a response or a custom action). After its own
-actions it predicts ``action_listen``. Every decision is logged with its reason.
+actions it predicts ``action_listen``. Every prediction is logged at debug level
+with its reason; every turn it took over (its action ran) is logged at info level
+as one ``key=value`` line and counted in ``rasa_gpt_fallback_decisions_total``
+(docs/observability.md).
+
+With ``failed_action_response`` set (e.g. ``utter_action_failed``), it also
+apologises when a custom action fails: Rasa logs the error, keeps the action
+and goes on as if it had said nothing, so the customer would get no answer. A
+custom action that ran in a live conversation (one with a session start: not a
+story being evaluated) and returned no event at all is taken as failed; enable
+this only if every custom action that the policies predict returns at least one
+event (a message, a slot), or list the silent ones in ``silent_actions``.
 """
 
 import logging
@@ -28,11 +39,13 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, UserUttered
+from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
+
+from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +67,8 @@ class GenerativeFallbackPolicy(Policy):
             "fallback_response": "utter_generative_fallback",
             "max_consecutive_fallbacks": 2,
             "handoff_action": "utter_handoff",
+            "failed_action_response": None,
+            "silent_actions": [],
         }
 
     @staticmethod
@@ -80,8 +95,10 @@ class GenerativeFallbackPolicy(Policy):
     def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
         """Nothing to learn; checks that the domain has the actions it predicts."""
         known = set(domain.action_names_or_texts)
-        for key in ("fallback_response", "handoff_action"):
+        for key in ("fallback_response", "handoff_action", "failed_action_response"):
             name = self.config[key]
+            if name is None and key == "failed_action_response":
+                continue
             if name not in known:
                 raise RasaException(
                     f"GenerativeFallbackPolicy: '{name}' ({key}) is not in the domain. Add it under "
@@ -98,7 +115,9 @@ class GenerativeFallbackPolicy(Policy):
     ) -> PolicyPrediction:
         """The fallback, the hand-off, action_listen after either, or no opinion."""
         probabilities = self._default_predictions(domain)
-        action, confidence, reason = self._decide(tracker)
+        action, confidence, code, reason = self._decide(tracker, domain)
+        if action == ACTION_LISTEN_NAME:
+            self._report_takeover(tracker)
         if action is None:
             return self._prediction(probabilities)
         index = domain.index_for_action(action)
@@ -106,33 +125,74 @@ class GenerativeFallbackPolicy(Policy):
             logger.warning("GenerativeFallbackPolicy: '%s' is not in the domain; no prediction.", action)
             return self._prediction(probabilities)
         probabilities[index] = confidence
-        logger.debug("GenerativeFallbackPolicy: %s (%.2f) because %s", action, confidence, reason)
-        return self._prediction(probabilities, action_metadata={"reason": reason})
+        logger.debug("GenerativeFallbackPolicy prediction %s", log_fields(
+            action=action, confidence=confidence, reason=code, **message_fields(tracker), because=reason))
+        return self._prediction(probabilities, action_metadata={"reason": reason, "reason_code": code})
 
-    def _decide(self, tracker: DialogueStateTracker) -> Tuple[Optional[str], float, str]:
+    def _report_takeover(self, tracker: DialogueStateTracker) -> None:
+        """Count and log the turn this policy just took over: its action is the one that
+        ran, not the same action predicted by a rule or a story."""
+        ran = tracker.get_last_event_for(ActionExecuted)
+        if ran is None or ran.policy != type(self).__name__:
+            return
+        kinds = {self.config["fallback_response"]: "fallback", self.config["handoff_action"]: "handoff",
+                 self.config["failed_action_response"]: "apology"}
+        decision = kinds.get(ran.action_name, "other")
+        code = (ran.metadata or {}).get("reason_code", "unknown")
+        FALLBACK_DECISIONS.labels(decision, code).inc()
+        logger.info("GenerativeFallbackPolicy decision %s", log_fields(
+            decision=decision, action=ran.action_name, reason=code, confidence=float(ran.confidence or 0.0),
+            **message_fields(tracker)))
+
+    def _decide(self, tracker: DialogueStateTracker, domain: Domain) -> Tuple[Optional[str], float, str, str]:
+        """(action or None, confidence, reason code for metrics and logs, reason for people)."""
         fallback, handoff = self.config["fallback_response"], self.config["handoff_action"]
+        apology = self.config["failed_action_response"]
         latest = tracker.latest_action_name
-        if latest in (fallback, handoff):
-            return ACTION_LISTEN_NAME, 1.0, f"{latest} was just said"
+        if latest in (fallback, handoff) or (apology and latest == apology):
+            return ACTION_LISTEN_NAME, 1.0, "after_own_action", f"{latest} was just said"
+        failed = self._failed_action(tracker, domain) if apology else None
+        if failed:
+            return apology, 1.0, "action_failed", f"{failed} failed (it returned nothing; see the action server's log)"
         if latest != ACTION_LISTEN_NAME:
-            return None, 0.0, "the bot is mid-turn"
+            return None, 0.0, "mid_turn", "the bot is mid-turn"
         intent = tracker.latest_message.intent if tracker.latest_message else {}
         name = intent.get(INTENT_NAME_KEY)
         if name is None:
-            return None, 0.0, "no user message yet"
+            return None, 0.0, "no_user_message", "no user message yet"
         confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
         if name in self.config["fallback_intents"]:
-            action, probability, reason = fallback, 1.0, f"intent is {name}"
+            action, probability, code, reason = fallback, 1.0, "fallback_intent", f"intent is {name}"
         elif confidence < float(self.config["nlu_threshold"]):
-            action, probability = fallback, 1.0
+            action, probability, code = fallback, 1.0, "nlu_low_confidence"
             reason = f"intent {name} has confidence {confidence:.2f} < nlu_threshold"
         else:
-            action, probability = fallback, float(self.config["core_threshold"])
+            action, probability, code = fallback, float(self.config["core_threshold"]), "core_low_confidence"
             reason = "no other policy is more confident than core_threshold"
         streak = consecutive_fallbacks(tracker, fallback)
         if streak >= int(self.config["max_consecutive_fallbacks"]):
-            return handoff, probability, f"{reason}, after {streak} generative answers in a row"
-        return action, probability, reason
+            return handoff, probability, code, f"{reason}, after {streak} generative answers in a row"
+        return action, probability, code, reason
+
+
+    def _failed_action(self, tracker: DialogueStateTracker, domain: Domain) -> Optional[str]:
+        """The custom action that just ran in a live conversation and returned no event."""
+        last = tracker.events[-1] if tracker.events else None
+        if not isinstance(last, ActionExecuted) or last.action_name is None:
+            return None
+        name = last.action_name
+        custom = name in domain.user_actions and not name.startswith("utter_") and name not in domain.form_names
+        if not custom or name in self.config["silent_actions"]:
+            return None
+        live = any(isinstance(event, SessionStarted) for event in tracker.events)
+        return name if live else None
+
+
+def message_fields(tracker: DialogueStateTracker) -> Dict[str, Any]:
+    """The latest user message's intent and its confidence, for a log line (never its text)."""
+    intent = tracker.latest_message.intent if tracker.latest_message else {}
+    return {"intent": intent.get(INTENT_NAME_KEY) or "-",
+            "nlu_confidence": float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)}
 
 
 def consecutive_fallbacks(tracker: DialogueStateTracker, fallback: str) -> int:

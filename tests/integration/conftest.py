@@ -56,6 +56,23 @@ def trained_model(tmp_path_factory) -> Path:
     return out / "bot.tar.gz"
 
 
+def start_action_server(folder: Path, port: int, database_url: str) -> subprocess.Popen:
+    """`rasa run actions` of the bot on ``port`` over ``database_url``; waits until healthy."""
+    env = dict(os.environ, SHOP_DATABASE_URL=database_url, PYTHONWARNINGS="ignore")
+    server = subprocess.Popen(
+        [RASA, "run", "actions", "--port", str(port)], cwd=BOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=(folder / "actions.log").open("ab"),
+    )
+    for _ in range(120):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise AssertionError("the action server did not start: " + (folder / "actions.log").read_text()[-2000:])
+
+
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     """The action server on a free port over a fresh shop database, and an
@@ -63,20 +80,8 @@ def shop(tmp_path_factory):
     One per test module, so each module starts from the same shop."""
     folder = tmp_path_factory.mktemp("shop")
     port = free_port()
-    env = dict(os.environ, SHOP_DATABASE_URL=f"sqlite:///{folder / 'shop.db'}", PYTHONWARNINGS="ignore")
-    server = subprocess.Popen(
-        [RASA, "run", "actions", "--port", str(port)], cwd=BOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=(folder / "actions.log").open("wb"),
-    )
+    server = start_action_server(folder, port, f"sqlite:///{folder / 'shop.db'}")
     try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise AssertionError("the action server did not start: " + (folder / "actions.log").read_text()[-2000:])
         endpoints = (BOT / "endpoints.yml").read_text(encoding="utf-8")
         endpoints = endpoints.replace("http://localhost:5055/webhook", f"http://127.0.0.1:{port}/webhook")
         endpoints = endpoints.replace('db: "conversations.db"', f'db: "{folder / "conversations.db"}"')
@@ -85,5 +90,3 @@ def shop(tmp_path_factory):
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-

@@ -6,7 +6,7 @@ from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
@@ -93,3 +93,43 @@ def test_training_checks_the_domain_and_config(policy):
     assert policy().train([], DOMAIN).name == "p"
     with pytest.raises(RasaException, match="nlu_threshold must be between 0 and 1"):
         policy(nlu_threshold=2)
+
+
+FAILING_DOMAIN = Domain.from_yaml(
+    """
+version: "3.1"
+intents: [greet, order_status]
+actions: [action_order_status, action_log_only]
+responses:
+  utter_generative_fallback: [{text: "Sorry, I didn't get that."}]
+  utter_handoff: [{text: "Connecting you with an agent."}]
+  utter_action_failed: [{text: "Sorry, something went wrong on our side."}]
+"""
+)
+LIVE = [ActionExecuted("action_session_start"), SessionStarted()]
+
+
+def predicted_in(policy, domain, events) -> tuple:
+    prediction = policy.predict_action_probabilities(tracker(*events), domain)
+    return domain.action_names_or_texts[prediction.max_confidence_index], prediction.max_confidence
+
+
+def test_a_custom_action_that_returned_nothing_in_a_live_conversation_gets_the_apology(policy):
+    p = policy(failed_action_response="utter_action_failed", silent_actions=["action_log_only"])
+    failed = [*LIVE, user("order_status", 0.9), ActionExecuted("action_order_status", policy="RulePolicy")]
+    assert predicted_in(p, FAILING_DOMAIN, failed) == ("utter_action_failed", 1.0)
+    assert predicted_in(p, FAILING_DOMAIN, [*failed, ActionExecuted("utter_action_failed")]) == ("action_listen", 1.0)
+    # it answered: not a failure
+    answered = [*failed, BotUttered("Order ES2611210006: Shipped")]
+    assert predicted_in(p, FAILING_DOMAIN, answered)[1] == 0.0
+    # a story being evaluated (`rasa test`) has no session start, and stories leave out what actions say
+    story = [user("order_status", 0.9), ActionExecuted("action_order_status", policy="RulePolicy")]
+    assert predicted_in(p, FAILING_DOMAIN, story)[1] == 0.0
+    # declared silent
+    silent = [*LIVE, user("order_status", 0.9), ActionExecuted("action_log_only")]
+    assert predicted_in(p, FAILING_DOMAIN, silent)[1] == 0.0
+
+
+def test_apologising_for_failed_actions_is_off_by_default(policy):
+    failed = [*LIVE, user("order_status", 0.9), ActionExecuted("action_order_status")]
+    assert predicted_in(policy(), FAILING_DOMAIN, failed)[1] == 0.0
