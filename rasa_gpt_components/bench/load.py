@@ -32,7 +32,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rasa_gpt_components.bench import report
 
@@ -373,10 +373,15 @@ async def send_turn(session: "aiohttp.ClientSession", url: str, sender: str, res
 
 async def run_conversation(session: "aiohttp.ClientSession", number: int, sender: str, script: Sequence[Turn],
                            urls: Sequence[str], spread_turns: bool, timeout: float,
-                           progress: "tqdm") -> List[TurnResult]:
-    """Send the script's turns one after the other, each after the previous reply (or its error)."""
+                           progress: "tqdm", think: Tuple[float, float] = (0.0, 0.0),
+                           seed: int = 0) -> List[TurnResult]:
+    """Send the script's turns one after the other, each after the previous reply (or its error)
+    and a pause drawn from ``think`` (seconds, min and max: the customer reading and typing)."""
     results = []
+    pause = random.Random(f"{seed}-{number}")
     for index, turn in enumerate(script):
+        if think[1] > 0:
+            await asyncio.sleep(pause.uniform(*think))
         url = turn_url(urls, number, index, spread_turns)
         result = TurnResult(sender, index, url, turn.kind, turn.language, turn.generative, turn.text)
         await send_turn(session, url, sender, result, timeout)
@@ -403,7 +408,7 @@ async def fetch_events(session: "aiohttp.ClientSession", tracker_url: str, sende
 
 async def run_load(scripts: Sequence[Sequence[Turn]], senders: Sequence[str], urls: Sequence[str],
                    tracker_url: str, token: Optional[str], spread_turns: bool,
-                   timeout: float) -> Dict[str, Any]:
+                   timeout: float, think: Tuple[float, float] = (0.0, 0.0), seed: int = 0) -> Dict[str, Any]:
     """All conversations at once, then every tracker: the turns, the wall time and the check."""
     import aiohttp
     from tqdm import tqdm
@@ -415,7 +420,7 @@ async def run_load(scripts: Sequence[Sequence[Turn]], senders: Sequence[str], ur
         with tqdm(total=sum(len(s) for s in scripts), desc="turns", unit="turn") as progress:
             started = time.perf_counter()
             conversations = await asyncio.gather(*(
-                run_conversation(session, i, senders[i], script, urls, spread_turns, timeout, progress)
+                run_conversation(session, i, senders[i], script, urls, spread_turns, timeout, progress, think, seed)
                 for i, script in enumerate(scripts)))
             elapsed = time.perf_counter() - started
         limit = asyncio.Semaphore(8)
@@ -441,18 +446,25 @@ def run(args: argparse.Namespace) -> int:
     if args.conversations < 1 or args.turns < 1:
         print("error: --conversations and --turns must be at least 1.", file=sys.stderr)
         return 2
+    try:
+        think = tuple(float(x) for x in args.think_time.split(",")) if "," in args.think_time else (0.0, float(args.think_time))
+        assert len(think) == 2 and 0 <= think[0] <= think[1]
+    except (ValueError, AssertionError):
+        print(f"error: --think-time takes MAX or MIN,MAX seconds (got '{args.think_time}').", file=sys.stderr)
+        return 2
     run_id = time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
     senders = [f"{args.sender_prefix}-{run_id}-{i:04d}" for i in range(args.conversations)]
     scripts = build_scripts(args.conversations, args.turns, args.seed, languages)
     try:
         outcome = asyncio.run(run_load(scripts, senders, urls, tracker_url, args.auth_token, args.spread_turns,
-                                       args.timeout))
+                                       args.timeout, think, args.seed))
     except LoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     parameters = {"urls": urls, "tracker_url": tracker_url, "conversations": args.conversations,
                   "turns_per_conversation": args.turns, "seed": args.seed, "languages": languages,
-                  "spread_turns": args.spread_turns, "timeout_s": args.timeout, "run_id": run_id,
+                  "spread_turns": args.spread_turns, "timeout_s": args.timeout, "think_time_s": list(think),
+                  "run_id": run_id,
                   "senders": f"{args.sender_prefix}-{run_id}-NNNN"}
     targets = {"p95_ms": args.target_p95_ms, "p95_ms_generative": args.target_p95_generative_ms,
                "min_throughput": args.target_throughput, "max_errors": args.max_errors}
@@ -499,7 +511,8 @@ def write_markdown(path: Path, data: Dict[str, Any]) -> None:
         f"Bots: {', '.join(p['urls'])}{' (turns alternate)' if p['spread_turns'] else ''}; "
         f"trackers read from {p['tracker_url']}  ",
         f"{p['conversations']} conversations x {p['turns_per_conversation']} turns, languages "
-        f"{','.join(p['languages'])}, seed {p['seed']}, timeout {p['timeout_s']} s; senders {p['senders']}", "",
+        f"{','.join(p['languages'])}, seed {p['seed']}, timeout {p['timeout_s']} s, "
+        f"think time {p.get('think_time_s', [0, 0])[0]}-{p.get('think_time_s', [0, 0])[1]} s; senders {p['senders']}", "",
         f"**Result: {'PASS' if data['passed'] else 'FAIL'}**", "",
         f"Turns: {data['turns']['sent']} sent ({data['turns']['generative']} generative), "
         f"{data['turns']['answered']} answered in {data['elapsed_s']} s: "
@@ -535,6 +548,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spread-turns", action="store_true",
                         help="with several --url: each conversation's successive turns alternate between them")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a turn may take")
+    parser.add_argument("--think-time", default="0",
+                        help="pause before each turn, MAX or MIN,MAX seconds (default 0: the next message as soon "
+                             "as the reply arrives)")
     parser.add_argument("--sender-prefix", default="load", help="sender ids are PREFIX-RUNID-NNNN")
     parser.add_argument("--target-p95-ms", type=float, default=1500.0, help="p95 of non-generative turns at most")
     parser.add_argument("--target-p95-generative-ms", type=float,

@@ -1,6 +1,6 @@
 """Faults, one at a time, against `rasa run` of the bot over HTTP on 127.0.0.1:
-the model server slow and then down, the action server down and back, the shop's
-PostgreSQL database down and back. Each time the customer gets an answer within
+the model server slow and then down, the action server down and back, the
+PostgreSQL database (the shop's and the conversations') down and back. Each time the customer gets an answer within
 the time budget, the conversation goes on afterwards, and every message and
 reply is in the tracker store. (A killed and restarted bot process is in
 test_scale_out.py.)"""
@@ -35,7 +35,10 @@ def bot(trained_model, tmp_path_factory):
         actions = {"process": start_action_server(folder, actions_port, database_url)}
         endpoints = yaml.safe_load((BOT / "endpoints.yml").read_text(encoding="utf-8"))
         endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{actions_port}/webhook"
-        endpoints["tracker_store"]["db"] = str(folder / "conversations.db")
+        # the conversations in the same PostgreSQL, kept through its outage
+        endpoints["tracker_store"] = {"type": "rasa_gpt_components.tracker_store.ResilientSQLTrackerStore",
+                                      "dialect": "postgresql", "url": "127.0.0.1", "port": postgres.port,
+                                      "db": "postgres", "username": "postgres", "retry_interval": 1.0}
         endpoints["nlg"].update(backend="openai", base_url=model_server.url + "/v1", time_budget=BUDGET)
         (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints, allow_unicode=True), encoding="utf-8")
         (folder / "credentials.yml").write_text("rest:\n", encoding="utf-8")
@@ -86,16 +89,21 @@ def test_the_action_server_down_gets_an_apology_then_service_resumes(bot):
     assert any("Order ES2611210006: Shipped" in text for text in replies), replies
 
 
-def test_the_shop_database_down_then_back(bot):
+def test_the_database_down_then_back(bot):
+    say(bot, "fault-database", "你好")  # a conversation under way
     bot["postgres"].stop()
     try:
+        # the shop cannot answer, and the conversation cannot be stored: the customer still gets an answer
         replies, elapsed = say(bot, "fault-database", "我的订单 ES2611200002 到哪了？")
         assert any("系统繁忙" in text for text in replies), replies
         assert elapsed < BUDGET + MARGIN + 2.0  # the database driver's connection attempt
+        replies, _ = say(bot, "fault-new-during-outage", "are you a bot?")  # and one that begins now
+        assert any("virtual assistant" in text for text in replies), replies
     finally:
         bot["postgres"].start()
     replies, _ = say(bot, "fault-database", "我的订单 ES2611200002 到哪了？")
     assert any("ES2611200002" in text and "系统繁忙" not in text for text in replies), replies
+    time.sleep(2)  # the tracker store writes what it kept (retry_interval 1 s)
 
 
 def test_no_message_or_reply_was_lost(bot):
