@@ -27,7 +27,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from rasa_gpt_components.channels.metrics import count_requests, set_outcome, timed
 from rasa_gpt_components.channels.seen import SeenKeys
+from rasa_gpt_components.metrics import MESSAGE_API_FAILURES
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,14 @@ class SlackOutput(SlackBot):
                  proxy: Optional[Text] = None, api_url: Text = SLACK_API) -> None:
         super().__init__(token, slack_channel, thread_id, proxy)
         self.client = AsyncWebClient(token, base_url=api_url, proxy=proxy)
+
+    async def _post_message(self, channel: Text, **kwargs: Any) -> None:
+        """Rasa's, with failures counted in ``rasa_gpt_message_api_failures_total``."""
+        try:
+            await super()._post_message(channel, **kwargs)
+        except Exception:
+            MESSAGE_API_FAILURES.labels("slack").inc()
+            raise
 
 
 class SlackInput(RasaSlackInput):
@@ -102,11 +112,16 @@ class SlackInput(RasaSlackInput):
         """Called by Rasa's webhook once the signature is verified: drop what was answered."""
         if not self._events.add(self._event_key(request)):
             logger.info("slack: event seen before (a retry or a replay), not answered again")
+            set_outcome(request, "duplicate")
             return response.text("", status=HTTPStatus.OK, headers={"X-Slack-No-Retry": "1"})
-        return await super().process_message(request, on_new_message, text, sender_id, metadata)
+        reply = await super().process_message(request, on_new_message, text, sender_id, metadata)
+        # Rasa answers 200 when the turn started (its replies go through the Web API), 201 to a retry it ignores
+        set_outcome(request, "answered_async" if reply.status == HTTPStatus.OK else "ignored")
+        return reply
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        rasa_blueprint = super().blueprint(on_new_message)
+        rasa_blueprint = super().blueprint(timed(self.name(), on_new_message))
+        count_requests(rasa_blueprint, self.name())
 
         @rasa_blueprint.middleware("request")
         async def bounded(request: Request) -> Optional[HTTPResponse]:

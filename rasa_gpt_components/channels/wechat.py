@@ -32,8 +32,10 @@ from wechatpy.replies import TextReply as OfficialAccountTextReply
 from wechatpy.utils import WeChatSigner
 
 from rasa_gpt_components.channels.formatting import buttons_as_text, chosen_button, join_replies, split_message
+from rasa_gpt_components.channels.metrics import count_requests, set_outcome, timed
 from rasa_gpt_components.channels.seen import SeenKeys
 from rasa_gpt_components.channels.wechat_api import OFFICIAL_ACCOUNT_API, WECOM_API, WeChatAPI, WeChatAPIError
+from rasa_gpt_components.metrics import MESSAGE_API_FAILURES
 from rasa_gpt_components.text import clean_text
 
 logger = logging.getLogger(__name__)
@@ -223,6 +225,8 @@ class _WeChatChannel(InputChannel):
     # --- the HTTP side -------------------------------------------------------
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint(f"{self.name()}_webhook", __name__)
+        count_requests(webhook, self.name())
+        on_new_message = timed(self.name(), on_new_message)
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -234,7 +238,9 @@ class _WeChatChannel(InputChannel):
                 return response.text("channel not configured", status=503)
             try:
                 if request.method == "GET":
-                    return response.text(self._handshake(request))
+                    echo = self._handshake(request)
+                    set_outcome(request, "handshake")
+                    return response.text(echo)
                 return await self._receive(request, on_new_message)
             except BadRequest as refused:
                 logger.warning("%s: request refused (%s, %s)", self.name(), refused.status, refused.reason)
@@ -347,10 +353,12 @@ class _WeChatChannel(InputChannel):
         if not self._messages.add(key):
             logger.info("%s: %s seen before (a retry or a replay), not processed again",
                         self.name(), self._describe(message))
+            set_outcome(request, "duplicate")
             return response.text(SUCCESS)
 
         text, fixed = self._user_text(message)
         if text is None:
+            set_outcome(request, "fixed_reply" if fixed else "ignored")
             return self._reply(message, fixed, encrypted) if fixed else response.text(SUCCESS)
         user = str(message.source)
         text = chosen_button(text, self._buttons.get(user)) or text
@@ -364,15 +372,19 @@ class _WeChatChannel(InputChannel):
             logger.info("%s: %s from %s not answered within %.3g s, the answer follows through the API",
                         self.name(), self._describe(message), _mask(user), self.options["reply_budget"])
             self._in_background(self._deliver_late(task, output, user))
+            set_outcome(request, "answered_async")
             return response.text(SUCCESS)
         parts = self._parts(task, output, user)
         logger.info("%s: %s from %s answered in %.2f s (%d part(s))", self.name(), self._describe(message), _mask(user),
                     time.monotonic() - started, len(parts))
         if not parts:
+            set_outcome(request, "no_answer")
             return response.text(SUCCESS)
         if len(parts) > 1 and self.api is not None:  # in order, all through the API
             self._in_background(self._send(user, parts))
+            set_outcome(request, "answered_async")
             return response.text(SUCCESS)
+        set_outcome(request, "answered_passive")
         if len(parts) > 1:
             logger.warning("%s: answer cut to one message: no secret for the message API", self.name())
         return self._reply(message, parts[0], encrypted)
@@ -406,6 +418,7 @@ class _WeChatChannel(InputChannel):
             try:
                 await self.api.send_text(user, part)
             except WeChatAPIError as error:
+                MESSAGE_API_FAILURES.labels(self.name()).inc()
                 logger.error("%s: part %d/%d for %s not delivered: %s", self.name(), number, len(parts),
                              _mask(user), error)
                 return

@@ -16,7 +16,9 @@ response's own template text is sent. A response with ``metadata: {rephrase:
 true}`` is reworded by the model (in ``generation_languages``) and sent as it
 is when the rewording fails a guardrail or the budget. Every such reply carries
 ``metadata.generative``: whether it was generated, the passages it used, the
-reason and the time it took.
+reason and the time it took; the same facts (never the texts) are logged as one
+``key=value`` line and counted in rasa_gpt_components.metrics
+(docs/observability.md).
 """
 
 import asyncio
@@ -40,6 +42,13 @@ from rasa_gpt_components.generation.backends import BackendError, build_backend
 from rasa_gpt_components.generation.prompts import TEMPLATE
 from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever
+from rasa_gpt_components.metrics import (
+    ANSWERS,
+    GENERATION_SECONDS,
+    GUARDRAIL_REFUSALS,
+    TIME_BUDGET_EXCEEDED,
+    log_fields,
+)
 from rasa_gpt_components.text import clean_text, detect_language
 
 logger = logging.getLogger(__name__)
@@ -65,6 +74,10 @@ DEFAULTS: Dict[str, Any] = {
     "blocklist": [],  # added to the built-in list
     "retrieval": {"bm25_weight": 0.5, "threshold": 0.35, "top_k": 3, "layer": 6, "rerank": False, "rerank_candidates": 5},
 }
+# answer reasons (after "extractive:") that name the guardrail which refused the message or the answer
+REFUSING_GUARDRAILS = (
+    "input_blocklist", "output_blocklist", "prompt_disclosure", "invented_entities", "unsupported", "language",
+)
 
 
 class GenerativeNLG(TemplatedNaturalLanguageGenerator):
@@ -156,10 +169,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         reply = dict(template or {})
         reply["text"] = text
         reply["metadata"] = {**(reply.get("metadata") or {}), "generative": answer.metadata()}
-        logger.info(
-            "GenerativeNLG: %s for %s in %.0f ms (passages %s)",
-            answer.reason, utter_action, answer.ms, ",".join(answer.passages) or "-",
-        )
+        self._report(utter_action, answer)
         return reply
 
     async def answer(self, message: str, history: List[Tuple[str, str]]) -> Answer:
@@ -177,8 +187,30 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         if answer.generated:
             reply["text"] = answer.text
         reply["metadata"] = {**(reply.get("metadata") or {}), "generative": answer.metadata()}
-        logger.info("GenerativeNLG: %s %s in %.0f ms", utter_action, answer.reason, answer.ms)
+        self._report(utter_action, answer)
         return reply
+
+    def _report(self, utter_action: Text, answer: Answer) -> None:
+        """Count ``answer`` and log it as one ``key=value`` line (a warning when it
+        took longer than the budget); never the message's or the answer's text."""
+        backend = self.settings["backend"]
+        ANSWERS.labels(utter_action, answer.reason).inc()
+        GENERATION_SECONDS.labels(backend, str(answer.generated).lower()).observe(answer.ms / 1000)
+        refused_by = answer.reason.split(":", 1)[-1]
+        if refused_by in REFUSING_GUARDRAILS:
+            GUARDRAIL_REFUSALS.labels(refused_by).inc()
+        over_budget = answer.ms > 1000 * self.budget
+        if over_budget:
+            TIME_BUDGET_EXCEEDED.inc()
+        logger.log(
+            logging.WARNING if over_budget else logging.INFO,
+            "GenerativeNLG answer %s",
+            log_fields(
+                action=utter_action, reason=answer.reason, generated=answer.generated, language=answer.language,
+                ms=round(answer.ms), tokens=answer.tokens, passages=",".join(answer.passages) or "-",
+                score=max(answer.scores) if answer.scores else "-", backend=backend,
+            ),
+        )
 
     async def _in_worker(self, work: Callable[[float], Answer], language: str) -> Answer:
         """``work(deadline)`` in the worker pool, at most ``max_concurrency`` at a

@@ -140,7 +140,7 @@ class GenerativeFallbackPolicy(Policy):
         decision = kinds.get(ran.action_name, "other")
         code = (ran.metadata or {}).get("reason_code", "unknown")
         FALLBACK_DECISIONS.labels(decision, code).inc()
-        logger.info("GenerativeFallbackPolicy decision %s", log_fields(
+        logger.info("GenerativeFallbackPolicy %s", log_fields(
             decision=decision, action=ran.action_name, reason=code, confidence=float(ran.confidence or 0.0),
             **message_fields(tracker)))
 

@@ -1,0 +1,111 @@
+"""GET /metrics of a real `rasa run` of the reference bot, over HTTP on 127.0.0.1:
+conversations through REST and WeChat show up in the answer, decision, latency and
+channel metrics, the structured log lines carry their fields and never the
+customer's words, and with a token set nothing is served without it."""
+
+import json
+import re
+import secrets
+from typing import Dict, List, Tuple
+from urllib.parse import urlencode
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fixtures.wechat_official import OFFICIAL_ACCOUNT as OA
+from tests.integration import rasa_server
+from tests.integration.rasa_server import http
+from tests.integration.test_channels import plain_params, text_xml
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "metrics-" + secrets.token_hex(8)
+SHIPPING_QUESTION = "How much does shipping to Hong Kong cost?"
+JOKE = "tell me a joke"  # out_of_scope: the generative fallback's turn
+
+Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
+
+
+@pytest.fixture(scope="module")
+def server(trained_model, shop, tmp_path_factory):
+    """`rasa run` with REST, WeChat (plaintext) and the metrics endpoint, its token from the environment."""
+    folder = tmp_path_factory.mktemp("metrics")
+    credentials = {"rest": None, "rasa_gpt_components.channels.WeChatInput": {"mode": "plaintext"},
+                   "rasa_gpt_components.channels.MetricsInput": None}
+    (folder / "credentials.yml").write_text(yaml.safe_dump(credentials), encoding="utf-8")
+    env = {"RASA_GPT_METRICS_TOKEN": TOKEN, "WECHAT_TOKEN": OA["token"], "WECHAT_APP_ID": OA["app_id"]}
+    with rasa_server.running(trained_model, shop / "endpoints.yml", folder / "credentials.yml",
+                             folder / "rasa.log", env=env) as running:
+        yield running
+
+
+def scrape(server) -> Samples:
+    status, text = http("GET", server.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200, text
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    return sum(value for (sample, sample_labels), value in samples.items()
+               if sample == name and labels.items() <= dict(sample_labels).items())
+
+
+def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    return total(after, name, **labels) - total(before, name, **labels)
+
+
+def say(server, sender: str, text: str) -> List[str]:
+    status, body = http("POST", server.url + "/webhooks/rest/webhook",
+                        json.dumps({"sender": sender, "message": text}).encode("utf-8"),
+                        {"Content-Type": "application/json"})
+    assert status == 200, body
+    return [reply.get("text", "") for reply in json.loads(body)]
+
+
+def test_metrics_need_the_token(server):
+    assert http("GET", server.url + "/metrics")[0] == 401
+    assert http("GET", server.url + "/metrics", headers={"Authorization": "Bearer wrong"})[0] == 401
+    assert ("rasa_gpt_time_budget_exceeded_total", ()) in scrape(server)  # with the token
+
+
+def test_rest_conversations_show_in_the_answer_and_decision_metrics(server):
+    before = scrape(server)
+    sender = "metrics_" + secrets.token_hex(4)
+    assert re.search(r"SF Express[^\n]*30 yuan", "\n".join(say(server, sender, SHIPPING_QUESTION)))
+    say(server, sender, JOKE)
+    after = scrape(server)
+    # both questions are answered from the knowledge base by GenerativeNLG, the joke by the fallback
+    assert moved(before, after, "rasa_gpt_answers_total") == 2
+    assert moved(before, after, "rasa_gpt_answers_total", action="utter_generative_fallback") >= 1
+    assert moved(before, after, "rasa_gpt_fallback_decisions_total", decision="fallback") >= 1
+    # the default model generates in no language: two turns of the passage or the decline, well within the budget
+    assert moved(before, after, "rasa_gpt_generation_seconds_count", backend="local", generated="false") == 2
+    assert 0 < moved(before, after, "rasa_gpt_generation_seconds_sum", backend="local") < 2 * 4.5
+    assert moved(before, after, "rasa_gpt_generation_seconds_bucket", backend="local", generated="false", le="4.5") == 2
+    assert moved(before, after, "rasa_gpt_time_budget_exceeded_total") == 0
+
+    log = server.log_text()
+    assert re.search(r"GenerativeNLG answer action=utter_\w+ reason=\S+ generated=false language=en ms=\d+ tokens=\d+ "
+                     r"passages=\S+ score=\S+ backend=local", log)
+    assert re.search(r"GenerativeFallbackPolicy decision=fallback action=utter_generative_fallback "
+                     r"reason=\w+ confidence=\d\.\d\d intent=\w+ nlu_confidence=\d\.\d\d", log)
+    assert SHIPPING_QUESTION not in log and JOKE not in log and "30 yuan" not in log
+
+
+def test_wechat_requests_show_in_the_channel_metrics(server):
+    before = scrape(server)
+    user = "oMetrics_" + secrets.token_hex(4)
+    hello = text_xml(user, "你好", secrets.randbelow(10**18)).encode("utf-8")
+    url, headers = server.url + "/webhooks/wechat/webhook?", {"Content-Type": "text/xml"}
+    status, reply = http("POST", url + urlencode(plain_params()), hello, headers)
+    assert status == 200 and "<Content>" in reply
+    forged = dict(plain_params(), signature="0" * 40)
+    assert http("POST", url + urlencode(forged), hello, headers)[0] == 403
+    after = scrape(server)
+    assert moved(before, after, "rasa_gpt_channel_requests_total", channel="wechat", outcome="answered_passive") == 1
+    assert moved(before, after, "rasa_gpt_channel_requests_total", channel="wechat", outcome="refused_403") == 1
+    assert moved(before, after, "rasa_gpt_channel_reply_seconds_count", channel="wechat") == 1
+    assert user not in server.log_text()  # users appear only as the first 4 characters of their id
