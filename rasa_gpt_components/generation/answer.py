@@ -112,6 +112,11 @@ class KnowledgeAnswerer:
             hits = self.reranker.rerank(text, hits)
         return hits[: self.retriever.top_k]
 
+    def only_retrieves(self, language: str) -> bool:
+        """True when answering in ``language`` needs no model call beyond retrieval
+        (no generation, no reranking): milliseconds, never a wait for a generation slot."""
+        return language not in self.settings.generation_languages and self.reranker is None
+
     def answer(
         self, message: str, history: Sequence[Tuple[str, str]] = (), deadline: Optional[float] = None
     ) -> Answer:

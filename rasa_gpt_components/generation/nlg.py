@@ -173,10 +173,13 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         return reply
 
     async def answer(self, message: str, history: List[Tuple[str, str]]) -> Answer:
-        """The answer pipeline in the worker pool, within the time budget."""
-        return await self._in_worker(
-            lambda deadline: self.answerer.answer(message, history, deadline), detect_language(clean_text(message))
-        )
+        """The answer pipeline in the worker pool, within the time budget; an answer
+        that only needs retrieval (a few ms) is made right away, without queueing for
+        a generation slot behind answers that generate."""
+        language = detect_language(clean_text(message))
+        if self.answerer.only_retrieves(language):
+            return self.answerer.answer(message, history, time.monotonic() + self.budget)
+        return await self._in_worker(lambda deadline: self.answerer.answer(message, history, deadline), language)
 
     async def _rephrased(self, utter_action: Text, template: Dict[Text, Any]) -> Dict[Text, Any]:
         """``template`` reworded by the model (``rephrase: true``), or as it is."""

@@ -104,6 +104,22 @@ def test_the_budget_holds_when_turns_queue_up(nlg, tmp_path):
     assert {r["metadata"]["generative"]["reason"] for r in replies} <= {"busy", "deadline"}
 
 
+def test_answers_without_generation_do_not_queue_behind_one_that_generates(nlg, tmp_path):
+    endless = build_tiny_gpt2(tmp_path / "endless", eos_token=None, unk_token="<unk>", pad_token="<pad>", n_positions=8192)
+    generator = nlg(time_budget=1.0, max_new_tokens=5000, max_concurrency=1, model=str(endless),
+                    generation_languages=["en"])
+
+    async def generating_and_chinese():
+        slow = asyncio.ensure_future(generator.generate("utter_generative_fallback", tracker("How much is shipping?"), "rest"))
+        await asyncio.sleep(0.1)  # the English answer holds the only generation slot
+        fast = await generator.generate("utter_generative_fallback", tracker("运费多少钱？"), "rest")
+        return fast, slow.done(), await slow
+
+    fast, slow_done_before, _ = run(generating_and_chinese())
+    assert not slow_done_before  # the Chinese answer did not wait for it
+    assert fast["metadata"]["generative"]["reason"] != "busy" and fast["metadata"]["generative"]["ms"] < 500
+
+
 def test_history_excludes_the_current_message():
     assert conversation_history(tracker("now"), 2) == [("user", "hello"), ("bot", "Hi!")]
     assert conversation_history(tracker("now"), 0) == []
