@@ -1,11 +1,12 @@
-"""Messaging channels for Rasa: WeChat Official Account, WeCom and Slack, and the
+"""Messaging channels for Rasa: WeChat Official Account, WeCom, Slack, REST (checked), and the
 metrics endpoint (MetricsInput: GET /metrics, docs/observability.md).
 
 Register them in credentials.yml by module path, e.g.
 ``rasa_gpt_components.channels.WeChatInput:``; see docs/channels.md."""
 
 from rasa_gpt_components.channels.metrics import MetricsInput
+from rasa_gpt_components.channels.rest import RestInput
 from rasa_gpt_components.channels.slack import SlackInput
 from rasa_gpt_components.channels.wechat import WeChatInput, WeChatOutput, WeComInput
 
-__all__ = ["MetricsInput", "SlackInput", "WeChatInput", "WeChatOutput", "WeComInput"]
+__all__ = ["MetricsInput", "RestInput", "SlackInput", "WeChatInput", "WeChatOutput", "WeComInput"]
