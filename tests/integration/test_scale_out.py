@@ -1,5 +1,5 @@
 """Two `rasa run` instances of the bot behind one PostgreSQL tracker store and one
-Redis lock store (throwaway servers on 127.0.0.1 from Debian's packages): the same
+Redis lock store (rasa_gpt_components.lock_store.AtomicRedisLockStore) (throwaway servers on 127.0.0.1 from Debian's packages): the same
 conversations served by both at once, nothing lost, duplicated or interleaved;
 an instance killed mid-conversation and restarted, the conversation resumed."""
 
@@ -25,7 +25,10 @@ def cluster(trained_model, shop, tmp_path_factory):
         endpoints["tracker_store"] = {"type": "SQL", "dialect": "postgresql", "url": "127.0.0.1",
                                       "port": postgres.port, "db": "rasa", "username": "postgres",
                                       "login_db": "postgres"}
-        endpoints["lock_store"] = {"type": "redis", "url": "127.0.0.1", "port": redis_port, "db": 1}
+        # Rasa's own `type: redis` issues tickets non-atomically: two instances can take the
+        # same one at the same moment and process one conversation's messages at once
+        endpoints["lock_store"] = {"type": "rasa_gpt_components.lock_store.AtomicRedisLockStore",
+                                   "url": "127.0.0.1", "port": redis_port, "db": 1}
         (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints), encoding="utf-8")
         (folder / "credentials.yml").write_text("rest:\n", encoding="utf-8")
         args = (trained_model, folder / "endpoints.yml", folder / "credentials.yml")
