@@ -1,6 +1,7 @@
 """`rasa run` of the reference bot as a real server on 127.0.0.1, and a small
 HTTP client for talking to it: shared by the channel, load and fault tests."""
 
+import json
 import os
 import subprocess
 import time
@@ -9,7 +10,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from tests.integration.conftest import BOT, RASA, free_port
 
@@ -23,6 +24,20 @@ class RasaServer:
 
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def say(self, sender: str, text: str) -> List[str]:
+        """The bot's replies to ``text`` through the REST channel (status 200 asserted)."""
+        status, body = http("POST", self.url + "/webhooks/rest/webhook",
+                            json.dumps({"sender": sender, "message": text}).encode("utf-8"),
+                            {"Content-Type": "application/json"})
+        assert status == 200, (status, body)
+        return [message.get("text", "") for message in json.loads(body)]
+
+    def tracker_events(self, sender: str) -> List[Dict]:
+        """Every event of the conversation, through Rasa's HTTP API (--enable-api)."""
+        status, body = http("GET", f"{self.url}/conversations/{sender}/tracker")
+        assert status == 200, body
+        return json.loads(body)["events"]
 
 
 def http(method: str, url: str, body: bytes = b"", headers: Optional[Dict[str, str]] = None,

@@ -26,7 +26,7 @@ import secrets
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlencode
 
 import pytest
@@ -269,6 +269,16 @@ def wechat_say(server, user: str, body: bytes, where: str, seen: Dict[str, objec
     return status, content
 
 
+def later_answer(texts: Callable[[], List[str]], server, offset: int, missing: str, where: str) -> str:
+    """An answer that arrives through a web API stand-in: waited for (``missing``
+    if it does not come within TIMEOUT), all its parts joined, checked clean."""
+    assert wait_for(texts), f"{missing} within {TIMEOUT} s:\n{log_since(server, offset)[-4000:]}"
+    time.sleep(0.5)  # the other parts of a long answer
+    answer = "\n".join(texts())
+    assert_clean(answer, where)
+    return answer
+
+
 @pytest.mark.parametrize("name,payload", CASES)
 def test_wechat(server, name, payload):
     where, offset, apis = f"WeChat, {name!r}", log_size(server), server["apis"]
@@ -278,12 +288,9 @@ def test_wechat(server, name, payload):
         if status == 200 and not answer and name not in EMPTYISH:
             # "success": a slow answer follows through the customer-service API
             seen["answer"] = f"success, then nothing through the API within {TIMEOUT:.0f} s"
-            assert wait_for(lambda: apis.wechat_texts(user)), \
-                f"{where}: 'success' but no answer through the API within {TIMEOUT} s:\n{log_since(server, offset)[-4000:]}"
-            time.sleep(0.5)  # the other parts of a long answer
-            answer = "\n".join(apis.wechat_texts(user))
+            answer = later_answer(lambda: apis.wechat_texts(user), server, offset,
+                                  f"{where}: 'success' but no answer through the API", where + " (through the API)")
             seen["answer"] = "success, then through the API: " + answer
-            assert_clean(answer, where + " (through the API)")
         elif status == 200 and not answer:
             seen["answer"] = "success (nothing to answer)"
         assert_log_clean(server, offset, where)
@@ -313,12 +320,9 @@ def test_slack(server, name, payload):
         assert_clean(text, where)
         if status == 200 and name not in EMPTYISH:
             seen["answer"] = f"{text!r}, then nothing posted within {TIMEOUT:.0f} s"
-            assert wait_for(lambda: apis.slack_texts(channel)), \
-                f"{where}: accepted, but no answer posted within {TIMEOUT} s:\n{log_since(server, offset)[-4000:]}"
-            time.sleep(0.5)  # the other parts of a long answer
-            answer = "\n".join(apis.slack_texts(channel))
+            answer = later_answer(lambda: apis.slack_texts(channel), server, offset,
+                                  f"{where}: accepted, but no answer posted", where + " (posted)")
             seen["answer"] = "posted: " + answer
-            assert_clean(answer, where + " (posted)")
             assert answer.strip(), f"{where}: an empty answer posted"
         elif status == 200:
             time.sleep(1.0)  # whatever it triggers, let it happen before the log is checked

@@ -5,7 +5,6 @@ the time budget, the conversation goes on afterwards, and every message and
 reply is in the tracker store. (A killed and restarted bot process is in
 test_scale_out.py.)"""
 
-import json
 import time
 from typing import Dict, List, Tuple
 
@@ -15,7 +14,6 @@ import yaml
 from tests.fixtures.slow_server import SlowServer
 from tests.integration import rasa_server, services
 from tests.integration.conftest import BOT, free_port, start_action_server
-from tests.integration.rasa_server import http
 
 pytestmark = pytest.mark.integration
 
@@ -56,12 +54,8 @@ def bot(trained_model, tmp_path_factory):
 def say(bot: Dict, sender: str, text: str) -> Tuple[List[str], float]:
     """The bot's replies and how long they took; remembered for the tracker check."""
     started = time.monotonic()
-    status, body = http("POST", bot["server"].url + "/webhooks/rest/webhook",
-                        json.dumps({"sender": sender, "message": text}).encode("utf-8"),
-                        {"Content-Type": "application/json"})
+    replies = bot["server"].say(sender, text)
     elapsed = time.monotonic() - started
-    assert status == 200, (status, body)
-    replies = [message.get("text", "") for message in json.loads(body)]
     bot["sent"].setdefault(sender, []).append((text, replies))
     return replies, elapsed
 
@@ -109,7 +103,6 @@ def test_the_database_down_then_back(bot):
 def test_no_message_or_reply_was_lost(bot):
     assert bot["sent"], "runs after the fault tests"
     for sender, exchanges in bot["sent"].items():
-        status, body = http("GET", f"{bot['server'].url}/conversations/{sender}/tracker")
-        events = json.loads(body)["events"]
+        events = bot["server"].tracker_events(sender)
         assert [e["text"] for e in events if e["event"] == "user"] == [text for text, _ in exchanges]
         assert [e["text"] for e in events if e["event"] == "bot"] == [r for _, replies in exchanges for r in replies]

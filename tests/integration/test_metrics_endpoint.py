@@ -3,10 +3,9 @@ conversations through REST and WeChat show up in the answer, decision, latency a
 channel metrics, the structured log lines carry their fields and never the
 customer's words, and with a token set nothing is served without it."""
 
-import json
 import re
 import secrets
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 from urllib.parse import urlencode
 
 import pytest
@@ -57,14 +56,6 @@ def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
     return total(after, name, **labels) - total(before, name, **labels)
 
 
-def say(server, sender: str, text: str) -> List[str]:
-    status, body = http("POST", server.url + "/webhooks/rest/webhook",
-                        json.dumps({"sender": sender, "message": text}).encode("utf-8"),
-                        {"Content-Type": "application/json"})
-    assert status == 200, body
-    return [reply.get("text", "") for reply in json.loads(body)]
-
-
 def test_metrics_need_the_token(server):
     assert http("GET", server.url + "/metrics")[0] == 401
     assert http("GET", server.url + "/metrics", headers={"Authorization": "Bearer wrong"})[0] == 401
@@ -74,8 +65,8 @@ def test_metrics_need_the_token(server):
 def test_rest_conversations_show_in_the_answer_and_decision_metrics(server):
     before = scrape(server)
     sender = "metrics_" + secrets.token_hex(4)
-    assert re.search(r"SF Express[^\n]*30 yuan", "\n".join(say(server, sender, SHIPPING_QUESTION)))
-    say(server, sender, JOKE)
+    assert re.search(r"SF Express[^\n]*30 yuan", "\n".join(server.say(sender, SHIPPING_QUESTION)))
+    server.say(sender, JOKE)
     after = scrape(server)
     # both questions are answered from the knowledge base by GenerativeNLG, the joke by the fallback
     assert moved(before, after, "rasa_gpt_answers_total") == 2

@@ -3,7 +3,6 @@ Redis lock store (rasa_gpt_components.lock_store.AtomicRedisLockStore) (throwawa
 conversations served by both at once, nothing lost, duplicated or interleaved;
 an instance killed mid-conversation and restarted, the conversation resumed."""
 
-import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List
@@ -12,7 +11,6 @@ import pytest
 import yaml
 
 from tests.integration import rasa_server, services
-from tests.integration.rasa_server import http
 
 pytestmark = pytest.mark.integration
 
@@ -44,20 +42,6 @@ def cluster(trained_model, shop, tmp_path_factory):
             assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
 
 
-def say(server, sender: str, text: str) -> List[str]:
-    status, body = http("POST", server.url + "/webhooks/rest/webhook",
-                        json.dumps({"sender": sender, "message": text}).encode("utf-8"),
-                        {"Content-Type": "application/json"})
-    assert status == 200, (status, body)
-    return [message.get("text", "") for message in json.loads(body)]
-
-
-def tracker_events(server, sender: str) -> List[Dict]:
-    status, body = http("GET", f"{server.url}/conversations/{sender}/tracker")
-    assert status == 200, body
-    return json.loads(body)["events"]
-
-
 def turns(events: List[Dict]) -> List[List[Dict]]:
     """The events split at each user message: [[user, ...its actions...], ...]."""
     split: List[List[Dict]] = []
@@ -79,13 +63,13 @@ def test_both_instances_serve_one_conversation_at_once_without_losing_or_interle
     replies: Dict[str, List[str]] = {sender: [] for sender in senders}
     with ThreadPoolExecutor(max_workers=2 * len(senders)) as pool:
         for one, other in PAIRS:  # each round: two messages of every conversation at the same time, one per instance
-            futures = {pool.submit(say, first, sender, one): sender for sender in senders}
-            futures.update({pool.submit(say, second, sender, other): sender for sender in senders})
+            futures = {pool.submit(first.say, sender, one): sender for sender in senders}
+            futures.update({pool.submit(second.say, sender, other): sender for sender in senders})
             for future, sender in futures.items():
                 replies[sender] += future.result(timeout=120)
     for sender in senders:
-        events = tracker_events(first, sender)
-        assert events == tracker_events(second, sender)  # one store
+        events = first.tracker_events(sender)
+        assert events == second.tracker_events(sender)  # one store
         conversation = turns(events)
         sent = sorted(text for pair in PAIRS for text in pair)
         assert sorted(turn[0]["text"] for turn in conversation) == sent  # none lost, none twice
@@ -100,14 +84,14 @@ def test_both_instances_serve_one_conversation_at_once_without_losing_or_interle
 def test_a_killed_instance_loses_nothing_and_the_conversation_resumes(cluster):
     first, second = cluster["servers"]
     sender = "scale-restart"
-    assert any("Order ES2611210006: Shipped" in text for text in say(first, sender, "where is order ES2611210006?"))
+    assert any("Order ES2611210006: Shipped" in text for text in first.say(sender, "where is order ES2611210006?"))
     rasa_server.stop(first, kill=True)  # SIGKILL, mid-conversation
-    assert any("退款的原因" in text for text in say(second, sender, "我要退款"))
+    assert any("退款的原因" in text for text in second.say(sender, "我要退款"))
     # the order number looked up on the killed instance is remembered
-    assert any(re.search(r"为订单 ES2611210006 申请退款", text) for text in say(second, sender, "质量有问题，线头很多"))
+    assert any(re.search(r"为订单 ES2611210006 申请退款", text) for text in second.say(sender, "质量有问题，线头很多"))
     restarted = rasa_server.start(*cluster["args"], cluster["folder"] / "rasa0.log", port=first.port,
                                   extra_args=["--enable-api"])
     cluster["servers"][0] = restarted
-    assert any("退款申请已提交" in text for text in say(restarted, sender, "是的"))
-    users = [e["text"] for e in tracker_events(restarted, sender) if e["event"] == "user"]
+    assert any("退款申请已提交" in text for text in restarted.say(sender, "是的"))
+    users = [e["text"] for e in restarted.tracker_events(sender) if e["event"] == "user"]
     assert users == ["where is order ES2611210006?", "我要退款", "质量有问题，线头很多", "是的"]
