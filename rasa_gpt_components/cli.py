@@ -9,6 +9,7 @@
 """
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -18,6 +19,14 @@ from rasa_gpt_components.models import cache
 from rasa_gpt_components.models.convert import is_prepared, prepare_gguf
 from rasa_gpt_components.models.errors import ModelLoadError
 from rasa_gpt_components.models.registry import DEFAULT_MODEL, KNOWN_MODELS, get_spec
+
+# `rasa-gpt bench <name>`: the module rasa_gpt_components.bench.<name>, and its help
+BENCHMARKS = [
+    ("intent", "GPTIntentClassifier against Rasa's DIETClassifier"),
+    ("fallback", "held-out questions through GenerativeFallbackPolicy + GenerativeNLG"),
+    ("summary", "one Markdown table over many reports"),
+    ("load", "concurrent conversations through a running bot's REST channel, then its tracker store"),
+]
 
 
 def _human_size(num_bytes: int) -> str:
@@ -115,32 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks that write JSON + Markdown reports")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True)
-    intent = bench_commands.add_parser(
-        "intent", help="GPTIntentClassifier against Rasa's DIETClassifier"
-    )
-    from rasa_gpt_components.bench import intent as intent_bench
-
-    intent_bench.add_arguments(intent)
-    intent.set_defaults(func=intent_bench.run)
-    fallback = bench_commands.add_parser(
-        "fallback", help="held-out questions through GenerativeFallbackPolicy + GenerativeNLG"
-    )
-    from rasa_gpt_components.bench import fallback as fallback_bench
-
-    fallback_bench.add_arguments(fallback)
-    fallback.set_defaults(func=fallback_bench.run)
-    summary = bench_commands.add_parser("summary", help="one Markdown table over many reports")
-    from rasa_gpt_components.bench import summary as summary_bench
-
-    summary_bench.add_arguments(summary)
-    summary.set_defaults(func=summary_bench.run)
-    load = bench_commands.add_parser(
-        "load", help="concurrent conversations through a running bot's REST channel, then its tracker store"
-    )
-    from rasa_gpt_components.bench import load as load_bench
-
-    load_bench.add_arguments(load)
-    load.set_defaults(func=load_bench.run)
+    for name, help_text in BENCHMARKS:  # each module: add_arguments(parser) and run(args)
+        module = importlib.import_module(f"rasa_gpt_components.bench.{name}")
+        command = bench_commands.add_parser(name, help=help_text)
+        module.add_arguments(command)
+        command.set_defaults(func=module.run)
     return parser
 
 

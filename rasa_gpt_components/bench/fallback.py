@@ -18,7 +18,7 @@ import re
 import resource
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from rasa_gpt_components.bench import report
 

@@ -13,7 +13,6 @@ Everything else, including the signing-secret check, is Rasa's own code
 ``rasa_gpt_components.channels.SlackInput``; see docs/channels.md."""
 
 import hashlib
-import json
 import logging
 import os
 from http import HTTPStatus
@@ -98,13 +97,11 @@ class SlackInput(RasaSlackInput):
 
     @staticmethod
     def _event_key(request: Request) -> str:
-        if request.headers.get("content-type") == "application/json":
-            try:
-                event_id = json.loads(request.body).get("event_id")
-            except (ValueError, AttributeError):
-                event_id = None
-            if isinstance(event_id, str) and event_id:
-                return "event:" + event_id
+        # Rasa's webhook has parsed a JSON body already (Sanic keeps it)
+        body = request.json if request.headers.get("content-type") == "application/json" else None
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        if isinstance(event_id, str) and event_id:
+            return "event:" + event_id
         return "body:" + hashlib.sha256(request.body or b"").hexdigest()
 
     async def process_message(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]],

@@ -20,7 +20,7 @@ means the caller sends its safe template instead.
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Iterable, List, Sequence, Set, Tuple
 
 from rasa_gpt_components.text import clean_text, words
 
