@@ -56,7 +56,7 @@ def say(bot: Dict, sender: str, text: str) -> Tuple[List[str], float]:
     started = time.monotonic()
     replies = bot["server"].say(sender, text)
     elapsed = time.monotonic() - started
-    bot["sent"].setdefault(sender, []).append((text, replies))
+    bot["sent"].setdefault(sender, []).append((text, replies, elapsed))
     return replies, elapsed
 
 
@@ -104,5 +104,7 @@ def test_no_message_or_reply_was_lost(bot):
     assert bot["sent"], "runs after the fault tests"
     for sender, exchanges in bot["sent"].items():
         events = bot["server"].tracker_events(sender)
-        assert [e["text"] for e in events if e["event"] == "user"] == [text for text, _ in exchanges]
-        assert [e["text"] for e in events if e["event"] == "bot"] == [r for _, replies in exchanges for r in replies]
+        assert [e["text"] for e in events if e["event"] == "user"] == [text for text, _, _ in exchanges]
+        assert [e["text"] for e in events if e["event"] == "bot"] == [r for _, replies, _ in exchanges for r in replies]
+    print("\n".join(f"{sender}: {text!r} answered in {elapsed:.2f} s: {replies[0][:60]!r}"
+                    for sender, exchanges in bot["sent"].items() for text, replies, elapsed in exchanges))
