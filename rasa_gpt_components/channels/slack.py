@@ -2,7 +2,9 @@
 
 - each Slack event is answered once: retries (whatever their reason) and replays
   of a signed request within Slack's 5-minute window are recognised by their
-  ``event_id`` (or, for interactive payloads, the body) and ignored;
+  ``event_id`` (or, for interactive payloads, the body) and ignored; with
+  ``shared_memory_url`` (Redis) by every instance of the bot, not only the one
+  that answered;
 - requests larger than ``max_body_bytes`` are refused (413) before any work;
 - the Web API base URL is configurable (``slack_api_url``) for proxies and tests;
 - secrets may come from SLACK_BOT_TOKEN / SLACK_SIGNING_SECRET, and without them the
@@ -27,7 +29,7 @@ from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from rasa_gpt_components.channels.metrics import count_requests, set_outcome, timed
-from rasa_gpt_components.channels.seen import SeenKeys
+from rasa_gpt_components.channels.seen import seen_keys
 from rasa_gpt_components.metrics import MESSAGE_API_FAILURES
 
 logger = logging.getLogger(__name__)
@@ -75,15 +77,17 @@ class SlackInput(RasaSlackInput):
             credentials.get("conversation_granularity", "sender"),
             slack_api_url=credentials.get("slack_api_url") or os.environ.get("SLACK_API_URL") or SLACK_API,
             max_body_bytes=int(credentials.get("max_body_bytes", 100_000)),
+            shared_memory_url=credentials.get("shared_memory_url") or os.environ.get("SLACK_SHARED_MEMORY_URL"),
         )
 
     def __init__(self, *args: Any, slack_api_url: Text = SLACK_API, max_body_bytes: int = 100_000,
-                 **kwargs: Any) -> None:
+                 shared_memory_url: Optional[Text] = None, **kwargs: Any) -> None:
         self.problem: Optional[str] = None
         super().__init__(*args, **kwargs)
         self.slack_api_url = slack_api_url
         self.max_body_bytes = max_body_bytes
-        self._events = SeenKeys(ttl=3_600)
+        # the events answered: in this process, or in Redis for every instance
+        self._events = seen_keys(shared_memory_url, "rasa_gpt_components:slack:event:", ttl=3_600)
 
     def _validate_credentials(self) -> None:
         """Without a signing secret or token the channel starts closed (503 to every

@@ -5,8 +5,10 @@ Registered in credentials.yml by module path and mounted under
 crypto, XML parsing and reply rendering come from wechatpy; this module adds what a
 bot needs around them: the 5-second passive-reply window with the customer-service
 API for slower answers, one answer per MsgId however often WeChat retries, replay
-and size limits, and long answers split to fit WeChat's message limit.
-See docs/channels.md."""
+and size limits, and long answers split to fit WeChat's message limit. With
+``shared_memory_url`` (Redis) what the channel remembers (MsgIds, signatures used,
+buttons shown, the access token) is shared by every instance of the bot.
+See docs/channels.md and docs/deployment.md."""
 
 import asyncio
 import hmac
@@ -33,7 +35,7 @@ from wechatpy.utils import WeChatSigner
 
 from rasa_gpt_components.channels.formatting import buttons_as_text, chosen_button, join_replies, split_message
 from rasa_gpt_components.channels.metrics import count_requests, set_outcome, timed
-from rasa_gpt_components.channels.seen import SeenKeys
+from rasa_gpt_components.channels.seen import seen_keys
 from rasa_gpt_components.channels.wechat_api import OFFICIAL_ACCOUNT_API, WECOM_API, WeChatAPI, WeChatAPIError
 from rasa_gpt_components.metrics import MESSAGE_API_FAILURES
 from rasa_gpt_components.text import clean_text
@@ -167,7 +169,8 @@ class _WeChatChannel(InputChannel):
 
     def __init__(self, token: str, app_id: str, secret: Optional[str] = None,
                  encoding_aes_key: Optional[str] = None, agent_id: Optional[str] = None,
-                 mode: Optional[str] = None, api_base_url: Optional[str] = None, **options: Any) -> None:
+                 mode: Optional[str] = None, api_base_url: Optional[str] = None,
+                 shared_memory_url: Optional[str] = None, **options: Any) -> None:
         unknown = set(options) - set(DEFAULTS)
         if unknown:
             raise ValueError(f"{self.name()}: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
@@ -183,13 +186,18 @@ class _WeChatChannel(InputChannel):
         if not self.problem and self.encoding_aes_key:
             self.crypto = self.crypto_class(self.token, self.encoding_aes_key, self.app_id)
             self.key = self.crypto.key
+        # what the channel remembers: in this process, or in Redis for every instance
+        prefix = f"rasa_gpt_components:{self.name()}:{self.app_id}:"
+        skew = float(self.options["max_clock_skew"] or 0)
+        self._requests = seen_keys(shared_memory_url, prefix + "request:",  # (timestamp, nonce) -> message key
+                                   ttl=2 * skew + 60 if skew else 86_400)
+        self._messages = seen_keys(shared_memory_url, prefix + "message:", ttl=3_600)  # MsgIds (retried for 15 s)
+        self._buttons = seen_keys(shared_memory_url, prefix + "buttons:", ttl=3_600, max_keys=50_000)  # user -> buttons
         self.api = None
         if secret and (agent_id or not self.needs_agent_id):
-            self.api = WeChatAPI(api_base_url or self.default_api, self.app_id, secret, agent_id)
-        skew = float(self.options["max_clock_skew"] or 0)
-        self._requests = SeenKeys(ttl=2 * skew + 60 if skew else 86_400)  # (timestamp, nonce) -> message key
-        self._messages = SeenKeys(ttl=3_600)  # MsgIds answered (WeChat retries for 15 s)
-        self._buttons = SeenKeys(ttl=3_600, max_keys=50_000)  # user -> the buttons last shown
+            shared_token = seen_keys(shared_memory_url, prefix + "token:", ttl=7_200) if shared_memory_url else None
+            self.api = WeChatAPI(api_base_url or self.default_api, self.app_id, secret, agent_id,
+                                 shared=shared_token)
         self._tasks: Set[asyncio.Task] = set()
         if self.problem:
             logger.warning("%s channel is not configured (%s): its webhook answers 503 to every request",
@@ -447,7 +455,8 @@ class WeChatInput(_WeChatChannel):
     secret_env = "WECHAT_APP_SECRET"
     settings = (("token", "TOKEN", "token"), ("app_id", "APP_ID", "app_id"), ("app_secret", "APP_SECRET", "secret"),
                 ("encoding_aes_key", "ENCODING_AES_KEY", "encoding_aes_key"),
-                ("api_base_url", "API_BASE_URL", "api_base_url"))
+                ("api_base_url", "API_BASE_URL", "api_base_url"),
+                ("shared_memory_url", "SHARED_MEMORY_URL", "shared_memory_url"))
     default_api = OFFICIAL_ACCOUNT_API
     prp_crypto = OfficialAccountPrpCrypto
     crypto_class = OfficialAccountCrypto
@@ -472,7 +481,8 @@ class WeComInput(_WeChatChannel):
     secret_env = "WECOM_CORP_SECRET and WECOM_AGENT_ID"
     settings = (("token", "TOKEN", "token"), ("corp_id", "CORP_ID", "app_id"), ("corp_secret", "CORP_SECRET", "secret"),
                 ("agent_id", "AGENT_ID", "agent_id"), ("encoding_aes_key", "ENCODING_AES_KEY", "encoding_aes_key"),
-                ("api_base_url", "API_BASE_URL", "api_base_url"))
+                ("api_base_url", "API_BASE_URL", "api_base_url"),
+                ("shared_memory_url", "SHARED_MEMORY_URL", "shared_memory_url"))
     needs_agent_id = True
     default_api = WECOM_API
     always_encrypted = True

@@ -13,6 +13,8 @@ from typing import Any, Dict, Optional
 
 import aiohttp
 
+from rasa_gpt_components.channels.seen import RedisSeenKeys
+
 logger = logging.getLogger(__name__)
 
 OFFICIAL_ACCOUNT_API = "https://api.weixin.qq.com"
@@ -30,7 +32,11 @@ class WeChatAPI:
     (``corp_secret`` and ``agent_id`` unset) or a WeCom application (both set)."""
 
     def __init__(self, base_url: str, app_id: str, secret: str, agent_id: Optional[str] = None,
-                 timeout: float = 5.0, refresh_margin: float = 300.0) -> None:
+                 timeout: float = 5.0, refresh_margin: float = 300.0,
+                 shared: Optional[RedisSeenKeys] = None) -> None:
+        """``shared``: where the instances of the bot keep the one token they all use
+        (fetching a new one invalidates the others' soon after)."""
+        self.shared = shared
         self.base_url = base_url.rstrip("/")
         self.app_id = app_id
         self.secret = secret
@@ -59,10 +65,23 @@ class WeChatAPI:
             raise WeChatAPIError(f"{path}: unexpected answer")
         return payload
 
+    def _shared_token(self, rejected: Optional[str]) -> Optional[str]:
+        """The token another instance fetched (not the one just rejected), kept as ours."""
+        if self.shared is None:
+            return None
+        entry = self.shared.get(self.app_id)
+        if not isinstance(entry, dict) or not entry.get("token") or entry["token"] == rejected:
+            return None
+        self._token = str(entry["token"])
+        self._expires_at = time.monotonic() + max(float(entry.get("expires_at", 0)) - time.time(), 0.0)
+        return self._token
+
     async def access_token(self, refresh: bool = False) -> str:
-        """A valid access token, fetched once and reused until shortly before it expires."""
+        """A valid access token, fetched once and reused until shortly before it expires
+        (with ``shared``, fetched by one instance and used by all)."""
         async with self._lock:
-            if refresh or self._token is None or time.monotonic() >= self._expires_at:
+            stale = refresh or self._token is None or time.monotonic() >= self._expires_at
+            if stale and self._shared_token(rejected=self._token if refresh else None) is None:
                 if self.is_wecom:
                     params = {"corpid": self.app_id, "corpsecret": self.secret}
                     payload = await self._request("GET", "/cgi-bin/gettoken", params)
@@ -73,7 +92,10 @@ class WeChatAPI:
                     raise WeChatAPIError(f"access token refused: errcode {payload.get('errcode')}")
                 self._token = str(payload["access_token"])
                 lifetime = float(payload.get("expires_in", 7200))
-                self._expires_at = time.monotonic() + max(lifetime - self.refresh_margin, lifetime / 2)
+                usable = max(lifetime - self.refresh_margin, lifetime / 2)
+                self._expires_at = time.monotonic() + usable
+                if self.shared is not None:
+                    self.shared.put(self.app_id, {"token": self._token, "expires_at": time.time() + usable}, ttl=usable)
             return self._token
 
     async def send_text(self, user: str, text: str) -> None:

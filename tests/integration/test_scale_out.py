@@ -1,16 +1,23 @@
 """Two `rasa run` instances of the bot behind one PostgreSQL tracker store and one
 Redis lock store (rasa_gpt_components.lock_store.AtomicRedisLockStore) (throwaway servers on 127.0.0.1 from Debian's packages): the same
 conversations served by both at once, nothing lost, duplicated or interleaved;
-an instance killed mid-conversation and restarted, the conversation resumed."""
+an instance killed mid-conversation and restarted, the conversation resumed; a
+WeChat retry reaching the other instance recognised through the channel's shared
+memory in the same Redis."""
 
 import re
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List
+from urllib.parse import urlencode
 
 import pytest
 import yaml
 
+from tests.fixtures.wechat_official import OFFICIAL_ACCOUNT as OA
 from tests.integration import rasa_server, services
+from tests.integration.rasa_server import http
+from tests.integration.test_channels import plain_params, text_xml
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +35,18 @@ def cluster(trained_model, shop, tmp_path_factory):
         endpoints["lock_store"] = {"type": "rasa_gpt_components.lock_store.AtomicRedisLockStore",
                                    "url": "127.0.0.1", "port": redis_port, "db": 1}
         (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints), encoding="utf-8")
-        (folder / "credentials.yml").write_text("rest:\n", encoding="utf-8")
+        # the Official Account channel too, remembering MsgIds and signatures in the same Redis
+        credentials = {"rest": None, "rasa_gpt_components.channels.WeChatInput": {
+            "mode": "plaintext", "shared_memory_url": f"redis://127.0.0.1:{redis_port}/2"}}
+        (folder / "credentials.yml").write_text(yaml.safe_dump(credentials), encoding="utf-8")
         args = (trained_model, folder / "endpoints.yml", folder / "credentials.yml")
-        servers = [rasa_server.launch(*args, folder / f"rasa{n}.log", extra_args=["--enable-api"]) for n in (0, 1)]
+        env = {"WECHAT_TOKEN": OA["token"]}
+        servers = [rasa_server.launch(*args, folder / f"rasa{n}.log", env, extra_args=["--enable-api"])
+                   for n in (0, 1)]
         try:
             for server in servers:
                 rasa_server.wait_until_up(server)
-            yield {"servers": servers, "args": args, "folder": folder}
+            yield {"servers": servers, "args": args, "env": env, "folder": folder}
         finally:
             for server in servers:
                 rasa_server.stop(server)
@@ -89,9 +101,29 @@ def test_a_killed_instance_loses_nothing_and_the_conversation_resumes(cluster):
     assert any("退款的原因" in text for text in second.say(sender, "我要退款"))
     # the order number looked up on the killed instance is remembered
     assert any(re.search(r"为订单 ES2611210006 申请退款", text) for text in second.say(sender, "质量有问题，线头很多"))
-    restarted = rasa_server.start(*cluster["args"], cluster["folder"] / "rasa0.log", port=first.port,
-                                  extra_args=["--enable-api"])
+    restarted = rasa_server.start(*cluster["args"], cluster["folder"] / "rasa0.log", cluster["env"],
+                                  port=first.port, extra_args=["--enable-api"])
     cluster["servers"][0] = restarted
     assert any("退款申请已提交" in text for text in restarted.say(sender, "是的"))
     users = [e["text"] for e in restarted.tracker_events(sender) if e["event"] == "user"]
     assert users == ["where is order ES2611210006?", "我要退款", "质量有问题，线头很多", "是的"]
+
+
+def test_a_wechat_retry_reaching_the_other_instance_is_not_answered_twice(cluster):
+    """WeChat retries a message it got no answer to within 5 s, maybe to another
+    instance; a captured signature replayed there with another message is refused."""
+    first, second = cluster["servers"]
+    user, params = "oScaleOut_" + secrets.token_hex(4), plain_params()
+    question = text_xml(user, "我的订单 ES2611210006 到哪了？", secrets.randbelow(10**18)).encode("utf-8")
+
+    def post(server, params, body):
+        return http("POST", f"{server.url}/webhooks/wechat/webhook?{urlencode(params)}", body,
+                    {"Content-Type": "text/xml"})
+
+    status, answer = post(first, params, question)
+    assert status == 200 and "ES2611210006" in answer, (status, answer)
+    assert post(second, params, question) == (200, "success")  # the retry, on the other instance
+    other = text_xml(user, "我要退款", secrets.randbelow(10**18)).encode("utf-8")
+    assert post(second, params, other)[0] == 403  # the same signature on another message
+    users = [e["text"] for e in second.tracker_events(user) if e["event"] == "user"]
+    assert len(users) == 1 and users[0].startswith("我的订单 ES2611210006"), users  # (the channel's NFKC: "？" -> "?")
