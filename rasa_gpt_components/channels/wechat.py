@@ -354,10 +354,12 @@ class _WeChatChannel(InputChannel):
     async def _receive(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
         message, encrypted, timestamp, nonce = self._open(request)
         key = self._message_key(message)
-        earlier = self._requests.get((timestamp, nonce))
-        if earlier is not None and earlier != key:
-            raise BadRequest(403, "signature reused for another message (replay)")
-        self._requests.add((timestamp, nonce), key)
+        # taken atomically (one SET NX with the shared memory): of two requests with one
+        # signature arriving at two instances at once, only the first message passes
+        if not self._requests.add((timestamp, nonce), key):
+            earlier = self._requests.get((timestamp, nonce))
+            if earlier is not None and earlier != key:
+                raise BadRequest(403, "signature reused for another message (replay)")
         if not self._messages.add(key):
             logger.info("%s: %s seen before (a retry or a replay), not processed again",
                         self.name(), self._describe(message))
