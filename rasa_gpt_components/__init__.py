@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _LAZY: Dict[str, str] = {
     "GPTIntentClassifier": "rasa_gpt_components.nlu.gpt_intent_classifier",
+    "LanguageDetector": "rasa_gpt_components.nlu.language_detector",
     "GenerativeFallbackPolicy": "rasa_gpt_components.policies.generative_fallback",
     "GenerativeNLG": "rasa_gpt_components.generation.nlg",
 }

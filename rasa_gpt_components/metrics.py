@@ -2,7 +2,7 @@
 and the ``key=value`` format of its structured log lines.
 
 The metrics live in prometheus_client's process-wide registry and are served by
-``rasa_gpt_components.channels.MetricsInput`` at ``GET /metrics``. Labels take
+``rasa_gpt_components.serving.MetricsInput`` at ``GET /metrics``. Labels take
 only values from small fixed sets (reasons, response and channel names, the
 backend): never a user id, a message or anything else a customer typed.
 See docs/observability.md.

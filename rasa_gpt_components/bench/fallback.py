@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     nlg = GenerativeNLG(EndpointConfig(type="rasa_gpt_components.GenerativeNLG", **options), domain)
     setup_seconds = time.perf_counter() - started
     # the intent classifier's encoder asks the loader too: the same instance (models_in_memory)
-    from rasa_gpt_components.nlu.encoder import GPTEncoder
+    from rasa_gpt_components.models.encoder import GPTEncoder
 
     loaded = loader.load_model(args.model)
     GPTEncoder(loaded, layer=min(6, loaded.num_layers)).warm_up()

@@ -40,7 +40,7 @@ class LocalBackend:
 
     def __init__(self, model: Optional[str] = None, dtype: str = "float32", compute: str = "auto") -> None:
         from rasa_gpt_components.models import load_model
-        from rasa_gpt_components.nlu.encoder import bfloat16_is_fast
+        from rasa_gpt_components.models.encoder import bfloat16_is_fast
 
         self.loaded = load_model(model, dtype=dtype)
         self.bfloat16 = compute == "bfloat16" or (compute == "auto" and bfloat16_is_fast())

@@ -116,9 +116,9 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         retrieval = s["retrieval"]
         encoder = reranker = None
         if float(retrieval["bm25_weight"]) < 1.0 or retrieval["rerank"]:
-            from rasa_gpt_components.knowledge.rerank import LikelihoodReranker
+            from rasa_gpt_components.generation.rerank import LikelihoodReranker
             from rasa_gpt_components.models import load_model
-            from rasa_gpt_components.nlu.encoder import GPTEncoder
+            from rasa_gpt_components.models.encoder import GPTEncoder
 
             # the local model when there is one: the classifier's and the generator's instance
             loaded = load_model(s["model"])

@@ -25,7 +25,7 @@ from rasa_gpt_components.knowledge.base import KnowledgeBase, Passage
 from rasa_gpt_components.text import clean_text, words
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rasa_gpt_components.nlu.encoder import GPTEncoder
+    from rasa_gpt_components.models.encoder import GPTEncoder
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_gpt_components.models import LoadedModel, load_model
-from rasa_gpt_components.nlu.encoder import COMPUTES, POOLINGS, GPTEncoder
+from rasa_gpt_components.models.encoder import COMPUTES, POOLINGS, GPTEncoder
 from rasa_gpt_components.nlu.head import IntentHead, fit_head, holdout_split
 from rasa_gpt_components.nlu.lora import LoraSettings, apply_adapter, train_adapter
 

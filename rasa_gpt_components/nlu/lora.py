@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from rasa_gpt_components.nlu.encoder import GPTEncoder
+from rasa_gpt_components.models.encoder import GPTEncoder
 from rasa_gpt_components.text import clean_text
 
 logger = logging.getLogger(__name__)

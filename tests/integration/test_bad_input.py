@@ -79,9 +79,9 @@ def server(trained_model, shop, tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad_input")
     apis = FakeAPIs()
     credentials = yaml.safe_load((BOT / "credentials.yml").read_text(encoding="utf-8"))
-    credentials.pop("rasa_gpt_components.channels.WeComInput", None)
-    credentials["rasa_gpt_components.channels.WeChatInput"].update(mode="plaintext", api_base_url=apis.url)
-    credentials["rasa_gpt_components.channels.SlackInput"]["slack_api_url"] = apis.url + "/api/"
+    credentials.pop("rasa_gpt_components.serving.WeComInput", None)
+    credentials["rasa_gpt_components.serving.WeChatInput"].update(mode="plaintext", api_base_url=apis.url)
+    credentials["rasa_gpt_components.serving.SlackInput"]["slack_api_url"] = apis.url + "/api/"
     (folder / "credentials.yml").write_text(yaml.safe_dump(credentials, allow_unicode=True), encoding="utf-8")
     env = dict(
         WECHAT_TOKEN=OA["token"], WECHAT_APP_ID=OA["app_id"], WECHAT_APP_SECRET=WECHAT_APP_SECRET,

@@ -23,7 +23,7 @@ import yaml
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
-from rasa_gpt_components.channels.wechat import signature
+from rasa_gpt_components.serving.channels.wechat import signature
 from tests.fixtures.wechat_official import OFFICIAL_ACCOUNT, SUBSCRIBE_EVENT, WECOM
 from tests.integration import rasa_server
 from tests.integration.conftest import BOT
@@ -47,10 +47,10 @@ def bot_server(trained_model, shop, tmp_path_factory):
     folder = tmp_path_factory.mktemp("channels")
     apis = FakeAPIs()
     credentials = yaml.safe_load((BOT / "credentials.yml").read_text(encoding="utf-8"))
-    credentials["rasa_gpt_components.channels.WeChatInput"].update(mode="compatible", api_base_url=apis.url)
-    credentials["rasa_gpt_components.channels.WeComInput"].update(
+    credentials["rasa_gpt_components.serving.WeChatInput"].update(mode="compatible", api_base_url=apis.url)
+    credentials["rasa_gpt_components.serving.WeComInput"].update(
         api_base_url=apis.url, reply_budget=0.001, max_message_bytes=120)
-    credentials["rasa_gpt_components.channels.SlackInput"]["slack_api_url"] = apis.url + "/api/"
+    credentials["rasa_gpt_components.serving.SlackInput"]["slack_api_url"] = apis.url + "/api/"
     (folder / "credentials.yml").write_text(yaml.safe_dump(credentials, allow_unicode=True), encoding="utf-8")
     env = dict(
         WECHAT_TOKEN=OA["token"], WECHAT_APP_ID=OA["app_id"], WECHAT_APP_SECRET="oa-secret",

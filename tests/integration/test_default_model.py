@@ -81,7 +81,7 @@ def test_default_model_generates_text(prepared_dir):
 
 def test_reranker_puts_the_answering_passage_first(prepared_dir):
     from rasa_gpt_components.knowledge.base import Passage
-    from rasa_gpt_components.knowledge.rerank import LikelihoodReranker
+    from rasa_gpt_components.generation.rerank import LikelihoodReranker
     from rasa_gpt_components.knowledge.retrieval import Hit
 
     passages = [

@@ -34,7 +34,7 @@ def bot(trained_model, tmp_path_factory):
         endpoints = yaml.safe_load((BOT / "endpoints.yml").read_text(encoding="utf-8"))
         endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{actions_port}/webhook"
         # the conversations in the same PostgreSQL, kept through its outage
-        endpoints["tracker_store"] = {"type": "rasa_gpt_components.tracker_store.ResilientSQLTrackerStore",
+        endpoints["tracker_store"] = {"type": "rasa_gpt_components.serving.ResilientSQLTrackerStore",
                                       "dialect": "postgresql", "url": "127.0.0.1", "port": postgres.port,
                                       "db": "postgres", "username": "postgres", "retry_interval": 1.0}
         endpoints["nlg"].update(backend="openai", base_url=model_server.url + "/v1", time_budget=BUDGET)

@@ -9,7 +9,7 @@ import pytest
 from rasa.core.lock_store import LockStore
 from rasa.utils.endpoints import EndpointConfig
 
-from rasa_gpt_components.lock_store import AtomicRedisLockStore
+from rasa_gpt_components.serving.lock_store import AtomicRedisLockStore
 from tests.integration import services
 
 pytestmark = pytest.mark.integration
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def test_tickets_taken_at_once_are_all_different_and_the_lock_goes_away(tmp_path):
     with services.redis(tmp_path) as port:
-        config = EndpointConfig(url="127.0.0.1", type="rasa_gpt_components.lock_store.AtomicRedisLockStore",
+        config = EndpointConfig(url="127.0.0.1", type="rasa_gpt_components.serving.AtomicRedisLockStore",
                                 port=port, db=1)
         assert isinstance(LockStore.create(config), AtomicRedisLockStore)  # as Rasa builds it from endpoints.yml
         stores = [AtomicRedisLockStore(host="127.0.0.1", port=port, db=1) for _ in range(8)]

@@ -30,8 +30,8 @@ Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
 def server(trained_model, shop, tmp_path_factory):
     """`rasa run` with REST, WeChat (plaintext) and the metrics endpoint, its token from the environment."""
     folder = tmp_path_factory.mktemp("metrics")
-    credentials = {"rest": None, "rasa_gpt_components.channels.WeChatInput": {"mode": "plaintext"},
-                   "rasa_gpt_components.channels.MetricsInput": None}
+    credentials = {"rest": None, "rasa_gpt_components.serving.WeChatInput": {"mode": "plaintext"},
+                   "rasa_gpt_components.serving.MetricsInput": None}
     (folder / "credentials.yml").write_text(yaml.safe_dump(credentials), encoding="utf-8")
     env = {"RASA_GPT_METRICS_TOKEN": TOKEN, "WECHAT_TOKEN": OA["token"], "WECHAT_APP_ID": OA["app_id"]}
     with rasa_server.running(trained_model, shop / "endpoints.yml", folder / "credentials.yml",

@@ -1,5 +1,5 @@
 """Two `rasa run` instances of the bot behind one PostgreSQL tracker store and one
-Redis lock store (rasa_gpt_components.lock_store.AtomicRedisLockStore) (throwaway servers on 127.0.0.1 from Debian's packages): the same
+Redis lock store (rasa_gpt_components.serving.AtomicRedisLockStore) (throwaway servers on 127.0.0.1 from Debian's packages): the same
 conversations served by both at once, nothing lost, duplicated or interleaved;
 an instance killed mid-conversation and restarted, the conversation resumed; a
 WeChat retry reaching the other instance recognised through the channel's shared
@@ -32,11 +32,11 @@ def cluster(trained_model, shop, tmp_path_factory):
                                       "login_db": "postgres"}
         # Rasa's own `type: redis` issues tickets non-atomically: two instances can take the
         # same one at the same moment and process one conversation's messages at once
-        endpoints["lock_store"] = {"type": "rasa_gpt_components.lock_store.AtomicRedisLockStore",
+        endpoints["lock_store"] = {"type": "rasa_gpt_components.serving.AtomicRedisLockStore",
                                    "url": "127.0.0.1", "port": redis_port, "db": 1}
         (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints), encoding="utf-8")
         # the Official Account channel too, remembering MsgIds and signatures in the same Redis
-        credentials = {"rest": None, "rasa_gpt_components.channels.WeChatInput": {
+        credentials = {"rest": None, "rasa_gpt_components.serving.WeChatInput": {
             "mode": "plaintext", "shared_memory_url": f"redis://127.0.0.1:{redis_port}/2"}}
         (folder / "credentials.yml").write_text(yaml.safe_dump(credentials), encoding="utf-8")
         args = (trained_model, folder / "endpoints.yml", folder / "credentials.yml")

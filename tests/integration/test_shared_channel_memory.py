@@ -1,4 +1,4 @@
-"""The channels' shared memory (rasa_gpt_components.channels.seen.RedisSeenKeys)
+"""The channels' shared memory (rasa_gpt_components.serving.channels.seen.RedisSeenKeys)
 against a real Redis on 127.0.0.1: what one instance remembers, another knows;
 two instances adding one key at once, one wins; entries expire; keys are
 hashed; with Redis gone the memory fails open instead of failing the customer.
@@ -11,8 +11,8 @@ import time
 import pytest
 import redis
 
-from rasa_gpt_components.channels.seen import RedisSeenKeys, seen_keys
-from rasa_gpt_components.channels.wechat_api import WeChatAPI
+from rasa_gpt_components.serving.channels.seen import RedisSeenKeys, seen_keys
+from rasa_gpt_components.serving.channels.wechat_api import WeChatAPI
 from tests.fixtures.fake_apis import FakeAPIs
 from tests.integration import services
 from tests.integration.conftest import free_port

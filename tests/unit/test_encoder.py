@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rasa_gpt_components.models import load_model
-from rasa_gpt_components.nlu.encoder import GPTEncoder, truncated_base_model
+from rasa_gpt_components.models.encoder import GPTEncoder, truncated_base_model
 from rasa_gpt_components.text import clean_text
 from tests.conftest import build_tiny_gpt2
 

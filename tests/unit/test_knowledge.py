@@ -116,7 +116,7 @@ def test_nothing_relevant_is_an_empty_list(kb_dir):
 
 def test_embeddings_take_part(kb_dir, tiny_model):
     from rasa_gpt_components.models import load_model
-    from rasa_gpt_components.nlu.encoder import GPTEncoder
+    from rasa_gpt_components.models.encoder import GPTEncoder
 
     encoder = GPTEncoder(load_model(str(tiny_model)), layer=2, compute="float32")
     retriever = HybridRetriever(KnowledgeBase.load(kb_dir), encoder=encoder, bm25_weight=0.0, threshold=0.0)

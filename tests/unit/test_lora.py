@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rasa_gpt_components.models import load_model
-from rasa_gpt_components.nlu.encoder import GPTEncoder
+from rasa_gpt_components.models.encoder import GPTEncoder
 from rasa_gpt_components.nlu.lora import LoraSettings, apply_adapter, target_modules, train_adapter
 from tests.unit.test_gpt_intent_classifier import INTENTS, parse, train, write_project
 

@@ -14,11 +14,11 @@ from rasa.core.channels.channel import register
 from rasa.shared.core.events import ActionExecuted, BotUttered
 from sanic import Sanic
 
-from rasa_gpt_components.channels import MetricsInput, WeChatInput
-from rasa_gpt_components.channels.metrics import request_outcome, timed
-from rasa_gpt_components.channels.slack import SlackOutput
-from rasa_gpt_components.channels.wechat import signature
-from rasa_gpt_components.channels.wechat_api import WeChatAPI
+from rasa_gpt_components.serving.channels import MetricsInput, WeChatInput
+from rasa_gpt_components.serving.channels.metrics import request_outcome, timed
+from rasa_gpt_components.serving.channels.slack import SlackOutput
+from rasa_gpt_components.serving.channels.wechat import signature
+from rasa_gpt_components.serving.channels.wechat_api import WeChatAPI
 from rasa_gpt_components.generation.backends import Generation
 from rasa_gpt_components.metrics import log_fields
 from tests.unit.test_answer import Scripted

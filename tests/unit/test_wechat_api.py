@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from rasa_gpt_components.channels.wechat_api import WeChatAPI, WeChatAPIError
+from rasa_gpt_components.serving.channels.wechat_api import WeChatAPI, WeChatAPIError
 from tests.fixtures.fake_apis import FakeAPIs
 from tests.integration.conftest import free_port
 

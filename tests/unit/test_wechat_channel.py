@@ -8,7 +8,7 @@ import pytest
 import xmltodict
 from wechatpy.crypto import WeChatCrypto
 
-from rasa_gpt_components.channels.wechat import BadRequest, WeChatInput, WeComInput, signature
+from rasa_gpt_components.serving.channels.wechat import BadRequest, WeChatInput, WeComInput, signature
 from tests.fixtures.wechat_official import (IMAGE_MESSAGE, OFFICIAL_ACCOUNT, SUBSCRIBE_EVENT, TEXT_MESSAGE,
                                             VOICE_MESSAGE, WECOM)
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from rasa_gpt_components.channels.formatting import buttons_as_text, chosen_button, join_replies, split_message
-from rasa_gpt_components.channels.seen import SeenKeys
+from rasa_gpt_components.serving.channels.formatting import buttons_as_text, chosen_button, join_replies, split_message
+from rasa_gpt_components.serving.channels.seen import SeenKeys
 
 
 def test_short_text_is_one_part():

@@ -12,7 +12,7 @@
 
 Everything else, including the signing-secret check, is Rasa's own code
 (``rasa.core.channels.slack``). Registered in credentials.yml as
-``rasa_gpt_components.channels.SlackInput``; see docs/channels.md."""
+``rasa_gpt_components.serving.SlackInput``; see docs/channels.md."""
 
 import hashlib
 import logging
@@ -28,8 +28,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from rasa_gpt_components.channels.metrics import count_requests, set_outcome, timed
-from rasa_gpt_components.channels.seen import seen_keys
+from rasa_gpt_components.serving.channels.metrics import count_requests, set_outcome, timed
+from rasa_gpt_components.serving.channels.seen import seen_keys
 from rasa_gpt_components.metrics import MESSAGE_API_FAILURES
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ not an object get ``400``; bodies over ``max_body_bytes`` get ``413``. Rasa's ow
 channel answers such requests with a ``500`` and a traceback in the log, or
 with ``200 []`` after logging the exception. Same URL
 (``/webhooks/rest/webhook``), same replies; registered in credentials.yml as
-``rasa_gpt_components.channels.RestInput``."""
+``rasa_gpt_components.serving.RestInput``."""
 
 import logging
 from http import HTTPStatus

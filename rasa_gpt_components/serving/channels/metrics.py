@@ -28,7 +28,7 @@ class MetricsInput(InputChannel):
 
     credentials.yml::
 
-        rasa_gpt_components.channels.MetricsInput:
+        rasa_gpt_components.serving.MetricsInput:
           # auth_token: here or in RASA_GPT_METRICS_TOKEN; when set, scrapers
           # must send "Authorization: Bearer <token>"
     """

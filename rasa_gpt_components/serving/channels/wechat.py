@@ -33,10 +33,10 @@ from wechatpy.enterprise.replies import TextReply as WeComTextReply
 from wechatpy.replies import TextReply as OfficialAccountTextReply
 from wechatpy.utils import WeChatSigner
 
-from rasa_gpt_components.channels.formatting import buttons_as_text, chosen_button, join_replies, split_message
-from rasa_gpt_components.channels.metrics import count_requests, set_outcome, timed
-from rasa_gpt_components.channels.seen import seen_keys
-from rasa_gpt_components.channels.wechat_api import OFFICIAL_ACCOUNT_API, WECOM_API, WeChatAPI, WeChatAPIError
+from rasa_gpt_components.serving.channels.formatting import buttons_as_text, chosen_button, join_replies, split_message
+from rasa_gpt_components.serving.channels.metrics import count_requests, set_outcome, timed
+from rasa_gpt_components.serving.channels.seen import seen_keys
+from rasa_gpt_components.serving.channels.wechat_api import OFFICIAL_ACCOUNT_API, WECOM_API, WeChatAPI, WeChatAPIError
 from rasa_gpt_components.metrics import MESSAGE_API_FAILURES
 from rasa_gpt_components.text import clean_text
 
@@ -448,7 +448,7 @@ class WeChatInput(_WeChatChannel):
 
     credentials.yml::
 
-        rasa_gpt_components.channels.WeChatInput:
+        rasa_gpt_components.serving.WeChatInput:
           mode: safe              # plaintext | compatible | safe, as set in the account
           # token, app_id, app_secret, encoding_aes_key: here or in WECHAT_* variables
     """
@@ -475,7 +475,7 @@ class WeComInput(_WeChatChannel):
 
     credentials.yml::
 
-        rasa_gpt_components.channels.WeComInput:
+        rasa_gpt_components.serving.WeComInput:
           # token, corp_id, corp_secret, agent_id, encoding_aes_key: here or in WECOM_* variables
     """
 

@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 
 import aiohttp
 
-from rasa_gpt_components.channels.seen import RedisSeenKeys
+from rasa_gpt_components.serving.channels.seen import RedisSeenKeys
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,36 @@
+"""Serving infrastructure around the GPT plugin: messaging channels (WeChat,
+WeCom, Slack, a checked REST channel, the metrics endpoint), a tracker store that
+rides out a database outage and an atomic Redis lock store.
+
+Nothing of the plugin imports this package. The names below are what
+``credentials.yml`` and ``endpoints.yml`` use, e.g.
+``rasa_gpt_components.serving.WeChatInput:`` or
+``type: rasa_gpt_components.serving.AtomicRedisLockStore``; they are imported
+lazily, so naming one channel loads only what it needs.
+"""
+
+import importlib
+from typing import Any, Dict
+
+# public name -> module that defines it
+_LAZY: Dict[str, str] = {
+    "MetricsInput": "rasa_gpt_components.serving.channels.metrics",
+    "RestInput": "rasa_gpt_components.serving.channels.rest",
+    "SlackInput": "rasa_gpt_components.serving.channels.slack",
+    "WeChatInput": "rasa_gpt_components.serving.channels.wechat",
+    "WeChatOutput": "rasa_gpt_components.serving.channels.wechat",
+    "WeComInput": "rasa_gpt_components.serving.channels.wechat",
+    "ResilientSQLTrackerStore": "rasa_gpt_components.serving.tracker_store",
+    "AtomicRedisLockStore": "rasa_gpt_components.serving.lock_store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rasa_gpt_components.serving' has no attribute '{name}'")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list:
+    return sorted(list(globals()) + list(_LAZY))
