@@ -24,8 +24,9 @@ FALLBACK_DECISIONS = Counter(
 )
 ANSWERS = Counter(
     "rasa_gpt_answers",
-    "Replies of GenerativeNLG to generative and rephrased responses, by response and reason.",
-    ["action", "reason"],
+    "Replies of GenerativeNLG to generative and rephrased responses, by response, outcome "
+    "(generated, rephrased, passage, declined, template) and reason.",
+    ["action", "outcome", "reason"],
 )
 GENERATION_SECONDS = Histogram(
     "rasa_gpt_generation_seconds",

@@ -1,5 +1,12 @@
-"""Text helpers shared by every component: cleaning untrusted message text
-before it reaches a model, language detection, words for retrieval."""
+"""Text helpers shared by every component: cleaning untrusted text, language
+detection, sentences, and the two ways of cutting Chinese / English text into
+words (search words for retrieval and grounding, tokens for n-grams).
+
+Untrusted text (a customer's message, a model's output, a knowledge-base
+file) is cleaned once, where it enters: the NLU components, the NLG's entry,
+the guardrails' check of an answer, the knowledge-base loader, the channels.
+Everything below those points takes the text as clean; the helpers here
+(other than :func:`clean_text`) do not clean again."""
 
 import re
 import unicodedata
@@ -60,6 +67,32 @@ def message_language(text: str) -> Optional[str]:
     return detect_language(rest)
 
 
+# a sentence ends at 。！？!?；; or a newline, or at a full stop followed by white
+# space or the end (so "www.example.com" and "3.5" stay whole)
+_SENTENCE = re.compile(r".+?(?:[。！？!?；;\n]+|\.+(?=\s|$)|$)\s*", re.S)
+_SENTENCE_END = re.compile(r"[。！？!?；;]|\.(?=\s|$)")
+# a Chinese character, or a run of Latin letters, digits and apostrophes
+TOKEN = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+")
+
+
+def sentences(text: str) -> List[str]:
+    """The sentences of ``text``, each with its end mark and the white space
+    after it: joined, they give ``text`` back."""
+    return _SENTENCE.findall(text)
+
+
+def up_to_last_sentence_end(text: str) -> str:
+    """``text`` up to its last sentence end ("" when it has none), stripped."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].strip() if ends else ""
+
+
+def tokens(text: str) -> List[str]:
+    """Lower-cased tokens for n-grams: each Chinese character, each Latin word or
+    number (punctuation dropped)."""
+    return TOKEN.findall(text.lower())
+
+
 def words(text: str) -> List[str]:
     """Lower-cased search words of a Chinese, English or mixed text (jieba's
     search mode, which also yields the short words inside long ones), without
@@ -68,7 +101,7 @@ def words(text: str) -> List[str]:
 
     jieba.setLogLevel(60)  # no "Building prefix dict" chatter
     out = []
-    for token in jieba.lcut_for_search(clean_text(text).lower()):
+    for token in jieba.lcut_for_search(text.lower()):
         token = token.strip()
         if token and _WORD.search(token) and token not in _STOPWORDS:
             out.append(token)

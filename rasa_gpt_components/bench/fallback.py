@@ -14,6 +14,7 @@ Measures, per language: see ``MEASURES`` (also written into report.md).
 
 import argparse
 import asyncio
+import dataclasses
 import re
 import resource
 import time
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     from rasa.utils.endpoints import EndpointConfig
     from tqdm import tqdm
 
-    from rasa_gpt_components.generation.answer import DECLINE_REASONS, is_template_reason
+    from rasa_gpt_components.generation.answer import Outcome
     from rasa_gpt_components.generation.guardrails import invented_entities
     from rasa_gpt_components.generation.nlg import GenerativeNLG
     from rasa_gpt_components.generation.prompts import system_prompt
@@ -115,10 +116,10 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     nlg = GenerativeNLG(EndpointConfig(type="rasa_gpt_components.GenerativeNLG", **options), domain)
     setup_seconds = time.perf_counter() - started
     # the intent classifier's encoder asks the loader too: the same instance (models_in_memory)
-    from rasa_gpt_components.models.encoder import GPTEncoder
+    from rasa_gpt_components.models.encoder import EncoderSettings, GPTEncoder
 
     loaded = loader.load_model(args.model)
-    GPTEncoder(loaded, layer=min(6, loaded.num_layers)).warm_up()
+    GPTEncoder(loaded, EncoderSettings(layer=min(EncoderSettings.layer, loaded.num_layers))).warm_up()
     storage = LocalModelStorage(Path(args.out) / ".policy")
     policy = GenerativeFallbackPolicy.create(
         GenerativeFallbackPolicy.get_default_config(), storage, Resource("policy"),
@@ -158,17 +159,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             used = [by_id[p].text for p in r["meta"].get("passages", []) if p in by_id]
             r["invented"] = invented_entities(r["reply"], used)
             r["correct"] = r["kind"] == "answerable" and has_facts(r["reply"], r.get("facts") or [])
-            reason = r["meta"].get("reason", "")
-            r["declined"] = reason in DECLINE_REASONS or is_template_reason(reason)
+            r["declined"] = r["meta"].get("outcome") in (Outcome.DECLINED, Outcome.TEMPLATE)
             r["leak"] = leaks(r["reply"], system_prompt(lang))
-        generated = [r["ms"] for r in rows if r["meta"].get("tokens", 0) > 0 or r["meta"].get("reason") in ("generated", "deadline")]
+        generated = [r["ms"] for r in rows if r["meta"].get("tokens", 0) > 0 or r["meta"].get("reason") == "deadline"]
         share = lambda part, whole: round(len(part) / len(whole), 4) if whole else None  # noqa: E731
         languages[lang] = {
             "questions": {"answerable": len(answerable), "unanswerable": len(unanswerable), "injection": len(injection)},
             "retrieval_hit_at_1": share([r for r in answerable if r["top_passage"] == r.get("passage")], answerable),
             "answer_correct_rate": share([r for r in answerable if r["correct"]], answerable),
-            "answer_generated_rate": share([r for r in answerable if r["meta"].get("reason") == "generated"], answerable),
-            "answer_extractive_rate": share([r for r in answerable if r["meta"].get("reason", "").startswith("extractive")], answerable),
+            "answer_generated_rate": share([r for r in answerable if r["meta"].get("outcome") == Outcome.GENERATED], answerable),
+            "answer_extractive_rate": share([r for r in answerable if r["meta"].get("outcome") == Outcome.PASSAGE], answerable),
             "decline_rate": share([r for r in unanswerable if r["declined"]], unanswerable),
             "injection_leaks": sum(r["leak"] for r in injection),
             "invented_entities": sum(len(r["invented"]) for r in rows),
@@ -178,8 +178,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             "all_turns_ms_p50": report.percentile([r["ms"] for r in rows], 50),
             "all_turns_ms_p95": report.percentile([r["ms"] for r in rows], 95),
             "budget_overruns": sum(r["ms"] > budget_ms + 100 for r in rows),
-            "template_rate": share([r for r in rows if is_template_reason(r["meta"].get("reason", ""))], rows),
-            "reasons": dict(sorted(_count(r["meta"].get("reason", "?") for r in rows).items())),
+            "template_rate": share([r for r in rows if r["meta"].get("outcome") == Outcome.TEMPLATE], rows),
+            "reasons": dict(sorted(_count(f'{r["meta"].get("outcome", "?")}:{r["meta"].get("reason", "?")}' for r in rows).items())),
         }
     data = {
         "benchmark": "fallback",
@@ -188,9 +188,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "machine": report.machine(),
         "backend": args.backend,
         "time_budget_s": args.time_budget,
-        "generation_languages": list(nlg.answerer.settings.generation_languages),
-        "extractive_threshold": nlg.answerer.settings.extractive_threshold,
-        "retrieval": nlg.settings["retrieval"],
+        "generation_languages": list(nlg.settings.answer.generation_languages),
+        "extractive_threshold": nlg.settings.answer.extractive_threshold,
+        "retrieval": dataclasses.asdict(nlg.settings.retrieval),
         "setup_seconds": round(setup_seconds, 1),
         "models_in_memory": len(loader._loaded),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

@@ -1,25 +1,30 @@
 """One generative turn: guard the input, retrieve, prompt, generate within the
 deadline, guard the output, and fall back safely at every step.
 
-What the customer gets, in order of preference:
+What the customer gets (:class:`Outcome`), in order of preference, and why
+(:class:`Why`):
 
-1. the model's answer, when it passed every guardrail and is in the
-   customer's language (``reason="generated"``);
-2. the best passage itself, when the model failed but retrieval was sure
-   (score at least ``extractive_threshold``): grounded by construction
-   (``reason="extractive:<why the model failed>"``; ``extractive:not_generated``
-   when the customer's language is not one of ``generation_languages``);
-3. an honest "I don't know, shall I get a human?" when nothing relevant was
-   retrieved (``reason="no_passage"``), when the model itself said it does not
-   know (``"model_declined"``), or when no answer was generated and retrieval
-   was not sure (``"not_sure"``);
-4. the safe template otherwise (``reason`` says why: input_blocklist,
-   deadline, error, a guardrail's name, language).
+1. ``GENERATED``: the model's answer, when it passed every guardrail and is in
+   the customer's language (``Why.PASSED``);
+2. ``PASSAGE``: the best passage itself, when the model failed but retrieval was
+   sure (score at least ``extractive_threshold``): grounded by construction;
+   the reason is why the model failed (``Why.NOT_GENERATED`` when the
+   customer's language is not one of ``generation_languages``);
+3. ``DECLINED``: an honest "I don't know, shall I get a human?" when nothing
+   relevant was retrieved (``NO_PASSAGE``), when the model itself said it does
+   not know (``MODEL_DECLINED``), or when no answer was generated and retrieval
+   was not sure (``NOT_SURE``);
+4. ``TEMPLATE``: the safe template otherwise (the reason says why: the input
+   blocklist, the deadline, an error, a guardrail's name, the language).
+
+A rephrased response is ``REPHRASED`` or, when the rewording failed, the
+response's own ``TEMPLATE``.
 """
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rasa_gpt_components.generation import guardrails
@@ -32,35 +37,90 @@ from rasa_gpt_components.generation.prompts import (
     build_rephrase_prompt,
 )
 from rasa_gpt_components.knowledge.retrieval import Hit, HybridRetriever
-from rasa_gpt_components.text import clean_text, detect_language
+from rasa_gpt_components.text import detect_language
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+RERANK_MIN_SECONDS = 2.0  # rerank only with this much of the budget left
+
+
+@dataclass(frozen=True)
 class AnswerSettings:
-    """Options of the answer pipeline (the NLG's ``endpoints.yml`` keys)."""
+    """Options of the answer pipeline (the NLG's ``endpoints.yml`` keys of the
+    same names); checked once, here."""
 
     bot_name: str = "our shop"
     max_new_tokens: int = 64
     max_chars: int = 300
     history_turns: int = 2
-    extractive_threshold: float = 0.45
-    rerank_candidates: int = 5
-    rerank_min_seconds: float = 2.0  # rerank only with this much of the budget left
-    min_support: float = 0.75
-    generation_languages: Sequence[str] = ("zh", "en")
-    blocklist: Sequence[str] = guardrails.DEFAULT_BLOCKLIST
+    extractive_threshold: float = 0.45  # a passage this relevant is sent as it is when no answer is generated
+    min_support: float = 0.75  # share of an answer's words found in the passages or the question
+    generation_languages: Tuple[str, ...] = ("zh", "en")  # the others get the knowledge base's text
+    blocklist: Tuple[str, ...] = tuple(guardrails.DEFAULT_BLOCKLIST)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.generation_languages) - {"zh", "en"}
+        if isinstance(self.generation_languages, str) or unknown:
+            raise ValueError(f"generation_languages must be a list of zh/en, got {self.generation_languages!r}.")
+        for name in ("max_new_tokens", "max_chars"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if not 0.0 <= float(self.min_support) <= 1.0:
+            raise ValueError(f"min_support must be between 0 and 1, got {self.min_support}.")
 
 
-DECLINE_REASONS = ("no_passage", "model_declined", "not_sure")
-_NOT_WRITTEN = ("deadline", "error", "not_generated")  # how a generation can end with nothing to judge
+class Outcome(str, Enum):
+    """What the customer got."""
+
+    GENERATED = "generated"  # the model's answer
+    REPHRASED = "rephrased"  # one of the bot's responses, reworded by the model
+    PASSAGE = "passage"  # the knowledge base's own text
+    DECLINED = "declined"  # "I don't know; shall I get a human?"
+    TEMPLATE = "template"  # the response's template text, or the built-in safe one
 
 
-def is_template_reason(reason: str) -> bool:
-    """Whether an answer with this ``reason`` is the template (the model failed or
-    was not asked), rather than a generated answer, a passage or the decline."""
-    return not (reason in ("generated",) + DECLINE_REASONS or reason.startswith("extractive"))
+class Why(str, Enum):
+    """Why the customer got it."""
+
+    PASSED = "passed"  # generated and every guardrail passed
+    NOT_GENERATED = "not_generated"  # no generation in this language
+    NO_PASSAGE = "no_passage"
+    MODEL_DECLINED = "model_declined"
+    NOT_SURE = "not_sure"
+    EMPTY = "empty"
+    BUSY = "busy"  # no generation slot within the budget
+    DEADLINE = "deadline"
+    ERROR = "error"
+    LANGUAGE = "language"  # the answer came out in another language
+    # guardrails that refused the message or the answer
+    INPUT_BLOCKLIST = "input_blocklist"
+    OUTPUT_BLOCKLIST = "output_blocklist"
+    PROMPT_DISCLOSURE = "prompt_disclosure"
+    INVENTED_ENTITIES = "invented_entities"
+    UNSUPPORTED = "unsupported"
+    GUARDRAIL = "guardrail"  # another guardrail
+
+    @property
+    def is_guardrail(self) -> bool:
+        """Whether a guardrail refused the message or the answer."""
+        return self in _GUARDRAILS
+
+    @classmethod
+    def refused_by(cls, guardrail: str) -> "Why":
+        """The reason for a refusal by the guardrail named ``guardrail``."""
+        try:
+            return cls(guardrail)
+        except ValueError:
+            return cls.GUARDRAIL
+
+
+_GUARDRAILS = frozenset(
+    {Why.INPUT_BLOCKLIST, Why.OUTPUT_BLOCKLIST, Why.PROMPT_DISCLOSURE, Why.INVENTED_ENTITIES, Why.UNSUPPORTED,
+     Why.LANGUAGE, Why.EMPTY, Why.GUARDRAIL}
+)
+# how a generation can end with nothing to judge (Generation.stopped; Why is a str enum)
+_NOT_WRITTEN = frozenset({Why.DEADLINE, Why.ERROR, Why.NOT_GENERATED})
 
 
 @dataclass
@@ -68,8 +128,8 @@ class Answer:
     """A reply and how it was made (sent as the reply's metadata)."""
 
     text: str
-    generated: bool
-    reason: str
+    outcome: Outcome
+    why: Why
     language: str
     passages: List[str] = field(default_factory=list)
     scores: List[float] = field(default_factory=list)
@@ -77,13 +137,29 @@ class Answer:
     tokens: int = 0
     guardrails: List[str] = field(default_factory=list)
 
+    @property
+    def generated(self) -> bool:
+        """Whether the text was written by the model."""
+        return self.outcome in (Outcome.GENERATED, Outcome.REPHRASED)
+
     def metadata(self) -> Dict[str, Any]:
         """JSON-safe description for the reply's metadata."""
-        data = asdict(self)
-        data.pop("text")
-        data["ms"] = round(self.ms, 1)
-        data["scores"] = [round(s, 3) for s in self.scores]
-        return data
+        return {
+            "outcome": self.outcome.value,
+            "reason": self.why.value,
+            "generated": self.generated,
+            "language": self.language,
+            "passages": list(self.passages),
+            "scores": [round(s, 3) for s in self.scores],
+            "ms": round(self.ms, 1),
+            "tokens": self.tokens,
+            "guardrails": list(self.guardrails),
+        }
+
+
+def template_answer(language: str, why: Why, ms: float = 0.0) -> Answer:
+    """The safe template, for ``why``."""
+    return Answer(TEMPLATE[language], Outcome.TEMPLATE, why, language, ms=ms)
 
 
 class KnowledgeAnswerer:
@@ -93,22 +169,22 @@ class KnowledgeAnswerer:
         self,
         retriever: HybridRetriever,
         backend: Any,
-        settings: Optional[AnswerSettings] = None,
+        settings: AnswerSettings = AnswerSettings(),
         reranker: Optional[Any] = None,
     ) -> None:
         self.retriever = retriever
         self.backend = backend
-        self.settings = settings or AnswerSettings()
-        self.reranker = reranker  # knowledge.rerank.LikelihoodReranker, or None
+        self.settings = settings
+        self.reranker = reranker  # generation.rerank.LikelihoodReranker, or None
 
     def retrieve(self, text: str, deadline: float) -> List[Hit]:
         """The passages for ``text``, best first: the retriever's candidates,
         reordered by the reranker when there is one and time for it."""
-        s = self.settings
         if self.reranker is None:
             return self.retriever.search(text)
-        hits = self.retriever.search(text, top_k=max(s.rerank_candidates, self.retriever.top_k))
-        if len(hits) > 1 and deadline - time.monotonic() > s.rerank_min_seconds:
+        candidates = max(self.retriever.settings.rerank_candidates, self.retriever.top_k)
+        hits = self.retriever.search(text, top_k=candidates)
+        if len(hits) > 1 and deadline - time.monotonic() > RERANK_MIN_SECONDS:
             hits = self.reranker.rerank(text, hits)
         return hits[: self.retriever.top_k]
 
@@ -118,60 +194,64 @@ class KnowledgeAnswerer:
         return language not in self.settings.generation_languages and self.reranker is None
 
     def answer(
-        self, message: str, history: Sequence[Tuple[str, str]] = (), deadline: Optional[float] = None
+        self, text: str, history: Sequence[Tuple[str, str]] = (), deadline: Optional[float] = None
     ) -> Answer:
-        """Answer ``message`` by ``deadline`` (``time.monotonic()`` seconds; None: no limit)."""
+        """Answer ``text`` (cleaned by the caller: the NLG's entry) by ``deadline``
+        (``time.monotonic()`` seconds; None: no limit)."""
         started = time.monotonic()
         deadline = float("inf") if deadline is None else deadline
-        text = clean_text(message)
         language = detect_language(text)
+        s = self.settings
 
         def done(answer: Answer) -> Answer:
             answer.ms = 1000 * (time.monotonic() - started)
             logger.debug("Generative answer: %s", answer.metadata())
             return answer
 
-        if not text or guardrails.check_input(text, self.settings.blocklist).refused:
-            return done(Answer(TEMPLATE[language], False, "input_blocklist" if text else "empty", language))
+        if not text:
+            return done(template_answer(language, Why.EMPTY))
+        if guardrails.check_input(text, s.blocklist).refused:
+            return done(template_answer(language, Why.INPUT_BLOCKLIST))
         hits = self.retrieve(text, deadline)
         ids, scores = [h.passage.id for h in hits], [h.score for h in hits]
         if not hits:
-            return done(Answer(DECLINE[language], False, "no_passage", language))
+            return done(Answer(DECLINE[language], Outcome.DECLINED, Why.NO_PASSAGE, language))
         passages = [h.passage.text for h in hits]
         prompt = build_prompt(
-            text, passages, language, history[-2 * self.settings.history_turns :] if self.settings.history_turns else (),
-            bot_name=self.settings.bot_name,
+            text, passages, language, history[-2 * s.history_turns :] if s.history_turns else (), bot_name=s.bot_name,
         )
-        if language not in self.settings.generation_languages:
-            generation = Generation("", 0, 0.0, "not_generated")
+        if language not in s.generation_languages:
+            generation = Generation("", 0, 0.0, Why.NOT_GENERATED.value)
         elif time.monotonic() >= deadline:  # retrieval or a queue used the time up
-            generation = Generation("", 0, 0.0, "deadline")
+            generation = Generation("", 0, 0.0, Why.DEADLINE.value)
         else:
-            generation = self.backend.generate(prompt, self.settings.max_new_tokens, deadline)
+            generation = self.backend.generate(prompt, s.max_new_tokens, deadline)
+        tokens = generation.tokens
         if generation.stopped not in _NOT_WRITTEN and declines(generation.text):
             # honest, whatever the guardrails would say of its wording
-            return done(Answer(DECLINE[language], False, "model_declined", language, ids, scores, tokens=generation.tokens))
+            return done(Answer(DECLINE[language], Outcome.DECLINED, Why.MODEL_DECLINED, language, ids, scores, tokens=tokens))
         verdict, failure = self._judge(generation, passages, prompt.system, language, question=text)
         reasons = verdict.reasons if verdict else []
-        if not failure and verdict is not None:
-            return done(Answer(verdict.text, True, "generated", language, ids, scores, tokens=generation.tokens, guardrails=reasons))
+        if failure is None and verdict is not None:
+            return done(Answer(verdict.text, Outcome.GENERATED, Why.PASSED, language, ids, scores, tokens=tokens, guardrails=reasons))
+        assert failure is not None
         # sure: the retriever's best score (the reranker only reorders), a passage in the right language
-        if max(scores) >= self.settings.extractive_threshold and hits[0].passage.language == language:
-            extract = guardrails.limit_length(hits[0].passage.text, self.settings.max_chars).text
-            return done(Answer(extract, False, f"extractive:{failure}", language, ids[:1], scores[:1], tokens=generation.tokens, guardrails=reasons))
-        if failure == "not_generated":
-            return done(Answer(DECLINE[language], False, "not_sure", language, ids, scores))
-        return done(Answer(TEMPLATE[language], False, failure, language, ids, scores, tokens=generation.tokens, guardrails=reasons))
+        if max(scores) >= s.extractive_threshold and hits[0].passage.language == language:
+            extract = guardrails.limit_length(hits[0].passage.text, s.max_chars).text
+            return done(Answer(extract, Outcome.PASSAGE, failure, language, ids[:1], scores[:1], tokens=tokens, guardrails=reasons))
+        if failure is Why.NOT_GENERATED:
+            return done(Answer(DECLINE[language], Outcome.DECLINED, Why.NOT_SURE, language, ids, scores))
+        return done(Answer(TEMPLATE[language], Outcome.TEMPLATE, failure, language, ids, scores, tokens=tokens, guardrails=reasons))
 
     def rephrase(self, text: str, deadline: Optional[float] = None) -> Answer:
         """Reword one of the bot's own responses by ``deadline``; the original
-        ``text`` comes back (``generated=False``, ``reason`` says why) unless the
+        ``text`` comes back (``Outcome.TEMPLATE``, the reason says why) unless the
         new wording passed the guardrails with ``text`` as its only source."""
         started = time.monotonic()
         deadline = float("inf") if deadline is None else deadline
         language = detect_language(text)
-        kept = Answer(text, False, "not_generated", language)
-        if language not in self.settings.generation_languages or not clean_text(text):
+        kept = Answer(text, Outcome.TEMPLATE, Why.NOT_GENERATED, language)
+        if language not in self.settings.generation_languages or not text.strip():
             kept.ms = 1000 * (time.monotonic() - started)
             return kept
         prompt = build_rephrase_prompt(text, language, self.settings.bot_name)
@@ -179,29 +259,30 @@ class KnowledgeAnswerer:
         kept.tokens = generation.tokens
         verdict, failure = self._judge(generation, [text], prompt.system, language)
         kept.guardrails = verdict.reasons if verdict else []
-        if failure:
-            kept.reason = failure
+        if failure is not None:
+            kept.why = failure
         else:
-            kept = Answer(verdict.text, True, "rephrased", language, tokens=generation.tokens, guardrails=kept.guardrails)
+            assert verdict is not None
+            kept = Answer(verdict.text, Outcome.REPHRASED, Why.PASSED, language, tokens=generation.tokens, guardrails=kept.guardrails)
         kept.ms = 1000 * (time.monotonic() - started)
         return kept
 
     def _judge(
         self, generation: Generation, sources: Sequence[str], system: str, language: str, question: str = ""
-    ) -> Tuple[Optional[guardrails.Verdict], str]:
+    ) -> Tuple[Optional[guardrails.Verdict], Optional[Why]]:
         """The guardrails' verdict on ``generation`` (None when nothing was
-        written) and why it may not be sent ("" when it may)."""
+        written) and why it may not be sent (None when it may)."""
         if generation.stopped in _NOT_WRITTEN:
-            return None, generation.stopped
+            return None, Why(generation.stopped)
         verdict = guardrails.check_answer(
             generation.text, sources, system, self.settings.max_chars, self.settings.blocklist,
             question=question, min_support=self.settings.min_support,
         )
         if verdict.refused:
-            return verdict, verdict.reasons[-1] if verdict.reasons else "guardrail"
+            return verdict, Why.refused_by(verdict.reasons[-1] if verdict.reasons else "guardrail")
         if detect_language(verdict.text) != language:
-            return verdict, "language"
-        return verdict, ""
+            return verdict, Why.LANGUAGE
+        return verdict, None
 
 
 def declines(text: str) -> bool:

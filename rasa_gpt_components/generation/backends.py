@@ -13,9 +13,12 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from rasa_gpt_components.generation.prompts import Prompt, render
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rasa_gpt_components.generation.settings import NLGSettings
 
 logger = logging.getLogger(__name__)
 
@@ -38,23 +41,26 @@ class BackendError(RuntimeError):
 class LocalBackend:
     """Greedy decoding with transformers on the shared local model."""
 
-    def __init__(self, model: Optional[str] = None, dtype: str = "float32", compute: str = "auto") -> None:
+    def __init__(self, model: Optional[str] = None, clock: Callable[[], float] = time.monotonic) -> None:
         from rasa_gpt_components.models import load_model
         from rasa_gpt_components.models.encoder import bfloat16_is_fast
 
-        self.loaded = load_model(model, dtype=dtype)
-        self.bfloat16 = compute == "bfloat16" or (compute == "auto" and bfloat16_is_fast())
+        self.loaded = load_model(model)
+        self.bfloat16 = bfloat16_is_fast()  # autocast where the CPU does bfloat16 natively
+        self.clock = clock  # what deadlines are measured with
         self.lookup_tokens = 8
 
     def generate(self, prompt: Prompt, max_new_tokens: int, deadline: float) -> Generation:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
+        clock = self.clock
+
         class _Deadline(StoppingCriteria):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.full((input_ids.shape[0],), time.monotonic() >= deadline, dtype=torch.bool)
+                return torch.full((input_ids.shape[0],), clock() >= deadline, dtype=torch.bool)
 
-        started = time.monotonic()
+        started = clock()
         tokenizer, model = self.loaded.tokenizer, self.loaded.model
         inputs = tokenizer(render(prompt, tokenizer), return_tensors="pt")
         prompt_tokens = inputs["input_ids"].shape[1]
@@ -63,7 +69,7 @@ class LocalBackend:
         max_new_tokens = min(max_new_tokens, window - prompt_tokens)
         if max_new_tokens < 1:
             logger.warning("Prompt of %d tokens does not fit the model's %d positions.", prompt_tokens, window)
-            return Generation("", 0, time.monotonic() - started, "error", "prompt_too_long")
+            return Generation("", 0, clock() - started, "error", "prompt_too_long")
         try:
             autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16)
             with torch.inference_mode(), autocast:
@@ -80,14 +86,14 @@ class LocalBackend:
                 )
         except Exception as error:  # a broken model must not break the conversation
             logger.warning("Local generation failed: %s", type(error).__name__)
-            return Generation("", 0, time.monotonic() - started, "error", type(error).__name__)
+            return Generation("", 0, clock() - started, "error", type(error).__name__)
         new = output[0, prompt_tokens:]
         text = tokenizer.decode(new, skip_special_tokens=True).strip()
         finished = len(new) > 0 and int(new[-1]) == tokenizer.eos_token_id
-        stopped = "end" if finished else ("deadline" if time.monotonic() >= deadline else "max_tokens")
+        stopped = "end" if finished else ("deadline" if clock() >= deadline else "max_tokens")
         if stopped == "max_tokens" and len(new) < max_new_tokens:
             stopped = "end"
-        return Generation(text, int(len(new)), time.monotonic() - started, stopped)
+        return Generation(text, int(len(new)), clock() - started, stopped)
 
 
 class OpenAIBackend:
@@ -134,15 +140,9 @@ class OpenAIBackend:
             return Generation("", 0, time.monotonic() - started, "error", type(error).__name__)
 
 
-def build_backend(settings: Dict[str, Any]) -> Any:
-    """A backend from the NLG's settings: ``backend: local`` (default) or ``openai``."""
-    kind = settings.get("backend", "local")
-    if kind == "local":
-        return LocalBackend(settings.get("model"), settings.get("dtype", "float32"), settings.get("compute", "auto"))
-    if kind == "openai":
-        if not settings.get("base_url"):
-            raise BackendError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8080/v1).")
-        return OpenAIBackend(
-            settings["base_url"], settings.get("server_model", "default"), settings.get("api_key", ""),
-        )
-    raise BackendError(f"Unknown backend '{kind}'; use 'local' or 'openai'.")
+def build_backend(settings: "NLGSettings") -> Any:
+    """The backend the NLG's settings name: ``local`` (default) or ``openai``."""
+    if settings.backend == "openai":
+        assert settings.base_url  # NLGSettings checks it
+        return OpenAIBackend(settings.base_url, settings.server_model, settings.api_key)
+    return LocalBackend(settings.model)

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, List, Sequence, Set, Tuple
 
-from rasa_gpt_components.text import clean_text, words
+from rasa_gpt_components.text import TOKEN, clean_text, sentences, tokens, up_to_last_sentence_end, words
 
 DEFAULT_BLOCKLIST = (
     "傻逼", "操你", "去死", "fuck", "shit", "bitch", "kill yourself",
@@ -35,11 +35,6 @@ DISCLOSURE_PHRASES = (
 _URL = re.compile(r"(?:https?://|www\.)[^\s，。、）)\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|cn|net|org|io|co|info|top|xyz)\b", re.I)
 _PHONE = re.compile(r"(?<![\w])(?:\+?\d{1,3}[\s-]?)?(?:\(?\d{2,4}\)?[\s-]?)?\d{3,4}[\s-]?\d{4}(?![\w])")
 _ORDER = re.compile(r"(?<![\w])#?[A-Za-z]{0,4}\d{5,}(?![\w])")
-# a sentence ends at 。！？!? or a newline, or at a full stop followed by a space
-# (so "www.example.com" and "3.5" stay whole)
-_SENTENCE = re.compile(r".+?(?:[。！？!?\n]+|\.+(?=\s|$)|$)\s*", re.S)
-_SENTENCE_END = re.compile(r"[。！？!?]|\.(?=\s|$)")
-_TOKEN = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+|\S")
 
 
 @dataclass
@@ -53,7 +48,7 @@ class Verdict:
 
 def blocked_words(text: str, blocklist: Iterable[str]) -> List[str]:
     """The blocklist entries found in ``text``."""
-    lowered = clean_text(text, max_chars=100_000).lower()
+    lowered = text.lower()
     return [word for word in blocklist if word and word.lower() in lowered]
 
 
@@ -104,7 +99,7 @@ def drop_invented_entities(text: str, passages: Sequence[str]) -> Verdict:
     """Drop every sentence that has a URL, phone or order number that no passage has."""
     sources, digits = _sources(passages)
     kept, dropped = [], False
-    for sentence in _SENTENCE.findall(text):
+    for sentence in sentences(text):
         if any(not _allowed(e, sources, digits) for e in entities(sentence)):
             dropped = True
         else:
@@ -138,9 +133,8 @@ def check_support(text: str, sources: Sequence[str], min_support: float) -> Verd
 
 def ngrams(text: str, size: int) -> List[str]:
     """Word n-grams for spaced text, character n-grams for Chinese."""
-    lowered = clean_text(text, max_chars=100_000).lower()
-    tokens = re.findall(r"[\u3400-\u9fff]|[a-z0-9']+", lowered)
-    return [" ".join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)]
+    said = tokens(text)
+    return [" ".join(said[i : i + size]) for i in range(len(said) - size + 1)]
 
 
 def discloses_prompt(text: str, system_prompt: str, run: int = 8) -> bool:
@@ -156,28 +150,23 @@ def discloses_prompt(text: str, system_prompt: str, run: int = 8) -> bool:
 def cut_repetition(text: str, size: int = 4) -> Verdict:
     """Cut the text before the first sentence that is a repeat, or before an
     n-gram's third appearance."""
-    sentences = _SENTENCE.findall(text)
+    parts = sentences(text)
     seen: Set[str] = set()
-    for index, sentence in enumerate(sentences):
-        key = clean_text(sentence).lower().strip("。！？!?. ")
+    for index, sentence in enumerate(parts):
+        key = sentence.lower().strip("。！？!?；;. \n")
         if key and key in seen:
-            return Verdict("".join(sentences[:index]).strip(), reasons=["repetition"])
+            return Verdict("".join(parts[:index]).strip(), reasons=["repetition"])
         seen.add(key)
     counts: dict = {}
-    tokens = list(_TOKEN.finditer(text))
-    for i in range(len(tokens) - size + 1):
-        gram = tuple(t.group().lower() for t in tokens[i : i + size])
+    found = list(TOKEN.finditer(text))
+    for i in range(len(found) - size + 1):
+        gram = tuple(t.group().lower() for t in found[i : i + size])
         counts[gram] = counts.get(gram, 0) + 1
         if counts[gram] == 3:
             # cut before the third appearance: keep the text up to token i
-            prefix = text[: tokens[i - 1].end()] if i else ""
-            return Verdict(_last_sentence_end(prefix) or prefix.strip(), reasons=["repetition"])
+            prefix = text[: found[i - 1].end()] if i else ""
+            return Verdict(up_to_last_sentence_end(prefix) or prefix.strip(), reasons=["repetition"])
     return Verdict(text)
-
-
-def _last_sentence_end(text: str) -> str:
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-    return text[: ends[-1]].strip() if ends else ""
 
 
 def limit_length(text: str, max_chars: int) -> Verdict:
@@ -186,7 +175,7 @@ def limit_length(text: str, max_chars: int) -> Verdict:
     if len(text) <= max_chars:
         return Verdict(text)
     head = text[:max_chars]
-    cut = _last_sentence_end(head)
+    cut = up_to_last_sentence_end(head)
     return Verdict(cut or head[: max_chars - 1].rstrip() + "…", reasons=["max_length"])
 
 
@@ -200,8 +189,10 @@ def check_answer(
     min_support: float = 0.0,
 ) -> Verdict:
     """All output checks in order; the verdict's text is what may be sent.
-    ``min_support`` > 0 turns on the grounding check (:func:`check_support`)."""
-    verdict = Verdict(clean_text(text, max_chars=100_000))
+    ``min_support`` > 0 turns on the grounding check (:func:`check_support`).
+    The model's ``text`` is cleaned here, where it enters; ``passages``,
+    ``system_prompt`` and ``question`` are clean already."""
+    verdict = Verdict(clean_text(text))
     if not verdict.text:
         return Verdict("", True, ["empty"])
     if blocked_words(verdict.text, blocklist):

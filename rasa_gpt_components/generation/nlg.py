@@ -23,7 +23,6 @@ reason and the time it took; the same facts (never the texts) are logged as one
 
 import asyncio
 import logging
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,10 +35,9 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
 
-from rasa_gpt_components.generation import guardrails
-from rasa_gpt_components.generation.answer import Answer, AnswerSettings, KnowledgeAnswerer, is_template_reason
+from rasa_gpt_components.generation.answer import Answer, KnowledgeAnswerer, Outcome, Why, template_answer
 from rasa_gpt_components.generation.backends import BackendError, build_backend
-from rasa_gpt_components.generation.prompts import TEMPLATE
+from rasa_gpt_components.generation.settings import NLGSettings
 from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever
 from rasa_gpt_components.metrics import (
@@ -54,30 +52,6 @@ from rasa_gpt_components.text import clean_text, detect_language
 logger = logging.getLogger(__name__)
 
 MARGIN = 0.15  # seconds kept back from the budget for the last token and the guardrails
-DEFAULTS: Dict[str, Any] = {
-    "knowledge": "knowledge",
-    "backend": "local",  # or "openai"
-    "model": None,  # local: a model reference (default model when None)
-    "base_url": None,  # openai: e.g. http://127.0.0.1:8080/v1
-    "server_model": "default",
-    "api_key_env": "OPENAI_API_KEY",  # the key is read from this variable, never from the file
-    "time_budget": 4.5,  # WeChat waits 5 s for a passive reply
-    "max_concurrency": 1,
-    "fallback_response": "utter_generative_fallback",
-    "bot_name": "our shop",
-    "max_new_tokens": 64,
-    "max_chars": 300,
-    "history_turns": 2,
-    "extractive_threshold": 0.45,  # a passage this relevant is sent as it is when no answer is generated
-    "min_support": 0.75,  # share of an answer's words found in the passages or the question
-    "generation_languages": "auto",  # or a list; auto: what the local model is good at (all for others)
-    "blocklist": [],  # added to the built-in list
-    "retrieval": {"bm25_weight": 0.5, "threshold": 0.35, "top_k": 3, "layer": 6, "rerank": False, "rerank_candidates": 5},
-}
-# answer reasons (after "extractive:") that name the guardrail which refused the message or the answer
-REFUSING_GUARDRAILS = (
-    "input_blocklist", "output_blocklist", "prompt_disclosure", "invented_entities", "unsupported", "language",
-)
 
 
 class GenerativeNLG(TemplatedNaturalLanguageGenerator):
@@ -89,63 +63,42 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         # `responses` on a TemplatedNaturalLanguageGenerator (agent.load_model):
         # being one, the responses of custom actions render too
         super().__init__(self.domain.responses)
-        given = dict(endpoint_config.kwargs) if endpoint_config else {}
-        unknown = set(given) - set(DEFAULTS)
-        if unknown:
-            raise RasaException(f"GenerativeNLG: unknown options {sorted(unknown)} in endpoints.yml.")
-        self.settings = {**DEFAULTS, **given, "retrieval": {**DEFAULTS["retrieval"], **(given.get("retrieval") or {})}}
-        self.budget = float(self.settings["time_budget"])
-        if self.budget <= 0:
-            raise RasaException("GenerativeNLG: time_budget must be positive.")
+        self.settings = NLGSettings.from_endpoint(dict(endpoint_config.kwargs) if endpoint_config else {})
+        self.budget = float(self.settings.time_budget)
         self.answerer = self._build_answerer()
-        self._executor = ThreadPoolExecutor(max_workers=int(self.settings["max_concurrency"]), thread_name_prefix="rasa-gpt-nlg")
+        self._executor = ThreadPoolExecutor(max_workers=self.settings.max_concurrency, thread_name_prefix="rasa-gpt-nlg")
         self._slots: Optional[asyncio.Semaphore] = None
 
     def _build_answerer(self) -> KnowledgeAnswerer:
         s = self.settings
         try:
-            knowledge = KnowledgeBase.load(Path(s["knowledge"]))
+            knowledge = KnowledgeBase.load(Path(s.knowledge))
         except KnowledgeBaseError as error:
             raise RasaException(f"GenerativeNLG: {error}") from None
-        if s["backend"] == "openai":
-            s = {**s, "api_key": os.environ.get(s["api_key_env"] or "", "")}
         try:
             backend = build_backend(s)
         except BackendError as error:
             raise RasaException(f"GenerativeNLG: {error}") from None
-        retrieval = s["retrieval"]
+        retrieval = s.retrieval
         encoder = reranker = None
-        if float(retrieval["bm25_weight"]) < 1.0 or retrieval["rerank"]:
+        if retrieval.dense or retrieval.rerank:
             from rasa_gpt_components.generation.rerank import LikelihoodReranker
             from rasa_gpt_components.models import load_model
-            from rasa_gpt_components.models.encoder import GPTEncoder
+            from rasa_gpt_components.models.encoder import EncoderSettings, GPTEncoder
 
             # the local model when there is one: the classifier's and the generator's instance
-            loaded = load_model(s["model"])
-            if float(retrieval["bm25_weight"]) < 1.0:
-                encoder = GPTEncoder(loaded, layer=min(int(retrieval["layer"]), loaded.num_layers))
-            if retrieval["rerank"]:
+            loaded = load_model(s.model)
+            if retrieval.dense:
+                encoder = GPTEncoder(loaded, EncoderSettings(layer=min(retrieval.layer, loaded.num_layers)))
+            if retrieval.rerank:
                 reranker = LikelihoodReranker(loaded)
-        retriever = HybridRetriever(
-            knowledge, encoder, float(retrieval["bm25_weight"]), float(retrieval["threshold"]), int(retrieval["top_k"])
-        )
-        settings = AnswerSettings(
-            bot_name=s["bot_name"],
-            max_new_tokens=int(s["max_new_tokens"]),
-            max_chars=int(s["max_chars"]),
-            history_turns=int(s["history_turns"]),
-            extractive_threshold=float(s["extractive_threshold"]),
-            rerank_candidates=int(retrieval["rerank_candidates"]),
-            min_support=float(s["min_support"]),
-            generation_languages=tuple(generation_languages(s)),
-            blocklist=tuple(guardrails.DEFAULT_BLOCKLIST) + tuple(s["blocklist"] or ()),
-        )
-        logger.info("GenerativeNLG: %d passages from '%s', backend %s.", len(knowledge), s["knowledge"], s["backend"])
-        return KnowledgeAnswerer(retriever, backend, settings, reranker)
+        retriever = HybridRetriever(knowledge, retrieval, encoder)
+        logger.info("GenerativeNLG: %d passages from '%s', backend %s.", len(knowledge), s.knowledge, s.backend)
+        return KnowledgeAnswerer(retriever, backend, s.answer, reranker)
 
     def is_generative(self, utter_action: Text, responses: Dict[Text, List[Dict[Text, Any]]]) -> bool:
         """The fallback response, or a response marked ``metadata: {generative: true}``."""
-        if utter_action == self.settings["fallback_response"]:
+        if utter_action == self.settings.fallback_response:
             return True
         return any((variation.get("metadata") or {}).get("generative") for variation in responses.get(utter_action, []))
 
@@ -162,9 +115,9 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
                 return await self._rephrased(utter_action, template)
             return template
         message = tracker.latest_message.text if tracker.latest_message else ""
-        answer = await self.answer(message or "", conversation_history(tracker, int(self.settings["history_turns"])))
+        answer = await self.answer(message or "", conversation_history(tracker, self.settings.answer.history_turns))
         text = answer.text
-        if is_template_reason(answer.reason):  # the response's own template text, or the built-in one
+        if answer.outcome is Outcome.TEMPLATE:  # the response's own template text, or the built-in one
             text = (template or {}).get("text") or answer.text
         reply = dict(template or {})
         reply["text"] = text
@@ -175,11 +128,13 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
     async def answer(self, message: str, history: List[Tuple[str, str]]) -> Answer:
         """The answer pipeline in the worker pool, within the time budget; an answer
         that only needs retrieval (a few ms) is made right away, without queueing for
-        a generation slot behind answers that generate."""
-        language = detect_language(clean_text(message))
+        a generation slot behind answers that generate. ``message`` is the
+        customer's: cleaned here, once, and trusted below."""
+        text = clean_text(message)
+        language = detect_language(text)
         if self.answerer.only_retrieves(language):
-            return self.answerer.answer(message, history, time.monotonic() + self.budget)
-        return await self._in_worker(lambda deadline: self.answerer.answer(message, history, deadline), language)
+            return self.answerer.answer(text, history, time.monotonic() + self.budget)
+        return await self._in_worker(lambda deadline: self.answerer.answer(text, history, deadline), language)
 
     async def _rephrased(self, utter_action: Text, template: Dict[Text, Any]) -> Dict[Text, Any]:
         """``template`` reworded by the model (``rephrase: true``), or as it is."""
@@ -196,12 +151,11 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
     def _report(self, utter_action: Text, answer: Answer) -> None:
         """Count ``answer`` and log it as one ``key=value`` line (a warning when it
         took longer than the budget); never the message's or the answer's text."""
-        backend = self.settings["backend"]
-        ANSWERS.labels(utter_action, answer.reason).inc()
+        backend = self.settings.backend
+        ANSWERS.labels(utter_action, answer.outcome.value, answer.why.value).inc()
         GENERATION_SECONDS.labels(backend, str(answer.generated).lower()).observe(answer.ms / 1000)
-        refused_by = answer.reason.split(":", 1)[-1]
-        if refused_by in REFUSING_GUARDRAILS:
-            GUARDRAIL_REFUSALS.labels(refused_by).inc()
+        if answer.why.is_guardrail:
+            GUARDRAIL_REFUSALS.labels(answer.why.value).inc()
         over_budget = answer.ms > 1000 * self.budget
         if over_budget:
             TIME_BUDGET_EXCEEDED.inc()
@@ -209,7 +163,8 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
             logging.WARNING if over_budget else logging.INFO,
             "GenerativeNLG answer %s",
             log_fields(
-                action=utter_action, reason=answer.reason, generated=answer.generated, language=answer.language,
+                action=utter_action, outcome=answer.outcome.value, reason=answer.why.value,
+                generated=answer.generated, language=answer.language,
                 ms=round(answer.ms), tokens=answer.tokens, passages=",".join(answer.passages) or "-",
                 score=max(answer.scores) if answer.scores else "-", backend=backend,
             ),
@@ -221,44 +176,31 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         started = time.monotonic()
         deadline = started + self.budget
         if self._slots is None:
-            self._slots = asyncio.Semaphore(int(self.settings["max_concurrency"]))
+            self._slots = asyncio.Semaphore(self.settings.max_concurrency)
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(self._slots.acquire(), timeout=self.budget)
         except asyncio.TimeoutError:
-            return Answer(TEMPLATE[language], False, "busy", language, ms=1000 * (time.monotonic() - started))
+            return template_answer(language, Why.BUSY, ms=1000 * (time.monotonic() - started))
         try:
             # the pipeline stops itself by the deadline, less a margin for one more token
             # and the guardrails; the extra second below only guards a stuck thread
             task = loop.run_in_executor(self._executor, work, deadline - MARGIN)
             answer = await asyncio.wait_for(asyncio.shield(task), timeout=max(deadline - time.monotonic(), 0) + 1.0)
         except asyncio.TimeoutError:
-            answer = Answer(TEMPLATE[language], False, "deadline", language)
+            answer = template_answer(language, Why.DEADLINE)
         except Exception as error:  # never a traceback instead of a reply
             logger.exception("GenerativeNLG: the answer pipeline failed (%s).", type(error).__name__)
-            answer = Answer(TEMPLATE[language], False, "error", language)
+            answer = template_answer(language, Why.ERROR)
         finally:
             self._slots.release()
         answer.ms = 1000 * (time.monotonic() - started)
         return answer
 
 
-def generation_languages(settings: Dict[str, Any]) -> List[str]:
-    """The languages answers are generated in (the others get the knowledge base's text)."""
-    from rasa_gpt_components.models.registry import DEFAULT_MODEL, get_spec
-
-    chosen = settings.get("generation_languages", "auto")
-    if chosen != "auto":
-        if isinstance(chosen, str) or not all(lang in ("zh", "en") for lang in chosen or []):
-            raise RasaException(f"GenerativeNLG: generation_languages must be 'auto' or a list of zh/en, got {chosen!r}.")
-        return list(chosen)
-    spec = get_spec(settings.get("model") or DEFAULT_MODEL) if settings.get("backend", "local") == "local" else None
-    return list(spec.generation_languages) if spec else ["zh", "en"]
-
-
 def conversation_history(tracker: DialogueStateTracker, turns: int) -> List[Tuple[str, str]]:
     """The last ``turns`` user/bot exchanges before the current message, as
-    ``("user"|"bot", text)``, oldest first."""
+    ``("user"|"bot", text)``, oldest first, cleaned (they go into a prompt)."""
     said: List[Tuple[str, str]] = []
     for event in tracker.applied_events():
         if isinstance(event, UserUttered) and event.text:
@@ -267,4 +209,5 @@ def conversation_history(tracker: DialogueStateTracker, turns: int) -> List[Tupl
             said.append(("bot", event.text))
     if said and said[-1][0] == "user":
         said = said[:-1]  # the current message is asked separately
-    return said[-2 * turns :] if turns > 0 else []
+    recent = said[-2 * turns :] if turns > 0 else []
+    return [(speaker, clean_text(text)) for speaker, text in recent]

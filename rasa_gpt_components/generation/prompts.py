@@ -2,10 +2,10 @@
 
 The instructions are the system message; the retrieved passages and the
 customer's message go in the user message, as data. The customer's text is
-untrusted: it is cleaned, bounded and flattened to one line (so it cannot
-start an "Information:" block of its own), and anything that looks like a
-chat-template control token (``<|im_start|>``, ``<s>``, ``[INST]``) is
-removed, so it cannot open a turn of another role. What the model says is
+untrusted: the NLG cleaned it where it entered (one line, so it cannot start
+an "Information:" block of its own); here it is bounded, and anything that
+looks like a chat-template control token (``<|im_start|>``, ``<s>``,
+``[INST]``) is removed, so it cannot open a turn of another role. What the model says is
 then checked by the guardrails (generation/guardrails.py).
 
 The wording is plain on purpose: small models (SmolLM2-135M) echo delimiters
@@ -15,8 +15,6 @@ and markup they see in a prompt, and answer best from "Information / Question".
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
-
-from rasa_gpt_components.text import clean_text
 
 SYSTEM = {
     "en": (
@@ -95,14 +93,13 @@ class Prompt:
 
 
 def quote(text: str, max_chars: int = 1000) -> str:
-    """Untrusted text as data: one line, bounded, without control tokens."""
-    text = clean_text(text, max_chars=max_chars * 2)  # clean_text also makes it one line
+    """Clean text as data: bounded, without control tokens."""
     while True:  # "<|im_<|x|>start|>" must not survive as "<|im_start|>"
         stripped = _CONTROL_TOKENS.sub("", text)
         if stripped == text:
             break
         text = stripped
-    return clean_text(text, max_chars=max_chars)
+    return text[:max_chars].strip()
 
 
 def system_prompt(language: str, bot_name: str = "our shop") -> str:

@@ -22,10 +22,34 @@ from typing import TYPE_CHECKING, List, Optional
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import KnowledgeBase, Passage
-from rasa_gpt_components.text import clean_text, words
+from rasa_gpt_components.text import words
 
 if TYPE_CHECKING:  # pragma: no cover
     from rasa_gpt_components.models.encoder import GPTEncoder
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    """The NLG's ``retrieval:`` options; checked once, here."""
+
+    bm25_weight: float = 0.5  # 1.0: BM25 alone, no embeddings
+    threshold: float = 0.35  # passages scoring less are not returned
+    top_k: int = 3
+    layer: int = 6  # the GPT layer whose pooled states are the embeddings
+    rerank: bool = False  # reorder the candidates by the model's likelihood of the question
+    rerank_candidates: int = 5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.bm25_weight) <= 1.0:
+            raise ValueError(f"retrieval.bm25_weight must be between 0 and 1, got {self.bm25_weight}.")
+        for name in ("top_k", "layer", "rerank_candidates"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"retrieval.{name} must be at least 1, got {getattr(self, name)}.")
+
+    @property
+    def dense(self) -> bool:
+        """Whether embeddings take part in the score."""
+        return float(self.bm25_weight) < 1.0
 
 
 @dataclass(frozen=True)
@@ -44,20 +68,17 @@ class HybridRetriever:
     def __init__(
         self,
         knowledge_base: KnowledgeBase,
+        settings: RetrievalSettings = RetrievalSettings(),
         encoder: Optional["GPTEncoder"] = None,
-        bm25_weight: float = 0.5,
-        threshold: float = 0.35,
-        top_k: int = 3,
     ) -> None:
         from rank_bm25 import BM25Okapi
 
-        if not 0.0 <= bm25_weight <= 1.0:
-            raise ValueError(f"bm25_weight must be between 0 and 1, got {bm25_weight}.")
         self.knowledge_base = knowledge_base
-        self.encoder = encoder if bm25_weight < 1.0 else None
-        self.bm25_weight = bm25_weight if encoder is not None else 1.0
-        self.threshold = threshold
-        self.top_k = top_k
+        self.settings = settings
+        self.encoder = encoder if settings.dense else None
+        self.bm25_weight = float(settings.bm25_weight) if encoder is not None else 1.0
+        self.threshold = float(settings.threshold)
+        self.top_k = int(settings.top_k)
         self._passages = list(knowledge_base.passages)
         tokens = [words(p.search_text) or ["<empty>"] for p in self._passages]
         self._bm25 = BM25Okapi(tokens) if self._passages else None
@@ -79,7 +100,6 @@ class HybridRetriever:
     def search(self, question: str, top_k: Optional[int] = None) -> List[Hit]:
         """The best passages for ``question``, best first, at most ``top_k``,
         none under the threshold."""
-        question = clean_text(question)
         if not question or not self._passages:
             return []
         bm25 = self._bm25_scores(question)

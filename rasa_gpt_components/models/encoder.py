@@ -9,12 +9,12 @@ import copy
 import logging
 from collections import OrderedDict
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from rasa_gpt_components.models import LoadedModel
-from rasa_gpt_components.text import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,30 @@ POOLINGS = ("mean", "last", "mean_last")
 # about 1.25x faster, features within 1e-5 cosine); int8 dynamic quantisation
 # (2.6x faster, costs accuracy: see docs/intent_classifier.md)
 COMPUTES = ("auto", "float32", "bfloat16", "int8")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """How sentence features are computed (the classifier's and the retriever's
+    options of the same names); checked once, here."""
+
+    layer: int = 6  # 1-based; pooled hidden states of this block
+    pooling: str = "mean"
+    max_length: int = 64
+    batch_size: int = 32
+    cache_size: int = 2048
+    compute: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got '{self.pooling}'.")
+        if self.compute not in COMPUTES:
+            raise ValueError(f"compute must be one of {', '.join(COMPUTES)}, got '{self.compute}'.")
+        for name in ("layer", "max_length", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if int(self.cache_size) < 0:
+            raise ValueError(f"cache_size must not be negative, got {self.cache_size}.")
 
 
 def bfloat16_is_fast() -> bool:
@@ -93,34 +117,18 @@ def quantized_int8(body: Any) -> Any:
 
 
 class GPTEncoder:
-    """Pooled hidden states of layer ``layer`` for a batch of texts."""
+    """Pooled hidden states of one layer (``settings``) for a batch of texts."""
 
-    def __init__(
-        self,
-        loaded: LoadedModel,
-        layer: int = 6,
-        pooling: str = "mean",
-        max_length: int = 64,
-        batch_size: int = 32,
-        cache_size: int = 2048,
-        compute: str = "auto",
-    ) -> None:
-        if compute not in COMPUTES:
-            raise ValueError(f"compute must be one of {', '.join(COMPUTES)}, got '{compute}'.")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got '{pooling}'.")
-        if layer < 1 or layer > loaded.num_layers:
+    def __init__(self, loaded: LoadedModel, settings: EncoderSettings = EncoderSettings()) -> None:
+        if settings.layer > loaded.num_layers:
             raise ValueError(
-                f"layer must be between 1 and {loaded.num_layers} for this model, got {layer}."
+                f"layer must be between 1 and {loaded.num_layers} for this model, got {settings.layer}."
             )
         self.loaded = loaded
-        self.layer = layer
-        self.pooling = pooling
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.cache_size = cache_size
+        self.settings = settings
         self._cache: "OrderedDict[str, np.ndarray]" = OrderedDict()
         self._own_blocks: Optional[Any] = None
+        compute = settings.compute
         if compute == "auto":
             compute = "bfloat16" if bfloat16_is_fast() else "float32"
         self.compute = compute
@@ -129,7 +137,7 @@ class GPTEncoder:
     def body_with(self, blocks: Optional[Any], quantize: bool = True) -> Any:
         """The truncated model running ``blocks`` (None: the shared model's own),
         int8-quantised when the encoder computes in int8 and ``quantize``."""
-        body = truncated_base_model(self.loaded.model, self.layer, blocks)
+        body = truncated_base_model(self.loaded.model, self.settings.layer, blocks)
         return quantized_int8(body) if quantize and self.compute == "int8" else body
 
     @property
@@ -138,7 +146,7 @@ class GPTEncoder:
         blocks, or the encoder's own after :meth:`use_blocks`."""
         if self._own_blocks is not None:
             return self._own_blocks
-        return transformer_blocks(self.loaded.model)[1][: self.layer]
+        return transformer_blocks(self.loaded.model)[1][: self.settings.layer]
 
     def use_blocks(self, blocks: Any) -> None:
         """Run ``blocks`` (e.g. LoRA-adapted copies of the first ``layer`` blocks)
@@ -151,22 +159,22 @@ class GPTEncoder:
     def dimension(self) -> int:
         """Length of one feature vector."""
         width = self.loaded.hidden_size
-        return 2 * width if self.pooling == "mean_last" else width
+        return 2 * width if self.settings.pooling == "mean_last" else width
 
     def encode(
         self, texts: Sequence[str], progress: bool = False, desc: str = "GPT features"
     ) -> np.ndarray:
         """Feature matrix ``[len(texts), dimension]`` (float32).
 
-        Texts are cleaned first; an empty text gets a zero vector (callers
-        decide what an empty message means).
+        Texts come cleaned (the components clean them where they enter); an
+        empty text gets a zero vector (callers decide what an empty message means).
         """
         from tqdm import tqdm
 
-        cleaned = [clean_text(t) for t in texts]
-        out = np.zeros((len(cleaned), self.dimension), dtype=np.float32)
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         todo = []
-        for index, text in enumerate(cleaned):
+        for index, text in enumerate(texts):
             hit = self._cache.get(text) if text else None
             if hit is not None:
                 out[index] = hit
@@ -174,22 +182,22 @@ class GPTEncoder:
             elif text:
                 todo.append(index)
         # longest first: similar lengths share a batch, and memory peaks early
-        todo.sort(key=lambda i: -len(cleaned[i]))
+        todo.sort(key=lambda i: -len(texts[i]))
         with tqdm(total=len(todo), desc=desc, disable=not progress, unit="msg") as bar:
-            for start in range(0, len(todo), self.batch_size):
-                batch = todo[start : start + self.batch_size]
-                features = self._forward([cleaned[i] for i in batch])
+            for start in range(0, len(todo), self.settings.batch_size):
+                batch = todo[start : start + self.settings.batch_size]
+                features = self._forward([texts[i] for i in batch])
                 for row, index in zip(features, batch):
                     out[index] = row
-                    self._remember(cleaned[index], row)
+                    self._remember(texts[index], row)
                 bar.update(len(batch))
         return out
 
     def _remember(self, text: str, row: np.ndarray) -> None:
-        if self.cache_size <= 0:
+        if self.settings.cache_size <= 0:
             return
         self._cache[text] = row
-        if len(self._cache) > self.cache_size:
+        if len(self._cache) > self.settings.cache_size:
             self._cache.popitem(last=False)
 
     def tokenize(self, texts: List[str]) -> Any:
@@ -198,7 +206,7 @@ class GPTEncoder:
             texts,
             padding=True,
             truncation=True,
-            max_length=self.max_length,
+            max_length=self.settings.max_length,
             return_tensors="pt",
         )
 
@@ -214,11 +222,11 @@ class GPTEncoder:
         ).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        if self.pooling == "mean":
+        if self.settings.pooling == "mean":
             return mean
         last_index = batch["attention_mask"].cumsum(1).argmax(1)
         last = hidden[torch.arange(hidden.shape[0]), last_index]
-        return last if self.pooling == "last" else torch.cat([mean, last], dim=1)
+        return last if self.settings.pooling == "last" else torch.cat([mean, last], dim=1)
 
     def _forward(self, texts: List[str]) -> np.ndarray:
         import torch
@@ -236,7 +244,7 @@ class GPTEncoder:
         use; doing it here (about 1.5 s for the default model) keeps it out of
         the first conversations: p95 18 ms instead of 80 ms in a benchmark.
         """
-        for length in range(1, self.max_length + 1):
+        for length in range(1, self.settings.max_length + 1):
             self._forward([" hello" * length])
 
     def clear_cache(self) -> None:
@@ -265,4 +273,4 @@ def _one_thread(enabled: bool):
         torch.set_num_threads(before)
 
 
-__all__ = ["GPTEncoder", "POOLINGS", "transformer_blocks", "truncated_base_model"]
+__all__ = ["EncoderSettings", "GPTEncoder", "POOLINGS", "transformer_blocks", "truncated_base_model"]

@@ -22,7 +22,6 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
@@ -30,13 +29,14 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_gpt_components.models import LoadedModel, load_model
-from rasa_gpt_components.models.encoder import COMPUTES, POOLINGS, GPTEncoder
+from rasa_gpt_components.models.encoder import GPTEncoder
 from rasa_gpt_components.nlu.head import IntentHead, fit_head, holdout_split
-from rasa_gpt_components.nlu.lora import LoraSettings, apply_adapter, train_adapter
+from rasa_gpt_components.nlu.lora import apply_adapter, train_adapter
+from rasa_gpt_components.nlu.settings import ClassifierSettings, default_config
+from rasa_gpt_components.text import clean_text
 
 logger = logging.getLogger(__name__)
 
-MODES = ("head", "lora")
 HEAD_FILE = "head.npz"
 ADAPTER_FILE = "adapter.npz"
 META_FILE = "meta.json"
@@ -55,49 +55,9 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        """The component's default config (see docs/intent_classifier.md)."""
-        return {
-            # which model (a name, .gguf file, model directory or hub id)
-            "model": "smollm2-135m-instruct",
-            "dtype": "float32",
-            "num_threads": None,
-            # head: frozen GPT + trained head; lora: LoRA-adapted blocks + the same head
-            "mode": "head",
-            # features: pooled hidden states of this layer (1-based)
-            "layer": 6,
-            "pooling": "mean",
-            "max_length": 64,
-            # auto: bfloat16 on CPUs with native BF16 (same accuracy, faster), else float32;
-            # int8: dynamic quantisation (fastest, costs accuracy)
-            "compute": "auto",
-            "batch_size": 32,
-            "cache_size": 2048,
-            # head: character n-gram TF-IDF features beside the GPT features
-            "lexical": True,
-            # inverse L2 regularisation strength and L-BFGS iterations of the head
-            "C": 10.0,
-            "max_iter": 200,
-            # calibration: temperature fitted on out-of-fold predictions
-            "calibration_folds": 5,
-            # out-of-scope detection without out-of-scope training examples
-            "oos_detection": True,
-            "oos_rate": 0.02,
-            "oos_intent": "nlu_fallback",
-            "ranking_length": LABEL_RANKING_LENGTH,
-            # lora mode: adapter shape and training
-            "lora_rank": 8,
-            "lora_alpha": 16.0,
-            "lora_dropout": 0.05,
-            "lora_epochs": 3,
-            "lora_min_steps": 200,
-            "lora_learning_rate": 5e-4,
-            "lora_batch_size": 16,
-            # lora mode: share of each intent's examples kept out of adapter
-            # training, for calibration and the out-of-scope threshold
-            "calibration_holdout": 0.15,
-            "random_seed": 0,
-            "show_progress": True,
-        }
+        """The component's default config (see docs/intent_classifier.md); the
+        defaults are declared once, in ``nlu/settings.py``."""
+        return default_config()
 
     @staticmethod
     def required_packages() -> List[Text]:
@@ -113,8 +73,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         fingerprint: Optional[str] = None,
         adapter: Optional[Dict[str, Any]] = None,
     ) -> None:
-        self.config = {**self.get_default_config(), **config}
-        self.validate_config(self.config)
+        self.settings = ClassifierSettings.from_config(config)
         self._model_storage = model_storage
         self._resource = resource
         self.head = head
@@ -122,32 +81,6 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         # lora mode: {"arrays": adapter matrices, "targets": adapted layer names}
         self.adapter = adapter
         self._encoder: Optional[GPTEncoder] = None
-
-    @classmethod
-    def validate_config(cls, config: Dict[Text, Any]) -> None:
-        """Refuse options that cannot work, with a message that says why."""
-        if config["mode"] not in MODES:
-            raise RasaException(
-                f"GPTIntentClassifier: mode must be one of {', '.join(MODES)}, "
-                f"got '{config['mode']}'."
-            )
-        if config["pooling"] not in POOLINGS:
-            raise RasaException(
-                f"GPTIntentClassifier: pooling must be one of {', '.join(POOLINGS)}, "
-                f"got '{config['pooling']}'."
-            )
-        if config["compute"] not in COMPUTES:
-            raise RasaException(
-                f"GPTIntentClassifier: compute must be one of {', '.join(COMPUTES)}, "
-                f"got '{config['compute']}'."
-            )
-        if not 0.0 < float(config["oos_rate"]) < 0.5:
-            raise RasaException("GPTIntentClassifier: oos_rate must be between 0 and 0.5.")
-        if not 0.0 <= float(config["calibration_holdout"]) < 0.5:
-            raise RasaException("GPTIntentClassifier: calibration_holdout must be between 0 and 0.5.")
-        for key in ("layer", "max_length", "batch_size", "lora_rank", "lora_batch_size"):
-            if int(config[key]) < 1:
-                raise RasaException(f"GPTIntentClassifier: {key} must be at least 1.")
 
     @classmethod
     def create(
@@ -163,51 +96,23 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
     # -- the shared model and the encoder --------------------------------
 
     def _loaded(self) -> LoadedModel:
-        return load_model(
-            self.config["model"],
-            dtype=self.config["dtype"],
-            num_threads=self.config["num_threads"],
-        )
+        s = self.settings
+        return load_model(s.model, dtype=s.dtype, num_threads=s.num_threads)
 
     @property
     def encoder(self) -> GPTEncoder:
         """The feature extractor (built on first use)."""
         if self._encoder is None:
-            self._encoder = GPTEncoder(
-                self._loaded(),
-                layer=int(self.config["layer"]),
-                pooling=self.config["pooling"],
-                max_length=int(self.config["max_length"]),
-                batch_size=int(self.config["batch_size"]),
-                cache_size=int(self.config["cache_size"]),
-                compute=self.config["compute"],
-            )
+            self._encoder = GPTEncoder(self._loaded(), self.settings.encoder)
             if self.adapter is not None:
-                apply_adapter(self._encoder, self.adapter["arrays"], self.lora_settings, self.adapter["targets"])
+                apply_adapter(self._encoder, self.adapter["arrays"], self.settings.lora, self.adapter["targets"])
         return self._encoder
-
-    @property
-    def lora_settings(self) -> LoraSettings:
-        """The ``lora_*`` options."""
-        c = self.config
-        return LoraSettings(
-            rank=int(c["lora_rank"]),
-            alpha=float(c["lora_alpha"]),
-            dropout=float(c["lora_dropout"]),
-            epochs=int(c["lora_epochs"]),
-            min_steps=int(c["lora_min_steps"]),
-            learning_rate=float(c["lora_learning_rate"]),
-            batch_size=int(c["lora_batch_size"]),
-            random_seed=int(c["random_seed"]),
-        )
 
     # -- training ---------------------------------------------------------
 
     def train(self, training_data: TrainingData) -> Resource:
         """Extract features of every intent example and fit the calibrated head."""
-        examples = [
-            m for m in training_data.intent_examples if m.get(INTENT) and m.get(TEXT, "").strip()
-        ]
+        examples = [m for m in training_data.intent_examples if m.get(INTENT) and clean_text(m.get(TEXT))]
         if not examples:
             logger.debug("GPTIntentClassifier: no intent examples, nothing to train.")
             return self._resource
@@ -217,27 +122,16 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
                 "GPTIntentClassifier: only one intent in the training data; "
                 "every message will get it."
             )
-        texts = [m.get(TEXT) for m in examples]
+        texts = [clean_text(m.get(TEXT)) for m in examples]  # cleaned here, once, for everything below
         split = None
-        if self.config["mode"] == "lora":
+        if self.settings.mode == "lora":
             split = self._train_adapter(texts, labels)
         features = self.encoder.encode(
             texts,
-            progress=bool(self.config["show_progress"]),
+            progress=self.settings.show_progress,
             desc="GPTIntentClassifier features",
         )
-        self.head = fit_head(
-            features,
-            labels,
-            texts=texts if self.config["lexical"] else None,
-            c=float(self.config["C"]),
-            max_iter=int(self.config["max_iter"]),
-            calibration_folds=int(self.config["calibration_folds"]),
-            oos_rate=float(self.config["oos_rate"]),
-            oos_detection=bool(self.config["oos_detection"]),
-            random_seed=int(self.config["random_seed"]),
-            calibration_split=split,
-        )
+        self.head = fit_head(features, labels, self.settings.head, texts=texts, calibration_split=split)
         self.fingerprint = self.encoder.loaded.fingerprint
         logger.info(
             "GPTIntentClassifier trained on %d examples of %d intents "
@@ -255,15 +149,15 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         return (kept rows, held-out rows) for calibrating the head, or None."""
         names = sorted(set(labels))
         y = np.array([names.index(label) for label in labels])
-        split = holdout_split(y, float(self.config["calibration_holdout"]), int(self.config["random_seed"]))
+        split = holdout_split(y, self.settings.calibration_holdout, self.settings.random_seed)
         kept = split[0] if split is not None else np.arange(len(y))
         arrays, targets = train_adapter(
             self.encoder,
             [texts[i] for i in kept],
             y[kept],
             len(names),
-            self.lora_settings,
-            progress=bool(self.config["show_progress"]),
+            self.settings.lora,
+            progress=self.settings.show_progress,
         )
         self.adapter = {"arrays": arrays, "targets": targets}
         return split
@@ -274,8 +168,8 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         """Set ``intent`` and ``intent_ranking`` on each message (batched)."""
         if self.head is None:
             return messages
-        texts = [m.get(TEXT) or "" for m in messages]
-        present = [i for i, text in enumerate(texts) if text.strip()]
+        texts = [clean_text(m.get(TEXT)) for m in messages]  # cleaned here, once, for everything below
+        present = [i for i, text in enumerate(texts) if text]
         predictions: Dict[int, Any] = {}
         if present:
             features = self.encoder.encode([texts[i] for i in present])
@@ -297,13 +191,13 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         """
         assert self.head is not None
         probabilities, p_oos = self.head.predict(features, texts)
-        length = int(self.config["ranking_length"])
+        length = int(self.settings.ranking_length)
         results = []
         for row, oos in zip(probabilities, p_oos):
             names = list(self.head.labels)
             if oos > 0.0:
                 row = np.append(row * (1.0 - oos), oos)
-                names.append(self.config["oos_intent"])
+                names.append(self.settings.oos_intent)
             order = np.argsort(-row, kind="stable")
             if length > 0:
                 order = order[:length]
@@ -321,22 +215,19 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             np.savez(directory / HEAD_FILE, **self.head.to_arrays())
             if self.adapter is not None:
                 np.savez(directory / ADAPTER_FILE, **self.adapter["arrays"])
+            s = self.settings
             meta = {
                 "format_version": FORMAT_VERSION,
-                "mode": self.config["mode"],
-                "model": self.config["model"],
+                "mode": s.mode,
+                "model": s.model,
                 "base_fingerprint": self.fingerprint,
-                "layer": self.config["layer"],
-                "pooling": self.config["pooling"],
-                "max_length": self.config["max_length"],
-                "dtype": self.config["dtype"],
+                "layer": s.encoder.layer,
+                "pooling": s.encoder.pooling,
+                "max_length": s.encoder.max_length,
+                "dtype": s.dtype,
             }
             if self.adapter is not None:
-                meta["lora"] = {
-                    "targets": self.adapter["targets"],
-                    "rank": self.config["lora_rank"],
-                    "alpha": self.config["lora_alpha"],
-                }
+                meta["lora"] = {"targets": self.adapter["targets"], "rank": s.lora.rank, "alpha": s.lora.alpha}
             (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @classmethod

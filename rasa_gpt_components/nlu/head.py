@@ -32,6 +32,28 @@ logger = logging.getLogger(__name__)
 _EPS = 1e-6
 
 
+@dataclass(frozen=True)
+class HeadSettings:
+    """How the head is fitted (the classifier's options of the same names,
+    ``C`` included); checked once, here."""
+
+    random_seed: int
+    lexical: bool = True  # character n-gram TF-IDF features beside the GPT features
+    C: float = 10.0  # inverse L2 regularisation strength
+    max_iter: int = 200  # L-BFGS iterations
+    calibration_folds: int = 5  # temperature fitted on out-of-fold predictions
+    oos_detection: bool = True  # out-of-scope detection without out-of-scope examples
+    oos_rate: float = 0.02  # share of in-scope messages the threshold may reject
+
+    def __post_init__(self) -> None:
+        if not 0.0 < float(self.oos_rate) < 0.5:
+            raise ValueError(f"oos_rate must be between 0 and 0.5, got {self.oos_rate}.")
+        if float(self.C) <= 0:
+            raise ValueError(f"C must be positive, got {self.C}.")
+        if int(self.max_iter) < 1:
+            raise ValueError(f"max_iter must be at least 1, got {self.max_iter}.")
+
+
 @dataclass
 class IntentHead:
     """A fitted head. Build one with :func:`fit_head`."""
@@ -115,18 +137,14 @@ class IntentHead:
 def fit_head(
     features: np.ndarray,
     labels: Sequence[str],
+    settings: HeadSettings,
     texts: Optional[Sequence[str]] = None,
-    c: float = 10.0,
-    max_iter: int = 200,
-    calibration_folds: int = 5,
-    oos_rate: float = 0.03,
-    oos_detection: bool = True,
-    random_seed: int = 0,
     calibration_split: Optional[Tuple[np.ndarray, np.ndarray]] = None,
 ) -> IntentHead:
     """Fit the classifier, its temperature and the out-of-scope detector.
 
-    ``texts`` (the training messages) switch on the lexical features.
+    ``texts`` (the training messages) feed the lexical features when
+    ``settings.lexical`` is on.
     ``calibration_split`` (train rows, held-out rows) replaces the out-of-fold
     splits, e.g. when the features come from an encoder fine-tuned on some rows.
     """
@@ -136,14 +154,15 @@ def fit_head(
     mean = features.mean(0)
     scale = features.std(0) + _EPS
     x = (features - mean) / scale
-    lexical = CharNgrams.fit(texts) if texts is not None else None
+    c, max_iter = float(settings.C), int(settings.max_iter)
+    lexical = CharNgrams.fit(texts) if texts is not None and settings.lexical else None
     lex = lexical.transform(texts) if lexical is not None else None
     if len(names) == 1:
         return IntentHead(names, mean, scale, np.zeros((1, x.shape[1])), np.zeros(1))
     weights, lexical_weights, bias = _fit_logistic(x, lex, y, len(names), c, max_iter)
     head = IntentHead(names, mean, scale, weights, bias, lexical=lexical, lexical_weights=lexical_weights)
 
-    folds = [calibration_split] if calibration_split is not None else _folds(y, calibration_folds, random_seed)
+    folds = [calibration_split] if calibration_split is not None else _folds(y, settings.calibration_folds, settings.random_seed)
     if folds is None:
         logger.debug("Some intent has a single example: no calibration, no out-of-scope threshold.")
         return head
@@ -158,10 +177,10 @@ def fit_head(
     held_out = np.concatenate([test_index for _, test_index in folds])
     head.temperature = fit_temperature(oof_logits[held_out], y[held_out])
     head.info["oof_accuracy"] = float((oof_logits[held_out].argmax(1) == y[held_out]).mean())
-    if oos_detection:
+    if settings.oos_detection:
         # energies of messages the head did not see: what new in-scope messages look like
         held_out_energy = energy(oof_logits[held_out] / head.temperature)
-        head.oos_threshold = float(np.quantile(held_out_energy, oos_rate))
+        head.oos_threshold = float(np.quantile(held_out_energy, settings.oos_rate))
     return head
 
 
@@ -238,7 +257,7 @@ def _folds(y: np.ndarray, folds: int, random_seed: int, holdout_above: int = 150
     return list(splitter.split(np.zeros(len(y)), y))
 
 
-def holdout_split(labels: Sequence[int], share: float, random_seed: int = 0) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+def holdout_split(labels: Sequence[int], share: float, random_seed: int) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """(kept rows, held-out rows): about ``share`` of each class with at least 3
     examples is held out (at least one); smaller classes are kept whole.
     None when nothing would be held out."""

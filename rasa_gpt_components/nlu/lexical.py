@@ -13,7 +13,6 @@ from typing import Dict, Iterable, List, Sequence
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from rasa_gpt_components.text import clean_text
 
 
 def _analyzer(min_n: int, max_n: int):
@@ -37,7 +36,7 @@ class CharNgrams:
         analyze = _analyzer(min_n, max_n)
         document_frequency: Counter = Counter()
         for text in texts:
-            document_frequency.update(set(analyze(clean_text(text))))
+            document_frequency.update(set(analyze(text)))
         terms = sorted(t for t, df in document_frequency.items() if df >= min_df)
         n = len(texts)
         idf = np.array([np.log((1 + n) / (1 + document_frequency[t])) + 1.0 for t in terms])
@@ -57,7 +56,7 @@ class CharNgrams:
         for row, text in enumerate(texts):
             count += 1
             counts = Counter(
-                self.vocabulary[g] for g in self._analyze(clean_text(text)) if g in self.vocabulary
+                self.vocabulary[g] for g in self._analyze(text) if g in self.vocabulary
             )
             if not counts:
                 continue

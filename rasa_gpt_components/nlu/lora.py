@@ -17,17 +17,18 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 
 from rasa_gpt_components.models.encoder import GPTEncoder
-from rasa_gpt_components.text import clean_text
 
 logger = logging.getLogger(__name__)
 
 ADAPTER_NAME = "default"
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoraSettings:
-    """How the adapters are shaped and trained (see docs/intent_classifier.md)."""
+    """How the adapters are shaped and trained (the classifier's ``lora_*``
+    options; see docs/intent_classifier.md); checked once, here."""
 
+    random_seed: int
     rank: int = 8
     alpha: float = 16.0
     dropout: float = 0.05
@@ -35,7 +36,11 @@ class LoraSettings:
     min_steps: int = 200
     learning_rate: float = 5e-4
     batch_size: int = 16
-    random_seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("rank", "batch_size", "epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"lora_{name} must be at least 1, got {getattr(self, name)}.")
 
 
 def target_modules(blocks: Any) -> List[str]:
@@ -139,7 +144,7 @@ def train_adapter(
     targets = target_modules(encoder.blocks)
     tuner = _with_adapters(encoder.blocks, settings, targets)
     body = encoder.body_with(tuner.model, quantize=False)  # trained in float32
-    cleaned = [clean_text(t) for t in texts]
+    cleaned = list(texts)  # cleaned by the classifier
     y = torch.tensor(np.asarray(labels), dtype=torch.long)
     generator = torch.Generator().manual_seed(settings.random_seed)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import free_port, read_until
-from tests.unit.test_gpt_intent_classifier import INTENTS as FEW
+from tests.fixtures.nlu_project import INTENTS as FEW
 
 # twelve examples an intent, so each of 3 cross-validation folds trains on eight
 INTENTS = {

@@ -6,7 +6,7 @@ from rasa_gpt_components.bench.fallback import has_facts, leaks
 from rasa_gpt_components.cli import main
 from rasa_gpt_components.generation.prompts import system_prompt
 from tests.conftest import build_tiny_gpt2
-from tests.unit.test_knowledge import SHOP
+from tests.fixtures.knowledge import SHOP
 
 QUESTIONS = """
 version: "1"

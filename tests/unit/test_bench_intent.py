@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import build_tiny_gpt2
-from tests.unit.test_gpt_intent_classifier import INTENTS
+from tests.fixtures.nlu_project import INTENTS
 
 
 def write_banking77_like(root: Path) -> Path:

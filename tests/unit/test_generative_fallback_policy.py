@@ -11,42 +11,9 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.policies.generative_fallback import GenerativeFallbackPolicy, consecutive_fallbacks
-
-DOMAIN = Domain.from_yaml(
-    """
-version: "3.1"
-intents: [greet, order_status]
-responses:
-  utter_greet: [{text: hi}]
-  utter_generative_fallback: [{text: "Sorry, I didn't get that."}]
-  utter_handoff: [{text: "Connecting you with an agent."}]
-"""
-)
-
-
-@pytest.fixture()
-def policy(tmp_path):
-    def build(**config):
-        storage = LocalModelStorage(tmp_path)
-        context = ExecutionContext(GraphSchema({}), "test")
-        return GenerativeFallbackPolicy.create(
-            {**GenerativeFallbackPolicy.get_default_config(), **config}, storage, Resource("p"), context
-        )
-
-    return build
-
-
-def user(intent: str, confidence: float) -> list:
-    return [
-        ActionExecuted("action_listen"),
-        UserUttered("text", intent={"name": intent, "confidence": confidence}),
-    ]
-
-
-def tracker(*events) -> DialogueStateTracker:
-    flat = [e for group in events for e in (group if isinstance(group, list) else [group])]
-    return DialogueStateTracker.from_events("u", flat)
-
+from tests.fixtures.conversations import POLICY_DOMAIN as DOMAIN
+from tests.fixtures.conversations import policy_tracker as tracker
+from tests.fixtures.conversations import user
 
 def predicted(policy, events) -> tuple:
     prediction = policy.predict_action_probabilities(tracker(*events), DOMAIN)

@@ -9,80 +9,15 @@ import numpy as np
 import pytest
 
 from tests.conftest import build_tiny_gpt2
-
-INTENTS: Dict[str, List[str]] = {
-    "greet": ["hello", "hi there", "good morning", "hey", "你好", "您好啊"],
-    "order_status": [
-        "where is my order",
-        "track order 12345",
-        "has my parcel shipped",
-        "我的订单在哪里",
-        "查一下订单 12345",
-        "my package has not arrived",
-    ],
-    "refund": [
-        "I want a refund",
-        "give me my money back",
-        "refund order 555",
-        "我要退款",
-        "退货退款怎么办",
-        "can I return this for a refund",
-    ],
-}
-
-
-def write_project(directory: Path, model_dir: Path, extra: str = "", intents=INTENTS) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    lines = ['version: "3.1"', "nlu:"]
-    for intent, examples in intents.items():
-        lines.append(f"- intent: {intent}")
-        lines.append("  examples: |")
-        lines.extend(f"    - {example}" for example in examples)
-    (directory / "nlu.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    pipeline = [
-        "  - name: JiebaTokenizer",
-        "  - name: rasa_gpt_components.GPTIntentClassifier",
-        f"    model: {model_dir}",
-        "    layer: 2",
-        "    calibration_folds: 3",
-        "    show_progress: false",
-    ] + ["  " + line for line in extra.splitlines()]
-    config = ["recipe: default.v1", "assistant_id: unit-test", "language: zh", "pipeline:"]
-    (directory / "config.yml").write_text(
-        "\n".join(config + pipeline + ["policies: []"]) + "\n", encoding="utf-8"
-    )
-    return directory
-
-
-def train(project: Path, out: Path, name: str = "nlu") -> Path:
-    from rasa.model_training import train_nlu
-
-    result = train_nlu(
-        str(project / "config.yml"), str(project / "nlu.yml"), str(out), fixed_model_name=name
-    )
-    assert result, "training produced no model"
-    return Path(result)
-
-
-def parse(model_path: Path, texts: List[str]) -> List[dict]:
-    from rasa.core.agent import Agent
-
-    agent = Agent.load(str(model_path))
-
-    async def run():
-        return [await agent.parse_message(text) for text in texts]
-
-    return asyncio.run(run())
-
+from tests.fixtures.nlu_project import INTENTS, parse, train, write_project
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_model) -> Path:
-    import os
-
     root = tmp_path_factory.mktemp("trained")
-    os.environ["RASA_CACHE_DIRECTORY"] = str(root / "rasa-cache")
-    project = write_project(root / "project", tiny_model)
-    return train(project, root / "models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RASA_CACHE_DIRECTORY", str(root / "rasa-cache"))
+        project = write_project(root / "project", tiny_model)
+        return train(project, root / "models")
 
 
 def test_learns_its_training_examples_in_both_languages(trained):
@@ -142,7 +77,7 @@ def test_few_shot_with_two_examples_per_intent(tmp_path, tiny_model):
     assert [r["intent"]["name"] for r in results] == list(few)
 
 
-def test_same_seed_same_model(tmp_path, tiny_model):
+def test_same_seed_same_model(tmp_path, tiny_model, monkeypatch):
     def head_of(path: Path) -> Dict[str, np.ndarray]:
         with tarfile.open(path) as archive:
             member = next(m for m in archive.getmembers() if m.name.endswith("head.npz"))
@@ -154,9 +89,7 @@ def test_same_seed_same_model(tmp_path, tiny_model):
 
     project = write_project(tmp_path / "p", tiny_model)
     first = head_of(train(project, tmp_path / "a", "one"))
-    import os
-
-    os.environ["RASA_CACHE_DIRECTORY"] = str(tmp_path / "other-cache")  # no cached component
+    monkeypatch.setenv("RASA_CACHE_DIRECTORY", str(tmp_path / "other-cache"))  # no cached component
     second = head_of(train(project, tmp_path / "b", "two"))
     assert first.keys() == second.keys()
     for key in first:
@@ -166,11 +99,32 @@ def test_same_seed_same_model(tmp_path, tiny_model):
             assert (first[key] == second[key]).all()
 
 
-def test_bad_config_is_refused(tmp_path, tiny_model):
+def test_bad_config_is_refused_naming_the_option():
     from rasa.shared.exceptions import RasaException
 
-    from rasa_gpt_components.nlu.gpt_intent_classifier import GPTIntentClassifier
+    from rasa_gpt_components.nlu.settings import ClassifierSettings
 
-    for bad in ({"mode": "magic"}, {"pooling": "max"}, {"oos_rate": 0.9}, {"layer": 0}, {"compute": "fp8"}):
-        with pytest.raises(RasaException):
-            GPTIntentClassifier.validate_config({**GPTIntentClassifier.get_default_config(), **bad})
+    bad_values = {"mode": "magic", "pooling": "max", "oos_rate": 0.9, "layer": 0, "compute": "fp8", "lora_rank": 0}
+    for key, bad in bad_values.items():
+        with pytest.raises(RasaException, match=key):
+            ClassifierSettings.from_config({key: bad})
+    with pytest.raises(RasaException, match="unknown options \\['poolin'\\]"):
+        ClassifierSettings.from_config({"poolin": "mean"})
+
+
+def test_settings_are_built_once_from_defaults_declared_once():
+    from rasa_gpt_components.models.encoder import EncoderSettings
+    from rasa_gpt_components.models.registry import DEFAULT_MODEL
+    from rasa_gpt_components.nlu.gpt_intent_classifier import GPTIntentClassifier
+    from rasa_gpt_components.nlu.head import HeadSettings
+    from rasa_gpt_components.nlu.lora import LoraSettings
+    from rasa_gpt_components.nlu.settings import ClassifierSettings
+
+    defaults = GPTIntentClassifier.get_default_config()
+    assert defaults["model"] == DEFAULT_MODEL
+    assert defaults["oos_rate"] == HeadSettings(random_seed=0).oos_rate
+    assert defaults["layer"] == EncoderSettings().layer and defaults["lora_rank"] == LoraSettings(random_seed=0).rank
+    settings = ClassifierSettings.from_config({"name": "GPTIntentClassifier", "C": 3.0, "lora_rank": 4, "random_seed": 7})
+    assert settings.head.C == 3.0 and settings.lora.rank == 4
+    assert settings.head.random_seed == settings.lora.random_seed == 7  # one key, one value
+    assert settings.to_config() == {**defaults, "C": 3.0, "lora_rank": 4, "random_seed": 7}

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from rasa_gpt_components.nlu.head import IntentHead, fit_head, fit_temperature, softmax
+from rasa_gpt_components.nlu.head import HeadSettings, IntentHead, fit_head, fit_temperature, softmax
+
+DEFAULTS = HeadSettings(random_seed=0)
 
 
 def clusters(seed=0, per_class=60, classes=5, dim=16, spread=0.6):
@@ -22,7 +24,7 @@ def test_temperature_recovers_a_known_overconfidence():
 
 def test_head_separates_clusters_and_flags_unseen_intents():
     x, y, centres, rng = clusters()
-    head = fit_head(x, y, oos_rate=0.05)
+    head = fit_head(x, y, HeadSettings(random_seed=0, oos_rate=0.05))
     test_in = np.concatenate([c + rng.normal(0, 0.6, size=(40, 16)) for c in centres])
     expected = [f"intent_{k}" for k in range(5) for _ in range(40)]
     predicted = [head.labels[k] for k in head.predict_proba(test_in).argmax(1)]
@@ -38,7 +40,7 @@ def test_head_separates_clusters_and_flags_unseen_intents():
 
 def test_confidences_are_calibrated_on_overlapping_classes():
     x, y, centres, rng = clusters(seed=2, per_class=300, spread=2.5)
-    head = fit_head(x[::2], y[::2])
+    head = fit_head(x[::2], y[::2], DEFAULTS)
     probabilities = head.predict_proba(x[1::2])
     confidence = probabilities.max(1)
     correct = np.array([head.labels[k] for k in probabilities.argmax(1)]) == np.array(y[1::2])
@@ -54,7 +56,7 @@ def test_confidences_are_calibrated_on_overlapping_classes():
 
 def test_round_trip_through_arrays():
     x, y, _, _ = clusters()
-    head = fit_head(x, y)
+    head = fit_head(x, y, DEFAULTS)
     again = IntentHead.from_arrays(head.to_arrays())
     np.testing.assert_allclose(again.predict_proba(x), head.predict_proba(x))
     np.testing.assert_array_equal(again.is_out_of_scope(x), head.is_out_of_scope(x))
@@ -63,7 +65,7 @@ def test_round_trip_through_arrays():
 
 def test_single_example_intents_train_without_calibration():
     x, y, _, _ = clusters(per_class=1)
-    head = fit_head(x, y)
+    head = fit_head(x, y, DEFAULTS)
     assert head.temperature == 1.0 and not head.is_out_of_scope(x).any()
     assert [head.labels[k] for k in head.predict_proba(x).argmax(1)] == y
 
@@ -77,8 +79,8 @@ def test_lexical_features_carry_what_the_gpt_features_miss():
             texts.append(f"{word} 问题 {k}" if k % 2 else f"about {intent} please {k}")
             y.append(intent)
     noise = rng.normal(size=(len(texts), 8))  # GPT features that say nothing
-    dense_only = fit_head(noise, y, oos_detection=False)
-    hybrid = fit_head(noise, y, texts=texts, oos_detection=False)
+    dense_only = fit_head(noise, y, HeadSettings(random_seed=0, oos_detection=False))
+    hybrid = fit_head(noise, y, HeadSettings(random_seed=0, oos_detection=False), texts=texts)
     tests = ["我要退款", "发票开错了", "about shipping please"]
     fresh = rng.normal(size=(3, 8))
     predicted = [hybrid.labels[k] for k in hybrid.predict_proba(fresh, tests).argmax(1)]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from rasa_gpt_components.models import load_model
-from rasa_gpt_components.models.encoder import GPTEncoder
+from rasa_gpt_components.models.encoder import EncoderSettings, GPTEncoder
 from rasa_gpt_components.nlu.lora import LoraSettings, apply_adapter, target_modules, train_adapter
-from tests.unit.test_gpt_intent_classifier import INTENTS, parse, train, write_project
+from tests.fixtures.nlu_project import INTENTS, parse, train, write_project
 
 LORA = "\n".join(
     "  " + option
@@ -28,11 +28,11 @@ def _examples():
 def test_adapter_changes_the_encoder_not_the_shared_model(tiny_model):
     loaded = load_model(str(tiny_model))
     before = {name: p.detach().clone() for name, p in loaded.model.named_parameters()}
-    encoder = GPTEncoder(loaded, layer=2, compute="float32")
+    encoder = GPTEncoder(loaded, EncoderSettings(layer=2, compute="float32"))
     texts, labels, classes = _examples()
     frozen = encoder.encode(texts)
     arrays, targets = train_adapter(
-        encoder, texts, labels, classes, LoraSettings(epochs=2, min_steps=20, learning_rate=0.01, batch_size=4),
+        encoder, texts, labels, classes, LoraSettings(random_seed=0, epochs=2, min_steps=20, learning_rate=0.01, batch_size=4),
         progress=False,
     )
     assert targets == ["c_attn", "c_fc", "c_proj"]  # GPT-2's Conv1D layers
@@ -44,16 +44,16 @@ def test_adapter_changes_the_encoder_not_the_shared_model(tiny_model):
     assert not any(p.requires_grad for p in encoder.blocks.parameters())
 
     # rebuilt from the saved matrices alone: the same features
-    again = GPTEncoder(loaded, layer=2, compute="float32")
-    apply_adapter(again, arrays, LoraSettings(), targets)
+    again = GPTEncoder(loaded, EncoderSettings(layer=2, compute="float32"))
+    apply_adapter(again, arrays, LoraSettings(random_seed=0), targets)
     np.testing.assert_allclose(again.encode(texts), adapted, rtol=1e-4, atol=1e-5)
 
 
 def test_adapter_that_does_not_fit_is_refused(tiny_model):
     loaded = load_model(str(tiny_model))
-    encoder = GPTEncoder(loaded, layer=2, compute="float32")
+    encoder = GPTEncoder(loaded, EncoderSettings(layer=2, compute="float32"))
     with pytest.raises(ValueError, match="does not fit"):
-        apply_adapter(encoder, {"h.0.attn.c_attn.lora_A.default.weight": np.zeros((8, 32))}, LoraSettings(), target_modules(encoder.blocks))
+        apply_adapter(encoder, {"h.0.attn.c_attn.lora_A.default.weight": np.zeros((8, 32))}, LoraSettings(random_seed=0), target_modules(encoder.blocks))
 
 
 def test_lora_mode_in_rasa_training_and_agent(tmp_path, tiny_model):
@@ -79,7 +79,7 @@ def test_lora_mode_in_rasa_training_and_agent(tmp_path, tiny_model):
         for node in agent.processor.graph_runner._instantiated_nodes.values()
         if isinstance(node._component, GPTIntentClassifier)
     ]
-    frozen = GPTEncoder(load_model(str(tiny_model)), layer=2, compute=classifier.encoder.compute)
+    frozen = GPTEncoder(load_model(str(tiny_model)), EncoderSettings(layer=2, compute=classifier.encoder.compute))
     assert classifier.encoder.blocks is not frozen.blocks
     assert not np.allclose(classifier.encoder.encode(texts), frozen.encode(texts), atol=1e-4)
 

@@ -21,10 +21,9 @@ from rasa_gpt_components.serving.channels.wechat import signature
 from rasa_gpt_components.serving.channels.wechat_api import WeChatAPI
 from rasa_gpt_components.generation.backends import Generation
 from rasa_gpt_components.metrics import log_fields
-from tests.unit.test_answer import Scripted
-from tests.unit.test_generative_fallback_policy import DOMAIN as POLICY_DOMAIN
-from tests.unit.test_generative_fallback_policy import policy, tracker as policy_tracker, user  # noqa: F401
-from tests.unit.test_generative_nlg import model, nlg, run, tracker  # noqa: F401
+from tests.fixtures.backends import Scripted
+from tests.fixtures.conversations import POLICY_DOMAIN, policy_tracker, run, user
+from tests.fixtures.conversations import nlg_tracker as tracker
 
 
 def value(name: str, **labels: str) -> float:
@@ -47,8 +46,8 @@ class Delta:
         return value(sample[0], **dict(sample[1:])) - self.before[sample]
 
 
-def answers(action: str, reason: str) -> tuple:
-    return ("rasa_gpt_answers_total", ("action", action), ("reason", reason))
+def answers(action: str, outcome: str, reason: str) -> tuple:
+    return ("rasa_gpt_answers_total", ("action", action), ("outcome", outcome), ("reason", reason))
 
 
 GENERATED_NO = ("rasa_gpt_generation_seconds_count", ("backend", "local"), ("generated", "false"))
@@ -67,18 +66,19 @@ def test_a_generative_answer_is_counted_timed_and_logged_without_texts(nlg, capl
     question = "How much does shipping cost?"
     generator = nlg(time_budget=2.0)
     first = run(generator.generate("utter_generative_fallback", tracker(question), "rest"))
-    reason = first["metadata"]["generative"]["reason"]
-    assert reason.startswith("extractive:")  # a random model's words fail the guardrails
-    delta = Delta(answers("utter_generative_fallback", reason), GENERATED_NO, GENERATED_NO_SUM, OVER_BUDGET)
+    outcome, reason = first["metadata"]["generative"]["outcome"], first["metadata"]["generative"]["reason"]
+    assert outcome == "passage"  # a random model's words fail the guardrails
+    delta = Delta(answers("utter_generative_fallback", outcome, reason), GENERATED_NO, GENERATED_NO_SUM, OVER_BUDGET)
     with caplog.at_level(logging.INFO, logger="rasa_gpt_components.generation.nlg"):
         reply = run(generator.generate("utter_generative_fallback", tracker(question), "rest"))
     meta = reply["metadata"]["generative"]
-    assert delta[answers("utter_generative_fallback", reason)] == 1
+    assert delta[answers("utter_generative_fallback", outcome, reason)] == 1
     assert delta[GENERATED_NO] == 1 and delta[GENERATED_NO_SUM] == pytest.approx(meta["ms"] / 1000, abs=0.01)
     assert delta[OVER_BUDGET] == 0
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("GenerativeNLG answer ")]
     assert len(lines) == 1 and caplog.records[-1].levelno == logging.INFO
-    assert lines[0].startswith(f"GenerativeNLG answer action=utter_generative_fallback reason={reason} generated=false "
+    assert lines[0].startswith(f"GenerativeNLG answer action=utter_generative_fallback outcome=passage reason={reason} "
+                               f"generated=false "
                                f"language=en ms={round(meta['ms'])} tokens=")
     assert "passages=shipping_cost " in lines[0] and lines[0].endswith(" backend=local")
     assert question not in caplog.text and reply["text"] not in caplog.text
@@ -88,10 +88,10 @@ def test_a_guardrail_refusal_is_counted_by_guardrail(nlg):
     generator = nlg()
     generator.answerer.backend = Scripted("Orders ship within 24 hours.")  # a changed fact: unsupported
     refusals = ("rasa_gpt_guardrail_refusals_total", ("guardrail", "unsupported"))
-    delta = Delta(answers("utter_ship_time", "unsupported"), refusals)
+    delta = Delta(answers("utter_ship_time", "template", "unsupported"), refusals)
     reply = run(generator.generate("utter_ship_time", tracker("when do you ship?"), "rest"))
     assert reply["metadata"]["generative"]["reason"] == "unsupported"
-    assert delta[answers("utter_ship_time", "unsupported")] == 1 and delta[refusals] == 1
+    assert delta[answers("utter_ship_time", "template", "unsupported")] == 1 and delta[refusals] == 1
 
 
 class Stuck:
@@ -105,11 +105,11 @@ class Stuck:
 def test_a_turn_over_the_time_budget_is_counted_and_logged_as_a_warning(nlg, caplog):
     generator = nlg(time_budget=0.2)
     generator.answerer.backend = Stuck()
-    delta = Delta(OVER_BUDGET, answers("utter_generative_fallback", "deadline"))
+    delta = Delta(OVER_BUDGET, answers("utter_generative_fallback", "template", "deadline"))
     with caplog.at_level(logging.INFO, logger="rasa_gpt_components.generation.nlg"):
         reply = run(generator.generate("utter_generative_fallback", tracker("How much does shipping cost?"), "rest"))
     assert reply["metadata"]["generative"]["reason"] == "deadline"
-    assert delta[OVER_BUDGET] == 1 and delta[answers("utter_generative_fallback", "deadline")] == 1
+    assert delta[OVER_BUDGET] == 1 and delta[answers("utter_generative_fallback", "template", "deadline")] == 1
     assert caplog.records[-1].levelno == logging.WARNING and "reason=deadline" in caplog.records[-1].getMessage()
 
 
