@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
-from rasa_gpt_components.text import clean_text, detect_language
+from rasa_gpt_components.text import clean_text, detect_language, sentences
 
 MAX_PASSAGE_CHARS = 400
 MAX_FILE_BYTES = 5_000_000
 MAX_PASSAGES = 20_000
-_SENTENCE_END = re.compile(r"(?<=[。！？!?；;.])\s*")
 
 
 class KnowledgeBaseError(ValueError):
@@ -169,7 +168,7 @@ def split_passage(paragraph: str, limit: int = MAX_PASSAGE_CHARS) -> List[str]:
         return []
     pieces: List[str] = []
     current = ""
-    for sentence in (s for s in _SENTENCE_END.split(text) if s):
+    for sentence in (s.strip() for s in sentences(text) if s.strip()):
         while len(sentence) > limit:
             if current:
                 pieces.append(current)

@@ -19,9 +19,9 @@ from rasa_gpt_components.models import LoadedModel
 logger = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "last", "mean_last")
-# how the blocks compute: float32 as loaded; bfloat16 autocast (AVX-512 BF16 CPUs:
-# about 1.25x faster, features within 1e-5 cosine); int8 dynamic quantisation
-# (2.6x faster, costs accuracy: see docs/intent_classifier.md)
+# how the blocks compute: float32 as loaded; bfloat16 autocast (CPUs with AVX-512
+# BF16: faster, nearly the same features); int8 dynamic quantisation (faster
+# still, costs accuracy); the numbers: docs/intent_classifier.md
 COMPUTES = ("auto", "float32", "bfloat16", "int8")
 
 
@@ -99,8 +99,8 @@ def truncated_base_model(model: Any, num_layers: int, blocks: Optional[Any] = No
 def quantized_int8(body: Any) -> Any:
     """A copy of ``body`` whose blocks' linear layers use dynamic int8 quantisation.
 
-    Only the (few) blocks the encoder runs are copied, as int8: for the default
-    model at layer 6 about 21 MB, 2.6x faster on a CPU with VNNI.
+    Only the (few) blocks the encoder runs are copied, as int8 (a fraction of the
+    model's size; faster on CPUs with VNNI: docs/intent_classifier.md).
     """
     import torch
 
@@ -241,8 +241,8 @@ class GPTEncoder:
         """Run one message of every length up to ``max_length`` once.
 
         The CPU kernels (oneDNN primitives) are built per input shape on first
-        use; doing it here (about 1.5 s for the default model) keeps it out of
-        the first conversations: p95 18 ms instead of 80 ms in a benchmark.
+        use; doing it here keeps that cost out of the first conversations'
+        latency (docs/benchmarks.md).
         """
         for length in range(1, self.settings.max_length + 1):
             self._forward([" hello" * length])
@@ -257,8 +257,8 @@ def _one_thread(enabled: bool):
     """Run torch on one thread inside the block (when ``enabled``).
 
     One short message is too little work to share: inside a Rasa server on 2
-    cores, waking the second thread made 1 message in 10 take 80-110 ms instead
-    of 15 ms (p95 90 ms -> 22 ms with one thread; docs/benchmarks.md).
+    cores, waking the second thread made some messages several times slower
+    (docs/benchmarks.md).
     """
     import torch
 

@@ -11,9 +11,8 @@ features, and an out-of-scope detector that needs no out-of-scope examples.
   has no strong evidence for has a low energy. The threshold is the
   ``oos_rate`` quantile of the out-of-fold energies of the training messages:
   about ``oos_rate`` of in-scope messages are rejected, whatever the data. On
-  CLINC150 it separates out-of-scope messages better than a Mahalanobis
-  distance to the intent means or the top probability (AUROC 0.96 against 0.83
-  and 0.94, docs/benchmarks.md).
+  CLINC150 it separated out-of-scope messages better than a Mahalanobis
+  distance to the intent means or the top probability (docs/benchmarks.md).
 
 Everything is kept as numpy arrays (saved with ``np.savez``; no pickles).
 """

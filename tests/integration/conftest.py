@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 BOT = Path(__file__).resolve().parents[2] / "bot"
 RASA = str(Path(sys.executable).with_name("rasa"))
@@ -82,10 +83,11 @@ def shop(tmp_path_factory):
     port = free_port()
     server = start_action_server(folder, port, f"sqlite:///{folder / 'shop.db'}")
     try:
-        endpoints = (BOT / "endpoints.yml").read_text(encoding="utf-8")
-        endpoints = endpoints.replace("http://localhost:5055/webhook", f"http://127.0.0.1:{port}/webhook")
-        endpoints = endpoints.replace('db: "conversations.db"', f'db: "{folder / "conversations.db"}"')
-        (folder / "endpoints.yml").write_text(endpoints, encoding="utf-8")
+        endpoints = yaml.safe_load((BOT / "endpoints.yml").read_text(encoding="utf-8"))
+        endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{port}/webhook"
+        assert endpoints["tracker_store"]["dialect"] == "sqlite"  # its own conversation database
+        endpoints["tracker_store"]["db"] = str(folder / "conversations.db")
+        (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints, allow_unicode=True), encoding="utf-8")
         yield folder
     finally:
         server.terminate()
