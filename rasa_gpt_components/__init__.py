@@ -5,9 +5,9 @@ and Rasa can still find ``rasa_gpt_components.<Component>`` named in
 ``config.yml`` (Rasa resolves the name with ``getattr`` on this module).
 """
 
-import importlib
 import os
-from typing import Any, Dict
+
+from rasa_gpt_components.lazy import lazy_names
 
 # transformers imports TensorFlow when it is installed (Rasa installs it), which
 # costs seconds and memory; our models are PyTorch. A user can still set USE_TF.
@@ -16,20 +16,12 @@ os.environ.setdefault("USE_TF", "0")
 __version__ = "0.1.0"
 
 # public name -> module that defines it
-_LAZY: Dict[str, str] = {
-    "GPTIntentClassifier": "rasa_gpt_components.nlu.gpt_intent_classifier",
-    "LanguageDetector": "rasa_gpt_components.nlu.language_detector",
-    "GenerativeFallbackPolicy": "rasa_gpt_components.policies.generative_fallback",
-    "GenerativeNLG": "rasa_gpt_components.generation.nlg",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rasa_gpt_components' has no attribute '{name}'")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "GPTIntentClassifier": "rasa_gpt_components.nlu.gpt_intent_classifier",
+        "LanguageDetector": "rasa_gpt_components.nlu.language_detector",
+        "GenerativeFallbackPolicy": "rasa_gpt_components.policies.generative_fallback",
+        "GenerativeNLG": "rasa_gpt_components.generation.nlg",
+    },
+)

@@ -9,28 +9,19 @@ Nothing of the plugin imports this package. The names below are what
 lazily, so naming one channel loads only what it needs.
 """
 
-import importlib
-from typing import Any, Dict
+from rasa_gpt_components.lazy import lazy_names
 
 # public name -> module that defines it
-_LAZY: Dict[str, str] = {
-    "MetricsInput": "rasa_gpt_components.serving.channels.metrics",
-    "RestInput": "rasa_gpt_components.serving.channels.rest",
-    "SlackInput": "rasa_gpt_components.serving.channels.slack",
-    "WeChatInput": "rasa_gpt_components.serving.channels.wechat",
-    "WeChatOutput": "rasa_gpt_components.serving.channels.wechat",
-    "WeComInput": "rasa_gpt_components.serving.channels.wechat",
-    "ResilientSQLTrackerStore": "rasa_gpt_components.serving.tracker_store",
-    "AtomicRedisLockStore": "rasa_gpt_components.serving.lock_store",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rasa_gpt_components.serving' has no attribute '{name}'")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "MetricsInput": "rasa_gpt_components.serving.channels.metrics",
+        "RestInput": "rasa_gpt_components.serving.channels.rest",
+        "SlackInput": "rasa_gpt_components.serving.channels.slack",
+        "WeChatInput": "rasa_gpt_components.serving.channels.wechat",
+        "WeChatOutput": "rasa_gpt_components.serving.channels.wechat",
+        "WeComInput": "rasa_gpt_components.serving.channels.wechat",
+        "ResilientSQLTrackerStore": "rasa_gpt_components.serving.tracker_store",
+        "AtomicRedisLockStore": "rasa_gpt_components.serving.lock_store",
+    },
+)

@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "rasa_gpt_components"
 # lowest first; a module may import its own layer and the layers below it
 LAYERS: Dict[str, int] = {
     "text": 0,
+    "lazy": 0,
     "metrics": 0,
     "models": 1,
     "knowledge": 2,
