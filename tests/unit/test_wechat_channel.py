@@ -49,7 +49,7 @@ def test_the_official_account_sample_with_one_character_changed_is_refused():
 
 def test_the_wecom_samples_are_verified_and_decrypted():
     verify = WC["verify"]
-    echo = wecom(verify["timestamp"])._handshake(request(method="GET", **verify))
+    echo = wecom(verify["timestamp"]).verifier.handshake(request(method="GET", **verify).args)
     assert echo == "1616140317555161061"
     sample = WC["message"]
     message, encrypted, _, _ = wecom(sample["timestamp"])._open(request(
