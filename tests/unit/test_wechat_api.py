@@ -4,6 +4,7 @@ reused, refreshed once when reported expired, and failures are reported as
 WeChatAPIError rather than raised as whatever the HTTP stack threw."""
 
 import asyncio
+import logging
 
 import pytest
 
@@ -70,3 +71,11 @@ def test_a_refused_message_is_an_error_with_its_errcode(apis):
     api = OfficialAccountClient(apis.url + "/no-such-prefix", "wxapp", "secret")
     with pytest.raises(WeChatAPIError, match="access token refused: errcode 404"):
         asyncio.run(api.send("openid-1", "hi"))
+
+
+def test_neither_the_secret_nor_the_token_is_logged_even_at_debug_level(apis, caplog):
+    caplog.set_level(logging.DEBUG)
+    api = OfficialAccountClient(apis.url, "wxapp", "s3cret-of-the-app")
+    asyncio.run(api.send("openid-1", "您好"))
+    assert "/cgi-bin/token" in caplog.text  # urllib3's request lines are there, redacted
+    assert "s3cret-of-the-app" not in caplog.text and "TOKEN2" not in caplog.text

@@ -14,9 +14,13 @@ and tries again. What this module adds:
   there is one, before fetching (each fetch invalidates the tokens before it);
 - the shared token storage (``TokenStorage``) over the channel's Redis memory;
 - errors as ``WeChatAPIError``, whose text holds no secret, no token and no
-  message text; the synchronous client run off the event loop."""
+  message text; the synchronous client run off the event loop;
+- the secret and the token redacted from urllib3's request lines (logged at
+  DEBUG level with the whole URL)."""
 
 import asyncio
+import logging
+import re
 import threading
 from typing import Any, Dict, Optional, Tuple
 
@@ -28,6 +32,18 @@ from wechatpy.session import SessionStorage
 from wechatpy.session.memorystorage import MemoryStorage
 
 from rasa_gpt_components.serving.channels.seen import RedisSeenKeys
+
+_CREDENTIAL_IN_URL = re.compile(r"((?:secret|corpsecret|access_token)=)[^&\s\"]*")
+
+
+def _redact_credentials(record: logging.LogRecord) -> bool:
+    if isinstance(record.args, tuple):
+        record.args = tuple(_CREDENTIAL_IN_URL.sub(r"\1***", arg) if isinstance(arg, str) else arg
+                            for arg in record.args)
+    return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_redact_credentials)
 
 OFFICIAL_ACCOUNT_API = "https://api.weixin.qq.com"
 WECOM_API = "https://qyapi.weixin.qq.com"
