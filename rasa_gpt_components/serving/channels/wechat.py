@@ -1,14 +1,20 @@
 """WeChat Official Account (公众号) and WeCom (企业微信) channels for Rasa 3.6.
 
 Registered in credentials.yml by module path and mounted under
-``/webhooks/wechat/webhook`` and ``/webhooks/wecom/webhook``. Signatures, AES
-crypto, XML parsing and reply rendering come from wechatpy; this module adds what a
-bot needs around them: the 5-second passive-reply window with the customer-service
-API for slower answers, one answer per MsgId however often WeChat retries, replay
-and size limits, and long answers split to fit WeChat's message limit. With
-``shared_memory_url`` (Redis) what the channel remembers (MsgIds, signatures used,
-buttons shown, the access token) is shared by every instance of the bot.
-See docs/channels.md and docs/deployment.md."""
+``/webhooks/wechat/webhook`` and ``/webhooks/wecom/webhook``. This module is the
+input channel: configuration, parsing (wechatpy), the 5-second passive-reply
+window, one answer per MsgId however often WeChat retries, and buttons chosen
+by number. Around it, each in its own module:
+
+- ``wechat_verify``: what a request must pass first (size, replay window, no
+  DTD, then wechatpy's signature and AES checks);
+- ``wechat_output``: the answers, collected for the passive reply or sent
+  through the message API (late, or in several parts);
+- ``wechat_api``: the message API, wechatpy's clients with a shared token.
+
+With ``shared_memory_url`` (Redis) what the channel remembers (MsgIds,
+signatures used, buttons shown, the access token) is shared by every instance
+of the bot. See docs/channels.md and docs/deployment.md."""
 
 import asyncio
 import logging
@@ -26,13 +32,12 @@ from wechatpy.enterprise import parse_message as parse_wecom_message
 from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 from wechatpy.enterprise.replies import TextReply as WeComTextReply
 from wechatpy.replies import TextReply as OfficialAccountTextReply
-from wechatpy.session.memorystorage import MemoryStorage
 
 from rasa_gpt_components.serving.channels.formatting import chosen_button, join_replies, split_message
 from rasa_gpt_components.serving.channels.metrics import count_requests, set_outcome, timed
 from rasa_gpt_components.serving.channels.seen import seen_keys
 from rasa_gpt_components.serving.channels.wechat_api import (OFFICIAL_ACCOUNT_API, WECOM_API, OfficialAccountClient,
-                                                             TokenStorage, WeComClient)
+                                                             WeComClient, token_storage)
 from rasa_gpt_components.serving.channels.wechat_output import MessageSender, WeChatOutput, mask
 from rasa_gpt_components.serving.channels.wechat_verify import BadRequest, RequestVerifier, signature
 from rasa_gpt_components.text import clean_text
@@ -105,8 +110,7 @@ class _WeChatChannel(InputChannel):
         self._buttons = seen_keys(shared_memory_url, prefix + "buttons:", ttl=3_600, max_keys=50_000)  # user -> buttons
         api = None
         if secret and (agent_id or not self.needs_agent_id):
-            tokens = TokenStorage(seen_keys(shared_memory_url, prefix + "token:", ttl=7_200)) \
-                if shared_memory_url else MemoryStorage()
+            tokens = token_storage(shared_memory_url, prefix + "token:")
             api = self._api_client(api_base_url or self.default_api, secret, agent_id, tokens)
         self.sender = MessageSender(self.name(), api)
         if self.problem:

@@ -31,7 +31,7 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
 from wechatpy.session.memorystorage import MemoryStorage
 
-from rasa_gpt_components.serving.channels.seen import RedisSeenKeys
+from rasa_gpt_components.serving.channels.seen import RedisSeenKeys, seen_keys
 
 _CREDENTIAL_IN_URL = re.compile(r"((?:secret|corpsecret|access_token)=)[^&\s\"]*")
 
@@ -74,6 +74,14 @@ class TokenStorage(SessionStorage):
     def delete(self, key: str) -> None:
         self.local.delete(key)
         self.shared.discard(key)
+
+
+def token_storage(shared_memory_url: Optional[str], prefix: str) -> SessionStorage:
+    """Where a client keeps its access token: in the Redis memory at
+    ``shared_memory_url`` (keys under ``prefix``), or without one in this process."""
+    if not shared_memory_url:
+        return MemoryStorage()
+    return TokenStorage(seen_keys(shared_memory_url, prefix, ttl=7_200))
 
 
 class _TimedSession(requests.Session):
