@@ -10,6 +10,7 @@ the AES decryption (``WeChatCrypto.decrypt_message``; WeCom's URL handshake:
 with its HTTP status and a short reason, never a secret."""
 
 import secrets
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import xmltodict
@@ -60,21 +61,20 @@ def _checked(check: Callable[..., Any], *args: Any) -> Any:
         raise BadRequest(403, f"cannot decrypt ({type(error).__name__})") from None
 
 
+@dataclass
 class RequestVerifier:
     """Verifies the requests of one account (``crypto``: its wechatpy WeChatCrypto,
     None without an EncodingAESKey); ``used`` remembers the (timestamp, nonce)
     pairs taken, ``clock`` is the time in seconds."""
 
-    def __init__(self, token: str, crypto: Optional[Any], mode: str, always_encrypted: bool,
-                 max_body_bytes: int, max_clock_skew: float, used: Memory, clock: Callable[[], float]) -> None:
-        self.token = token
-        self.crypto = crypto
-        self.mode = mode
-        self.always_encrypted = always_encrypted
-        self.max_body_bytes = max_body_bytes
-        self.max_clock_skew = max_clock_skew
-        self.used = used
-        self.clock = clock
+    token: str
+    crypto: Optional[Any]
+    mode: str
+    always_encrypted: bool
+    max_body_bytes: int
+    max_clock_skew: float
+    used: Memory
+    clock: Callable[[], float]
 
     def _check_time(self, args: Mapping[str, str]) -> Tuple[str, str]:
         timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
