@@ -2,7 +2,8 @@
 against a real Redis on 127.0.0.1: what one instance remembers, another knows;
 two instances adding one key at once, one wins; entries expire; keys are
 hashed; with Redis gone the memory fails open instead of failing the customer.
-And the WeChat access token: fetched by one instance, used by another."""
+And the WeChat access token (wechatpy's client with our TokenStorage): fetched
+by one instance, used by another."""
 
 import asyncio
 import threading
@@ -12,7 +13,7 @@ import pytest
 import redis
 
 from rasa_gpt_components.serving.channels.seen import RedisSeenKeys, seen_keys
-from rasa_gpt_components.serving.channels.wechat_api import WeChatAPI
+from rasa_gpt_components.serving.channels.wechat_api import OfficialAccountClient, TokenStorage
 from tests.fixtures.fake_apis import FakeAPIs
 from tests.integration import services
 from tests.integration.conftest import free_port
@@ -81,29 +82,49 @@ def test_a_url_that_is_not_redis_is_a_clear_error():
         seen_keys("http://127.0.0.1:6379", "test:", ttl=60)
 
 
+def shared_client(apis: FakeAPIs, redis_url: str, app_id: str, prefix: str) -> OfficialAccountClient:
+    """One instance's client, its token in the Redis memory under ``prefix``."""
+    return OfficialAccountClient(apis.url, app_id, "secret",
+                                 session=TokenStorage(seen_keys(redis_url, prefix, ttl=7_200)))
+
+
 def test_the_access_token_is_fetched_by_one_instance_and_used_by_the_other(redis_url):
     apis = FakeAPIs()  # TOKEN1 is reported expired on first use; later tokens work
     try:
-        first, second = (WeChatAPI(apis.url, "wxshared", "secret",
-                                   shared=seen_keys(redis_url, "test:token:", ttl=7_200)) for _ in range(2))
-        asyncio.run(first.send_text("openid-1", "您好"))  # fetches TOKEN1, told it expired, fetches TOKEN2
-        asyncio.run(second.send_text("openid-2", "您好"))  # TOKEN2, without fetching
+        first, second = (shared_client(apis, redis_url, "wxshared", "test:token:") for _ in range(2))
+        asyncio.run(first.send("openid-1", "您好"))  # fetches TOKEN1, told it expired, fetches TOKEN2
+        asyncio.run(second.send("openid-2", "您好"))  # TOKEN2, without fetching
         assert len(apis.token_requests) == 2
         assert [m["access_token"] for m in apis.wechat_messages] == ["TOKEN2", "TOKEN2"]
         # without the shared memory, each instance fetches its own token and invalidates the other's
-        alone = [WeChatAPI(apis.url, "wxalone", "secret") for _ in range(2)]
+        alone = [OfficialAccountClient(apis.url, "wxalone", "secret") for _ in range(2)]
         for api in alone + alone[:1]:
-            asyncio.run(api.send_text("openid-4", "您好"))
+            asyncio.run(api.send("openid-4", "您好"))
         assert len(apis.token_requests) == 5 and apis.superseded_tokens == ["TOKEN3"]
-        # an instance holding a token another one has replaced takes the new one instead of fetching
-        shared = seen_keys(redis_url, "test:token2:", ttl=7_200)
-        third, fourth = (WeChatAPI(apis.url, "wxthird", "secret", shared=shared) for _ in range(2))
-        asyncio.run(third.send_text("openid-5", "您好"))  # fetches TOKEN6
-        asyncio.run(fourth.send_text("openid-5", "您好"))  # TOKEN6 from the memory
+        # an instance whose token another one has replaced takes the new one instead of fetching
+        third, fourth = (shared_client(apis, redis_url, "wxthird", "test:token2:") for _ in range(2))
+        asyncio.run(third.send("openid-5", "您好"))  # fetches TOKEN6
+        asyncio.run(fourth.send("openid-5", "您好"))  # TOKEN6 from the memory
         assert len(apis.token_requests) == 6
-        assert asyncio.run(fourth.access_token(refresh=True)) == "TOKEN7"  # as when TOKEN6 is refused to it
-        asyncio.run(third.send_text("openid-5", "您好"))  # TOKEN6 refused, TOKEN7 taken from the memory
-        assert len(apis.token_requests) == 7 and apis.superseded_tokens == ["TOKEN3", "TOKEN6"]
-        assert [m["access_token"] for m in apis.wechat_messages[-3:]] == ["TOKEN6", "TOKEN6", "TOKEN7"]
+        assert fourth.fetch_access_token()["access_token"] == "TOKEN7"  # as when TOKEN6 is refused to it
+        asyncio.run(third.send("openid-5", "您好"))  # TOKEN7 from the memory
+        assert len(apis.token_requests) == 7
+        # ... also when the new one is fetched while its message is on its way with the old one
+        apis.before_message = fourth.fetch_access_token  # TOKEN8
+        asyncio.run(third.send("openid-5", "您好"))  # TOKEN7 refused, TOKEN8 taken from the memory
+        assert len(apis.token_requests) == 8 and apis.superseded_tokens == ["TOKEN3", "TOKEN7"]
+        assert [m["access_token"] for m in apis.wechat_messages[-4:]] == ["TOKEN6", "TOKEN6", "TOKEN7", "TOKEN8"]
+    finally:
+        apis.close()
+
+
+def test_without_redis_the_token_is_still_fetched_and_used():
+    apis = FakeAPIs()
+    try:
+        down = f"redis://127.0.0.1:{free_port()}/0"
+        api = OfficialAccountClient(apis.url, "wxdown", "secret", session=TokenStorage(seen_keys(down, "t:", 60)))
+        asyncio.run(api.send("openid-6", "您好"))  # TOKEN1 expired, TOKEN2 kept in the process
+        asyncio.run(api.send("openid-6", "再见"))
+        assert len(apis.token_requests) == 2 and apis.wechat_texts("openid-6") == ["您好", "再见"]
     finally:
         apis.close()

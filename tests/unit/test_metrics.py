@@ -18,7 +18,6 @@ from rasa_gpt_components.serving.channels import MetricsInput, WeChatInput
 from rasa_gpt_components.serving.channels.metrics import request_outcome, timed
 from rasa_gpt_components.serving.channels.slack import SlackOutput
 from rasa_gpt_components.serving.channels.wechat import signature
-from rasa_gpt_components.serving.channels.wechat_api import WeChatAPI
 from rasa_gpt_components.generation.backends import Generation
 from rasa_gpt_components.metrics import log_fields
 from tests.fixtures.backends import Scripted
@@ -225,9 +224,8 @@ def test_message_api_failures_are_counted():
     closed = "http://127.0.0.1:1"  # nothing listens there: connection refused
     delta = Delta(("rasa_gpt_message_api_failures_total", ("channel", "wechat")),
                   ("rasa_gpt_message_api_failures_total", ("channel", "slack")))
-    channel = WeChatInput(token="tok", app_id="wx1", mode="plaintext")
-    channel.api = WeChatAPI(closed, "wx1", "secret", timeout=2.0)
-    run(channel._send("oUser1", ["part 1", "part 2"]))  # stops at the first failure
+    channel = WeChatInput(token="tok", app_id="wx1", secret="secret", mode="plaintext", api_base_url=closed)
+    run(channel.sender.send("oUser1", ["part 1", "part 2"]))  # stops at the first failure
     assert delta[("rasa_gpt_message_api_failures_total", ("channel", "wechat"))] == 1
     with pytest.raises(Exception):
         run(SlackOutput("xoxb-test", api_url=closed + "/api/").send_text_message("D1", "hello"))

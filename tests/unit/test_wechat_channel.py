@@ -49,7 +49,7 @@ def test_the_official_account_sample_with_one_character_changed_is_refused():
 
 def test_the_wecom_samples_are_verified_and_decrypted():
     verify = WC["verify"]
-    echo = wecom(verify["timestamp"])._handshake(request(method="GET", **verify))
+    echo = wecom(verify["timestamp"]).verifier.handshake(request(method="GET", **verify).args)
     assert echo == "1616140317555161061"
     sample = WC["message"]
     message, encrypted, _, _ = wecom(sample["timestamp"])._open(request(
@@ -116,3 +116,25 @@ def test_misconfiguration_is_reported_and_unknown_options_are_an_error(monkeypat
     assert WeChatInput.from_credentials({}).token == "from-env"
     with pytest.raises(ValueError, match="reply_budgt"):
         WeChatInput.from_credentials({"token": "t", "reply_budgt": 3})
+
+
+def test_wechatpys_refusals_become_our_statuses():
+    verify, sample = WC["verify"], WC["message"]
+    with pytest.raises(BadRequest) as refused:
+        wecom(verify["timestamp"]).verifier.handshake(dict(verify, msg_signature="0" * 40))
+    assert (refused.value.status, refused.value.reason) == (403, "wrong signature")
+    other_app = WeComInput(token=WC["token"], app_id="wx0000000000000000", encoding_aes_key=WC["encoding_aes_key"])
+    other_app.clock = lambda: int(sample["timestamp"])
+    with pytest.raises(BadRequest) as refused:
+        other_app._open(request(sample["body"], **{k: sample[k] for k in ("timestamp", "nonce", "msg_signature")}))
+    assert (refused.value.status, refused.value.reason) == (403, "cannot decrypt (InvalidCorpIdException)")
+    # a DTD inside the encrypted message is refused like one outside
+    channel = official_account("safe", "1700000000")
+    crypto = WeChatCrypto(OA["token"], OA["encoding_aes_key"], OA["app_id"])
+    sealed = xmltodict.parse(crypto.encrypt_message('<!DOCTYPE xml [<!ENTITY e "x">]>' + TEXT_MESSAGE, "7", "1700000000"))
+    params = {"timestamp": "1700000000", "nonce": "7", "encrypt_type": "aes",
+              "msg_signature": sealed["xml"]["MsgSignature"]}
+    body = f"<xml><Encrypt><![CDATA[{sealed['xml']['Encrypt']}]]></Encrypt></xml>"
+    with pytest.raises(BadRequest) as refused:
+        channel._open(request(body, **params))
+    assert refused.value.status == 400
