@@ -57,6 +57,8 @@ def bfloat16_is_fast() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
 _LAYER_LISTS = ("layers", "h", "blocks")
 
 

@@ -14,7 +14,6 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 
-
 def _analyzer(min_n: int, max_n: int):
     from sklearn.feature_extraction.text import TfidfVectorizer
 

@@ -40,7 +40,7 @@ from tests.fixtures.wechat_official import OFFICIAL_ACCOUNT as OA
 from tests.integration import rasa_server
 from tests.integration.conftest import BOT
 from tests.integration.rasa_server import http
-from tests.integration.test_channels import SLACK_SECRET, plain_params, slack_event, slack_request, text_xml
+from tests.fixtures.channel_requests import SLACK_SECRET, plain_params, slack_event, slack_request, text_xml
 
 pytestmark = pytest.mark.integration
 

@@ -7,14 +7,11 @@ The server's WeChat channels use the credentials of WeChat's and WeCom's
 documented samples (tests/fixtures/wechat_official.py), so those very samples can
 be sent to it: they are correctly signed but ten years old, i.e. replays."""
 
-import hashlib
-import hmac
-import json
 import re
 import secrets
 import sqlite3
 import time
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 from urllib.parse import urlencode
 
 import pytest
@@ -24,6 +21,7 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
 from rasa_gpt_components.serving.channels.wechat import signature
+from tests.fixtures.channel_requests import SLACK_SECRET, plain_params, slack_event, slack_request, text_xml
 from tests.fixtures.wechat_official import OFFICIAL_ACCOUNT, SUBSCRIBE_EVENT, WECOM
 from tests.integration import rasa_server
 from tests.integration.conftest import BOT
@@ -33,7 +31,6 @@ from tests.fixtures.fake_apis import FakeAPIs
 pytestmark = pytest.mark.integration
 
 OA, WC = OFFICIAL_ACCOUNT, WECOM
-SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 WECOM_AGENT_ID = "1000002"
 ORDER_ANSWER_ZH = r"ES2611210006[^\n]*已发货"
 SHIPPING_ANSWER_ZH = r"顺丰速运[^\n]*30 元"
@@ -68,18 +65,6 @@ def bot_server(trained_model, shop, tmp_path_factory):
 
 
 # --- HTTP and WeChat helpers --------------------------------------------------
-def text_xml(user: str, content: str, msg_id: int, kind: str = "text", extra: str = "") -> str:
-    body = f"<Content><![CDATA[{content}]]></Content>" if kind == "text" else extra
-    return (f"<xml><ToUserName><![CDATA[gh_example_shop]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>{body}"
-            f"<MsgId>{msg_id}</MsgId></xml>")
-
-
-def plain_params(token: str = OA["token"], timestamp: Optional[int] = None) -> Dict[str, str]:
-    timestamp_text, nonce = str(timestamp or int(time.time())), str(secrets.randbelow(10**9))
-    return {"signature": signature(token, timestamp_text, nonce), "timestamp": timestamp_text, "nonce": nonce}
-
-
 def encrypt(crypto, xml: str, token: str, to: str) -> Tuple[Dict[str, str], bytes]:
     """A message as WeChat sends it in safe mode: <Encrypt> plus msg_signature."""
     timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
@@ -200,23 +185,6 @@ def test_a_slow_wecom_answer_is_acknowledged_and_sent_through_the_message_api(bo
 
 
 # --- Slack --------------------------------------------------------------------
-def slack_request(body: Dict, secret: str = SLACK_SECRET, timestamp: Optional[int] = None,
-                  raw: Optional[bytes] = None, extra: Optional[Dict[str, str]] = None) -> Tuple[bytes, Dict[str, str]]:
-    data = raw if raw is not None else json.dumps(body).encode("utf-8")
-    stamp = str(timestamp or int(time.time()))
-    digest = hmac.new(secret.encode(), f"v0:{stamp}:".encode() + data, hashlib.sha256).hexdigest()
-    headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
-               "X-Slack-Signature": f"v0={digest}", **(extra or {})}
-    return data, headers
-
-
-def slack_event(user: str, channel: str, text: str, event_id: str) -> Dict:
-    return {"token": "legacy", "team_id": "T0001", "api_app_id": "A0001", "type": "event_callback",
-            "event_id": event_id, "event_time": int(time.time()), "authorizations": [{"user_id": "UBOT"}],
-            "event": {"type": "message", "channel_type": "im", "user": user, "text": text,
-                      "ts": f"{time.time():.6f}", "channel": channel}}
-
-
 def slack_post(server, data: bytes, headers: Dict[str, str]) -> Tuple[int, str]:
     return http("POST", f"{server['url']}/webhooks/slack/webhook", data, headers)
 

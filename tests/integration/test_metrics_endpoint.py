@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fixtures.wechat_official import OFFICIAL_ACCOUNT as OA
 from tests.integration import rasa_server
 from tests.integration.rasa_server import http
-from tests.integration.test_channels import plain_params, text_xml
+from tests.fixtures.channel_requests import plain_params, text_xml
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import yaml
 from tests.fixtures.wechat_official import OFFICIAL_ACCOUNT as OA
 from tests.integration import rasa_server, services
 from tests.integration.rasa_server import http
-from tests.integration.test_channels import plain_params, text_xml
+from tests.fixtures.channel_requests import plain_params, text_xml
 
 pytestmark = pytest.mark.integration
 

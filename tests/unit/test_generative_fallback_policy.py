@@ -2,18 +2,15 @@
 
 import pytest
 from rasa.core.constants import RULE_POLICY_PRIORITY
-from rasa.engine.graph import ExecutionContext, GraphSchema
-from rasa.engine.storage.local_model_storage import LocalModelStorage
-from rasa.engine.storage.resource import Resource
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
-from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted
 from rasa.shared.exceptions import RasaException
 
-from rasa_gpt_components.policies.generative_fallback import GenerativeFallbackPolicy, consecutive_fallbacks
+from rasa_gpt_components.policies.generative_fallback import consecutive_fallbacks
 from tests.fixtures.conversations import POLICY_DOMAIN as DOMAIN
 from tests.fixtures.conversations import policy_tracker as tracker
 from tests.fixtures.conversations import user
+
 
 def predicted(policy, events) -> tuple:
     prediction = policy.predict_action_probabilities(tracker(*events), DOMAIN)

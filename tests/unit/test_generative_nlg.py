@@ -4,9 +4,6 @@ import asyncio
 
 import pytest
 from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
-from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
-from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
 
@@ -18,6 +15,7 @@ from tests.fixtures.conversations import NLG_DOMAIN as DOMAIN
 from tests.fixtures.conversations import nlg_tracker as tracker
 from tests.fixtures.conversations import run
 from tests.fixtures.knowledge import SHOP
+
 
 def test_ordinary_responses_are_rendered_as_rasa_does(nlg):
     t = tracker("hi")

@@ -1,15 +1,15 @@
 """GPTIntentClassifier inside real Rasa training and a real Agent, on a tiny random GPT-2."""
 
-import asyncio
 import tarfile
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 import pytest
 
 from tests.conftest import build_tiny_gpt2
 from tests.fixtures.nlu_project import INTENTS, parse, train, write_project
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_model) -> Path:

@@ -11,7 +11,6 @@ from rasa_gpt_components.text import clean_text, detect_language, words
 from tests.fixtures.knowledge import SHOP
 
 
-
 @pytest.fixture()
 def kb_dir(tmp_path) -> Path:
     (tmp_path / "shop.yml").write_text(SHOP, encoding="utf-8")

@@ -2,7 +2,6 @@
 alone, and rebuilt on load; on a tiny random GPT-2, in real Rasa training."""
 
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest

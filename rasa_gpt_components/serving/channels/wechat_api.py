@@ -190,4 +190,3 @@ class WeComClient(MessageClient, WeComWeChatClient):
 
     def _send_text(self, user: str, text: str) -> Any:
         return self.message.send_text(self.agent_id, user, text)
-
