@@ -9,6 +9,7 @@ exactly the variables its text uses.
 import asyncio
 import logging
 import re
+import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -410,6 +411,15 @@ def test_handoff(db_url):
     replies, events = run(bot_actions.ActionHandoff(), make_tracker({"order_number": SHIPPED_SF}))
     assert replies == [("utter_handoff", {})]
     assert slot_events(events) == {"handoff": True}
+
+
+def test_the_action_server_needs_rasa_sdk_and_the_shop_only():
+    """The actions, as rasa_sdk imports them from bot/, load neither Rasa nor this plugin nor torch."""
+    heavy = ("rasa", "rasa_gpt_components", "torch", "tensorflow", "transformers")
+    code = f"import sys, actions.actions; print(sorted(set(m.split('.')[0] for m in sys.modules) & set({heavy!r})))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=BOT_DIR, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
 
 
 def test_every_response_the_actions_send_is_in_the_domain_in_both_languages():
