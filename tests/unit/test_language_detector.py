@@ -1,5 +1,6 @@
-"""LanguageDetector: a language entity per message with words, which fills the
-reference bot's ``language`` slot through Rasa's own slot extraction."""
+"""LanguageDetector: a language entity for a message in another language than
+the conversation's, which fills the reference bot's ``language`` slot through
+Rasa's own slot extraction."""
 
 import asyncio
 import subprocess
@@ -15,6 +16,7 @@ from rasa.nlu.classifiers.regex_message_handler import RegexMessageHandler
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
+from rasa.shared.core.slots import TextSlot
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
@@ -26,10 +28,16 @@ BOT_DOMAIN = Path(__file__).resolve().parents[2] / "bot" / "domain.yml"
 ORDER_ENTITY = {"entity": "order_number", "value": "ES2611200002", "start": 0, "end": 12}
 
 
-def detect(text: str) -> Message:
+def conversation(language: Optional[str] = None) -> DialogueStateTracker:
+    """A conversation whose slot ``language`` holds ``language``."""
+    slot = TextSlot("language", mappings=[{"type": "from_entity", "entity": "language"}], initial_value=language)
+    return DialogueStateTracker("u", [slot])
+
+
+def detect(text: str, tracker: Optional[DialogueStateTracker] = None) -> Message:
     """``text`` through the detector, with an entity of an earlier extractor."""
     message = Message({TEXT: text, ENTITIES: [dict(ORDER_ENTITY)]})
-    LanguageDetector(LanguageDetector.get_default_config()).process([message])
+    LanguageDetector(LanguageDetector.get_default_config()).process([message], conversation() if tracker is None else tracker)
     return message
 
 
@@ -62,10 +70,23 @@ def test_language_entity(text, language):
         assert (entity["start"], entity["end"], entity["extractor"]) == (0, len(text), "LanguageDetector")
 
 
-def test_entity_name_is_configurable():
+@pytest.mark.parametrize("slot, entity", [("zh", "en"), ("en", None), (None, "en")])
+def test_an_entity_only_when_the_language_changes(slot, entity):
+    assert languages(detect("hello there", conversation(slot))) == ([entity] if entity else [])
+
+
+def test_no_entity_outside_a_conversation():
+    """Rasa parses without a conversation (a tracker without slots) in `rasa test`'s
+    end-to-end evaluation, /model/parse and `rasa shell nlu`: test stories need no
+    language annotations."""
+    assert languages(detect("hello there", DialogueStateTracker.from_events("u", []))) == []
+
+
+def test_entity_and_slot_names_are_configurable():
     message = Message({TEXT: "hello"})
-    LanguageDetector({"entity": "lang"}).process([message])
-    assert [e["entity"] for e in message.get(ENTITIES)] == ["lang"]
+    tracker = DialogueStateTracker("u", [TextSlot("lang_slot", mappings=[], initial_value="zh")])
+    LanguageDetector({"entity": "lang", "slot": "lang_slot"}).process([message], tracker)
+    assert [(e["entity"], e["value"]) for e in message.get(ENTITIES)] == [("lang", "en")]
 
 
 def test_an_intent_payload_keeps_the_language():
@@ -81,11 +102,10 @@ def extracted_language(text: str, before: str) -> Optional[str]:
     """The language slot Rasa's action_extract_slots sets for ``text`` with the
     bot's domain, given the slot's value ``before`` (None: no SlotSet)."""
     domain = Domain.load(str(BOT_DOMAIN))
-    parsed = detect(text)
-    user = UserUttered(text, {"name": "inform", "confidence": 1.0}, parsed.get(ENTITIES))
-    tracker = DialogueStateTracker.from_events(
-        "u", [SlotSet("language", before), ActionExecuted(ACTION_LISTEN_NAME), user], domain.slots
-    )
+    tracker = DialogueStateTracker.from_events("u", [SlotSet("language", before)], domain.slots)
+    parsed = detect(text, tracker)  # as Rasa parses: with the conversation so far
+    tracker.update(ActionExecuted(ACTION_LISTEN_NAME))
+    tracker.update(UserUttered(text, {"name": "inform", "confidence": 1.0}, parsed.get(ENTITIES)))
     nlg = TemplatedNaturalLanguageGenerator(domain.responses)
     events = asyncio.run(ActionExtractSlots(None).run(CollectingOutputChannel(), nlg, tracker, domain))
     values = [e.value for e in events if isinstance(e, SlotSet) and e.key == "language"]
@@ -97,7 +117,7 @@ def extracted_language(text: str, before: str) -> Optional[str]:
     [
         ("where is my order ES2611200002", "zh", "en"),
         ("我的订单到哪了", "en", "zh"),
-        ("我想退款", "zh", "zh"),
+        ("我想退款", "zh", None),  # unchanged: no event
         ("ES2611200002", "en", None),  # a bare order number keeps the language
     ],
 )
