@@ -151,6 +151,14 @@ def test_normalise_order_no_rejects_others(typed):
     assert service.normalise_order_no(typed) is None
 
 
+def test_customer_text_is_cleaned_and_bounded_by_the_shop():
+    """The action server does without the plugin's clean_text: the shop cleans what it stores."""
+    assert service.clean_reason(" wrong\x00size\n\u200b") == "wrong size"
+    assert service.clean_address("上海市徐汇区\t漕溪北路 18 号" + "\x7f") == "上海市徐汇区 漕溪北路 18 号"
+    assert service.clean_reason("x" * 100_000) is None and service.clean_address("x" * 100_000) is None
+    assert service.normalise_order_no(SHIPPED_SF + " " * 100_000) == SHIPPED_SF
+
+
 def test_masks_hide_phone_numbers_and_addresses():
     assert service.mask_phone("13812345678") == "138******78"
     masked = service.mask_address("上海市浦东新区世纪大道 100 号 8 楼 801 室")
