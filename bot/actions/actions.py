@@ -1,42 +1,17 @@
-"""Custom actions of the Example Shop bot (rasa-sdk 3.6), over the shop database.
+"""Custom actions of the Example Shop bot (rasa-sdk 3.6), over the shop's backend.
 
-The business rules are in ``shop.py`` and the database in ``db.py``; the
-database is created and seeded on first use, so ``rasa run actions`` needs no
-setup step. Every reply is a domain response, sent with
-``dispatcher.utter_message(response=..., **variables)``; variables hold text in
-the conversation's language (slot ``language``: "zh" or "en", default "en"), so
-each response should have a variation per language, e.g. with
-``condition: [{type: slot, name: language, value: zh}]``.
+The business rules and the database are the package ``shop`` beside this one
+(``bot/shop/``); the database is created and seeded on first use, so
+``rasa run actions`` needs no setup step. Every reply is a response of
+``domain.yml``, sent by name with its variables
+(``dispatcher.utter_message(response="utter_order_status", order_number=...)``);
+the domain picks the variation by the slot ``language``, and the values the
+actions fill in (order statuses, product names) are in that language too.
 
-Responses and their variables (``RESPONSES`` below is the same list):
-
-- utter_ask_order_number: -
-- utter_invalid_order_number: - (order numbers are "ES" and 10 digits)
-- utter_order_not_found: order_number
-- utter_order_status: order_number, status, items
-- utter_order_tracking: order_number, courier, tracking_number
-- utter_refund_submitted: order_number, refund_id
-- utter_refund_duplicate: order_number, refund_id (an open refund already exists)
-- utter_refund_not_allowed: order_number, status (only shipped/completed orders)
-- utter_refund_cancelled: - (the customer said no at the confirmation)
-- utter_invalid_refund_reason: max_length
-- utter_ask_new_address: -
-- utter_invalid_address: min_length, max_length
-- utter_address_changed: order_number, new_address
-- utter_address_already_shipped: order_number, status
-- utter_address_already_changed: order_number (an address can be changed once)
-- utter_order_cancelled: order_number
-- utter_recommendations: products (one product per line, with its price)
-- utter_top_sellers: products (when nothing is known about the customer)
-- utter_unknown_preference: preference
-- utter_no_recommendations: -
-- utter_handoff: -
-- utter_database_error: -
-
-Slots read: language, order_number, refund_reason, new_address, customer_id,
-preference. Slots set: order_number (canonical or None), customer_id (the
-customer of an order looked up), refund_reason,
-new_address (cleared after use), preference, handoff (bool).
+Slots read: language, order_number, refund_reason, refund_confirmed,
+new_address, customer_id, preference. Slots set: order_number (canonical or
+None), customer_id (the customer of an order looked up), refund_reason,
+refund_confirmed and new_address (cleared after use), preference, handoff.
 Entities read: order_number, preference.
 """
 
@@ -47,7 +22,7 @@ import hashlib
 import logging
 from abc import ABC, abstractmethod
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Optional, Text, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Text, TypeVar
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -56,37 +31,10 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from . import shop
-from .db import database_url, init_db, session_scope
+from shop import service
+from shop.db import database_url, init_db, session_scope
 
 logger = logging.getLogger(__name__)
-
-RESPONSES: Dict[str, Tuple[str, ...]] = {
-    "utter_ask_order_number": (),
-    "utter_invalid_order_number": (),
-    "utter_order_not_found": ("order_number",),
-    "utter_order_status": ("order_number", "status", "items"),
-    "utter_order_tracking": ("order_number", "courier", "tracking_number"),
-    "utter_refund_submitted": ("order_number", "refund_id"),
-    "utter_refund_duplicate": ("order_number", "refund_id"),
-    "utter_refund_cancelled": (),
-    "utter_refund_not_allowed": ("order_number", "status"),
-    "utter_invalid_refund_reason": ("max_length",),
-    "utter_ask_new_address": (),
-    "utter_invalid_address": ("min_length", "max_length"),
-    "utter_address_changed": ("order_number", "new_address"),
-    "utter_address_already_shipped": ("order_number", "status"),
-    "utter_address_already_changed": ("order_number",),
-    "utter_order_cancelled": ("order_number",),
-    "utter_recommendations": ("products",),
-    "utter_top_sellers": ("products",),
-    "utter_unknown_preference": ("preference",),
-    "utter_no_recommendations": (),
-    "utter_handoff": (),
-    "utter_database_error": (),
-}
-
-LANGUAGES = ("en", "zh")
 
 # order statuses as bot/knowledge/orders.yml names them
 STATUS_LABELS = {
@@ -161,11 +109,11 @@ def _name(thing: Any, language: str) -> str:
     return thing.name_zh if language == "zh" else thing.name_en
 
 
-def _items(items: Iterable[shop.Item], language: str) -> str:
+def _items(items: Iterable[service.Item], language: str) -> str:
     return LIST_SEPARATOR[language].join(f"{_name(item, language)} × {item.quantity}" for item in items)
 
 
-def _products(products: Iterable[shop.ProductInfo], language: str) -> str:
+def _products(products: Iterable[service.ProductInfo], language: str) -> str:
     return "\n".join(f"- {_name(p, language)} {_price(p.price_yuan)}" for p in products)
 
 
@@ -222,7 +170,7 @@ class ActionOrderStatus(ShopAction):
         if not asked:
             dispatcher.utter_message(response="utter_ask_order_number")
             return []
-        order = await run_in_database(lambda session: shop.find_order(session, asked))
+        order = await run_in_database(lambda session: service.find_order(session, asked))
         if utter_order_error(dispatcher, order.error, order.order_no):
             return [SlotSet("order_number", None)]
         dispatcher.utter_message(
@@ -259,8 +207,8 @@ class ActionSubmitRefund(ShopAction):
             dispatcher.utter_message(response="utter_ask_order_number")
             return []
         reason = tracker.get_slot("refund_reason")
-        key = request_key("refund", tracker.sender_id, shop.normalise_order_no(asked) or str(asked))
-        refund = await run_in_database(lambda session: shop.submit_refund(session, asked, reason, key))
+        key = request_key("refund", tracker.sender_id, service.normalise_order_no(asked) or str(asked))
+        refund = await run_in_database(lambda session: service.submit_refund(session, asked, reason, key))
         if utter_order_error(dispatcher, refund.error, refund.order_no):
             return [SlotSet("order_number", None)]
         if refund.error == "not_refundable":
@@ -270,7 +218,7 @@ class ActionSubmitRefund(ShopAction):
                 status=_status(refund.order_status, language),
             )
         elif refund.error == "invalid_reason":
-            dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=shop.REASON_MAX_CHARS)
+            dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=service.REASON_MAX_CHARS)
         else:
             logger.info(
                 "refund %s for %s (conversation %s, duplicate=%s)",
@@ -295,13 +243,13 @@ class ValidateRefundForm(FormValidationAction):
     ) -> Dict[Text, Any]:
         """An existing order that has shipped, as its canonical number."""
         try:
-            order = await run_in_database(lambda session: shop.find_order(session, slot_value))
+            order = await run_in_database(lambda session: service.find_order(session, slot_value))
         except SQLAlchemyError:
             utter_database_error(dispatcher, self.name())
             return {"order_number": None}
         if utter_order_error(dispatcher, order.error, order.order_no):
             return {"order_number": None}
-        if order.status not in shop.REFUNDABLE_STATUSES:
+        if order.status not in service.REFUNDABLE_STATUSES:
             dispatcher.utter_message(
                 response="utter_refund_not_allowed",
                 order_number=order.order_no,
@@ -313,10 +261,10 @@ class ValidateRefundForm(FormValidationAction):
     def validate_refund_reason(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        """A non-empty reason of at most ``shop.REASON_MAX_CHARS`` characters."""
-        reason = shop.clean_reason(slot_value if isinstance(slot_value, str) else None)
+        """A non-empty reason of at most ``service.REASON_MAX_CHARS`` characters."""
+        reason = service.clean_reason(slot_value if isinstance(slot_value, str) else None)
         if reason is None:
-            dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=shop.REASON_MAX_CHARS)
+            dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=service.REASON_MAX_CHARS)
         return {"refund_reason": reason}
 
 
@@ -338,15 +286,15 @@ class ActionChangeAddress(ShopAction):
         key = request_key(
             "address",
             tracker.sender_id,
-            shop.normalise_order_no(asked) or str(asked),
-            shop.clean_address(address) or str(address),
+            service.normalise_order_no(asked) or str(asked),
+            service.clean_address(address) or str(address),
         )
-        change = await run_in_database(lambda session: shop.change_address(session, asked, address, key))
+        change = await run_in_database(lambda session: service.change_address(session, asked, address, key))
         if utter_order_error(dispatcher, change.error, change.order_no):
             return [SlotSet("order_number", None)]
         if change.error == "invalid_address":
             dispatcher.utter_message(
-                response="utter_invalid_address", min_length=shop.ADDRESS_MIN_CHARS, max_length=shop.ADDRESS_MAX_CHARS
+                response="utter_invalid_address", min_length=service.ADDRESS_MIN_CHARS, max_length=service.ADDRESS_MAX_CHARS
             )
         elif change.error == "already_shipped":
             dispatcher.utter_message(
@@ -354,12 +302,14 @@ class ActionChangeAddress(ShopAction):
                 order_number=change.order_no,
                 status=_status(change.order_status, language),
             )
-        elif change.error in ("order_cancelled", "address_already_changed"):
-            dispatcher.utter_message(response=f"utter_{change.error}", order_number=change.order_no)
+        elif change.error == "order_cancelled":
+            dispatcher.utter_message(response="utter_order_cancelled", order_number=change.order_no)
+        elif change.error == "address_already_changed":
+            dispatcher.utter_message(response="utter_address_already_changed", order_number=change.order_no)
         else:
             logger.info(
                 "address of %s changed to %s (conversation %s, duplicate=%s)",
-                change.order_no, shop.mask_address(change.new_address), _conversation_ref(tracker), change.duplicate,
+                change.order_no, service.mask_address(change.new_address), _conversation_ref(tracker), change.duplicate,
             )
             dispatcher.utter_message(
                 response="utter_address_changed", order_number=change.order_no, new_address=change.new_address
@@ -391,11 +341,11 @@ class ActionRecommend(ShopAction):
         stated = _stated_preferences(tracker)
 
         def work(session: Session):  # type: ignore[no-untyped-def]
-            known = {text: shop.normalise_preference(session, text) for text in stated}
+            known = {text: service.normalise_preference(session, text) for text in stated}
             if customer_id is not None:
                 for preference in filter(None, known.values()):
-                    shop.record_preference(session, customer_id, preference)
-            return known, shop.recommend(session, customer_id, [p for p in known.values() if p])
+                    service.record_preference(session, customer_id, preference)
+            return known, service.recommend(session, customer_id, [p for p in known.values() if p])
 
         known, found = await run_in_database(work)
         for text, preference in known.items():
@@ -410,27 +360,6 @@ class ActionRecommend(ShopAction):
             )
         recognised = [p for p in known.values() if p]
         return [SlotSet("preference", recognised[0])] if recognised else []
-
-
-class ActionDetectLanguage(Action):
-    """Set the slot ``language`` to the language of the latest message ("zh" or
-    "en"); a message without words (a bare order number) or an intent payload
-    ("/greet") keeps the slot. Named
-    in the slot's custom mapping, so Rasa runs it after every user message."""
-
-    def name(self) -> Text:
-        return "action_detect_language"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        from rasa_gpt_components.text import message_language
-
-        text = str(tracker.latest_message.get("text") or "")
-        if text.startswith("/"):  # an intent payload (a button, WeChat's welcome): no language in it
-            return []
-        language = message_language(text)
-        if language is None or language == tracker.get_slot("language"):
-            return []
-        return [SlotSet("language", language)]
 
 
 class ActionHandoff(Action):

@@ -14,6 +14,7 @@ changed once, before shipment.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,8 +24,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rasa_gpt_components.text import clean_text
-
 from .db import CATEGORIES, AddressChange, Customer, Order, OrderItem, Preference, Product, Refund
 
 REFUNDABLE_STATUSES = ("shipped", "completed")
@@ -33,6 +32,7 @@ OPEN_REFUND_STATUSES = ("requested", "approved")
 ADDRESS_MIN_CHARS, ADDRESS_MAX_CHARS = 6, 200
 REASON_MAX_CHARS = 200
 MAX_RECOMMENDATIONS = 3
+ORDER_NO_MAX_CHARS, PREFERENCE_MAX_CHARS = 100, 50
 
 _ORDER_NO = re.compile(r"(?:ES)?(\d{10})")
 _ORDER_NO_IN_TEXT = re.compile(r"(?<![A-Z0-9])(?:ES[\s\-_]*\d(?:[\s\-_]?\d){9}|\d{10})(?![\s\-_]?\d)")
@@ -136,13 +136,21 @@ class PreferenceResult:
 # --- input cleaning -------------------------------------------------------------------
 
 
+def _clean(text: Optional[str], max_chars: int) -> str:
+    """``text`` as one line: NFKC (full-width letters and digits as ASCII), control
+    characters as spaces, white space collapsed, at most ``max_chars`` + 1 characters
+    (so that a text too long stays too long)."""
+    text = unicodedata.normalize("NFKC", str(text or "")[: 4 * max_chars])
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())[: max_chars + 1]
+
+
 def normalise_order_no(text: Optional[str]) -> Optional[str]:
     """The canonical order number ("ES" + 10 digits) in ``text``, or None.
 
     Accepts lower case, spaces, hyphens, full-width characters, a missing "ES"
     prefix and an order number inside a sentence ("我的订单号是 ES2611200002").
     """
-    cleaned = clean_text(text).upper()
+    cleaned = _clean(text, ORDER_NO_MAX_CHARS).upper()
     match = _ORDER_NO.fullmatch(_SEPARATORS.sub("", cleaned))
     if match is None:
         found = _ORDER_NO_IN_TEXT.search(cleaned)
@@ -152,13 +160,13 @@ def normalise_order_no(text: Optional[str]) -> Optional[str]:
 
 def clean_reason(text: Optional[str]) -> Optional[str]:
     """A refund reason with whitespace collapsed, or None when empty or too long."""
-    reason = clean_text(text)
+    reason = _clean(text, REASON_MAX_CHARS)
     return reason if 0 < len(reason) <= REASON_MAX_CHARS else None
 
 
 def clean_address(text: Optional[str]) -> Optional[str]:
     """A delivery address with whitespace collapsed, or None when too short or too long."""
-    address = clean_text(text)
+    address = _clean(text, ADDRESS_MAX_CHARS)
     letters = sum(ch.isalnum() for ch in address)
     if letters < ADDRESS_MIN_CHARS or len(address) > ADDRESS_MAX_CHARS:
         return None
@@ -304,7 +312,7 @@ def change_address(
 
 def normalise_preference(session: Session, text: Optional[str]) -> Optional[str]:
     """The category or product tag a user means ("衣服" -> "clothing"), or None."""
-    word = clean_text(text).lower()
+    word = _clean(text, PREFERENCE_MAX_CHARS).lower()
     word = CATEGORY_ALIASES.get(word, word)
     if not word:
         return None

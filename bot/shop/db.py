@@ -4,9 +4,8 @@ The database is SQLite in the bot folder (``bot/shop.db``) unless the environmen
 variable ``SHOP_DATABASE_URL`` holds another SQLAlchemy URL, e.g.
 ``postgresql+psycopg2://shop:secret@localhost/shop``.
 
-Run ``python -m actions.db`` from ``bot/`` (or ``python bot/actions/db.py``) to
-create the tables and seed the demo data; the action server also does this
-lazily on first use.
+Run ``python -m shop.db`` from ``bot/`` to create the tables and seed the demo
+data; the action server also does this lazily on first use.
 """
 
 from __future__ import annotations
