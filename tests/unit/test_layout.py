@@ -67,7 +67,7 @@ def test_loading_the_gpt_components_as_rasa_does_loads_no_serving_or_benchmark_m
 import json, sys
 import rasa_gpt_components
 from rasa.shared.utils.common import class_from_module_path
-for name in ("GPTIntentClassifier", "GenerativeFallbackPolicy", "GenerativeNLG"):
+for name in ("GPTIntentClassifier", "LanguageDetector", "GenerativeFallbackPolicy", "GenerativeNLG"):
     class_from_module_path("rasa_gpt_components." + name)
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("rasa_gpt_components"))))
 """
