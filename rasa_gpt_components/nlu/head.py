@@ -43,8 +43,13 @@ class HeadSettings:
     calibration_folds: int = 5  # temperature fitted on out-of-fold predictions
     oos_detection: bool = True  # out-of-scope detection without out-of-scope examples
     oos_rate: float = 0.02  # share of in-scope messages the threshold may reject
+    # "balanced": each intent weighs as much as any other in the loss, however many
+    # examples it has (a large intent does not pull messages of small ones to it); None: by count
+    class_weight: Optional[str] = None
 
     def __post_init__(self) -> None:
+        if self.class_weight not in (None, "balanced"):
+            raise ValueError(f"class_weight must be 'balanced' or null, got {self.class_weight!r}.")
         if not 0.0 < float(self.oos_rate) < 0.5:
             raise ValueError(f"oos_rate must be between 0 and 0.5, got {self.oos_rate}.")
         if float(self.C) <= 0:
@@ -158,7 +163,8 @@ def fit_head(
     lex = lexical.transform(texts) if lexical is not None else None
     if len(names) == 1:
         return IntentHead(names, mean, scale, np.zeros((1, x.shape[1])), np.zeros(1))
-    weights, lexical_weights, bias = _fit_logistic(x, lex, y, len(names), c, max_iter)
+    balanced = settings.class_weight == "balanced"
+    weights, lexical_weights, bias = _fit_logistic(x, lex, y, len(names), c, max_iter, balanced)
     head = IntentHead(names, mean, scale, weights, bias, lexical=lexical, lexical_weights=lexical_weights)
 
     folds = [calibration_split] if calibration_split is not None else _folds(y, settings.calibration_folds, settings.random_seed)
@@ -168,7 +174,8 @@ def fit_head(
     oof_logits = np.zeros((len(y), len(names)))
     for train_index, test_index in folds:
         w, lw, b = _fit_logistic(
-            x[train_index], None if lex is None else lex[train_index], y[train_index], len(names), c, max_iter
+            x[train_index], None if lex is None else lex[train_index], y[train_index], len(names), c, max_iter,
+            balanced,
         )
         oof_logits[test_index] = x[test_index] @ w.T + b
         if lex is not None:
@@ -184,9 +191,11 @@ def fit_head(
 
 
 def _fit_logistic(
-    x: np.ndarray, lex: Optional[csr_matrix], y: np.ndarray, classes: int, c: float, max_iter: int
+    x: np.ndarray, lex: Optional[csr_matrix], y: np.ndarray, classes: int, c: float, max_iter: int,
+    balanced: bool = False,
 ) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
-    """Multinomial logistic regression, L2 penalty ``|W|^2 / (2 C n)``, full-batch L-BFGS.
+    """Multinomial logistic regression, L2 penalty ``|W|^2 / (2 C n)``, full-batch L-BFGS;
+    ``balanced``: each class's examples weighted by ``n / (classes * count)``.
 
     GPT features enter divided by sqrt(dim), so both parts have rows of norm
     about 1. Returns weights for the standardised GPT features, the n-gram
@@ -211,7 +220,13 @@ def _fit_logistic(
         )
         lw = torch.zeros((classes, lex.shape[1]), requires_grad=True)
         parameters.append(lw)
-    missing = torch.tensor(np.bincount(y, minlength=classes) == 0)
+    counts = np.bincount(y, minlength=classes)
+    missing = torch.tensor(counts == 0)
+    class_weights = None
+    if balanced:
+        present = counts > 0
+        share = np.where(present, n / (present.sum() * np.maximum(counts, 1)), 0.0)
+        class_weights = torch.tensor(share, dtype=torch.float32)
     penalty = 1.0 / (2.0 * c * n)
     optimizer = torch.optim.LBFGS(
         parameters, lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
@@ -224,7 +239,7 @@ def _fit_logistic(
         if sparse is not None:
             logits = logits + (sparse @ lw.T)
         logits = logits.masked_fill(missing, -1e4)  # a class absent from a fold
-        loss = torch.nn.functional.cross_entropy(logits, target)
+        loss = torch.nn.functional.cross_entropy(logits, target, weight=class_weights)
         loss = loss + penalty * sum((p * p).sum() for p in parameters[:1] + parameters[2:])
         loss.backward()
         return loss

@@ -170,10 +170,14 @@ def test_a_slow_wecom_answer_is_acknowledged_and_sent_through_the_message_api(bo
     say("我的订单 ES2611210006 到哪了？", 1001)
     apis.wait_for(lambda: any("ES2611210006" in m["body"]["text"]["content"] for m in apis.wechat_messages
                               if m["body"]["touser"] == user))
-    say("寄到澳门运费多少钱？", 1002)
-    apis.wait_for(lambda: re.search(SHIPPING_ANSWER_ZH, "".join(
-        m["body"]["text"]["content"] for m in apis.wechat_messages if m["body"]["touser"] == user)) is not None)
+    # another turn through the action server (I/O, so the answer cannot be ready within the
+    # 0.001 s budget; a knowledge-base answer is computed without waiting on anything and
+    # goes out as a passive reply)
+    say("帮我查下订单ES2611200002", 1002)
+    apis.wait_for(lambda: any("ES2611200002" in m["body"]["text"]["content"] for m in apis.wechat_messages
+                              if m["body"]["touser"] == user))
     sent = [m for m in apis.wechat_messages if m["body"]["touser"] == user]
+    assert len(sent) > 2  # the answers did not fit one message each
     assert all(m["path"] == "/cgi-bin/message/send" and m["body"]["agentid"] == int(WECOM_AGENT_ID) for m in sent)
     assert all(len(m["body"]["text"]["content"].encode("utf-8")) <= 120 for m in sent)  # split to the limit
     # the access token: fetched with the corp's secret, refreshed once when reported expired, then cached

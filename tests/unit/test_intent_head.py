@@ -1,6 +1,7 @@
 """The calibrated head and its out-of-scope detector on synthetic features."""
 
 import numpy as np
+import pytest
 
 from rasa_gpt_components.nlu.head import HeadSettings, IntentHead, fit_head, fit_temperature, softmax
 
@@ -101,3 +102,19 @@ def test_char_ngrams_round_trip_and_unknown_text():
     assert norms[1] == 0
     again = CharNgrams.from_arrays(grams.to_arrays())
     assert (again.transform(["my order"]) != grams.transform(["my order"])).nnz == 0
+
+
+def test_balanced_class_weights_keep_a_rare_intent_apart_from_a_large_one():
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(0.0, 1.0, (300, 8)), rng.normal(0.8, 1.0, (15, 8))])  # overlapping
+    y = ["large"] * 300 + ["rare"] * 15
+    unseen_rare = rng.normal(0.8, 1.0, (400, 8))
+
+    def rare_recall(head) -> float:
+        return float(np.mean(np.array(head.labels)[head.predict_proba(unseen_rare).argmax(1)] == "rare"))
+
+    by_count = fit_head(x, y, HeadSettings(random_seed=0, oos_detection=False))
+    balanced = fit_head(x, y, HeadSettings(random_seed=0, oos_detection=False, class_weight="balanced"))
+    assert rare_recall(balanced) > rare_recall(by_count) + 0.2, (rare_recall(balanced), rare_recall(by_count))
+    with pytest.raises(ValueError, match="class_weight"):
+        HeadSettings(random_seed=0, class_weight="inverse")
