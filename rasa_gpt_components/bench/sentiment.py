@@ -140,8 +140,10 @@ class System:
         self.labels = list(self.component.head.labels)
 
     def proba(self, texts: List[str]) -> np.ndarray:
-        head = self.component.head
-        return head.predict_proba(self.component.encoder.encode(texts), texts)
+        encoder = self.component.encoder
+        probabilities = self.component.head.predict_proba(encoder.encode(texts), texts)
+        encoder.clear_cache()  # the timed messages must not be remembered features
+        return probabilities
 
     def one_message(self, text: str) -> None:
         """What Rasa runs for one parsed message."""
