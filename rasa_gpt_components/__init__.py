@@ -20,6 +20,7 @@ __getattr__, __dir__ = lazy_names(
     __name__,
     {
         "GPTIntentClassifier": "rasa_gpt_components.nlu.gpt_intent_classifier",
+        "SentimentAnalyzer": "rasa_gpt_components.nlu.sentiment",
         "LanguageDetector": "rasa_gpt_components.nlu.language_detector",
         "GenerativeFallbackPolicy": "rasa_gpt_components.policies.generative_fallback",
         "GenerativeNLG": "rasa_gpt_components.generation.nlg",

@@ -3,6 +3,7 @@
     rasa-gpt models list
     rasa-gpt models prepare [NAME|FILE.gguf] [--force]
     rasa-gpt bench intent --dataset NAME [--shots N] [--baseline diet] --out DIR
+    rasa-gpt bench sentiment [--dataset zh_shopping|en_airline] --out DIR
     rasa-gpt bench fallback --kb DIR --questions FILE --out DIR
     rasa-gpt bench summary REPORT_DIR [REPORT_DIR ...]
     rasa-gpt bench load --url URL [--url URL ...] --conversations N --turns M --out DIR
@@ -23,6 +24,7 @@ from rasa_gpt_components.models.registry import DEFAULT_MODEL, KNOWN_MODELS, get
 # `rasa-gpt bench <name>`: the module rasa_gpt_components.bench.<name>, and its help
 BENCHMARKS = [
     ("intent", "GPTIntentClassifier against Rasa's DIETClassifier"),
+    ("sentiment", "SentimentAnalyzer against a character n-gram baseline (zh and en)"),
     ("fallback", "held-out questions through GenerativeFallbackPolicy + GenerativeNLG"),
     ("summary", "one Markdown table over many reports"),
     ("load", "concurrent conversations through a running bot's REST channel, then its tracker store"),

@@ -1,0 +1,101 @@
+"""SentimentAnalyzer inside real Rasa training and a real Agent, on a tiny random GPT-2."""
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rasa.shared.exceptions import RasaException
+
+from rasa_gpt_components.nlu.sentiment_settings import SentimentSettings, default_config
+from tests.fixtures.nlu_project import parse, train, write_project
+from tests.fixtures.sentiment_data import examples, write_csv
+
+
+def sentiment_step(model: Path, data: Path, more: str = "") -> str:
+    return "\n".join(
+        [
+            "- name: rasa_gpt_components.SentimentAnalyzer",
+            f"  model: {model}",
+            "  layer: 2",
+            "  max_length: 32",
+            f"  training_data: {data}",
+            "  calibration_folds: 3",
+            "  show_progress: false",
+        ]
+        + [f"  {line}" for line in more.splitlines()]
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model) -> Path:
+    root = tmp_path_factory.mktemp("sentiment")
+    data = write_csv(root / "sentiment.csv", examples())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RASA_CACHE_DIRECTORY", str(root / "rasa-cache"))
+        project = write_project(root / "project", tiny_model, extra=sentiment_step(tiny_model, data))
+        return train(project, root / "models")
+
+
+def test_learns_its_training_messages_in_both_languages(trained):
+    rows = examples()
+    results = parse(trained, [text for text, _ in rows])
+    predicted = [r["sentiment"]["label"] for r in results]
+    accuracy = np.mean([p == label for p, (_, label) in zip(predicted, rows)])
+    assert accuracy >= 0.9, list(zip(rows, predicted))
+
+
+def test_scores_are_calibrated_probabilities_beside_the_intent(trained):
+    (result,) = parse(trained, ["great service, thanks a lot"])
+    sentiment = result["sentiment"]
+    assert set(sentiment["scores"]) == {"negative", "neutral", "positive"}
+    assert sum(sentiment["scores"].values()) == pytest.approx(1.0)
+    assert sentiment["confidence"] == max(sentiment["scores"].values())
+    assert sentiment["label"] == max(sentiment["scores"], key=sentiment["scores"].get)
+    assert result["intent"]["name"]  # the intent classifier still runs
+
+
+def test_archive_holds_the_head_not_the_base_weights(trained):
+    with tarfile.open(trained) as archive:
+        names = archive.getnames()
+    assert any(n.endswith("sentiment_head.npz") for n in names)
+    assert not any(n.endswith((".safetensors", ".bin", ".gguf", ".pkl")) for n in names)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 5_000, "😀 \x00\x1b[31m 好", "\ud800broken"])
+def test_bad_input_never_crashes(trained, text):
+    (result,) = parse(trained, [text])
+    if text.strip():
+        assert result["sentiment"]["label"] in {"negative", "neutral", "positive"}
+    else:
+        assert "sentiment" not in result
+
+
+def test_defaults_are_declared_once_and_round_trip():
+    settings = SentimentSettings.from_config(default_config())
+    assert settings == SentimentSettings()
+    assert settings.head.oos_detection is False
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"no_such_option": 1}, "no_such_option"),
+        ({"pooling": "max"}, "pooling"),
+        ({"C": 0}, "C must be positive"),
+        ({"oos_rate": 0.1}, "oos_rate"),  # sentiment has no out-of-scope detection
+    ],
+)
+def test_bad_options_are_clear_errors(config, message):
+    with pytest.raises(RasaException, match=message):
+        SentimentSettings.from_config(config)
+
+
+def test_missing_or_wrong_training_data_fails_clearly(tmp_path, tiny_model):
+    project = write_project(tmp_path / "p", tiny_model, extra=sentiment_step(tiny_model, tmp_path / "none.csv"))
+    with pytest.raises(Exception, match="training_data"):
+        train(project, tmp_path / "m")
+    bad = write_csv(tmp_path / "bad.csv", [("hello", "x")], header=("message", "label"))
+    project = write_project(tmp_path / "q", tiny_model, extra=sentiment_step(tiny_model, bad))
+    with pytest.raises(Exception, match="no column"):
+        train(project, tmp_path / "m2")
