@@ -79,7 +79,8 @@ def test_rest_conversations_show_in_the_answer_and_decision_metrics(server):
     assert moved(before, after, "rasa_gpt_time_budget_exceeded_total") == 0
 
     log = server.log_text()
-    assert re.search(r"GenerativeNLG answer action=utter_\w+ reason=\S+ generated=false language=en ms=\d+ tokens=\d+ "
+    assert re.search(r"GenerativeNLG answer action=utter_\w+ outcome=(passage|declined) reason=\w+ generated=false "
+                     r"language=en ms=\d+ tokens=\d+ "
                      r"passages=\S+ score=\S+ backend=local", log)
     assert re.search(r"GenerativeFallbackPolicy decision=fallback action=utter_generative_fallback "
                      r"reason=\w+ confidence=\d\.\d\d intent=\w+ nlu_confidence=\d\.\d\d", log)

@@ -92,7 +92,7 @@ def test_generative_nlg_answers_through_the_server(server_url):
     assert meta["tokens"] > 0, meta  # the server wrote an answer (counted by its usage report)
     assert meta["passages"][0] == "shipping_hk_macau_en", meta
     assert meta["ms"] < 4600, meta
-    assert meta["reason"] == "generated" or meta["reason"].startswith("extractive:"), meta
+    assert meta["outcome"] in ("generated", "passage"), meta  # the answer, or the sure passage it failed against
     assert reply["text"] and "didn't get that" not in reply["text"]
 
 
