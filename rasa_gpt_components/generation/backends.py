@@ -13,12 +13,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from rasa_gpt_components.generation.prompts import Prompt, render
-
-if TYPE_CHECKING:  # pragma: no cover
-    from rasa_gpt_components.generation.settings import NLGSettings
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +137,12 @@ class OpenAIBackend:
             return Generation("", 0, time.monotonic() - started, "error", type(error).__name__)
 
 
-def build_backend(settings: "NLGSettings") -> Any:
+def build_backend(
+    backend: str, model: Optional[str], base_url: Optional[str], server_model: str, api_key: str
+) -> Any:
     """The backend the NLG's settings name: ``local`` (default) or ``openai``."""
-    if settings.backend == "openai":
-        assert settings.base_url  # NLGSettings checks it
-        return OpenAIBackend(settings.base_url, settings.server_model, settings.api_key)
-    return LocalBackend(settings.model)
+    if backend == "openai":
+        if not base_url:
+            raise BackendError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8080/v1).")
+        return OpenAIBackend(base_url, server_model, api_key)
+    return LocalBackend(model)

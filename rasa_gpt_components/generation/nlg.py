@@ -76,7 +76,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         except KnowledgeBaseError as error:
             raise RasaException(f"GenerativeNLG: {error}") from None
         try:
-            backend = build_backend(s)
+            backend = build_backend(s.backend, s.model, s.base_url, s.server_model, s.api_key)
         except BackendError as error:
             raise RasaException(f"GenerativeNLG: {error}") from None
         retrieval = s.retrieval
