@@ -60,6 +60,17 @@ MESSAGE_API_FAILURES = Counter(
     "Messages the WeChat/WeCom message API or Slack's Web API failed to deliver.",
     ["channel"],
 )
+HANDOFFS = Counter(
+    "rasa_gpt_handoffs",
+    "Hand-offs to a human agent (the hand-off response was rendered), by why: the customer "
+    "asked, accepted the bot's offer, or the bot could not help.",
+    ["reason"],
+)
+HANDOFF_DELIVERIES = Counter(
+    "rasa_gpt_handoff_deliveries",
+    "Hand-off summaries sent to the agents' desk, by webhook format and outcome (delivered, failed).",
+    ["format", "outcome"],
+)
 
 
 def log_fields(**fields: Any) -> str:

@@ -19,6 +19,11 @@ is when the rewording fails a guardrail or the budget. Every such reply carries
 reason and the time it took; the same facts (never the texts) are logged as one
 ``key=value`` line and counted in rasa_gpt_components.metrics
 (docs/observability.md).
+
+Rendering a hand-off response (``handoff.responses``, default ``utter_handoff``)
+hands the conversation off (``handoff/desk.py``): a summary for the agent is
+built from the tracker, stored with the message (``metadata.handoff``) and sent
+to the agents' desk when ``handoff.webhook.url`` is set (docs/handoff.md).
 """
 
 import asyncio
@@ -38,6 +43,7 @@ from rasa.utils.endpoints import EndpointConfig
 from rasa_gpt_components.generation.answer import Answer, KnowledgeAnswerer, Outcome, Why, template_answer
 from rasa_gpt_components.generation.backends import BackendError, build_backend
 from rasa_gpt_components.generation.settings import NLGSettings
+from rasa_gpt_components.handoff.desk import HandoffDesk
 from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever
 from rasa_gpt_components.metrics import (
@@ -66,6 +72,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         self.settings = NLGSettings.from_endpoint(dict(endpoint_config.kwargs) if endpoint_config else {})
         self.budget = float(self.settings.time_budget)
         self.answerer = self._build_answerer()
+        self.desk = HandoffDesk(self.settings.handoff)
         self._executor = ThreadPoolExecutor(max_workers=self.settings.max_concurrency, thread_name_prefix="rasa-gpt-nlg")
         self._slots: Optional[asyncio.Semaphore] = None
 
@@ -110,6 +117,9 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
             self.responses = kwargs["domain_responses"]
         responses = self.responses
         template = await super().generate(utter_action, tracker, output_channel, **kwargs)
+        if template is not None and self.desk.handles(utter_action):
+            record = self.desk.hand_off([event.as_dict() for event in tracker.applied_events()], tracker.sender_id)
+            return {**template, "metadata": {**(template.get("metadata") or {}), "handoff": record}}
         if not self.is_generative(utter_action, responses):
             if template and template.get("text") and (template.get("metadata") or {}).get("rephrase"):
                 return await self._rephrased(utter_action, template)

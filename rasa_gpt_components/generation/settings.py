@@ -17,12 +17,15 @@ from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.generation import guardrails
 from rasa_gpt_components.generation.answer import AnswerSettings
+from rasa_gpt_components.handoff import settings as handoff_settings
+from rasa_gpt_components.handoff.settings import HandoffSettings
 from rasa_gpt_components.knowledge.retrieval import RetrievalSettings
 from rasa_gpt_components.models.registry import DEFAULT_MODEL, get_spec
 
 BACKENDS = ("local", "openai")
 # endpoints.yml keys whose value is not the AnswerSettings field as it is
 _ANSWER_KEY_DEFAULTS: Dict[str, Any] = {"generation_languages": "auto", "blocklist": []}
+_PARTS = ("answer", "retrieval", "handoff")  # fields made of their own settings objects
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class NLGSettings:
     fallback_response: str = "utter_generative_fallback"
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    handoff: HandoffSettings = field(default_factory=HandoffSettings)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -67,10 +71,11 @@ class NLGSettings:
         unknown = sorted(set(retrieval_given) - set(_names(RetrievalSettings)))
         if unknown:
             raise RasaException(f"GenerativeNLG: unknown retrieval options {unknown} in endpoints.yml.")
-        own = {key: given[key] for key in _names(cls) if key in given and key not in ("answer", "retrieval")}
+        own = {key: given[key] for key in _names(cls) if key in given and key not in _PARTS}
         answer = {key: given[key] for key in _names(AnswerSettings) if key in given}
         try:
-            settings = cls(**own, retrieval=RetrievalSettings(**retrieval_given))
+            handoff = HandoffSettings.from_config(given.get("handoff"), own.get("fallback_response", cls.fallback_response))
+            settings = cls(**own, retrieval=RetrievalSettings(**retrieval_given), handoff=handoff)
             languages = _generation_languages(answer.pop("generation_languages", "auto"), settings)
             blocklist = tuple(guardrails.DEFAULT_BLOCKLIST) + tuple(answer.pop("blocklist", None) or ())
             return replace(settings, answer=AnswerSettings(
@@ -97,8 +102,9 @@ def _generation_languages(chosen: Any, settings: NLGSettings) -> Tuple[str, ...]
 def default_config() -> Dict[str, Any]:
     """Every ``endpoints.yml`` option with its default."""
     defaults = NLGSettings()
-    config = {f.name: getattr(defaults, f.name) for f in fields(NLGSettings) if f.name not in ("answer", "retrieval")}
+    config = {f.name: getattr(defaults, f.name) for f in fields(NLGSettings) if f.name not in _PARTS}
     config.update({f.name: getattr(defaults.answer, f.name) for f in fields(AnswerSettings)})
     config.update(_ANSWER_KEY_DEFAULTS)
     config["retrieval"] = {f.name: getattr(defaults.retrieval, f.name) for f in fields(RetrievalSettings)}
+    config["handoff"] = handoff_settings.default_config()
     return config

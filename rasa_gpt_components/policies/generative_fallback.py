@@ -19,6 +19,13 @@ with its reason; every turn it took over (its action ran) is logged at info leve
 as one ``key=value`` line and counted in ``rasa_gpt_fallback_decisions_total``
 (docs/observability.md).
 
+It also follows the customer's frustration (``frustration``, a mapping; see
+``handoff/frustration.py``): right after each user message it sets the score in
+the slot ``frustration.slot`` (when the domain has it), and when the score
+reaches ``frustration.level`` it offers a human (``frustration.offer_action``)
+in place of that turn's answer: once a session, never while a form is active,
+never when the customer asks for a human already (``frustration.ignore_intents``).
+
 With ``failed_action_response`` set (e.g. ``utter_action_failed``), it also
 apologises when a custom action fails: Rasa logs the error, keeps the action
 and goes on as if it had said nothing, so the customer would get no answer. A
@@ -39,12 +46,14 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
+from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 
+from rasa_gpt_components.handoff.conversation import read_conversation
+from rasa_gpt_components.handoff.frustration import FrustrationSettings, frustration
 from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
 
 logger = logging.getLogger(__name__)
@@ -69,6 +78,7 @@ class GenerativeFallbackPolicy(Policy):
             "handoff_action": "utter_handoff",
             "failed_action_response": None,
             "silent_actions": [],
+            "frustration": {},  # FrustrationSettings' defaults; docs/handoff.md
         }
 
     @staticmethod
@@ -90,13 +100,22 @@ class GenerativeFallbackPolicy(Policy):
                 raise RasaException(f"GenerativeFallbackPolicy: {key} must be between 0 and 1.")
         if int(config["max_consecutive_fallbacks"]) < 1:
             raise RasaException("GenerativeFallbackPolicy: max_consecutive_fallbacks must be at least 1.")
+        try:
+            self.frustration = FrustrationSettings.from_config(config["frustration"])
+        except (TypeError, ValueError) as error:
+            raise RasaException(f"GenerativeFallbackPolicy: {error}") from None
         super().__init__(config, model_storage, resource, execution_context, featurizer)
 
     def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
         """Nothing to learn; checks that the domain has the actions it predicts."""
         known = set(domain.action_names_or_texts)
-        for key in ("fallback_response", "handoff_action", "failed_action_response"):
-            name = self.config[key]
+        if self.frustration.level is not None and self.frustration.offer_action not in known:
+            logger.warning(
+                "GenerativeFallbackPolicy: '%s' (frustration.offer_action) is not in the domain, so a "
+                "frustrated customer is not offered a human. Add the response, or set frustration.level "
+                "to null; see docs/handoff.md.", self.frustration.offer_action)
+        needed = {key: self.config[key] for key in ("fallback_response", "handoff_action", "failed_action_response")}
+        for key, name in needed.items():
             if name is None and key == "failed_action_response":
                 continue
             if name not in known:
@@ -115,19 +134,51 @@ class GenerativeFallbackPolicy(Policy):
     ) -> PolicyPrediction:
         """The fallback, the hand-off, action_listen after either, or no opinion."""
         probabilities = self._default_predictions(domain)
-        action, confidence, code, reason = self._decide(tracker, domain)
+        score = self._frustration(tracker)
+        events: List[Event] = []
+        if score is not None and self.frustration.slot in {slot.name for slot in domain.slots}:
+            events.append(SlotSet(self.frustration.slot, round(score, 2)))
+        offer = score is not None and self._offer(tracker, domain, score)
+        action, confidence, code, reason = self._decide(tracker, domain, score if offer else None)
         if action == ACTION_LISTEN_NAME:
             self._report_takeover(tracker)
         if action is None:
-            return self._prediction(probabilities)
+            return self._prediction(probabilities, events=events)
         index = domain.index_for_action(action)
         if index is None:  # a model trained on another domain
             logger.warning("GenerativeFallbackPolicy: '%s' is not in the domain; no prediction.", action)
-            return self._prediction(probabilities)
+            return self._prediction(probabilities, events=events)
         probabilities[index] = confidence
         logger.debug("GenerativeFallbackPolicy prediction %s", log_fields(
             action=action, confidence=confidence, reason=code, **message_fields(tracker), because=reason))
-        return self._prediction(probabilities, action_metadata={"reason": reason, "reason_code": code})
+        return self._prediction(probabilities, events=events,
+                                action_metadata={"reason": reason, "reason_code": code})
+
+    def _frustration(self, tracker: DialogueStateTracker) -> Optional[float]:
+        """The frustration score right after a user message; None at any other time."""
+        if tracker.latest_action_name != ACTION_LISTEN_NAME or not tracker.latest_message \
+                or not tracker.latest_message.intent.get(INTENT_NAME_KEY):
+            return None
+        conversation = read_conversation([event.as_dict() for event in tracker.applied_events()])
+        return frustration(conversation.turns, self.config["fallback_response"], self.frustration)
+
+    def _offer(self, tracker: DialogueStateTracker, domain: Domain, score: float) -> bool:
+        """Whether to offer a human now: frustrated enough, no form active, not asked
+        for already, not offered nor handed off before in this session."""
+        level = self.frustration.level
+        if level is None or score < float(level) or tracker.active_loop_name:
+            return False
+        if self.frustration.offer_action not in domain.action_names_or_texts:
+            return False
+        if tracker.latest_message.intent.get(INTENT_NAME_KEY) in self.frustration.ignore_intents:
+            return False
+        done = {self.frustration.offer_action, self.config["handoff_action"]}
+        for event in reversed(tracker.applied_events()):
+            if isinstance(event, SessionStarted):
+                break
+            if isinstance(event, ActionExecuted) and event.action_name in done:
+                return False
+        return True
 
     def _report_takeover(self, tracker: DialogueStateTracker) -> None:
         """Count and log the turn this policy just took over: its action is the one that
@@ -136,7 +187,7 @@ class GenerativeFallbackPolicy(Policy):
         if ran is None or ran.policy != type(self).__name__:
             return
         kinds = {self.config["fallback_response"]: "fallback", self.config["handoff_action"]: "handoff",
-                 self.config["failed_action_response"]: "apology"}
+                 self.config["failed_action_response"]: "apology", self.frustration.offer_action: "offer"}
         decision = kinds.get(ran.action_name, "other")
         code = (ran.metadata or {}).get("reason_code", "unknown")
         FALLBACK_DECISIONS.labels(decision, code).inc()
@@ -144,12 +195,15 @@ class GenerativeFallbackPolicy(Policy):
             decision=decision, action=ran.action_name, reason=code, confidence=float(ran.confidence or 0.0),
             **message_fields(tracker)))
 
-    def _decide(self, tracker: DialogueStateTracker, domain: Domain) -> Tuple[Optional[str], float, str, str]:
-        """(action or None, confidence, reason code for metrics and logs, reason for people)."""
+    def _decide(self, tracker: DialogueStateTracker, domain: Domain,
+                offer_at: Optional[float] = None) -> Tuple[Optional[str], float, str, str]:
+        """(action or None, confidence, reason code for metrics and logs, reason for people);
+        ``offer_at``: the frustration score when a human is to be offered now."""
         fallback, handoff = self.config["fallback_response"], self.config["handoff_action"]
         apology = self.config["failed_action_response"]
+        offer = self.frustration.offer_action if self.frustration.level is not None else None
         latest = tracker.latest_action_name
-        if latest in (fallback, handoff) or (apology and latest == apology):
+        if latest in (fallback, handoff) or (apology and latest == apology) or (offer and latest == offer):
             return ACTION_LISTEN_NAME, 1.0, "after_own_action", f"{latest} was just said"
         failed = self._failed_action(tracker, domain) if apology else None
         if failed:
@@ -161,6 +215,8 @@ class GenerativeFallbackPolicy(Policy):
         if name is None:
             return None, 0.0, "no_user_message", "no user message yet"
         confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+        if offer_at is not None:
+            return offer, 1.0, "frustration", f"frustration {offer_at:.2f} >= level {self.frustration.level}"
         if name in self.config["fallback_intents"]:
             action, probability, code, reason = fallback, 1.0, "fallback_intent", f"intent is {name}"
         elif confidence < float(self.config["nlu_threshold"]):

@@ -18,6 +18,7 @@ LAYERS: Dict[str, int] = {
     "models": 1,
     "knowledge": 2,
     "nlu": 2,
+    "handoff": 2,
     "generation": 3,
     "policies": 3,
     "serving": 4,

@@ -1,0 +1,102 @@
+"""A conversation's turns, read from its events as dictionaries (``event.as_dict()``
+in Rasa, ``tracker.events`` in the action server), from the latest session start
+or restart on."""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+from rasa_gpt_components.text import clean_text
+
+_STARTS = {"session_started", "restart"}
+_LISTEN = "action_listen"
+_BOOKKEEPING = {_LISTEN, "action_session_start", "action_unlikely_intent"}
+
+
+@dataclass
+class Turn:
+    """One customer message and what the bot did until the next one."""
+
+    text: str
+    intent: Optional[str]
+    confidence: float
+    entities: List[Dict[str, Any]]
+    sentiment: Dict[str, Any]  # SentimentAnalyzer's output; {} without one
+    actions: List[str] = field(default_factory=list)  # in order, without action_listen
+    bot_texts: List[str] = field(default_factory=list)
+    bot_metadata: List[Dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def answered_by(self) -> Optional[str]:
+        """The first action the bot ran for this message."""
+        return self.actions[0] if self.actions else None
+
+    @property
+    def negative(self) -> float:
+        """The message's probability of being negative (0 when it is not labelled negative)."""
+        if self.sentiment.get("label") != "negative":
+            return 0.0
+        scores = self.sentiment.get("scores") or {}
+        return float(scores.get("negative", self.sentiment.get("confidence", 0.0)) or 0.0)
+
+
+@dataclass
+class Conversation:
+    """The current session: its turns, the slots set in it and the forms it ran."""
+
+    turns: List[Turn]
+    slots: Dict[str, Any]
+    forms_started: List[str]
+    forms_completed: List[str]
+    active_form: Optional[str]
+    bot_before_first_turn: List[str]
+
+
+def read_conversation(events: Sequence[Dict[str, Any]]) -> Conversation:
+    """The latest session of ``events`` (dicts as in Rasa's tracker JSON)."""
+    start = 0
+    for index, event in enumerate(events):
+        if event.get("event") in _STARTS:
+            start = index + 1
+    turns: List[Turn] = []
+    slots: Dict[str, Any] = {}
+    started: List[str] = []
+    completed: List[str] = []
+    active: Optional[str] = None
+    before: List[str] = []
+    last_action: Optional[str] = None
+    for event in events[start:]:
+        kind = event.get("event")
+        if kind == "user":
+            turns.append(_turn(event))
+        elif kind == "action":
+            last_action = event.get("name")
+            if last_action not in _BOOKKEEPING and turns:
+                turns[-1].actions.append(str(last_action))
+        elif kind == "bot" and event.get("text"):
+            if turns:
+                turns[-1].bot_texts.append(clean_text(event["text"]))
+                turns[-1].bot_metadata.append(event.get("metadata") or {})
+            else:
+                before.append(clean_text(event["text"]))
+        elif kind == "slot":
+            slots[str(event.get("name"))] = event.get("value")
+        elif kind == "active_loop":
+            name = event.get("name")
+            if name:
+                started.append(name)
+            elif active and last_action != "action_deactivate_loop":  # not stopped: done
+                completed.append(active)
+            active = name
+    return Conversation(turns, slots, started, completed, active, before)
+
+
+def _turn(event: Dict[str, Any]) -> Turn:
+    parse = event.get("parse_data") or {}
+    intent = parse.get("intent") or {}
+    return Turn(
+        text=clean_text(event.get("text") or ""),
+        intent=intent.get("name"),
+        confidence=float(intent.get("confidence") or 0.0),
+        entities=[e for e in parse.get("entities") or [] if isinstance(e, dict)],
+        sentiment=parse.get("sentiment") if isinstance(parse.get("sentiment"), dict) else {},
+    )
