@@ -7,6 +7,7 @@
     rasa-gpt bench fallback --kb DIR --questions FILE --out DIR
     rasa-gpt bench summary REPORT_DIR [REPORT_DIR ...]
     rasa-gpt bench load --url URL [--url URL ...] --conversations N --turns M --out DIR
+    rasa-gpt bench handoff --model MODEL [--endpoints FILE] [--conversations FILE] --out DIR
 """
 
 import argparse
@@ -28,6 +29,7 @@ BENCHMARKS = [
     ("fallback", "held-out questions through GenerativeFallbackPolicy + GenerativeNLG"),
     ("summary", "one Markdown table over many reports"),
     ("load", "concurrent conversations through a running bot's REST channel, then its tracker store"),
+    ("handoff", "scripted conversations ending in a hand-off: the summary the agents' desk receives"),
 ]
 
 
