@@ -75,7 +75,7 @@ def read_conversation(events: Sequence[Dict[str, Any]]) -> Conversation:
         elif kind == "bot" and event.get("text"):
             if turns:
                 turns[-1].bot_texts.append(clean_text(event["text"]))
-                turns[-1].bot_metadata.append(event.get("metadata") or {})
+                turns[-1].bot_metadata.append(response_metadata(event))
             else:
                 before.append(clean_text(event["text"]))
         elif kind == "slot":
@@ -88,6 +88,15 @@ def read_conversation(events: Sequence[Dict[str, Any]]) -> Conversation:
                 completed.append(active)
             active = name
     return Conversation(turns, slots, started, completed, active, before)
+
+
+def response_metadata(event: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``metadata`` of the response a bot event was made from: Rasa keeps a
+    rendered response's extra keys in the event's ``metadata``, so the response's
+    own ``metadata`` (``generative``, ``handoff``) is ``metadata.metadata`` there."""
+    outer = event.get("metadata") or {}
+    inner = outer.get("metadata") if isinstance(outer.get("metadata"), dict) else {}
+    return {**outer, **inner}
 
 
 def _turn(event: Dict[str, Any]) -> Turn:

@@ -1,6 +1,6 @@
 """The hand-off itself: when GenerativeNLG renders a hand-off response, the
 summary is built (right away, from the tracker), stored with the message in the
-tracker (the bot message's ``metadata.handoff``) and sent to the desk in the
+tracker (the response's ``metadata.handoff``) and sent to the desk in the
 background: the customer gets the hand-off message whether or not the desk
 answers."""
 

@@ -1,10 +1,13 @@
 """GET /metrics of a real `rasa run` of the reference bot, over HTTP on 127.0.0.1:
 conversations through REST and WeChat show up in the answer, decision, latency and
 channel metrics, the structured log lines carry their fields and never the
-customer's words, and with a token set nothing is served without it."""
+customer's words, and with a token set nothing is served without it. The same
+server hands conversations off to a stand-in agents' desk on 127.0.0.1 (signed
+summaries; the desk up, then down)."""
 
 import re
 import secrets
+import time
 from typing import Dict, Tuple
 from urllib.parse import urlencode
 
@@ -12,6 +15,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from rasa_gpt_components.handoff.conversation import response_metadata
+from tests.fixtures.desk import SECRET, Desk
 from tests.fixtures.wechat_official import OFFICIAL_ACCOUNT as OA
 from tests.integration import rasa_server
 from tests.integration.rasa_server import http
@@ -27,15 +32,27 @@ Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
 
 
 @pytest.fixture(scope="module")
-def server(trained_model, shop, tmp_path_factory):
-    """`rasa run` with REST, WeChat (plaintext) and the metrics endpoint, its token from the environment."""
+def desk():
+    server = Desk()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def server(trained_model, shop, desk, tmp_path_factory):
+    """`rasa run` with REST, WeChat (plaintext) and the metrics endpoint, its token from the
+    environment; hand-offs go to ``desk``, signed with the secret from the environment."""
     folder = tmp_path_factory.mktemp("metrics")
     credentials = {"rest": None, "rasa_gpt_components.serving.WeChatInput": {"mode": "plaintext"},
                    "rasa_gpt_components.serving.MetricsInput": None}
     (folder / "credentials.yml").write_text(yaml.safe_dump(credentials), encoding="utf-8")
-    env = {"RASA_GPT_METRICS_TOKEN": TOKEN, "WECHAT_TOKEN": OA["token"], "WECHAT_APP_ID": OA["app_id"]}
-    with rasa_server.running(trained_model, shop / "endpoints.yml", folder / "credentials.yml",
-                             folder / "rasa.log", env=env) as running:
+    endpoints = yaml.safe_load((shop / "endpoints.yml").read_text(encoding="utf-8"))
+    endpoints["nlg"]["handoff"]["webhook"] = {"url": desk.url + "/desk", "timeout": 2, "retries": 1, "backoff": 0.1}
+    (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints, allow_unicode=True), encoding="utf-8")
+    env = {"RASA_GPT_METRICS_TOKEN": TOKEN, "WECHAT_TOKEN": OA["token"], "WECHAT_APP_ID": OA["app_id"],
+           "RASA_GPT_HANDOFF_SECRET": SECRET}
+    with rasa_server.running(trained_model, folder / "endpoints.yml", folder / "credentials.yml",
+                             folder / "rasa.log", env=env, extra_args=["--enable-api"]) as running:
         yield running
 
 
@@ -101,3 +118,43 @@ def test_wechat_requests_show_in_the_channel_metrics(server):
     assert moved(before, after, "rasa_gpt_channel_requests_total", channel="wechat", outcome="refused_403") == 1
     assert moved(before, after, "rasa_gpt_channel_reply_seconds_count", channel="wechat") == 1
     assert user not in server.log_text()  # users appear only as the first 4 characters of their id
+
+
+HANDOFF_REQUEST = "I want to talk to a real person, and please tell them my parcel ES2611210006 is missing one item"
+
+
+def until(condition, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    return condition()
+
+
+def test_a_handoff_reaches_the_desk_and_a_desk_that_is_down_costs_the_customer_nothing(server, desk):
+    before = scrape(server)
+    sender = "handoff_" + secrets.token_hex(4)
+    server.say(sender, "where is my order ES2611210006?")
+    replies = server.say(sender, HANDOFF_REQUEST)
+    assert any("human agent" in reply for reply in replies), replies
+    body = until(lambda: next((b for b in desk.received if b["summary"]["conversation_id"] == sender), None))
+    assert body is not None and desk.rejected == 0, "the signed summary did not reach the desk"
+    summary = body["summary"]
+    assert summary["mentioned"]["order_number"] == ["ES2611210006"] and summary["reason"] == "asked"
+    assert "missing one item" in summary["last_message"] and summary["language"] == "en"
+    assert {"action": "action_order_status", "label": "查询了订单状态"} in summary["done"]
+    stored = [response_metadata(e)["handoff"] for e in server.tracker_events(sender)
+              if e["event"] == "bot" and "handoff" in response_metadata(e)]
+    assert [record["id"] for record in stored] == [body["id"]]  # in the tracker too, once
+
+    desk.close()  # the desk goes down: the customer still gets the hand-off message
+    other = "handoff_" + secrets.token_hex(4)
+    assert any("人工客服" in reply for reply in server.say(other, "转人工"))
+    failed = lambda: moved(before, scrape(server), "rasa_gpt_handoff_deliveries_total", outcome="failed")  # noqa: E731
+    assert until(lambda: failed() == 1)
+    after = scrape(server)
+    assert moved(before, after, "rasa_gpt_handoff_deliveries_total", outcome="delivered") == 1
+    assert moved(before, after, "rasa_gpt_handoffs_total", reason="asked") == 2
+    assert "handoff delivery" in server.log_text() and "ES2611210006" not in server.log_text()

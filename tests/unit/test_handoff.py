@@ -40,7 +40,8 @@ def conversation_events():
         SlotSet("requested_slot", None), ActionExecuted("utter_form_stopped"), BotUttered("OK, stopped."),
         *said("can I bring a power bank on a plane", "nlu_fallback", [("product", "power bank")], "neutral"),
         ActionExecuted("utter_generative_fallback"),
-        BotUttered("I don't know.", metadata={"generative": {"outcome": "declined"}}),
+        BotUttered("I don't know.", metadata={"metadata": {"generative": {"outcome": "declined"}},
+                                              "utter_action": "utter_generative_fallback"}),  # as Rasa stores it
         SlotSet("frustration", 0.64),
         *said("agent please, tell them the laces are missing", "human_handoff", [("language", "en")], "negative"),
         ActionExecuted("action_handoff"),
