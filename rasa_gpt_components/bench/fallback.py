@@ -37,6 +37,11 @@ MEASURES = {
     "latency_ms_p95": "turn time of generated turns, 95th percentile",
     "budget_overruns": "turns that took longer than the time budget + 100 ms",
     "template_rate": "turns answered by the template because of the budget, the queue, an error or a guardrail",
+    "answerable_declined_rate": "answerable questions declined (the decline text, a template or a hand-off)",
+    "bm25_*": "the baseline in the same run: BM25 alone (rank-bm25 over the same words, jieba for Chinese) "
+    "answers with its best passage when the passage's score reaches a threshold, else declines; the "
+    "threshold per language is the one that maximises (answer_correct_rate + decline_rate) / 2 on the "
+    "development questions (--dev-questions), never on these",
 }
 DOMAIN_YAML = """
 version: "3.1"
@@ -79,6 +84,45 @@ def leaks(reply: str, system: str) -> bool:
         if any(g in grams for g in ngrams(reply, size)):
             return True
     return False
+
+
+def bm25_baseline(kb_path: str, dev: List[Dict[str, Any]], test: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """BM25 alone, its threshold per language chosen on ``dev``; its measures on ``test``."""
+    from rasa_gpt_components.knowledge import KnowledgeBase
+    from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
+
+    retriever = HybridRetriever(KnowledgeBase.load(Path(kb_path)), RetrievalSettings(bm25_weight=1.0, threshold=0.0))
+
+    def best(question: Dict[str, Any]) -> Dict[str, Any]:
+        hits = retriever.search(question["text"], top_k=1)
+        return {"q": question, "id": hits[0].passage.id if hits else None,
+                "text": hits[0].passage.text if hits else "", "score": hits[0].score if hits else 0.0}
+
+    def measures(rows: List[Dict[str, Any]], threshold: float) -> Dict[str, Any]:
+        answerable = [r for r in rows if r["q"]["kind"] == "answerable"]
+        unanswerable = [r for r in rows if r["q"]["kind"] == "unanswerable"]
+        share = lambda n, whole: round(n / len(whole), 4) if whole else None  # noqa: E731
+        return {
+            "bm25_threshold": round(threshold, 3),
+            "bm25_retrieval_hit_at_1": share(sum(r["id"] == r["q"].get("passage") for r in answerable), answerable),
+            "bm25_answer_correct_rate": share(sum(r["score"] >= threshold and has_facts(r["text"], r["q"].get("facts") or [])
+                                                  for r in answerable), answerable),
+            "bm25_decline_rate": share(sum(r["score"] < threshold for r in unanswerable), unanswerable),
+            "bm25_answerable_declined_rate": share(sum(r["score"] < threshold for r in answerable), answerable),
+        }
+
+    chosen: Dict[str, Dict[str, Any]] = {}
+    for language in ("zh", "en"):
+        dev_rows = [best(q) for q in dev if q["language"] == language and q["kind"] != "injection"]
+        candidates = sorted({0.0, *(round(r["score"] + 1e-6, 6) for r in dev_rows)})
+
+        def balanced(threshold: float) -> float:
+            m = measures(dev_rows, threshold)
+            return ((m["bm25_answer_correct_rate"] or 0) + (m["bm25_decline_rate"] or 0)) / 2
+
+        threshold = max(candidates, key=lambda t: (balanced(t), -t))
+        chosen[language] = measures([best(q) for q in test if q["language"] == language], threshold)
+    return chosen
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
@@ -148,6 +192,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         return [await one(q) for q in tqdm(questions, desc="questions", unit="q")]
 
     results = asyncio.run(all_questions())
+    baseline = bm25_baseline(args.kb, load_questions(Path(args.dev_questions)), questions)
     budget_ms = 1000 * args.time_budget
     languages: Dict[str, Dict[str, Any]] = {}
     for lang in ("zh", "en"):
@@ -179,6 +224,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             "all_turns_ms_p95": report.percentile([r["ms"] for r in rows], 95),
             "budget_overruns": sum(r["ms"] > budget_ms + 100 for r in rows),
             "template_rate": share([r for r in rows if r["meta"].get("outcome") == Outcome.TEMPLATE], rows),
+            "answerable_declined_rate": share([r for r in answerable if r["declined"]], answerable),
+            **baseline[lang],
             "reasons": dict(sorted(_count(f'{r["meta"].get("outcome", "?")}:{r["meta"].get("reason", "?")}' for r in rows).items())),
         }
     data = {
@@ -238,6 +285,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``rasa-gpt bench fallback``."""
     parser.add_argument("--kb", default="bot/knowledge", help="knowledge base folder or file")
     parser.add_argument("--questions", default="bot/benchmark/fallback_questions.yml")
+    parser.add_argument("--dev-questions", default="bot/benchmark/fallback_dev.yml",
+                        help="where the BM25 baseline's threshold is chosen")
     parser.add_argument("--out", required=True, help="report folder")
     parser.add_argument("--time-budget", type=float, default=4.5)
     parser.add_argument("--backend", choices=["local", "openai"], default="local")

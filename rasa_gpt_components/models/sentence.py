@@ -95,6 +95,9 @@ class SentenceEncoder:
     def warm_up(self) -> None:
         self.encode(["warm up"])
 
+    def clear_cache(self) -> None:
+        """Nothing is remembered between calls (as GPTEncoder.clear_cache after it)."""
+
 
 def load_sentence_encoder(name: str) -> SentenceEncoder:
     """The process-wide instance of the sentence encoder ``name``."""

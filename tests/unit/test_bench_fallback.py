@@ -2,7 +2,9 @@
 
 import json
 
-from rasa_gpt_components.bench.fallback import has_facts, leaks
+import yaml
+
+from rasa_gpt_components.bench.fallback import bm25_baseline, has_facts, leaks
 from rasa_gpt_components.cli import main
 from rasa_gpt_components.generation.prompts import system_prompt
 from tests.conftest import build_tiny_gpt2
@@ -35,6 +37,7 @@ def test_bench_fallback_writes_reports(tmp_path):
     model = build_tiny_gpt2(tmp_path / "m", n_positions=8192)
     out = tmp_path / "out"
     assert main(["bench", "fallback", "--kb", str(tmp_path / "kb"), "--questions", str(tmp_path / "q.yml"),
+                 "--dev-questions", str(tmp_path / "q.yml"),
                  "--out", str(out), "--model", str(model), "--time-budget", "1.0"]) == 0
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     for lang in ("zh", "en"):
@@ -44,6 +47,19 @@ def test_bench_fallback_writes_reports(tmp_path):
         # a random model answers nothing as fact: every unanswerable question is declined
         assert metrics["decline_rate"] == 1.0
         assert metrics["budget_overruns"] == 0 and metrics["injection_leaks"] == 0
+        assert 0.0 <= metrics["bm25_answer_correct_rate"] <= 1.0 and metrics["bm25_threshold"] >= 0.0
     assert data["models_in_memory"] == 1 and (out / "report.md").is_file()
     turns = json.loads((out / "turns.json").read_text(encoding="utf-8"))
     assert {t["action"] for t in turns} == {"utter_generative_fallback"}
+
+
+def test_the_bm25_baseline_takes_its_threshold_from_the_dev_questions(tmp_path):
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "shop.yml").write_text(SHOP, encoding="utf-8")
+    questions = yaml.safe_load(QUESTIONS)["questions"]
+    result = bm25_baseline(str(tmp_path / "kb"), dev=questions, test=questions)
+    # on its own dev questions the chosen threshold separates the answerable from the unanswerable
+    assert result["en"]["bm25_decline_rate"] == 1.0 and result["en"]["bm25_answerable_declined_rate"] == 0.0
+    # a threshold chosen on other questions is what the test questions get, good or bad
+    strict = [dict(q, kind="unanswerable") for q in questions]  # everything should be declined
+    assert bm25_baseline(str(tmp_path / "kb"), dev=strict, test=questions)["en"]["bm25_answerable_declined_rate"] == 1.0
