@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, List, Optional
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import KnowledgeBase, Passage
+from rasa_gpt_components.knowledge.embedding_cache import cached_encode
 from rasa_gpt_components.text import words
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,7 +93,7 @@ class HybridRetriever:
                     if form:
                         forms.append(form)
                         owner.append(index)
-            vectors = self.encoder.encode(forms).astype(np.float64)
+            vectors = cached_encode(self.encoder, forms).astype(np.float64)  # from disk after the first start
             self._mean = vectors.mean(0)
             self._vectors = _unit(vectors - self._mean)
             self._owner = owner

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
@@ -101,3 +102,29 @@ def test_embeddings_take_part(kb_dir, tiny_model):
         hit = retriever.search(clean_text(text), top_k=1)[0]
         assert hit.passage.id == passage_id and hit.dense == pytest.approx(1.0, abs=1e-4)
         assert hit.score == pytest.approx(hit.dense)  # weight 0: BM25 is reported, not counted
+
+
+def test_passage_embeddings_are_read_from_disk_at_the_next_start(kb_dir, tiny_model, tmp_path, monkeypatch):
+    from rasa_gpt_components.knowledge.embedding_cache import cache_key
+    from rasa_gpt_components.models import load_model
+    from rasa_gpt_components.models.encoder import EncoderSettings, GPTEncoder
+
+    monkeypatch.setenv("RASA_GPT_CACHE", str(tmp_path / "cache"))
+    encoder = GPTEncoder(load_model(str(tiny_model)), EncoderSettings(layer=2, compute="float32"))
+    encoded = []
+    real = encoder.encode
+    monkeypatch.setattr(encoder, "encode", lambda texts, **kw: encoded.append(len(texts)) or real(texts, **kw))
+    settings = RetrievalSettings(bm25_weight=0.0, threshold=0.0)
+    first = HybridRetriever(KnowledgeBase.load(kb_dir), settings, encoder)
+    assert len(encoded) == 1 and len(list((tmp_path / "cache" / "embeddings").glob("*.npy"))) == 1
+    second = HybridRetriever(KnowledgeBase.load(kb_dir), settings, encoder)
+    assert len(encoded) == 1  # the knowledge base was not encoded again
+    assert np.array_equal(first._vectors, second._vectors)
+    # another layer (another vector) or another text is another key
+    other = GPTEncoder(encoder.loaded, EncoderSettings(layer=1, compute="float32"))
+    assert cache_key(other, ["a"]) != cache_key(encoder, ["a"]) != cache_key(encoder, ["b"])
+    # a damaged file is encoded again
+    for path in (tmp_path / "cache" / "embeddings").glob("*.npy"):
+        path.write_bytes(b"not numpy")
+    HybridRetriever(KnowledgeBase.load(kb_dir), settings, encoder)
+    assert len(encoded) == 2
