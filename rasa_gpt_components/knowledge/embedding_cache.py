@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import tempfile
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
