@@ -95,7 +95,11 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
 
             # the local model when there is one: the classifier's and the generator's instance
             loaded = load_model(s.model)
-            if retrieval.dense:
+            if retrieval.dense and retrieval.encoder:
+                from rasa_gpt_components.models.sentence import load_sentence_encoder
+
+                encoder = load_sentence_encoder(retrieval.encoder)
+            elif retrieval.dense:
                 encoder = GPTEncoder(loaded, EncoderSettings(layer=min(retrieval.layer, loaded.num_layers)))
             if retrieval.rerank:
                 reranker = LikelihoodReranker(loaded)

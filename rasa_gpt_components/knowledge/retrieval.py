@@ -17,16 +17,18 @@ Both scores are put on a 0..1 scale before they are mixed:
 """
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Union
 
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import KnowledgeBase, Passage
 from rasa_gpt_components.knowledge.embedding_cache import cached_encode
+from rasa_gpt_components.models.sentence import SENTENCE_ENCODERS
 from rasa_gpt_components.text import words
 
 if TYPE_CHECKING:  # pragma: no cover
     from rasa_gpt_components.models.encoder import GPTEncoder
+    from rasa_gpt_components.models.sentence import SentenceEncoder
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class RetrievalSettings:
     threshold: float = 0.35  # passages scoring less are not returned
     top_k: int = 3
     layer: int = 6  # the GPT layer whose pooled states are the embeddings
+    encoder: Optional[str] = None  # a sentence encoder (models/sentence.py) instead of the GPT's states
     rerank: bool = False  # reorder the candidates by the model's likelihood of the question
     rerank_candidates: int = 5
 
@@ -46,6 +49,9 @@ class RetrievalSettings:
         for name in ("top_k", "layer", "rerank_candidates"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"retrieval.{name} must be at least 1, got {getattr(self, name)}.")
+        if self.encoder is not None and self.encoder not in SENTENCE_ENCODERS:
+            raise ValueError(f"retrieval.encoder must be one of {', '.join(sorted(SENTENCE_ENCODERS))} "
+                             f"(or left out: the GPT model's states), got '{self.encoder}'.")
 
     @property
     def dense(self) -> bool:
@@ -70,7 +76,7 @@ class HybridRetriever:
         self,
         knowledge_base: KnowledgeBase,
         settings: RetrievalSettings = RetrievalSettings(),
-        encoder: Optional["GPTEncoder"] = None,
+        encoder: Optional[Union["GPTEncoder", "SentenceEncoder"]] = None,
     ) -> None:
         from rank_bm25 import BM25Okapi
 

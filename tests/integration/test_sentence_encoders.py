@@ -61,3 +61,18 @@ def test_sentiment_on_the_e5_encoder_inside_rasa(tmp_path):
     results = parse(model, [text for text, _ in UNSEEN])
     predicted = [r["sentiment"]["label"] for r in results]
     assert sum(p == label for p, (_, label) in zip(predicted, UNSEEN)) >= 5, list(zip(UNSEEN, predicted))
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("what time can I talk to one of your people", "opening_hours"),  # no word in common
+    ("钱多久能退回来", "refund_time"),
+])
+def test_retrieval_on_e5_finds_paraphrases(tmp_path, question, expected):
+    from rasa_gpt_components.knowledge import KnowledgeBase
+    from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
+    from tests.fixtures.knowledge import SHOP
+
+    (tmp_path / "shop.yml").write_text(SHOP, encoding="utf-8")
+    settings = RetrievalSettings(bm25_weight=0.0, threshold=0.0, encoder="multilingual-e5-small")
+    retriever = HybridRetriever(KnowledgeBase.load(tmp_path), settings, load_sentence_encoder(settings.encoder))
+    assert retriever.search(question, top_k=1)[0].passage.id == expected
