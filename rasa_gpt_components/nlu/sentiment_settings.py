@@ -12,7 +12,6 @@ from typing import Any, Dict, Optional, Text
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.models.encoder import EncoderSettings
-from rasa_gpt_components.models.registry import DEFAULT_MODEL
 from rasa_gpt_components.nlu.head import HeadSettings
 
 # reviews are longer than intents: a longer window (docs/benchmarks.md, "Sentiment")
@@ -34,7 +33,9 @@ class SentimentSettings:
     training_data: Optional[str] = None
     text_column: str = "text"
     label_column: str = "label"
-    model: str = DEFAULT_MODEL  # a name, .gguf file, model directory or hub id
+    # a sentence encoder (models/sentence.py), or a GPT model reference (name, .gguf file,
+    # directory, hub id) whose pooled states are the features; e5 measured best (docs/handoff.md)
+    model: str = "multilingual-e5-small"
     dtype: str = "float32"
     num_threads: Optional[int] = None
     random_seed: int = 0
