@@ -8,6 +8,7 @@
     rasa-gpt bench summary REPORT_DIR [REPORT_DIR ...]
     rasa-gpt bench load --url URL [--url URL ...] --conversations N --turns M --out DIR
     rasa-gpt bench handoff --model MODEL [--endpoints FILE] [--conversations FILE] --out DIR
+    rasa-gpt bench startup [--entries N] [--encoder NAME] --out DIR
 """
 
 import argparse
@@ -30,6 +31,7 @@ BENCHMARKS = [
     ("summary", "one Markdown table over many reports"),
     ("load", "concurrent conversations through a running bot's REST channel, then its tracker store"),
     ("handoff", "scripted conversations ending in a hand-off: the summary the agents' desk receives"),
+    ("startup", "GenerativeNLG's start-up with a large knowledge base, first and cached"),
 ]
 
 

@@ -128,3 +128,17 @@ def test_passage_embeddings_are_read_from_disk_at_the_next_start(kb_dir, tiny_mo
         path.write_bytes(b"not numpy")
     HybridRetriever(KnowledgeBase.load(kb_dir), settings, encoder)
     assert len(encoded) == 2
+
+
+def test_bench_startup_reports_the_first_and_the_cached_start(tmp_path, tiny_model, kb_dir, monkeypatch):
+    import json
+
+    from rasa_gpt_components.cli import main
+
+    monkeypatch.setenv("RASA_GPT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert main(["bench", "startup", "--kb", str(kb_dir), "--entries", "12", "--model", str(tiny_model),
+                 "--out", str(out)]) == 0
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert data["passages"] == 12 and data["first_start_seconds"] > 0 and data["next_start_seconds"] > 0
+    assert len(list((tmp_path / "cache" / "embeddings").glob("*.npy"))) == 1  # written once, read the next time
