@@ -225,6 +225,8 @@ def compare(name: str, gpt: Dict[str, Any], baseline: Dict[str, Any]) -> Dict[st
 
 def write_reports(out: Path, data: Dict[str, Any]) -> None:
     """report.json (the numbers) and report.md (for people)."""
+    from rasa_gpt_components.nlu.sentiment_settings import SentimentSettings
+
     report.write_json(out / "report.json", data)
     m = data["machine"]
     lines = [
@@ -258,7 +260,8 @@ def write_reports(out: Path, data: Dict[str, Any]) -> None:
     lines += [
         "",
         "- `baseline`: character 1-4-gram TF-IDF + logistic regression (C=10), trained on the same split in this run.",
-        "- `gpt`: SentimentAnalyzer (shared model's pooled features + character n-grams, calibrated head).",
+        f"- `gpt`: SentimentAnalyzer on `{data['options'].get('model') or SentimentSettings().model}` "
+        "(its sentence vectors, or a GPT model's pooled states, + character n-grams, calibrated head).",
         "- `ece`: expected calibration error of the top label's score (10 bins).",
         "- `ms_*`: one message at a time (the component's `process`, as Rasa runs it; the baseline's transform + predict).",
         "- `error_reduction`: 1 - errors(gpt) / errors(baseline).",
