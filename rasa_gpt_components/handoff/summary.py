@@ -173,13 +173,14 @@ def render(summary: Dict[str, Any], language: str, quote=lambda text: f"“{text
         open_parts.append(f"{w['stopped']} {comma.join(still['stopped_forms'])}")
     if still.get("unanswered"):
         open_parts.append(f"{w['unanswered']} " + comma.join(quote(t) for t in still["unanswered"]))
-    lines.append(f"{w['open']}{sep}" + ("; ".join(open_parts) if open_parts else w["none"]))
+    lines.append(f"{w['open']}{sep}" + (("；" if language == "zh" else "; ").join(open_parts) if open_parts else w["none"]))
     for name, value in (summary.get("slots") or {}).items():
         lines.append(f"{w['slots']} · {name}{sep}{quote(str(value))}")
     mood = summary.get("sentiment") or {}
     if mood.get("trend") or mood.get("frustration") is not None:
         trend = " → ".join(w.get(label, label) for label in mood.get("trend") or [])
-        level = f" ({w['frustration']} {mood['frustration']:.2f})" if mood.get("frustration") is not None else ""
+        level = f"{w['frustration']} {mood['frustration']:.2f}" if mood.get("frustration") is not None else ""
+        level = (f"（{level}）" if language == "zh" else f" ({level})") if level else ""
         lines.append(f"{w['sentiment']}{sep}{trend or w['none']}{level}")
     if summary.get("transcript"):
         lines.append(f"{w['transcript']}{sep}")

@@ -64,7 +64,7 @@ def test_the_summary_holds_what_the_agent_must_know_and_nothing_else():
         "I don't know.", "agent please, tell them the laces are missing"]
     text = render(summary, "zh")
     assert "订单号：“ES2611210006”" in text and "查询了订单" in text and "中途停止的表单 refund_form" in text
-    assert "负面" in text and "烦躁度 0.64" in text
+    assert "负面" in text and "（烦躁度 0.64）" in text
     assert "Mentioned · order numbers" in render(summary, "en")
 
 
