@@ -99,6 +99,8 @@ class Why(str, Enum):
     PROMPT_DISCLOSURE = "prompt_disclosure"
     INVENTED_ENTITIES = "invented_entities"
     UNSUPPORTED = "unsupported"
+    ECHO = "echo"
+    CONTRADICTION = "contradiction"
     GUARDRAIL = "guardrail"  # another guardrail
 
     @property
@@ -117,7 +119,7 @@ class Why(str, Enum):
 
 _GUARDRAILS = frozenset(
     {Why.INPUT_BLOCKLIST, Why.OUTPUT_BLOCKLIST, Why.PROMPT_DISCLOSURE, Why.INVENTED_ENTITIES, Why.UNSUPPORTED,
-     Why.LANGUAGE, Why.EMPTY, Why.GUARDRAIL}
+     Why.ECHO, Why.CONTRADICTION, Why.LANGUAGE, Why.EMPTY, Why.GUARDRAIL}
 )
 # how a generation can end with nothing to judge (Generation.stopped; Why is a str enum)
 _NOT_WRITTEN = frozenset({Why.DEADLINE, Why.ERROR, Why.NOT_GENERATED})

@@ -12,9 +12,15 @@ means the caller sends its safe template instead.
 - ``invented_entities``: URLs, phone numbers and order numbers that are not in
   the retrieved passages; the sentences that carry them are dropped.
 - ``repetition``: the answer starts repeating itself; it is cut before the repeat.
-- ``unsupported``: the answer states a number that is in neither the passages
-  nor the question, or too few of its words come from them (a small model's
-  invented facts: "2-4 weeks" for "2-4 days", a CEO's made-up name).
+- ``unsupported``: the answer states a number that is not in the passages,
+  or too few of its words come from them (a small model's invented facts:
+  "2-4 weeks" for "2-4 days", a CEO's made-up name). Only the passages count
+  as support, never the customer's own words.
+- ``echo``: the answer repeats the question ("i want to learn about nlu" ->
+  "i want to learn about nlu").
+- ``contradiction``: a sentence of the answer says what a passage sentence
+  says, with the negation turned around ("The project is not open source." for
+  "The project is open source.", "支持退货" for "不支持退货").
 - ``max_length``: at most ``max_chars``, cut at the last sentence end.
 """
 
@@ -123,6 +129,47 @@ def support(text: str, sources: Sequence[str]) -> Tuple[float, List[str]]:
     return share, [n for n in _NUMBER.findall(text) if n not in source_numbers]
 
 
+ECHO_SHARE = 0.8  # share of an answer's tokens that are the question's: an echo
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|cannot|can't|won't|don't|doesn't|isn't|aren't|wasn't|weren't|shouldn't|"
+    r"couldn't|wouldn't|hasn't|haven't|didn't|without)\b|n't|[不没无未非别勿]", re.I)
+CONTRADICTION_OVERLAP = 0.6  # share of a sentence's words (negations aside) in a passage sentence
+
+
+def echoes_question(text: str, question: str) -> bool:
+    """Whether the answer is mostly the customer's question said back (3+ tokens)."""
+    said = [t.lower() for t in tokens(text)]
+    asked = {t.lower() for t in tokens(question)}
+    return len(said) >= 3 and bool(asked) and sum(t in asked for t in said) / len(said) >= ECHO_SHARE
+
+
+# Chinese words that carry a negation character but negate nothing
+_NOT_NEGATIONS = re.compile(r"非常|无线|无论|不管|未来|别人|别的|不仅|不但|不错|不断|不少|并不是不")
+
+
+def _negated(sentence: str) -> bool:
+    return len(_NEGATION.findall(_NOT_NEGATIONS.sub(" ", sentence))) % 2 == 1
+
+
+def _content(sentence: str) -> Set[str]:
+    return set(words(_NEGATION.sub(" ", _NOT_NEGATIONS.sub(" ", sentence.lower()))))
+
+
+def contradicts(text: str, passages: Sequence[str]) -> bool:
+    """Whether a sentence of ``text`` turns around the negation of a passage sentence
+    it otherwise repeats (at least ``CONTRADICTION_OVERLAP`` of its words)."""
+    said_sentences = [s for s in sentences(text) if _content(s)]
+    source_sentences = [s for p in passages for s in sentences(p) if _content(s)]
+    for said in said_sentences:
+        mine = _content(said)
+        for source in source_sentences:
+            theirs = _content(source)
+            if len(mine & theirs) / len(mine) >= CONTRADICTION_OVERLAP and _negated(said) != _negated(source):
+                if len(mine & theirs) / max(len(theirs), 1) >= 0.3:  # about the same thing, not a word or two
+                    return True
+    return False
+
+
 def check_support(text: str, sources: Sequence[str], min_support: float) -> Verdict:
     """Refuse an answer with a number from nowhere or too few grounded words."""
     share, numbers = support(text, sources)
@@ -203,7 +250,10 @@ def check_answer(
         lambda t: cut_repetition(t),
         lambda t: drop_invented_entities(t, passages),
         lambda t: limit_length(t, max_chars),
-        lambda t: check_support(t, [*passages, question], min_support) if min_support > 0 else Verdict(t),
+        lambda t: Verdict(t, True, ["echo"]) if question and echoes_question(t, question) else Verdict(t),
+        lambda t: Verdict(t, True, ["contradiction"]) if contradicts(t, passages) else Verdict(t),
+        # only the passages ground an answer: the customer's words are not a source
+        lambda t: check_support(t, passages, min_support) if min_support > 0 else Verdict(t),
     ):
         result = step(verdict.text)
         verdict = Verdict(result.text, result.refused, verdict.reasons + result.reasons)

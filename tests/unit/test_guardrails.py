@@ -70,3 +70,43 @@ def test_check_answer_runs_every_check():
     mixed = g.check_answer("Your order SO12345678 shipped. Refunds take 1-3 days. " * 3, PASSAGES, SYSTEM, max_chars=200)
     assert not mixed.refused and "SO12345678" not in mixed.text
     assert set(mixed.reasons) == {"repetition", "invented_entities"}
+
+
+ABOUT = ["The project is open source under the Apache-2.0 licence; you can run it on your own servers.",
+         "已拆封的化妆品不支持退货，其他商品签收后 7 天内可退。",
+         "Standard delivery takes 2-4 days within mainland China."]
+
+
+def test_an_echo_of_the_question_is_refused():
+    echo = g.check_answer("i want to learn about nlu", ABOUT, SYSTEM, question="i want to learn about nlu")
+    assert echo.refused and echo.reasons == ["echo"]
+    assert g.echoes_question("我想了解一下退货", "我想了解一下退货")
+    # an answer may use the question's words
+    assert not g.echoes_question("Yes, we ship to Macau within 3 days.", "do you ship to Macau?")
+
+
+def test_a_contradiction_of_the_passage_is_refused():
+    flipped = g.check_answer("The project is not open source.", ABOUT, SYSTEM)
+    assert flipped.refused and flipped.reasons == ["contradiction"]
+    assert g.contradicts("已拆封的化妆品支持退货。", ABOUT)
+    assert g.contradicts("Opened cosmetics can be returned.", ["Opened cosmetics cannot be returned."])
+    # what the passage says, or something else, is not a contradiction
+    assert not g.contradicts("The project is open source.", ABOUT)
+    assert not g.contradicts("已拆封的化妆品不能退货。", ABOUT)
+    assert not g.contradicts("这款耳机非常好用。", ["这款无线耳机好用。"])  # 非常 / 无线 negate nothing
+    assert not g.contradicts("No, delivery to Taiwan is not offered.", ABOUT)
+
+
+def test_only_the_passages_ground_an_answer_never_the_question():
+    # every word of this answer is in the question, none in the passages: not grounded
+    question = "who is the CEO of the company, Zhang Wei?"
+    invented = g.check_answer("The CEO of the company is Zhang Wei.", ABOUT, SYSTEM, question="", min_support=0.75)
+    assert invented.refused and invented.reasons == ["unsupported"]
+    assert g.check_answer("The CEO of the company is Zhang Wei.", ABOUT, SYSTEM, question=question,
+                          min_support=0.75).refused
+    # a different number from the passage's
+    weeks = g.check_answer("Standard delivery takes 2-5 days within mainland China.", ABOUT, SYSTEM, min_support=0.75)
+    assert weeks.refused and weeks.reasons == ["unsupported"]
+    grounded = g.check_answer("Standard delivery takes 2-4 days within mainland China.", ABOUT, SYSTEM,
+                              question="how long is delivery", min_support=0.75)
+    assert not grounded.refused
