@@ -88,18 +88,19 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
             raise RasaException(f"GenerativeNLG: {error}") from None
         retrieval = s.retrieval
         encoder = reranker = None
-        if retrieval.dense or retrieval.rerank:
+        gpt_states = retrieval.dense and not retrieval.encoder  # embeddings from the GPT model
+        if retrieval.dense and retrieval.encoder:
+            from rasa_gpt_components.models.sentence import load_sentence_encoder
+
+            encoder = load_sentence_encoder(retrieval.encoder)
+        if gpt_states or retrieval.rerank:
             from rasa_gpt_components.generation.rerank import LikelihoodReranker
             from rasa_gpt_components.models import load_model
             from rasa_gpt_components.models.encoder import EncoderSettings, GPTEncoder
 
-            # the local model when there is one: the classifier's and the generator's instance
+            # the local model: the classifier's and the generator's instance
             loaded = load_model(s.model)
-            if retrieval.dense and retrieval.encoder:
-                from rasa_gpt_components.models.sentence import load_sentence_encoder
-
-                encoder = load_sentence_encoder(retrieval.encoder)
-            elif retrieval.dense:
+            if gpt_states:
                 encoder = GPTEncoder(loaded, EncoderSettings(layer=min(retrieval.layer, loaded.num_layers)))
             if retrieval.rerank:
                 reranker = LikelihoodReranker(loaded)

@@ -18,7 +18,6 @@ class Turn:
 
     text: str
     intent: Optional[str]
-    confidence: float
     entities: List[Dict[str, Any]]
     sentiment: Dict[str, Any]  # SentimentAnalyzer's output; {} without one
     actions: List[str] = field(default_factory=list)  # in order, without action_listen
@@ -48,7 +47,6 @@ class Conversation:
     forms_started: List[str]
     forms_completed: List[str]
     active_form: Optional[str]
-    bot_before_first_turn: List[str]
 
 
 def read_conversation(events: Sequence[Dict[str, Any]]) -> Conversation:
@@ -62,7 +60,6 @@ def read_conversation(events: Sequence[Dict[str, Any]]) -> Conversation:
     started: List[str] = []
     completed: List[str] = []
     active: Optional[str] = None
-    before: List[str] = []
     last_action: Optional[str] = None
     for event in events[start:]:
         kind = event.get("event")
@@ -72,12 +69,9 @@ def read_conversation(events: Sequence[Dict[str, Any]]) -> Conversation:
             last_action = event.get("name")
             if last_action not in _BOOKKEEPING and turns:
                 turns[-1].actions.append(str(last_action))
-        elif kind == "bot" and event.get("text"):
-            if turns:
-                turns[-1].bot_texts.append(clean_text(event["text"]))
-                turns[-1].bot_metadata.append(response_metadata(event))
-            else:
-                before.append(clean_text(event["text"]))
+        elif kind == "bot" and event.get("text") and turns:
+            turns[-1].bot_texts.append(clean_text(event["text"]))
+            turns[-1].bot_metadata.append(response_metadata(event))
         elif kind == "slot":
             slots[str(event.get("name"))] = event.get("value")
         elif kind == "active_loop":
@@ -87,7 +81,7 @@ def read_conversation(events: Sequence[Dict[str, Any]]) -> Conversation:
             elif active and last_action != "action_deactivate_loop":  # not stopped: done
                 completed.append(active)
             active = name
-    return Conversation(turns, slots, started, completed, active, before)
+    return Conversation(turns, slots, started, completed, active)
 
 
 def response_metadata(event: Dict[str, Any]) -> Dict[str, Any]:
@@ -105,7 +99,6 @@ def _turn(event: Dict[str, Any]) -> Turn:
     return Turn(
         text=clean_text(event.get("text") or ""),
         intent=intent.get("name"),
-        confidence=float(intent.get("confidence") or 0.0),
         entities=[e for e in parse.get("entities") or [] if isinstance(e, dict)],
         sentiment=parse.get("sentiment") if isinstance(parse.get("sentiment"), dict) else {},
     )

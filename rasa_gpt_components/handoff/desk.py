@@ -35,14 +35,14 @@ class HandoffDesk:
         """The hand-off record for the tracker (``{"id", "summary"}``); its delivery
         starts in the background when a webhook is configured."""
         conversation = read_conversation(events)
-        score = conversation.slots.get("frustration")
+        score = conversation.slots.get(self.settings.summary.frustration_slot)
         summary = build_summary(conversation, self.settings.summary, conversation_id,
                                 float(score) if isinstance(score, (int, float)) else None)
         handoff_id = uuid.uuid4().hex
         HANDOFFS.labels(summary["reason"]).inc()
-        logger.info("handoff %s", log_fields(id=handoff_id, reason=summary["reason"], language=summary["language"] or "-",
-                                              turns=len(conversation.turns), webhook=bool(self.settings.webhook.url)))
         webhook = self.settings.webhook
+        logger.info("handoff %s", log_fields(id=handoff_id, reason=summary["reason"], language=summary["language"] or "-",
+                                              turns=len(conversation.turns), webhook=bool(webhook.url)))
         if webhook.url:
             body = payload(summary, handoff_id, self.settings.summary.agent_language, webhook.format)
             task = asyncio.get_running_loop().create_task(deliver(webhook, body, handoff_id))

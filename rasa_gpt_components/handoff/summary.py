@@ -27,7 +27,8 @@ class SummarySettings:
     ignore_entities: Tuple[str, ...] = ("language",)
     report_slots: Tuple[str, ...] = ()  # slots whose values the agent sees (e.g. a form's)
     action_labels: Dict[str, str] = field(default_factory=dict)  # action or form -> words for the agent
-    offer_action: str = "utter_offer_human"
+    offer_action: str = "utter_offer_human"  # GenerativeFallbackPolicy's frustration.offer_action
+    frustration_slot: str = "frustration"  # and its frustration.slot
     fallback_response: str = "utter_generative_fallback"
 
     def __post_init__(self) -> None:

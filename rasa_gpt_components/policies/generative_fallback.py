@@ -52,7 +52,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 
-from rasa_gpt_components.handoff.conversation import read_conversation
+from rasa_gpt_components.handoff.conversation import Conversation, read_conversation
 from rasa_gpt_components.handoff.frustration import FrustrationSettings, frustration
 from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
 
@@ -114,8 +114,8 @@ class GenerativeFallbackPolicy(Policy):
                 "GenerativeFallbackPolicy: '%s' (frustration.offer_action) is not in the domain, so a "
                 "frustrated customer is not offered a human. Add the response, or set frustration.level "
                 "to null; see docs/handoff.md.", self.frustration.offer_action)
-        needed = {key: self.config[key] for key in ("fallback_response", "handoff_action", "failed_action_response")}
-        for key, name in needed.items():
+        for key in ("fallback_response", "handoff_action", "failed_action_response"):
+            name = self.config[key]
             if name is None and key == "failed_action_response":
                 continue
             if name not in known:
@@ -134,11 +134,13 @@ class GenerativeFallbackPolicy(Policy):
     ) -> PolicyPrediction:
         """The fallback, the hand-off, action_listen after either, or no opinion."""
         probabilities = self._default_predictions(domain)
-        score = self._frustration(tracker)
+        conversation = self._conversation(tracker)
+        score = frustration(conversation.turns, self.config["fallback_response"], self.frustration) \
+            if conversation else None
         events: List[Event] = []
         if score is not None and self.frustration.slot in {slot.name for slot in domain.slots}:
             events.append(SlotSet(self.frustration.slot, round(score, 2)))
-        offer = score is not None and self._offer(tracker, domain, score)
+        offer = score is not None and self._offer(tracker, domain, conversation, score)
         action, confidence, code, reason = self._decide(tracker, domain, score if offer else None)
         if action == ACTION_LISTEN_NAME:
             self._report_takeover(tracker)
@@ -154,15 +156,15 @@ class GenerativeFallbackPolicy(Policy):
         return self._prediction(probabilities, events=events,
                                 action_metadata={"reason": reason, "reason_code": code})
 
-    def _frustration(self, tracker: DialogueStateTracker) -> Optional[float]:
-        """The frustration score right after a user message; None at any other time."""
+    @staticmethod
+    def _conversation(tracker: DialogueStateTracker) -> Optional[Conversation]:
+        """The current session, read right after a user message; None at any other time."""
         if tracker.latest_action_name != ACTION_LISTEN_NAME or not tracker.latest_message \
                 or not tracker.latest_message.intent.get(INTENT_NAME_KEY):
             return None
-        conversation = read_conversation([event.as_dict() for event in tracker.applied_events()])
-        return frustration(conversation.turns, self.config["fallback_response"], self.frustration)
+        return read_conversation([event.as_dict() for event in tracker.applied_events()])
 
-    def _offer(self, tracker: DialogueStateTracker, domain: Domain, score: float) -> bool:
+    def _offer(self, tracker: DialogueStateTracker, domain: Domain, conversation: Conversation, score: float) -> bool:
         """Whether to offer a human now: frustrated enough, no form active, not asked
         for already, not offered nor handed off before in this session."""
         level = self.frustration.level
@@ -173,12 +175,7 @@ class GenerativeFallbackPolicy(Policy):
         if tracker.latest_message.intent.get(INTENT_NAME_KEY) in self.frustration.ignore_intents:
             return False
         done = {self.frustration.offer_action, self.config["handoff_action"]}
-        for event in reversed(tracker.applied_events()):
-            if isinstance(event, SessionStarted):
-                break
-            if isinstance(event, ActionExecuted) and event.action_name in done:
-                return False
-        return True
+        return not any(action in done for turn in conversation.turns for action in turn.actions)
 
     def _report_takeover(self, tracker: DialogueStateTracker) -> None:
         """Count and log the turn this policy just took over: its action is the one that
