@@ -9,6 +9,7 @@
     rasa-gpt bench load --url URL [--url URL ...] --conversations N --turns M --out DIR
     rasa-gpt bench handoff --model MODEL [--endpoints FILE] [--conversations FILE] --out DIR
     rasa-gpt bench startup [--entries N] [--encoder NAME] --out DIR
+    rasa-gpt bench recommend --database-url URL [--requests FILE] [--split dev|test|all] [--scale N] --out DIR
 """
 
 import argparse
@@ -32,6 +33,7 @@ BENCHMARKS = [
     ("load", "concurrent conversations through a running bot's REST channel, then its tracker store"),
     ("handoff", "scripted conversations ending in a hand-off: the summary the agents' desk receives"),
     ("startup", "GenerativeNLG's start-up with a large knowledge base, first and cached"),
+    ("recommend", "the recommender on labelled requests and held-out last purchases, beside rules and popularity"),
 ]
 
 

@@ -9,9 +9,11 @@ the domain picks the variation by the slot ``language``, and the values the
 actions fill in (order statuses, product names) are in that language too.
 
 Slots read: language, order_number, refund_reason, refund_confirmed,
-new_address, customer_id, preference. Slots set: order_number (canonical or
-None), customer_id (the customer of an order looked up), refund_reason,
-refund_confirmed and new_address (cleared after use), preference, handoff.
+new_address, customer_id, preference, recommend_asked. Slots set: order_number
+(canonical or None), customer_id (the customer of an order looked up),
+refund_reason, refund_confirmed and new_address (cleared after use),
+preference, recommend_asked, handoff. Recommendations come from the plugin's
+recommender (``rasa_gpt_components.recommend``, options in ``bot/recommend.yml``).
 Entities read: order_number, preference.
 """
 
@@ -20,9 +22,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from abc import ABC, abstractmethod
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Text, TypeVar
+
+import yaml
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -30,6 +36,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+
+from rasa_gpt_components.recommend import Recommender
 
 from shop import service
 from shop.db import database_url, init_db, session_scope
@@ -113,8 +121,11 @@ def _items(items: Iterable[service.Item], language: str) -> str:
     return LIST_SEPARATOR[language].join(f"{_name(item, language)} × {item.quantity}" for item in items)
 
 
-def _products(products: Iterable[service.ProductInfo], language: str) -> str:
-    return "\n".join(f"- {_name(p, language)} {_price(p.price_yuan)}" for p in products)
+def _picks(picks: Iterable[Any], language: str) -> str:
+    """One line per recommended item: its name and why ("- 羊绒围巾（适合父母，¥459，在预算内）")."""
+    if language == "zh":
+        return "\n".join(f"- {p.item.name('zh')}（{p.reason}）" for p in picks)
+    return "\n".join(f"- {p.item.name('en')} ({p.reason})" for p in picks)
 
 
 def _refund_reference(refund_id: Optional[int]) -> str:
@@ -187,8 +198,22 @@ class ActionOrderStatus(ShopAction):
                 courier=courier,
                 tracking_number=order.tracking_no,
             )
+        await utter_also_bought(dispatcher, order, language)
         # the order's customer: recommendations can then follow their past orders
         return [SlotSet("order_number", order.order_no), SlotSet("customer_id", str(order.customer_id))]
+
+
+async def utter_also_bought(dispatcher: CollectingDispatcher, order: service.OrderResult, language: str) -> None:
+    """"Customers who bought this also bought ...", after an order lookup, when there is anything."""
+    skus = [item.sku for item in order.items]
+    customer = None if order.customer_id is None else str(order.customer_id)
+    try:
+        found = await asyncio.to_thread(lambda: shop_recommender().also_bought(skus, customer, language))
+    except (ValueError, OSError, SQLAlchemyError) as error:  # the order's answer stands without suggestions
+        logger.warning("no also-bought suggestions: %s", error)
+        return
+    if found.picks:
+        dispatcher.utter_message(response="utter_also_bought", products=_picks(found.picks[:2], language))
 
 
 class ActionSubmitRefund(ShopAction):
@@ -322,44 +347,65 @@ def _customer_id(tracker: Tracker) -> Optional[int]:
     return int(value) if value.isdigit() else None
 
 
-def _stated_preferences(tracker: Tracker) -> List[str]:
+# --- recommendations (rasa_gpt_components.recommend; options in bot/recommend.yml) ---
+
+RECOMMEND_CONFIG = Path(__file__).resolve().parent.parent / "recommend.yml"
+_recommenders: Dict[str, Recommender] = {}
+_recommender_lock = threading.Lock()
+
+
+def shop_recommender() -> Recommender:
+    """The process's recommender over the shop's database (built on first use:
+    the sentence encoder loads and the catalogue's vectors are read from the cache)."""
+    url = database_url()
+    with _recommender_lock:
+        if url not in _recommenders:
+            if url not in _initialised:
+                init_db(url)
+                _initialised.add(url)
+            config = yaml.safe_load(RECOMMEND_CONFIG.read_text(encoding="utf-8")) or {}
+            _recommenders[url] = Recommender.from_config({**config, "database_url": url})
+        return _recommenders[url]
+
+
+def _recommend_text(tracker: Tracker) -> str:
+    """The customer's message, with the category they stated earlier (slot ``preference``) when it names none."""
+    text = str(tracker.latest_message.get("text") or "")
     said = [str(v) for v in tracker.get_latest_entity_values("preference") if v]
-    if said:
-        return said
-    slot = tracker.get_slot("preference")
-    return [str(v) for v in (slot if isinstance(slot, list) else [slot]) if v]
+    preference = tracker.get_slot("preference")
+    if not said and preference:
+        text = f"{text} {preference}".strip()
+    return text
 
 
 class ActionRecommend(ShopAction):
-    """Up to three products for the customer (slot ``customer_id``) and the stated ``preference``."""
+    """Up to three products for what the customer asks (their message), their
+    orders (slot ``customer_id``) and what customers bought; asks who it is for
+    and the budget once when the request names nothing (slot ``recommend_asked``)."""
 
     def name(self) -> Text:
         return "action_recommend"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
         customer_id = _customer_id(tracker)
-        stated = _stated_preferences(tracker)
+        asked = bool(tracker.get_slot("recommend_asked"))
+        text = _recommend_text(tracker)
 
-        def work(session: Session):  # type: ignore[no-untyped-def]
-            known = {text: service.normalise_preference(session, text) for text in stated}
-            if customer_id is not None:
-                for preference in filter(None, known.values()):
-                    service.record_preference(session, customer_id, preference)
-            return known, service.recommend(session, customer_id, [p for p in known.values() if p])
+        def work():  # type: ignore[no-untyped-def]
+            return shop_recommender().recommend(text, None if customer_id is None else str(customer_id), language,
+                                                may_ask=not asked)
 
-        known, found = await run_in_database(work)
-        for text, preference in known.items():
-            if preference is None:
-                dispatcher.utter_message(response="utter_unknown_preference", preference=text)
-        if not found.products:
+        found = await asyncio.to_thread(work)
+        if found.basis == "clarify":
+            dispatcher.utter_message(response="utter_ask_recommendation_details")
+            return [SlotSet("recommend_asked", True)]
+        if not found.picks:
             dispatcher.utter_message(response="utter_no_recommendations")
         else:
-            dispatcher.utter_message(
-                response="utter_recommendations" if found.basis == "personal" else "utter_top_sellers",
-                products=_products(found.products, language),
-            )
-        recognised = [p for p in known.values() if p]
-        return [SlotSet("preference", recognised[0])] if recognised else []
+            response = "utter_top_sellers" if found.basis == "popular" else "utter_recommendations"
+            dispatcher.utter_message(response=response, products=_picks(found.picks, language))
+        stated = found.request.wants.get("category") if found.request else None
+        return [SlotSet("preference", sorted(stated)[0])] if stated else []
 
 
 class ActionHandoff(Action):

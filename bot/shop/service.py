@@ -15,42 +15,25 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Callable, Dict, Iterable, Optional, Set, Tuple, TypeVar
+from typing import Callable, Optional, Tuple, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .db import CATEGORIES, AddressChange, Customer, Order, OrderItem, Preference, Product, Refund
+from .db import AddressChange, Order, Refund
 
 REFUNDABLE_STATUSES = ("shipped", "completed")
 ADDRESS_CHANGEABLE_STATUSES = ("awaiting_payment", "awaiting_shipment")
 OPEN_REFUND_STATUSES = ("requested", "approved")
 ADDRESS_MIN_CHARS, ADDRESS_MAX_CHARS = 6, 200
 REASON_MAX_CHARS = 200
-MAX_RECOMMENDATIONS = 3
-ORDER_NO_MAX_CHARS, PREFERENCE_MAX_CHARS = 100, 50
+ORDER_NO_MAX_CHARS = 100
 
 _ORDER_NO = re.compile(r"(?:ES)?(\d{10})")
 _ORDER_NO_IN_TEXT = re.compile(r"(?<![A-Z0-9])(?:ES[\s\-_]*\d(?:[\s\-_]?\d){9}|\d{10})(?![\s\-_]?\d)")
 _SEPARATORS = re.compile(r"[\s\-_.·#:：]+")
-
-# words users say for a category (English and Chinese)
-CATEGORY_ALIASES: Dict[str, str] = {
-    **{c: c for c in CATEGORIES},
-    "electronic": "electronics", "gadgets": "electronics", "digital": "electronics",
-    "电子": "electronics", "电子产品": "electronics", "数码": "electronics", "数码产品": "electronics",
-    "clothes": "clothing", "apparel": "clothing", "fashion": "clothing",
-    "衣服": "clothing", "服装": "clothing", "服饰": "clothing", "穿搭": "clothing",
-    "household": "home", "home goods": "home", "homeware": "home", "家居": "home", "家居用品": "home", "家用": "home",
-    "cosmetics": "beauty", "makeup": "beauty", "美妆": "beauty", "化妆品": "beauty", "美容": "beauty",
-    "护肤": "skincare", "护肤品": "skincare", "耳机": "audio", "手机": "phone", "鞋": "shoes", "鞋子": "shoes",
-    "运动": "sport", "厨房": "kitchen",
-}
-
 
 # --- results -----------------------------------------------------------------------
 
@@ -102,35 +85,6 @@ class AddressResult:
     # invalid_order_number, order_not_found, invalid_address, already_shipped,
     # order_cancelled, address_already_changed
     error: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class ProductInfo:
-    """A product as shown to a customer."""
-
-    sku: str
-    name_en: str
-    name_zh: str
-    category: str
-    price_yuan: Decimal
-
-
-@dataclass(frozen=True)
-class Recommendations:
-    """Up to three products, best first; ``basis`` says how they were chosen."""
-
-    products: Tuple[ProductInfo, ...]
-    basis: str  # personal, top_sellers
-    error: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class PreferenceResult:
-    """A recorded preference (``created`` False when it was there already), or an ``error``."""
-
-    preference: Optional[str]
-    created: bool = False
-    error: Optional[str] = None  # unknown_customer, unknown_preference
 
 
 # --- input cleaning -------------------------------------------------------------------
@@ -305,90 +259,3 @@ def change_address(
             order.address = cleaned
             return AddressResult(canonical, cleaned, order.status)
     return AddressResult(canonical, change.new_address, order.status, duplicate=True)
-
-
-# --- recommendations --------------------------------------------------------------
-
-
-def normalise_preference(session: Session, text: Optional[str]) -> Optional[str]:
-    """The category or product tag a user means ("衣服" -> "clothing"), or None."""
-    word = _clean(text, PREFERENCE_MAX_CHARS).lower()
-    word = CATEGORY_ALIASES.get(word, word)
-    if not word:
-        return None
-    if word in CATEGORIES:
-        return word
-    return word if word in _all_tags(session) else None
-
-
-def _all_tags(session: Session) -> Set[str]:
-    return {tag for product in session.execute(select(Product)).scalars() for tag in product.tag_list}
-
-
-def _units_sold(session: Session) -> Counter:
-    rows = session.execute(
-        select(OrderItem.product_id, func.sum(OrderItem.quantity))
-        .join(Order)
-        .where(Order.status != "cancelled")
-        .group_by(OrderItem.product_id)
-    )
-    return Counter({product_id: int(units) for product_id, units in rows})
-
-
-def _info(product: Product) -> ProductInfo:
-    return ProductInfo(product.sku, product.name_en, product.name_zh, product.category, Decimal(product.price_yuan))
-
-
-def recommend(session: Session, customer_id: Optional[int] = None, preferences: Iterable[str] = ()) -> Recommendations:
-    """At most 3 products the customer has not bought, best first.
-
-    Products score 3 for matching a stated preference, 2 for a recorded one and
-    1 for a category of the customer's past (not cancelled) orders; ties go to
-    the better sellers. Without any interest to go on: the top sellers.
-    """
-    stated = {p for p in (normalise_preference(session, text) for text in preferences) if p}
-    bought: Set[int] = set()
-    past_categories: Set[str] = set()
-    recorded: Set[str] = set()
-    if customer_id is not None:
-        lines = session.execute(
-            select(Product.id, Product.category)
-            .join(OrderItem, OrderItem.product_id == Product.id)
-            .join(Order)
-            .where(Order.customer_id == customer_id, Order.status != "cancelled")
-        ).all()
-        bought = {product_id for product_id, _ in lines}
-        past_categories = {category for _, category in lines}
-        recorded = set(
-            session.execute(select(Preference.category).where(Preference.customer_id == customer_id)).scalars()
-        )
-
-    def score(product: Product) -> int:
-        topics = {product.category, *product.tag_list}
-        return 3 * bool(topics & stated) + 2 * bool(topics & recorded) + (product.category in past_categories)
-
-    sold = _units_sold(session)
-    candidates = [p for p in session.execute(select(Product)).scalars() if p.id not in bought]
-    interesting = [p for p in candidates if score(p) > 0]
-    basis = "personal" if interesting else "top_sellers"
-    ranked = sorted(interesting or candidates, key=lambda p: (-score(p), -sold[p.id], p.id))
-    return Recommendations(tuple(_info(p) for p in ranked[:MAX_RECOMMENDATIONS]), basis)
-
-
-def record_preference(session: Session, customer_id: int, category: str) -> PreferenceResult:
-    """Remember that a customer likes a category or tag (once per customer and value)."""
-    if session.get(Customer, customer_id) is None:
-        return PreferenceResult(None, error="unknown_customer")
-    preference = normalise_preference(session, category)
-    if preference is None:
-        return PreferenceResult(None, error="unknown_preference")
-
-    def existing() -> Optional[Preference]:
-        return session.execute(
-            select(Preference).where(Preference.customer_id == customer_id, Preference.category == preference)
-        ).scalar_one_or_none()
-
-    created = False
-    if existing() is None:
-        _, created = _insert_once(session, Preference(customer_id=customer_id, category=preference), existing)
-    return PreferenceResult(preference, created=created)

@@ -298,13 +298,8 @@ def run(args: argparse.Namespace) -> int:
     if args.limit:
         conversations = conversations[: args.limit]
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     data = asyncio.run(bench(args, conversations))
-    data = {"command": "rasa-gpt " + " ".join(getattr(args, "argv", [])), "date": time.strftime("%Y-%m-%d %H:%M"),
-            "machine": report.machine(), **data}
-    report.write_json(out / "report.json", data)
-    write_markdown(out / "report.md", data)
-    print((out / "report.md").read_text(encoding="utf-8"))
+    report.publish(out, args, data, write_markdown)
     return 0
 
 

@@ -95,3 +95,16 @@ def write_json(path: Path, data: Any) -> None:
 def fmt(value: Optional[float], digits: int = 3) -> str:
     """A number for a Markdown cell."""
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def publish(out: Path, args: Any, data: Dict[str, Any], write_markdown: Any) -> None:
+    """Write ``data`` with the command, date and machine as out/report.json, its
+    Markdown (``write_markdown(path, data)``) as out/report.md, and print the Markdown."""
+    import time
+
+    out.mkdir(parents=True, exist_ok=True)
+    data = {"command": "rasa-gpt " + " ".join(getattr(args, "argv", [])), "date": time.strftime("%Y-%m-%d %H:%M"),
+            "machine": machine(), **data}
+    write_json(out / "report.json", data)
+    write_markdown(out / "report.md", data)
+    print((out / "report.md").read_text(encoding="utf-8"))

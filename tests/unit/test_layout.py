@@ -21,6 +21,7 @@ LAYERS: Dict[str, int] = {
     "handoff": 2,
     "generation": 3,
     "policies": 3,
+    "recommend": 3,
     "serving": 4,
     "bench": 5,
     "cli": 6,

@@ -26,7 +26,7 @@ if str(BOT_DIR) not in sys.path:
     sys.path.insert(0, str(BOT_DIR))  # the action server runs from bot/: packages `actions` and `shop`
 
 from actions import actions as bot_actions  # noqa: E402
-from shop import db, service  # noqa: E402
+from shop import catalogue, db, service  # noqa: E402
 
 RESPONSES = yaml.safe_load((BOT_DIR / "domain.yml").read_text(encoding="utf-8"))["responses"]
 SHIPPED_SF = "ES2611200002"  # customer 1, X12 smartphone, SF Express
@@ -39,10 +39,15 @@ LABELS = {"en": ("Shipped", "SF Express"), "zh": ("已发货", "顺丰速运")}
 
 @pytest.fixture
 def db_url(tmp_path, monkeypatch) -> str:
-    """A fresh SQLite database for the actions (SHOP_DATABASE_URL), created on first use."""
+    """A fresh SQLite database for the actions (SHOP_DATABASE_URL), created on first use;
+    the recommender without its sentence encoder (tests/integration/test_recommendations.py has it)."""
     url = f"sqlite:///{tmp_path / 'shop.db'}"
     monkeypatch.setenv(db.DATABASE_URL_ENV, url)
+    config = tmp_path / "recommend.yml"
+    config.write_text("encoder: null\n", encoding="utf-8")
+    monkeypatch.setattr(bot_actions, "RECOMMEND_CONFIG", config)
     yield url
+    bot_actions._recommenders.pop(url, None)
     db.dispose_engines()
 
 
@@ -51,8 +56,9 @@ def make_tracker(
     entities: Tuple[Tuple[str, str], ...] = (),
     sender: str = "user-1",
     events: Optional[List[Dict[str, Any]]] = None,
+    text: str = "",
 ) -> Tracker:
-    latest = {"text": "", "intent": {"name": "x"}, "entities": [{"entity": e, "value": v} for e, v in entities]}
+    latest = {"text": text, "intent": {"name": "x"}, "entities": [{"entity": e, "value": v} for e, v in entities]}
     return Tracker(sender, dict(slots or {}), latest, events or [], False, None, {}, "action_listen")
 
 
@@ -92,18 +98,20 @@ def full_width(ascii_text: str) -> str:
 
 def test_seeding_is_idempotent(db_url):
     assert db.init_db(db_url) is True
-    tables = (db.Customer, db.Product, db.Order, db.OrderItem, db.Refund, db.AddressChange, db.Preference)
+    tables = (db.Customer, db.Product, db.Order, db.OrderItem, db.Refund, db.AddressChange)
     before = {m.__tablename__: count(m, db_url) for m in tables}
     assert db.init_db(db_url) is False
     assert {m.__tablename__: count(m, db_url) for m in tables} == before
-    assert before["customers"] == 4 and before["products"] == 12 and before["orders"] == len(db.DEMO_ORDERS) == 10
+    # the demo rows, then the generated catalogue and customers (tests/unit/test_catalogue.py)
+    assert before["customers"] == len(db.DEMO_CUSTOMERS) + catalogue.SYNTHETIC_CUSTOMERS
+    assert before["products"] == len(db.DEMO_PRODUCTS) + catalogue.GENERATED_PRODUCTS
     with db.session_scope(db_url) as session:
         stored = dict(session.execute(select(db.Order.order_no, db.Order.status)).all())
-        languages = sorted(c.language for c in session.execute(select(db.Customer)).scalars())
-        categories = sorted(p.category for p in session.execute(select(db.Product)).scalars())
-    assert stored == db.DEMO_ORDERS
-    assert languages == ["en", "en", "zh", "zh"]
-    assert categories == sorted(list(db.CATEGORIES) * 3)
+        demo = {c.id: c.language for c in session.execute(select(db.Customer).where(db.Customer.id <= 4)).scalars()}
+        categories = {p.category for p in session.execute(select(db.Product)).scalars()}
+    assert {no: stored[no] for no in db.DEMO_ORDERS} == db.DEMO_ORDERS
+    assert demo == {cid: row[2] for cid, row in db.DEMO_CUSTOMERS.items()}
+    assert categories == set(db.CATEGORIES)
     assert set(db.DEMO_ORDERS.values()) == set(db.ORDER_STATUSES)
 
 
@@ -174,18 +182,20 @@ def test_order_status_found(db_url, language):
     replies, events = run(bot_actions.ActionOrderStatus(), tracker)
     status, courier = LABELS[language]
     item = "X12 智能手机（128 GB） × 1" if language == "zh" else "X12 smartphone (128 GB) × 1"
-    assert replies == [
+    assert replies[:2] == [
         ("utter_order_status", {"order_number": SHIPPED_SF, "status": status, "items": item}),
         ("utter_order_tracking", {"order_number": SHIPPED_SF, "courier": courier, "tracking_number": "SF1402611200002"}),
     ]
+    assert [name for name, _ in replies[2:]] == ["utter_also_bought"]  # test_an_order_lookup_suggests_...
     assert slot_events(events) == {"order_number": SHIPPED_SF, "customer_id": str(db._DEMO_ORDER_ROWS[SHIPPED_SF][0])}
 
 
 def test_order_status_before_shipment_has_no_tracking(db_url):
     replies, _ = run(bot_actions.ActionOrderStatus(), make_tracker({"order_number": AWAITING_SHIPMENT}))
-    assert replies == [
-        ("utter_order_status", {"order_number": AWAITING_SHIPMENT, "status": "Awaiting shipment", "items": "Running shoes × 1"})
-    ]
+    assert replies[0] == (
+        "utter_order_status", {"order_number": AWAITING_SHIPMENT, "status": "Awaiting shipment", "items": "Running shoes × 1"}
+    )
+    assert [name for name, _ in replies[1:]] in ([], ["utter_also_bought"])  # never a tracking number
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])
@@ -345,54 +355,71 @@ def test_address_change_rejects(db_url, order_no, address, reply):
 # --- recommendations ------------------------------------------------------------------
 
 
-def bought_skus(url: str, customer_id: int) -> set:
+def bought(url: str, customer_id: int, durable: bool) -> set:
     with db.session_scope(url) as session:
         rows = session.execute(
             select(db.Product.sku).join(db.OrderItem).join(db.Order).where(
-                db.Order.customer_id == customer_id, db.Order.status != "cancelled"
+                db.Order.customer_id == customer_id, db.Order.status != "cancelled", db.Product.durable == durable
             )
         )
         return set(rows.scalars())
 
 
-@pytest.mark.parametrize("customer_id", sorted(db.DEMO_CUSTOMERS))
-def test_recommendations_exclude_bought_products(db_url, customer_id):
-    db.init_db(db_url)
-    with db.session_scope(db_url) as session:
-        found = service.recommend(session, customer_id)
-    assert found.basis == "personal" and 1 <= len(found.products) <= 3
-    assert not {p.sku for p in found.products} & bought_skus(db_url, customer_id)
+def products_of(reply_variables: Dict[str, str]) -> List[str]:
+    return reply_variables["products"].splitlines()
 
 
-def test_recommend_action_for_a_known_customer(db_url):
-    replies, events = run(bot_actions.ActionRecommend(), make_tracker({"customer_id": "1"}))
-    assert [name for name, _ in replies] == ["utter_recommendations"]
-    products = replies[0][1]["products"]
-    assert products.count("\n") == 2 and "Running shoes" not in products and "Cotton T-shirt" not in products
-    assert events == []
-
-
-def test_recommend_follows_stated_preferences(db_url):
-    tracker = make_tracker({"customer_id": "4", "language": "zh"}, entities=(("preference", "美妆"),))
+def test_the_gift_for_father_within_the_budget(db_url):
+    tracker = make_tracker({"language": "zh"}, text="有什么适合送给爸爸的礼物推荐吗？预算500左右")
     replies, events = run(bot_actions.ActionRecommend(), tracker)
-    assert replies == [("utter_recommendations", {"products": "- 保湿面霜 ¥259\n- 防晒霜 SPF50 ¥129\n- 丝绒口红 ¥189"})]
-    assert slot_events(events) == {"preference": "beauty"}
+    assert [name for name, _ in replies] == ["utter_recommendations"] and events == []
+    lines = products_of(replies[0][1])
+    assert len(lines) == 3
+    for line in lines:  # "- 名称（适合父母，¥459，接近您的预算）"
+        price = int(re.search(r"¥([\d,]+)", line).group(1).replace(",", ""))
+        assert 300 <= price <= 600 and "接近您的预算" in line and ("适合" in line), line
+
+
+def test_a_vague_request_gets_one_question_then_suggestions(db_url):
+    replies, events = run(bot_actions.ActionRecommend(), make_tracker({"language": "zh"}, text="推荐点东西"))
+    assert replies == [("utter_ask_recommendation_details", {})] and slot_events(events) == {"recommend_asked": True}
+    replies, events = run(bot_actions.ActionRecommend(),
+                          make_tracker({"language": "zh", "recommend_asked": True}, text="推荐点东西"))
+    assert [name for name, _ in replies] == ["utter_top_sellers"] and len(products_of(replies[0][1])) == 3
+
+
+def test_a_known_customer_gets_no_durable_item_they_own(db_url):
+    customer = 1001
+    replies, _ = run(bot_actions.ActionRecommend(), make_tracker({"customer_id": str(customer)}, text="any ideas?"))
+    assert [name for name, _ in replies] == ["utter_recommendations"]
     with db.session_scope(db_url) as session:
-        recorded = session.execute(select(db.Preference.category).where(db.Preference.customer_id == 4)).scalars().all()
-        # the recorded preference keeps counting without being stated again
-        later = service.recommend(session, 4)
-    assert recorded == ["beauty"]
-    assert {p.category for p in later.products} == {"beauty"}
+        names = {p.name_en: p.sku for p in session.execute(select(db.Product)).scalars()}
+    offered = {names[line[2:].rsplit(" (", 1)[0]] for line in products_of(replies[0][1])}
+    assert offered and not offered & bought(db_url, customer, durable=True)
 
 
-def test_recommend_without_a_customer_gives_top_sellers(db_url):
-    replies, _ = run(bot_actions.ActionRecommend(), make_tracker({"preference": "rockets"}))
-    assert [name for name, _ in replies] == ["utter_unknown_preference", "utter_top_sellers"]
-    assert replies[0][1] == {"preference": "rockets"}
-    # the best sellers of the demo data: 2 sold each, ties in catalogue order
-    assert replies[1][1]["products"].splitlines() == [
-        "- Wireless noise-cancelling headphones ¥899", "- Cotton T-shirt ¥79", "- Running shoes ¥399"
-    ]
+def test_a_stated_category_is_remembered(db_url):
+    tracker = make_tracker({"language": "en"}, entities=(("preference", "beauty"),), text="I like beauty products")
+    replies, events = run(bot_actions.ActionRecommend(), tracker)
+    assert slot_events(events) == {"preference": "beauty"}
+    later, _ = run(bot_actions.ActionRecommend(), make_tracker({"preference": "beauty"}, text="what would you suggest?"))
+    with db.session_scope(db_url) as session:
+        beauty = {p.name_en for p in session.execute(select(db.Product).where(db.Product.category == "beauty")).scalars()}
+    assert all(line[2:].rsplit(" (", 1)[0] in beauty for line in products_of(later[0][1]))
+
+
+def test_nothing_within_the_budget(db_url):
+    replies, events = run(bot_actions.ActionRecommend(), make_tracker({}, text="a gift for my dad under 5 yuan"))
+    assert replies == [("utter_no_recommendations", {})] and events == []
+
+
+def test_an_order_lookup_suggests_what_its_buyers_also_bought(db_url):
+    replies, _ = run(bot_actions.ActionOrderStatus(), make_tracker({"order_number": SHIPPED_SF}))
+    assert [name for name, _ in replies] == ["utter_order_status", "utter_order_tracking", "utter_also_bought"]
+    lines = products_of(replies[2][1])
+    # bought in the same orders as the X12 phone: its companions (shop.catalogue.COMPANIONS), not another phone
+    assert 1 <= len(lines) <= 2 and all("often bought with the X12 smartphone" in line for line in lines)
+    assert not any("phone (" in line.split(" (")[0] for line in lines)
 
 
 # --- errors and handoff ----------------------------------------------------------------
@@ -421,13 +448,16 @@ def test_handoff(db_url):
     assert slot_events(events) == {"handoff": True}
 
 
-def test_the_action_server_needs_rasa_sdk_and_the_shop_only():
-    """The actions, as rasa_sdk imports them from bot/, load neither Rasa nor this plugin nor torch."""
-    heavy = ("rasa", "rasa_gpt_components", "torch", "tensorflow", "transformers")
-    code = f"import sys, actions.actions; print(sorted(set(m.split('.')[0] for m in sys.modules) & set({heavy!r})))"
+def test_the_action_server_needs_rasa_sdk_the_shop_and_the_recommender_only():
+    """The actions, as rasa_sdk imports them from bot/, load the plugin's recommender
+    and nothing of Rasa, torch or the plugin's GPT components."""
+    heavy = ("rasa", "torch", "tensorflow", "transformers")
+    code = ("import sys, actions.actions; "
+            f"print(sorted(set(m.split('.')[0] for m in sys.modules) & set({heavy!r})), "
+            "sorted({m.split('.')[1] for m in sys.modules if m.startswith('rasa_gpt_components.')}))")
     result = subprocess.run([sys.executable, "-c", code], cwd=BOT_DIR, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.strip() == "[] ['lazy', 'recommend', 'text']"
 
 
 def test_every_response_the_actions_send_is_in_the_domain_in_both_languages():

@@ -1,0 +1,7 @@
+"""Recommendations from what the customer says and what customers bought
+(docs/recommendations.md): ``Recommender`` for a custom action."""
+
+from rasa_gpt_components.recommend.recommender import Pick, Recommendation, Recommender
+from rasa_gpt_components.recommend.settings import RecommenderSettings
+
+__all__ = ["Pick", "Recommendation", "Recommender", "RecommenderSettings"]

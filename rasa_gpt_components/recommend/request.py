@@ -1,0 +1,169 @@
+"""What a recommendation request asks for: a price range, and the attribute
+values its words name (``lexicon.py``), in Chinese or English.
+
+Prices: "500左右" / "around 500" (about: a range around the amount, the
+amount preferred), "500以内" / "under $100" / "预算500" (at most),
+"300到500" / "between 100 and 300" (a range), "500以上" / "over 500" (at
+least). Amounts in digits, "2k" / "1.5千" / "1万", or Chinese numerals
+("五百", "两千五"). A dollar amount ("$", "dollars", "bucks", "usd") is converted
+with ``dollar_rate``; everything else is taken in the shop's currency (yuan).
+Codes such as order numbers and SKUs ("ES2611200002", "EL-101") are never read
+as prices.
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Optional, Tuple
+
+from rasa_gpt_components.recommend.lexicon import Lexicon
+from rasa_gpt_components.text import detect_language
+
+_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
+_NUMBER = (r"(?<![A-Za-z0-9\-.])(?P<{0}>\d+(?:\.\d+)?\s*(?:k|K|千|w|W|万)?(?![\d.])"
+           r"|[零〇一二两三四五六七八九十百千万]+)")
+_CURRENCY_BEFORE = r"(?P<{0}_cur>[¥￥$]|rmb|usd|cny)?\s*"
+_CURRENCY_AFTER = r"\s*(?P<{0}_unit>元|块钱?|rmb|yuan|cny|dollars?|usd|bucks|以内|以下|左右)?"
+
+
+def _amount(name: str) -> str:
+    return _CURRENCY_BEFORE.format(name) + _NUMBER.format(name) + _CURRENCY_AFTER.format(name)
+
+
+_A, _B = _amount("a"), _amount("b")
+# (kind, pattern) in the order they are tried; the first that matches wins
+_PRICE_PATTERNS = [
+    ("range", re.compile(rf"(?:between\s+)?{_A}\s*(?:-|~|～|–|到|至|and|to)\s*{_B}", re.I)),
+    ("about", re.compile(rf"{_A}\s*(?:左右|上下|出头|or so|-?ish)", re.I)),
+    ("about", re.compile(rf"(?:大概|大约|差不多|around|about|approximately|roughly|circa)\s*{_A}", re.I)),
+    ("max", re.compile(rf"{_A}\s*(?:以内|以下|之内|内|封顶)", re.I)),
+    ("max", re.compile(rf"(?:不超过|不要超过|别超过|最多|最高|低于|少于|不到|预算(?:是|在|有|为)?|under|below|"
+                       rf"less than|no more than|not more than|up to|at most|max(?:imum)?|within|cheaper than|"
+                       rf"budget(?:\s+(?:of|is))?)\s*{_A}", re.I)),
+    ("min", re.compile(rf"{_A}\s*(?:以上|起)", re.I)),
+    ("min", re.compile(rf"(?:至少|不低于|高于|超过|over|above|more than|at least)\s*{_A}", re.I)),
+    ("about", re.compile(rf"{_A}\s*(?:元|块钱?|yuan|rmb|dollars?|bucks)", re.I)),  # a bare price: "500块的"
+    ("about", re.compile(rf"[¥￥$]\s*{_NUMBER.format('a')}", re.I)),
+]
+_DOLLARS = re.compile(r"^(?:\$|usd|dollars?|bucks)$", re.I)
+MIN_PRICE = 10  # a smaller number without a currency is a count
+
+
+def chinese_number(text: str) -> Optional[float]:
+    """"五百" -> 500, "两千五" -> 2500, "一万" -> 10000, "十" -> 10; None when not a number."""
+    total, section, digit, last_unit = 0, 0, None, 1
+    for char in text:
+        if char in _DIGITS:
+            digit = _DIGITS[char]
+        elif char in _UNITS:
+            unit = _UNITS[char]
+            if unit == 10000:
+                total += (section + (digit or 0)) * unit
+                section, digit, last_unit = 0, None, 10000
+                continue
+            section += (1 if digit is None else digit) * unit
+            digit, last_unit = None, unit
+        else:
+            return None
+    if digit is not None:  # "两千五": a trailing digit counts a tenth of the last unit
+        section += digit * (last_unit // 10 if last_unit >= 100 and len(text) > 1 else 1)
+    return float(total + section) or None
+
+
+def _value(match: "re.Match[str]", name: str) -> Tuple[Optional[float], bool]:
+    """The amount of the group ``name`` and whether it is in dollars."""
+    raw = match.group(name).strip()
+    number: Optional[float]
+    if raw[0].isdigit():
+        digits = re.match(r"\d+(?:\.\d+)?", raw)
+        number = float(digits.group(0)) * {"k": 1000, "千": 1000, "w": 10000, "万": 10000}.get(
+            raw[digits.end():].strip().lower(), 1)
+    else:
+        number = chinese_number(raw)
+    marks = [match.groupdict().get(f"{name}_cur") or "", match.groupdict().get(f"{name}_unit") or ""]
+    if number is not None and number < MIN_PRICE and not any(m.strip() for m in marks):
+        number = None  # "2-3 gifts", "top 5": counts, not prices
+    return number, any(_DOLLARS.match(m.strip()) for m in marks)
+
+
+@dataclass(frozen=True)
+class PriceRange:
+    low: Optional[float] = None
+    high: Optional[float] = None
+    target: Optional[float] = None  # "about": the amount asked for
+
+    def allows(self, price: float) -> bool:
+        return (self.low is None or price >= self.low) and (self.high is None or price <= self.high)
+
+    @property
+    def given(self) -> bool:
+        return self.low is not None or self.high is not None
+
+
+def parse_price(text: str, about_low: float = 0.6, about_high: float = 1.2, dollar_rate: float = 7.2) -> PriceRange:
+    """The price range a request states, in the shop's currency; PriceRange() when none."""
+    for kind, pattern in _PRICE_PATTERNS:
+        for match in pattern.finditer(text):
+            a, a_dollars = _value(match, "a")
+            b, b_dollars = _value(match, "b") if kind == "range" else (a, a_dollars)
+            if a is None or b is None:
+                continue
+            rate = dollar_rate if a_dollars or b_dollars else 1.0  # "100 to $300": both in dollars
+            a, b = a * rate, b * rate
+            if kind == "range":
+                return PriceRange(min(a, b), max(a, b))
+            if kind == "about":
+                return PriceRange(a * about_low, a * about_high, target=a)
+            if kind == "max":
+                return PriceRange(None, a)
+            return PriceRange(a, None)
+    return PriceRange()
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str
+    language: str
+    price: PriceRange = field(default_factory=PriceRange)
+    wants: Dict[str, FrozenSet[str]] = field(default_factory=dict)  # attribute -> values asked for
+    gift: bool = False
+
+    @property
+    def specific(self) -> bool:
+        """Whether there is anything to rank by besides the customer's history."""
+        return self.price.given or bool(self.wants) or bool(self.content_words)
+
+    @property
+    def content_words(self) -> Tuple[str, ...]:
+        return _content_words(self.text)
+
+
+_GIFT = re.compile(r"礼物|礼品|送给|送人|送\w{0,3}(?:爸|妈|父|母|老|孩|朋友|同事)|\bgifts?\b|\bpresents?\b|\bfor (?:my|a|our)\b",
+                   re.I)
+# what a request says without naming anything: "推荐点东西", "any recommendations?"
+_FILLER = re.compile(
+    r"推荐|介绍|有什么|有没有|什么|好的|好物|东西|商品|产品|宝贝|一些|一下|几款|几个|给我|帮我|我想|想要|想买|买点|买个|"
+    r"适合|可以|吗|呢|吧|啊|呀|的|了|我|你们|你|请|麻烦|看看|值得|买|礼物|礼品|"
+    r"\b(?:recommend(?:ation)?s?|suggest(?:ion)?s?|any|some|something|things?|stuff|products?|items?|good|nice|"
+    r"what|do|does|you|have|has|can|could|would|i|me|my|a|an|the|to|for|buy|get|want|like|please|show|"
+    r"should|is|are|there|worth|it|of|with|in|on|and|or|anything|else|help|pick|picks|need|looking|gifts?|presents?|"
+    r"ideas?)\b",
+    re.I)
+
+
+def _content_words(text: str) -> Tuple[str, ...]:
+    rest = _FILLER.sub(" ", text)
+    return tuple(re.findall(r"[\u3400-\u9fff]{2,}|[A-Za-z]{3,}", rest))  # one character left over says nothing
+
+
+def parse_request(text: str, lexicon: Lexicon, language: Optional[str] = None, about_low: float = 0.6,
+                  about_high: float = 1.2, dollar_rate: float = 7.2) -> Request:
+    """The request in ``text`` (already cleaned)."""
+    wants = lexicon.find(text)
+    return Request(
+        text=text,
+        language=language or detect_language(text),
+        price=parse_price(text, about_low, about_high, dollar_rate),
+        wants=wants,
+        gift=bool(_GIFT.search(text)),
+    )
