@@ -16,7 +16,7 @@ BOT_INPUTS := $(wildcard bot/config.yml bot/domain.yml bot/data/*.yml bot/data/*
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install llama-server services shell train test test-unit lock clean
+.PHONY: install llama-server services recommender shell train test test-unit lock clean
 
 ## install: create .venv with the exact package set of requirements/lock.txt
 install: $(VENV)/.installed
@@ -47,6 +47,15 @@ services:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql redis-server; }
 
+## recommender: the reference shop's catalogue vectors in the model cache, so that the
+## action server's first recommendation does not compute them (about a minute, once)
+recommender: bot/.make-recommender
+
+bot/.make-recommender: $(VENV)/.installed bot/recommend.yml bot/shop/catalogue.py bot/shop/db.py
+	cd bot && rm -f .warm.db && SHOP_DATABASE_URL=sqlite:///.warm.db $(BIN)/python -c \
+	  'from actions.actions import shop_recommender; shop_recommender()' && rm -f .warm.db
+	touch $@
+
 ## train: train bot/ when its data or config changed
 train: bot/models/.trained
 
@@ -55,14 +64,14 @@ bot/models/.trained: $(VENV)/.installed $(BOT_INPUTS)
 	touch $@
 
 ## shell: install, train if needed, start the action server and talk to the bot
-shell: train
+shell: train recommender
 	@cd bot && { $(BIN)/rasa run actions --port $(ACTIONS_PORT) >../.actions.log 2>&1 & echo $$! > ../.actions.pid; } ; \
 	trap 'kill $$(cat ../.actions.pid) 2>/dev/null; rm -f ../.actions.pid' EXIT; \
 	for i in $$(seq 60); do curl -sf localhost:$(ACTIONS_PORT)/health >/dev/null && break; sleep 1; done; \
 	$(BIN)/rasa shell
 
 ## test: install if needed (with the llama.cpp server, PostgreSQL and Redis), then run every test
-test: install llama-server services
+test: install llama-server services recommender
 	$(BIN)/python -m pytest -q
 
 ## test-unit: the fast unit tests only

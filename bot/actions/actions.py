@@ -208,8 +208,11 @@ async def utter_also_bought(dispatcher: CollectingDispatcher, order: service.Ord
     skus = [item.sku for item in order.items]
     customer = None if order.customer_id is None else str(order.customer_id)
     try:
-        found = await asyncio.to_thread(lambda: shop_recommender().also_bought(skus, customer, language))
-    except (ValueError, OSError, SQLAlchemyError) as error:  # the order's answer stands without suggestions
+        recommender = shop_recommender(wait=False)
+        if recommender is None:  # still being built: the order's answer does not wait for it
+            return
+        found = await asyncio.to_thread(recommender.also_bought, skus, customer, language)
+    except Exception as error:  # noqa: BLE001 - the order's answer stands without suggestions
         logger.warning("no also-bought suggestions: %s", error)
         return
     if found.picks:
@@ -350,22 +353,46 @@ def _customer_id(tracker: Tracker) -> Optional[int]:
 # --- recommendations (rasa_gpt_components.recommend; options in bot/recommend.yml) ---
 
 RECOMMEND_CONFIG = Path(__file__).resolve().parent.parent / "recommend.yml"
-_recommenders: Dict[str, Recommender] = {}
+_recommenders: Dict[str, Any] = {}  # database URL -> Recommender, or the error its build raised
+_builds: Dict[str, threading.Thread] = {}
 _recommender_lock = threading.Lock()
 
 
-def shop_recommender() -> Recommender:
-    """The process's recommender over the shop's database (built on first use:
-    the sentence encoder loads and the catalogue's vectors are read from the cache)."""
+def _build_recommender(url: str) -> None:
+    try:
+        if url not in _initialised:
+            init_db(url)
+            _initialised.add(url)
+        config = yaml.safe_load(RECOMMEND_CONFIG.read_text(encoding="utf-8")) or {}
+        _recommenders[url] = Recommender.from_config({**config, "database_url": url})
+    except Exception as error:  # noqa: BLE001 - kept for the caller that waits
+        _recommenders[url] = error
+    finally:
+        with _recommender_lock:
+            _builds.pop(url, None)
+
+
+def shop_recommender(wait: bool = True) -> Optional[Recommender]:
+    """The process's recommender over the shop's database. Built once, in a
+    thread (the sentence encoder loads; the catalogue's vectors come from the
+    cache, or are computed: about a minute on 2 cores the first time, which
+    ``make`` does ahead). ``wait=False``: None until it is ready."""
     url = database_url()
     with _recommender_lock:
-        if url not in _recommenders:
-            if url not in _initialised:
-                init_db(url)
-                _initialised.add(url)
-            config = yaml.safe_load(RECOMMEND_CONFIG.read_text(encoding="utf-8")) or {}
-            _recommenders[url] = Recommender.from_config({**config, "database_url": url})
-        return _recommenders[url]
+        built = _recommenders.get(url)
+        if built is None and url not in _builds:
+            _builds[url] = threading.Thread(target=_build_recommender, args=(url,), daemon=True,
+                                            name="recommender-build")
+            _builds[url].start()
+        building = _builds.get(url)
+    if built is None and wait and building is not None:
+        building.join()
+        built = _recommenders.get(url)
+    if isinstance(built, Exception):
+        with _recommender_lock:
+            _recommenders.pop(url, None)  # the next call tries again
+        raise built
+    return built
 
 
 def _recommend_text(tracker: Tracker) -> str:

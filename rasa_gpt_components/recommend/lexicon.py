@@ -45,7 +45,7 @@ _DEFAULT: Dict[str, Dict[str, Tuple[str, str, str]]] = {
         "women": ("women", "女士", "妈妈 母亲 老妈 老婆 女朋友 女友 妻子 奶奶 外婆 姐姐 妹妹 女士 女生 女性 闺蜜 "
                   "mom mother mum wife girlfriend grandma grandmother sister her woman women lady ladies"),
         "kids": ("kids", "孩子", "孩子 小孩 儿子 女儿 宝宝 儿童 小朋友 侄子 外甥 kid kids child children son daughter "
-                 "baby toddler nephew niece"),
+                 "baby toddler nephew niece boy girl year_old year-old"),
         "couples": ("couples", "情侣", "情侣 一对 夫妻 couple couples"),
     },
     "occasions": {

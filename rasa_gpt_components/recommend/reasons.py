@@ -32,6 +32,7 @@ class Why:
     bought_with: Optional[str] = None  # an item the customer bought whose buyers bought this too
     together_with: Optional[str] = None  # an item this is often bought with in one order
     like_before: bool = False  # in the categories the customer buys
+    bought_before: bool = False  # a consumable the customer bought before
 
 
 def _price(amount: float) -> str:
@@ -45,7 +46,9 @@ def word_reason(item: Item, why: Why, request: Optional[Request], lexicon: Lexic
     for attribute, value in why.matched:
         english, chinese = _PHRASES[attribute]
         parts.append((chinese if zh else english).format(label=lexicon.label(attribute, value, language)))
-    if why.together_with:
+    if why.bought_before:
+        parts.append("您之前买过，可以回购" if zh else "you bought it before")
+    elif why.together_with:
         parts.append(f"常与{why.together_with}一起购买" if zh else f"often bought with the {why.together_with}")
     elif why.bought_with:
         parts.append(f"买过{why.bought_with}的顾客也买了它" if zh else f"bought by customers who bought your {why.bought_with}")

@@ -187,7 +187,10 @@ class Recommender:
                   request: Optional[Request], owned: Sequence[int], language: str) -> Dict[str, np.ndarray]:
         n = len(catalogue.items)
         zero = np.zeros(n, dtype=np.float32)
+        repeat = np.zeros(n, dtype=np.float32)
+        repeat[list(owned)] = 1.0
         parts = {"text": zero, "attributes": zero, "price": zero,
+                 "repeat": np.where(signals.durable, 0.0, repeat).astype(np.float32),
                  "history": taste_scores(signals, owned),
                  "co_purchase": co_purchase_scores(signals.co_purchase, owned),
                  "popularity": signals.popularity}
@@ -233,7 +236,7 @@ class Recommender:
                 values = sorted(item.values(attribute) & request.wants.get(attribute, frozenset()))
                 matched.extend((attribute, value) for value in values[:1])
         bought_with = None
-        if owned and parts["co_purchase"][position] > 0:
+        if owned and parts["co_purchase"][position] > 0 and not parts["repeat"][position]:
             bought_with = self._closest(signals.co_purchase, owned, position, catalogue, language)
         why = Why(
             matched=tuple(matched),
@@ -241,6 +244,7 @@ class Recommender:
             near_target=bool(request and request.price.target),
             bought_with=bought_with if not matched else None,
             like_before=bool(owned) and parts["history"][position] > 0.5,
+            bought_before=bool(parts["repeat"][position]),
         )
         return word_reason(item, why, request, self.lexicon, language)
 

@@ -4,11 +4,11 @@ values its words name (``lexicon.py``), in Chinese or English.
 Prices: "500左右" / "around 500" (about: a range around the amount, the
 amount preferred), "500以内" / "under $100" / "预算500" (at most),
 "300到500" / "between 100 and 300" (a range), "500以上" / "over 500" (at
-least). Amounts in digits, "2k" / "1.5千" / "1万", or Chinese numerals
+least), "两三百" / "五六百" (between neighbouring amounts). Amounts in digits, "2k" / "1.5千" / "1万", or Chinese numerals
 ("五百", "两千五"). A dollar amount ("$", "dollars", "bucks", "usd") is converted
 with ``dollar_rate``; everything else is taken in the shop's currency (yuan).
 Codes such as order numbers and SKUs ("ES2611200002", "EL-101") are never read
-as prices.
+as prices; "200-500" is a range.
 """
 
 import re
@@ -20,7 +20,7 @@ from rasa_gpt_components.text import detect_language
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
-_NUMBER = (r"(?<![A-Za-z0-9\-.])(?P<{0}>\d+(?:\.\d+)?\s*(?:k|K|千|w|W|万)?(?![\d.])"
+_NUMBER = (r"(?<![A-Za-z0-9.])(?<![A-Za-z]-)(?P<{0}>\d+(?:\.\d+)?\s*(?:k|K|千|w|W|万)?(?![\d.])"
            r"|[零〇一二两三四五六七八九十百千万]+)")
 _CURRENCY_BEFORE = r"(?P<{0}_cur>[¥￥$]|rmb|usd|cny)?\s*"
 _CURRENCY_AFTER = r"\s*(?P<{0}_unit>元|块钱?|rmb|yuan|cny|dollars?|usd|bucks|以内|以下|左右)?"
@@ -45,6 +45,9 @@ _PRICE_PATTERNS = [
     ("about", re.compile(rf"{_A}\s*(?:元|块钱?|yuan|rmb|dollars?|bucks)", re.I)),  # a bare price: "500块的"
     ("about", re.compile(rf"[¥￥$]\s*{_NUMBER.format('a')}", re.I)),
 ]
+# "两三百", "五六百", "一两千": between two neighbouring amounts
+_NEIGHBOURS = re.compile(r"(?<![一二两三四五六七八九十百千万\d])(?P<a>[一二两三四五六七八九])(?P<b>[二两三四五六七八九])"
+                         r"(?P<unit>[十百千万])")
 _DOLLARS = re.compile(r"^(?:\$|usd|dollars?|bucks)$", re.I)
 MIN_PRICE = 10  # a smaller number without a currency is a count
 
@@ -102,6 +105,11 @@ class PriceRange:
 
 def parse_price(text: str, about_low: float = 0.6, about_high: float = 1.2, dollar_rate: float = 7.2) -> PriceRange:
     """The price range a request states, in the shop's currency; PriceRange() when none."""
+    for match in _NEIGHBOURS.finditer(text):
+        a, b = _DIGITS[match.group("a")], _DIGITS[match.group("b")]
+        if b == a + 1:
+            unit = _UNITS[match.group("unit")]
+            return PriceRange(a * unit * about_low, b * unit * about_high, target=(a + b) / 2 * unit)
     for kind, pattern in _PRICE_PATTERNS:
         for match in pattern.finditer(text):
             a, a_dollars = _value(match, "a")
@@ -143,7 +151,7 @@ _GIFT = re.compile(r"礼物|礼品|送给|送人|送\w{0,3}(?:爸|妈|父|母|�
 # what a request says without naming anything: "推荐点东西", "any recommendations?"
 _FILLER = re.compile(
     r"推荐|介绍|有什么|有没有|什么|好的|好物|东西|商品|产品|宝贝|一些|一下|几款|几个|给我|帮我|我想|想要|想买|买点|买个|"
-    r"适合|可以|吗|呢|吧|啊|呀|的|了|我|你们|你|请|麻烦|看看|值得|买|礼物|礼品|"
+    r"适合|可以|吗|呢|吧|啊|呀|的|了|我|你们|你|请|麻烦|看看|值得|买|礼物|礼品|啥|"
     r"\b(?:recommend(?:ation)?s?|suggest(?:ion)?s?|any|some|something|things?|stuff|products?|items?|good|nice|"
     r"what|do|does|you|have|has|can|could|would|i|me|my|a|an|the|to|for|buy|get|want|like|please|show|"
     r"should|is|are|there|worth|it|of|with|in|on|and|or|anything|else|help|pick|picks|need|looking|gifts?|presents?|"

@@ -14,12 +14,14 @@ DEFAULT_CUSTOMER_SQL = ("SELECT customer_id, item_id, order_id FROM recommend_pu
 class Weights:
     """How much each kind of evidence counts in an item's score (each in [0, 1] before weighting)."""
 
-    text: float = 1.0  # the request's similarity to the item's name and description (encoder)
+    # chosen on the development half of `rasa-gpt bench recommend` (docs/recommendations.md)
+    text: float = 2.0  # the request's similarity to the item's name and description (encoder)
     attributes: float = 1.5  # the request's category, recipient, occasion, style, season
-    price: float = 0.5  # closeness to the amount of "about 500"
-    history: float = 0.5  # the customer's own categories and styles
+    price: float = 1.0  # closeness to the amount of "about 500"
+    history: float = 1.0  # the customer's own categories, styles and price level
     co_purchase: float = 1.0  # bought by the customers who bought what this customer bought
-    popularity: float = 0.2
+    repeat: float = 2.0  # a consumable the customer bought before (bought again)
+    popularity: float = 0.3
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,10 @@ def recommender():
     ("at least 2k", 2000, None, None),
     ("两千五左右", 1500, 3000, 2500),
     ("不超过1.5千", None, 1500, None),
+    ("200-500 rmb", 200, 500, None),
+    ("Budget 300-600", 300, 600, None),
+    ("五六百", 300, 720, 550),
+    ("两三百块", 120, 360, 250),
 ])
 def test_prices_in_both_languages(text, low, high, target):
     price = parse_price(text)
@@ -80,7 +84,8 @@ def test_a_request_names_recipient_occasion_style_and_season():
     assert not parse_request("woman", lexicon).wants.get("recipients", set()) & {"men"}
 
 
-@pytest.mark.parametrize("text", ["推荐点东西", "有什么推荐的吗", "any recommendations?", "推荐个礼物", "gift ideas?"])
+@pytest.mark.parametrize("text", ["推荐点东西", "有什么推荐的吗", "有啥好推荐的吗", "any recommendations?", "推荐个礼物",
+                                  "gift ideas?"])
 def test_a_vague_request_from_a_new_customer_gets_a_question(recommender, text):
     result = recommender.recommend(text)
     assert result.basis == "clarify" and result.picks == () and result.missing == ("recipient", "budget")
@@ -186,7 +191,7 @@ def test_wrong_options_are_named(config, message):
 def test_defaults_are_declared_once():
     config = default_config()
     assert RecommenderSettings.from_config(config) == RecommenderSettings()
-    assert set(config["weights"]) == {"text", "attributes", "price", "history", "co_purchase", "popularity"}
+    assert set(config["weights"]) == {"text", "attributes", "price", "history", "co_purchase", "repeat", "popularity"}
 
 
 def test_a_recommender_needs_a_catalogue():

@@ -51,6 +51,13 @@ def db_url(tmp_path, monkeypatch) -> str:
     db.dispose_engines()
 
 
+@pytest.fixture
+def recommender_ready(db_url):
+    """The action server's recommender built (order lookups do not wait for it)."""
+    assert bot_actions.shop_recommender() is not None
+    return db_url
+
+
 def make_tracker(
     slots: Optional[Dict[str, Any]] = None,
     entities: Tuple[Tuple[str, str], ...] = (),
@@ -177,7 +184,7 @@ def test_masks_hide_phone_numbers_and_addresses():
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])
-def test_order_status_found(db_url, language):
+def test_order_status_found(recommender_ready, language):
     tracker = make_tracker({"language": language}, entities=(("order_number", SHIPPED_SF.lower()),))
     replies, events = run(bot_actions.ActionOrderStatus(), tracker)
     status, courier = LABELS[language]
@@ -413,13 +420,28 @@ def test_nothing_within_the_budget(db_url):
     assert replies == [("utter_no_recommendations", {})] and events == []
 
 
-def test_an_order_lookup_suggests_what_its_buyers_also_bought(db_url):
+def test_an_order_lookup_suggests_what_its_buyers_also_bought(recommender_ready):
     replies, _ = run(bot_actions.ActionOrderStatus(), make_tracker({"order_number": SHIPPED_SF}))
     assert [name for name, _ in replies] == ["utter_order_status", "utter_order_tracking", "utter_also_bought"]
     lines = products_of(replies[2][1])
     # bought in the same orders as the X12 phone: its companions (shop.catalogue.COMPANIONS), not another phone
     assert 1 <= len(lines) <= 2 and all("often bought with the X12 smartphone" in line for line in lines)
     assert not any("phone (" in line.split(" (")[0] for line in lines)
+
+
+def test_an_order_lookup_does_not_wait_for_the_recommender(db_url, monkeypatch):
+    started = []
+    monkeypatch.setattr(bot_actions, "_build_recommender", lambda url: started.append(url))  # never ready
+    replies, _ = run(bot_actions.ActionOrderStatus(), make_tracker({"order_number": SHIPPED_SF}))
+    assert [name for name, _ in replies] == ["utter_order_status", "utter_order_tracking"] and started == [db_url]
+
+
+def test_a_recommender_that_cannot_be_built_leaves_the_order_answer_and_is_tried_again(db_url, monkeypatch):
+    monkeypatch.setattr(bot_actions, "RECOMMEND_CONFIG", Path(db_url[10:]).parent / "missing.yml")
+    replies, _ = run(bot_actions.ActionOrderStatus(), make_tracker({"order_number": SHIPPED_SF}))
+    assert [name for name, _ in replies][:2] == ["utter_order_status", "utter_order_tracking"]
+    with pytest.raises(OSError):
+        bot_actions.shop_recommender()
 
 
 # --- errors and handoff ----------------------------------------------------------------
