@@ -123,7 +123,7 @@ class Recommender:
         catalogue, signals, vectors = self._state_now()
         text = clean_text(text, MAX_REQUEST_CHARS) if text else ""
         request = parse_request(text, self.lexicon, language, self.settings.about_low, self.settings.about_high,
-                                self.settings.dollar_rate) if text else None
+                                self.settings.dollar_rate, signals.vocabulary) if text else None
         language = language or (request.language if request else "en")
         owned = self._owned(catalogue, customer, history)
         if request is not None and not request.specific and not owned and may_ask:
@@ -197,7 +197,7 @@ class Recommender:
         if request is None or not request.specific:
             return parts
         matrix = vectors.get(language)
-        if matrix is not None and request.content_words:
+        if matrix is not None:
             similarity = matrix @ self.encoder.encode([request.text], kind="query")[0]
             low, high = float(similarity.min()), float(similarity.max())
             parts["text"] = (similarity - low) / (high - low) if high > low else zero

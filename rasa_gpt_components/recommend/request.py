@@ -4,7 +4,7 @@ values its words name (``lexicon.py``), in Chinese or English.
 Prices: "500左右" / "around 500" (about: a range around the amount, the
 amount preferred), "500以内" / "under $100" / "预算500" (at most),
 "300到500" / "between 100 and 300" (a range), "500以上" / "over 500" (at
-least), "两三百" / "五六百" (between neighbouring amounts). Amounts in digits, "2k" / "1.5千" / "1万", or Chinese numerals
+least), "两三百" / "三五百" (between two amounts, at most the second). Amounts in digits, "2k" / "1.5千" / "1万", or Chinese numerals
 ("五百", "两千五"). A dollar amount ("$", "dollars", "bucks", "usd") is converted
 with ``dollar_rate``; everything else is taken in the shop's currency (yuan).
 Codes such as order numbers and SKUs ("ES2611200002", "EL-101") are never read
@@ -20,7 +20,7 @@ from rasa_gpt_components.text import detect_language
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
-_NUMBER = (r"(?<![A-Za-z0-9.])(?<![A-Za-z]-)(?P<{0}>\d+(?:\.\d+)?\s*(?:k|K|千|w|W|万)?(?![\d.])"
+_NUMBER = (r"(?<![A-Za-z0-9.])(?<![A-Za-z]-)(?P<{0}>\d+(?:\.\d+)?\s*(?:k|K|千|w|W|万)?(?!\d|\.\d)"
            r"|[零〇一二两三四五六七八九十百千万]+)")
 _CURRENCY_BEFORE = r"(?P<{0}_cur>[¥￥$]|rmb|usd|cny)?\s*"
 _CURRENCY_AFTER = r"\s*(?P<{0}_unit>元|块钱?|rmb|yuan|cny|dollars?|usd|bucks|以内|以下|左右)?"
@@ -37,7 +37,7 @@ _PRICE_PATTERNS = [
     ("about", re.compile(rf"{_A}\s*(?:左右|上下|出头|or so|-?ish)", re.I)),
     ("about", re.compile(rf"(?:大概|大约|差不多|around|about|approximately|roughly|circa)\s*{_A}", re.I)),
     ("max", re.compile(rf"{_A}\s*(?:以内|以下|之内|内|封顶)", re.I)),
-    ("max", re.compile(rf"(?:不超过|不要超过|别超过|最多|最高|低于|少于|不到|预算(?:是|在|有|为)?|under|below|"
+    ("max", re.compile(rf"(?:不超过|不要超过|别超过|最多|最高|低于|少于|不到|上限|预算(?:是|在|有|为)?|under|below|limit(?:\s+is)?|"
                        rf"less than|no more than|not more than|up to|at most|max(?:imum)?|within|cheaper than|"
                        rf"budget(?:\s+(?:of|is))?)\s*{_A}", re.I)),
     ("min", re.compile(rf"{_A}\s*(?:以上|起)", re.I)),
@@ -45,7 +45,7 @@ _PRICE_PATTERNS = [
     ("about", re.compile(rf"{_A}\s*(?:元|块钱?|yuan|rmb|dollars?|bucks)", re.I)),  # a bare price: "500块的"
     ("about", re.compile(rf"[¥￥$]\s*{_NUMBER.format('a')}", re.I)),
 ]
-# "两三百", "五六百", "一两千": between two neighbouring amounts
+# "两三百", "五六百", "三五百", "一两千": between two amounts (at most the second)
 _NEIGHBOURS = re.compile(r"(?<![一二两三四五六七八九十百千万\d])(?P<a>[一二两三四五六七八九])(?P<b>[二两三四五六七八九])"
                          r"(?P<unit>[十百千万])")
 _DOLLARS = re.compile(r"^(?:\$|usd|dollars?|bucks)$", re.I)
@@ -107,9 +107,9 @@ def parse_price(text: str, about_low: float = 0.6, about_high: float = 1.2, doll
     """The price range a request states, in the shop's currency; PriceRange() when none."""
     for match in _NEIGHBOURS.finditer(text):
         a, b = _DIGITS[match.group("a")], _DIGITS[match.group("b")]
-        if b == a + 1:
+        if 0 < b - a <= 2:
             unit = _UNITS[match.group("unit")]
-            return PriceRange(a * unit * about_low, b * unit * about_high, target=(a + b) / 2 * unit)
+            return PriceRange(a * unit * about_low, b * unit, target=(a + b) / 2 * unit)
     for kind, pattern in _PRICE_PATTERNS:
         for match in pattern.finditer(text):
             a, a_dollars = _value(match, "a")
@@ -135,15 +135,13 @@ class Request:
     price: PriceRange = field(default_factory=PriceRange)
     wants: Dict[str, FrozenSet[str]] = field(default_factory=dict)  # attribute -> values asked for
     gift: bool = False
+    known_terms: Tuple[str, ...] = ()  # words of the request that name something in the catalogue
 
     @property
     def specific(self) -> bool:
-        """Whether there is anything to rank by besides the customer's history."""
-        return self.price.given or bool(self.wants) or bool(self.content_words)
-
-    @property
-    def content_words(self) -> Tuple[str, ...]:
-        return _content_words(self.text)
+        """Whether there is anything to rank by besides the customer's history:
+        a price, an attribute, or a word that the catalogue's texts use."""
+        return self.price.given or bool(self.wants) or bool(self.known_terms)
 
 
 _GIFT = re.compile(r"礼物|礼品|送给|送人|送\w{0,3}(?:爸|妈|父|母|老|孩|朋友|同事)|\bgifts?\b|\bpresents?\b|\bfor (?:my|a|our)\b",
@@ -164,14 +162,30 @@ def _content_words(text: str) -> Tuple[str, ...]:
     return tuple(re.findall(r"[\u3400-\u9fff]{2,}|[A-Za-z]{3,}", rest))  # one character left over says nothing
 
 
+def terms(text: str) -> FrozenSet[str]:
+    """What a text is matched on against the catalogue's texts: English words of
+    3 letters or more (lower case, without a plural s), Chinese character pairs."""
+    found = set()
+    for word in re.findall(r"[A-Za-z]{3,}", text):
+        word = word.lower()
+        found.add(word[:-1] if word.endswith("s") and len(word) > 3 else word)
+    for run in re.findall(r"[\u3400-\u9fff]{2,}", text):
+        found.update(run[i:i + 2] for i in range(len(run) - 1))
+    return frozenset(found)
+
+
 def parse_request(text: str, lexicon: Lexicon, language: Optional[str] = None, about_low: float = 0.6,
-                  about_high: float = 1.2, dollar_rate: float = 7.2) -> Request:
-    """The request in ``text`` (already cleaned)."""
-    wants = lexicon.find(text)
+                  about_high: float = 1.2, dollar_rate: float = 7.2,
+                  vocabulary: Optional[FrozenSet[str]] = None) -> Request:
+    """The request in ``text`` (already cleaned). ``vocabulary``: the catalogue's
+    distinctive terms; without it every content word counts as known."""
+    content = _content_words(text)
+    known = [w for w in content if vocabulary is None or terms(w) & vocabulary]
     return Request(
         text=text,
         language=language or detect_language(text),
         price=parse_price(text, about_low, about_high, dollar_rate),
-        wants=wants,
+        wants=lexicon.find(text),
         gift=bool(_GIFT.search(text)),
+        known_terms=tuple(known),
     )

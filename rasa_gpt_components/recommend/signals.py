@@ -6,12 +6,15 @@ about every item (their categories, styles and price level)."""
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Sequence
+from typing import FrozenSet, Sequence
 
 import numpy as np
 from scipy import sparse
 
 from rasa_gpt_components.recommend.catalogue import Catalogue
+from rasa_gpt_components.recommend.request import terms
+
+DISTINCTIVE = 0.15  # a term in more of the items than this says nothing about which
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Signals:
     durable: np.ndarray  # bool
     categories: np.ndarray  # (n,) the index of each item's category
     styles: sparse.csr_matrix  # (n, styles) 1 where the item has the style
+    vocabulary: FrozenSet[str]  # terms of the items' texts that tell items apart (request.terms)
 
 
 def build_signals(catalogue: Catalogue) -> Signals:
@@ -40,7 +44,18 @@ def build_signals(catalogue: Catalogue) -> Signals:
         durable=np.array([item.durable for item in catalogue.items], dtype=bool),
         categories=_index([(item.category,) for item in catalogue.items]).indices,
         styles=_index([sorted(item.values("styles")) for item in catalogue.items]),
+        vocabulary=_vocabulary(catalogue),
     )
+
+
+def _vocabulary(catalogue: Catalogue) -> FrozenSet[str]:
+    """The terms of the items' names and descriptions (every language) that at
+    most ``DISTINCTIVE`` of the items use: words that say which item, not "a", "gift"."""
+    counts: Counter = Counter()
+    for item in catalogue.items:
+        counts.update(set().union(*(terms(item.text(language)) for language in item.names)))
+    most = max(1, int(DISTINCTIVE * len(catalogue.items)))
+    return frozenset(term for term, count in counts.items() if count <= most)
 
 
 def _incidence(catalogue: Catalogue, key) -> sparse.csr_matrix:  # type: ignore[no-untyped-def]

@@ -48,6 +48,8 @@ def test_rasa_shell_serves_a_customer_in_english_and_chinese(trained_model, shop
         _say(main, "是的", r"Your input ->")  # a repeated "yes" writes nothing twice
         # recommendations for the customer of that order (past orders), in Chinese
         _say(main, "有什么推荐的吗", r"为您推荐以下商品：\s*- \S+")
+        # a gift with a budget: items about 500 yuan, each with its reason
+        _say(main, "有什么适合送给爸爸的礼物推荐吗？预算500左右", r"为您推荐以下商品：\s*- [^\n]+（[^\n]*接近您的预算）")
         # off-script in Chinese: the generative fallback answers from the knowledge base
         _say(main, "寄到澳门运费多少钱？", r"顺丰速运[^\n]*30 元")
         os.write(main, b"/stop\r")

@@ -55,8 +55,11 @@ def recommender():
     ("不超过1.5千", None, 1500, None),
     ("200-500 rmb", 200, 500, None),
     ("Budget 300-600", 300, 600, None),
-    ("五六百", 300, 720, 550),
-    ("两三百块", 120, 360, 250),
+    ("五六百", 300, 600, 550),
+    ("三五百块的", 180, 500, 400),
+    ("max 2k.", None, 2000, None),
+    ("the limit is 150 yuan", None, 150, None),
+    ("两三百块", 120, 300, 250),
 ])
 def test_prices_in_both_languages(text, low, high, target):
     price = parse_price(text)
