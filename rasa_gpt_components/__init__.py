@@ -23,6 +23,7 @@ __getattr__, __dir__ = lazy_names(
         "SentimentAnalyzer": "rasa_gpt_components.nlu.sentiment",
         "LanguageDetector": "rasa_gpt_components.nlu.language_detector",
         "GenerativeFallbackPolicy": "rasa_gpt_components.policies.generative_fallback",
+        "ConversationRepairPolicy": "rasa_gpt_components.policies.repair",
         "GenerativeNLG": "rasa_gpt_components.generation.nlg",
     },
 )

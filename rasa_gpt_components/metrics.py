@@ -66,6 +66,11 @@ HANDOFFS = Counter(
     "asked, accepted the bot's offer, or the bot could not help.",
     ["reason"],
 )
+REPAIRS = Counter(
+    "rasa_gpt_repairs",
+    "Conversation repairs of ConversationRepairPolicy inside a form, by kind (digression, cancellation).",
+    ["repair"],
+)
 HANDOFF_DELIVERIES = Counter(
     "rasa_gpt_handoff_deliveries",
     "Hand-off summaries sent to the agents' desk, by webhook format and outcome (delivered, failed).",

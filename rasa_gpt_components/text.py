@@ -75,6 +75,19 @@ _SENTENCE_END = re.compile(r"[。！？!?；;]|\.(?=\s|$)")
 TOKEN = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+")
 
 
+_QUESTION = re.compile(
+    r"[?？]|[吗呢么嘛][\s。！!~～]*$|什么|怎么|怎样|多少|几[天个点号时]|哪|是否|能不能|可不可以|会不会|有没有|是不是|"
+    r"^\s*(?:what|how|when|where|why|which|who|whose|do|does|did|can|could|is|are|was|were|will|would|should|"
+    r"may|have|has)\b",
+    re.IGNORECASE)
+
+
+def looks_like_question(text: str) -> bool:
+    """Whether a message reads as a question: a question mark, a Chinese question
+    particle or word, or an English question word first."""
+    return bool(_QUESTION.search(text))
+
+
 def sentences(text: str) -> List[str]:
     """The sentences of ``text``, each with its end mark and the white space
     after it: joined, they give ``text`` back."""

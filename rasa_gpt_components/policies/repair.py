@@ -1,0 +1,182 @@
+"""ConversationRepairPolicy: keeps a form on track when the customer does not
+follow it (docs/conversation_repair.md). Configured in ``config.yml``; no
+per-bot Python.
+
+- **Digression.** While a form asks for a slot, a message whose intent is one
+  of ``digression_intents`` with confidence >= ``threshold`` (and that reads as
+  a question, when ``questions_only``) is answered first: by the response
+  ``answers`` maps its intent to, else ``default_answer`` (by default the
+  generative fallback, which answers from the knowledge base). A value that a
+  free-text mapping (``from_text``) took from that message is taken back, so
+  "do you ship to Canada?" never becomes a refund reason. Then the form asks
+  its slot again.
+- **Cancellation.** During a form, a message whose intent is one of
+  ``cancel_intents`` leaves it: ``cancel_response`` is said, the form is
+  deactivated and its slots are emptied (except ``keep_slots``); nothing the
+  form would have submitted is submitted.
+
+It predicts with confidence 1.0 at a priority above RulePolicy's and
+GenerativeFallbackPolicy's, and only in those situations; otherwise it has no
+opinion. Every repair is logged (one ``key=value`` line, never the text) and
+counted in ``rasa_gpt_repairs_total``.
+"""
+
+import logging
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Optional, Text, Tuple
+
+from rasa.core.constants import POLICY_PRIORITY, RULE_POLICY_PRIORITY
+from rasa.core.policies.policy import Policy, PolicyPrediction, SupportedData
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, REQUESTED_SLOT
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import RasaException
+from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
+
+from rasa_gpt_components.metrics import REPAIRS, log_fields
+from rasa_gpt_components.text import looks_like_question
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RepairSettings:
+    digression_intents: Tuple[str, ...] = ("faq", "nlu_fallback", "out_of_scope")
+    answers: Dict[str, str] = field(default_factory=lambda: {"faq": "utter_knowledge_answer"})
+    default_answer: str = "utter_generative_fallback"
+    threshold: float = 0.5
+    questions_only: bool = True
+    cancel_intents: Tuple[str, ...] = ("stop",)
+    cancel_response: Optional[str] = "utter_form_cancelled"
+    keep_slots: Tuple[str, ...] = ()
+    forms: Tuple[str, ...] = ()  # the forms it repairs; empty: every form
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "RepairSettings":
+        known = {f.name for f in fields(cls)}
+        given = {k: v for k, v in config.items() if k in known}
+        for key in ("digression_intents", "cancel_intents", "keep_slots", "forms"):
+            if key in given:
+                given[key] = tuple(given[key] or ())
+        settings = cls(**given)
+        if not 0.0 <= float(settings.threshold) <= 1.0:
+            raise ValueError("threshold must be between 0 and 1.")
+        if not isinstance(settings.answers, dict):
+            raise ValueError("answers must map intents to responses.")
+        return settings
+
+    def defaults(self) -> Dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
+class ConversationRepairPolicy(Policy):
+    """Answers digressions inside a form (then the form goes on) and cancels a form when asked."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """Defaults; see docs/conversation_repair.md."""
+        return {POLICY_PRIORITY: RULE_POLICY_PRIORITY + 2, **RepairSettings().defaults()}
+
+    @staticmethod
+    def supported_data() -> SupportedData:
+        """Needs no stories: it reads only the current conversation."""
+        return SupportedData.ML_AND_RULE_DATA
+
+    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+                 execution_context: ExecutionContext, featurizer: Optional[Any] = None) -> None:
+        config = {**self.get_default_config(), **config}
+        unknown = sorted(set(config) - set(self.get_default_config()) - {"name"})
+        if unknown:
+            raise RasaException(f"ConversationRepairPolicy: unknown options {unknown}.")
+        try:
+            self.settings = RepairSettings.from_config(config)
+        except (TypeError, ValueError) as error:
+            raise RasaException(f"ConversationRepairPolicy: {error}") from None
+        super().__init__(config, model_storage, resource, execution_context, featurizer)
+
+    def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
+        """Nothing to learn; checks that the domain has the responses it predicts."""
+        known = set(domain.action_names_or_texts)
+        needed = {"default_answer": self.settings.default_answer, "cancel_response": self.settings.cancel_response}
+        needed.update({f"answers.{intent}": action for intent, action in self.settings.answers.items()})
+        for key, name in needed.items():
+            if name is not None and name not in known:
+                raise RasaException(f"ConversationRepairPolicy: '{name}' ({key}) is not in the domain. Add it "
+                                    "under 'responses'; see docs/conversation_repair.md.")
+        return self._resource
+
+    def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain,
+                                     rule_only_data: Optional[Dict[Text, Any]] = None,
+                                     **kwargs: Any) -> PolicyPrediction:
+        probabilities = self._default_predictions(domain)
+        decision = self._decide(tracker, domain)
+        if decision is None:
+            return self._prediction(probabilities)
+        action, kind, events = decision
+        index = domain.index_for_action(action)
+        if index is None:
+            return self._prediction(probabilities)
+        probabilities[index] = 1.0
+        if kind in ("digression", "cancellation"):
+            REPAIRS.labels(kind).inc()
+            logger.info("ConversationRepairPolicy %s", log_fields(
+                repair=kind, action=action, form=tracker.active_loop_name, slot=tracker.get_slot(REQUESTED_SLOT),
+                intent=tracker.latest_message.intent.get(INTENT_NAME_KEY)))
+        return self._prediction(probabilities, optional_events=events, action_metadata={"repair": kind})
+
+    def _decide(self, tracker: DialogueStateTracker,
+                domain: Domain) -> Optional[Tuple[str, str, List[Event]]]:
+        """(action, kind, events applied if it wins) or None."""
+        ran = tracker.get_last_event_for(ActionExecuted)
+        if ran is not None and ran.policy == type(self).__name__ and tracker.latest_action_name != ACTION_LISTEN_NAME:
+            # after its own answer the form asks its slot again; after a cancellation, listen
+            own = (ran.metadata or {}).get("repair")
+            if own == "digression" and tracker.active_loop_name:
+                return tracker.active_loop_name, "resume", []
+            return (ACTION_LISTEN_NAME, "listen", []) if own in ("digression", "cancellation") else None
+        form = tracker.active_loop_name
+        if not form or (self.settings.forms and form not in self.settings.forms):
+            return None
+        if tracker.latest_action_name != ACTION_LISTEN_NAME or not tracker.latest_message:
+            return None
+        intent = tracker.latest_message.intent or {}
+        name = intent.get(INTENT_NAME_KEY)
+        confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+        if name in self.settings.cancel_intents and self.settings.cancel_response:
+            return self.settings.cancel_response, "cancellation", self._cancel_events(tracker, domain, form)
+        if name not in self.settings.digression_intents:
+            return None
+        if name not in ("nlu_fallback", "out_of_scope") and confidence < self.settings.threshold:
+            return None
+        if self.settings.questions_only and not looks_like_question(tracker.latest_message.text or ""):
+            return None
+        answer = self.settings.answers.get(name, self.settings.default_answer)
+        return answer, "digression", self._taken_back(tracker, domain)
+
+    @staticmethod
+    def _taken_back(tracker: DialogueStateTracker, domain: Domain) -> List[Event]:
+        """The free-text slots (a ``from_text`` mapping) this message filled, set back to their values before it."""
+        free_text = {slot.name for slot in domain.slots
+                     if any(mapping.get("type") == "from_text" for mapping in slot.mappings)}
+        events = list(tracker.applied_events())
+        last_user = max((i for i, e in enumerate(events) if isinstance(e, UserUttered)), default=None)
+        if last_user is None:
+            return []
+        filled = {e.key for e in events[last_user + 1:] if isinstance(e, SlotSet) and e.key in free_text}
+        before: Dict[str, Any] = {}
+        for event in events[:last_user]:
+            if isinstance(event, SlotSet) and event.key in filled:
+                before[event.key] = event.value
+        return [SlotSet(slot, before.get(slot)) for slot in sorted(filled)]
+
+    def _cancel_events(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> List[Event]:
+        slots = domain.required_slots_for_form(form)
+        return [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)] + [
+            SlotSet(slot, None) for slot in slots if slot not in self.settings.keep_slots]

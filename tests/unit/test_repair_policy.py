@@ -1,0 +1,151 @@
+"""ConversationRepairPolicy on Rasa trackers of a form: a question inside the form
+is answered and never stored in a free-text slot, then the form asks again; a
+cancellation leaves the form and empties its slots."""
+
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, REQUESTED_SLOT
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import RasaException
+
+from rasa_gpt_components.policies.repair import ConversationRepairPolicy
+from rasa_gpt_components.text import looks_like_question
+
+DOMAIN = Domain.from_yaml(
+    """
+version: "3.1"
+intents: [request_refund, faq, stop, complaint, greet]
+entities: [order_number]
+slots:
+  order_number: {type: text, mappings: [{type: from_entity, entity: order_number}]}
+  refund_reason:
+    type: text
+    mappings: [{type: from_text, conditions: [{active_loop: refund_form, requested_slot: refund_reason}]}]
+  language: {type: text, mappings: [{type: custom}]}
+forms:
+  refund_form:
+    required_slots: [order_number, refund_reason]
+responses:
+  utter_knowledge_answer: [{text: "We ship to Canada."}]
+  utter_generative_fallback: [{text: "Sorry, I didn't get that."}]
+  utter_form_cancelled: [{text: "OK, I stopped."}]
+  utter_ask_refund_reason: [{text: "Why would you like a refund?"}]
+"""
+)
+NAME = "ConversationRepairPolicy"
+
+
+@pytest.fixture
+def policy(tmp_path):
+    def build(**config):
+        return ConversationRepairPolicy.create({**ConversationRepairPolicy.get_default_config(), **config},
+                                               LocalModelStorage(tmp_path), Resource("repair"),
+                                               ExecutionContext(GraphSchema({}), "test"))
+    return build
+
+
+def in_form_asking_reason():
+    """The refund form has the order number and asks for the reason."""
+    return [
+        ActionExecuted(ACTION_LISTEN_NAME),
+        UserUttered("I want a refund for ES2611210006", intent={"name": "request_refund", "confidence": 0.95}),
+        SlotSet("order_number", "ES2611210006"),
+        ActionExecuted("refund_form"), ActiveLoop("refund_form"), SlotSet(REQUESTED_SLOT, "refund_reason"),
+    ]
+
+
+def says(text, intent, confidence=0.9, fills=True):
+    """The customer's message, and what Rasa's action_extract_slots sets from it."""
+    events = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(text, intent={"name": intent, "confidence": confidence})]
+    if fills:
+        events.append(SlotSet("refund_reason", text))
+    return events + [SlotSet("language", "en")]
+
+
+def predict(policy, events):
+    tracker = DialogueStateTracker.from_events("u", events, slots=DOMAIN.slots)
+    prediction = policy.predict_action_probabilities(tracker, DOMAIN)
+    best = max(range(len(prediction.probabilities)), key=prediction.probabilities.__getitem__)
+    if prediction.probabilities[best] == 0.0:
+        return None, []
+    return DOMAIN.action_names_or_texts[best], prediction.optional_events
+
+
+def test_a_question_inside_the_form_is_answered_and_not_stored(policy):
+    action, events = predict(policy(), in_form_asking_reason() + says("do you ship to Canada?", "faq"))
+    assert action == "utter_knowledge_answer"
+    assert events == [SlotSet("refund_reason", None)]  # the language slot is not a free-text slot: kept
+
+
+def test_then_the_form_asks_its_slot_again_and_the_next_answer_is_stored(policy):
+    answered = in_form_asking_reason() + says("do you ship to Canada?", "faq") + [
+        SlotSet("refund_reason", None),
+        ActionExecuted("utter_knowledge_answer", policy=NAME, confidence=1.0, metadata={"repair": "digression"}),
+    ]
+    assert predict(policy(), answered) == ("refund_form", [])
+    reason = answered + [ActionExecuted("refund_form"), SlotSet(REQUESTED_SLOT, "refund_reason")] + \
+        says("the seams came apart after one wash", "complaint")
+    assert predict(policy(), reason) == (None, [])  # a reason: the form takes it
+
+
+def test_an_unsure_or_out_of_scope_question_gets_the_default_answer(policy):
+    action, events = predict(policy(), in_form_asking_reason() + says("能寄到加拿大吗", "nlu_fallback", 0.2))
+    assert action == "utter_generative_fallback" and events == [SlotSet("refund_reason", None)]
+
+
+@pytest.mark.parametrize("text, intent, confidence", [
+    ("the zip broke", "faq", 0.9),              # not a question
+    ("do you ship to Canada?", "faq", 0.3),     # the NLU is not sure it is a question for the knowledge base
+    ("is it broken?", "complaint", 0.9),        # an intent that is not a digression
+])
+def test_what_is_not_a_digression(policy, text, intent, confidence):
+    assert predict(policy(), in_form_asking_reason() + says(text, intent, confidence)) == (None, [])
+
+
+def test_statements_count_when_questions_only_is_off(policy):
+    action, _ = predict(policy(questions_only=False), in_form_asking_reason() + says("shipping to Canada", "faq"))
+    assert action == "utter_knowledge_answer"
+
+
+def test_no_opinion_outside_a_form_or_in_a_form_it_does_not_repair(policy):
+    outside = says("do you ship to Canada?", "faq", fills=False)
+    assert predict(policy(), outside) == (None, [])
+    assert predict(policy(forms=["address_form"]), in_form_asking_reason() + says("do you ship?", "faq")) == (None, [])
+
+
+def test_a_cancellation_leaves_the_form_and_empties_its_slots(policy):
+    action, events = predict(policy(), in_form_asking_reason() + says("never mind", "stop", fills=False))
+    assert action == "utter_form_cancelled"
+    assert events == [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None), SlotSet("order_number", None),
+                      SlotSet("refund_reason", None)]
+    kept = predict(policy(keep_slots=["order_number"]), in_form_asking_reason() + says("算了不退了", "stop", fills=False))
+    assert SlotSet("order_number", None) not in kept[1]
+    cancelled = in_form_asking_reason() + says("never mind", "stop", fills=False) + events + [
+        ActionExecuted("utter_form_cancelled", policy=NAME, confidence=1.0, metadata={"repair": "cancellation"})]
+    assert predict(policy(), cancelled) == (ACTION_LISTEN_NAME, [])
+
+
+def test_cancellation_can_be_left_to_the_bot(policy):
+    assert predict(policy(cancel_intents=[]), in_form_asking_reason() + says("never mind", "stop", fills=False)) == \
+        (None, [])
+
+
+def test_training_checks_the_domain_and_options_are_checked(policy):
+    with pytest.raises(RasaException, match="utter_missing"):
+        policy(default_answer="utter_missing").train([], DOMAIN)
+    with pytest.raises(RasaException, match="unknown options"):
+        policy(cancel_intent=["stop"])
+    with pytest.raises(RasaException, match="threshold"):
+        policy(threshold=2)
+
+
+@pytest.mark.parametrize("text, question", [
+    ("do you ship to Canada?", True), ("能寄到加拿大吗", True), ("运费多少", True), ("what about returns", True),
+    ("包装破了", False), ("the seams came apart", False), ("质量有问题，线头很多", False), ("I changed my mind", False),
+])
+def test_looks_like_question(text, question):
+    assert looks_like_question(text) is question
