@@ -68,7 +68,7 @@ HANDOFFS = Counter(
 )
 REPAIRS = Counter(
     "rasa_gpt_repairs",
-    "Conversation repairs of ConversationRepairPolicy inside a form, by kind (digression, cancellation).",
+    "Conversation repairs of ConversationRepairPolicy, by kind (digression, cancellation, clarification).",
     ["repair"],
 )
 HANDOFF_DELIVERIES = Counter(

@@ -14,10 +14,19 @@ per-bot Python.
   ``cancel_intents`` leaves it: ``cancel_response`` is said, the form is
   deactivated and its slots are emptied (except ``keep_slots``); nothing the
   form would have submitted is submitted.
+- **Clarification.** Outside a form, when the NLU's top two intents are both
+  in ``clarify_intents`` and their confidences differ by less than
+  ``clarify_margin``, it asks instead of guessing: ``clarify_response`` with the
+  two intents in the slots ``clarify_first`` / ``clarify_second`` (for button
+  payloads, "/<intent>") and their labels in the customer's language
+  (``intent_labels``, by the slot ``language_slot``) in ``clarify_first_label`` /
+  ``clarify_second_label``. A click on a button is an intent at full
+  confidence, which resolves the turn.
 
 It predicts with confidence 1.0 at a priority above RulePolicy's and
-GenerativeFallbackPolicy's, and only in those situations; otherwise it has no
-opinion. Every repair is logged (one ``key=value`` line, never the text) and
+GenerativeFallbackPolicy's, as a prediction that does not depend on the user's
+input (like RulePolicy's for an active form, which would otherwise overrule it),
+and only in those situations; otherwise it has no opinion. Every repair is logged (one ``key=value`` line, never the text) and
 counted in ``rasa_gpt_repairs_total``.
 """
 
@@ -44,6 +53,10 @@ from rasa_gpt_components.text import looks_like_question
 
 logger = logging.getLogger(__name__)
 
+REPAIRS_KINDS = ("digression", "cancellation", "clarification")
+# the slots a clarification fills, for the response's text and buttons
+CLARIFY_SLOTS = ("clarify_first", "clarify_first_label", "clarify_second", "clarify_second_label")
+
 
 @dataclass(frozen=True)
 class RepairSettings:
@@ -56,17 +69,22 @@ class RepairSettings:
     cancel_response: Optional[str] = "utter_form_cancelled"
     keep_slots: Tuple[str, ...] = ()
     forms: Tuple[str, ...] = ()  # the forms it repairs; empty: every form
+    clarify_intents: Tuple[str, ...] = ()  # empty: no clarification
+    clarify_margin: float = 0.15
+    clarify_response: str = "utter_clarify"
+    intent_labels: Dict[str, Dict[str, str]] = field(default_factory=dict)  # intent -> language -> label
+    language_slot: str = "language"
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> "RepairSettings":
         known = {f.name for f in fields(cls)}
         given = {k: v for k, v in config.items() if k in known}
-        for key in ("digression_intents", "cancel_intents", "keep_slots", "forms"):
+        for key in ("digression_intents", "cancel_intents", "keep_slots", "forms", "clarify_intents"):
             if key in given:
                 given[key] = tuple(given[key] or ())
         settings = cls(**given)
-        if not 0.0 <= float(settings.threshold) <= 1.0:
-            raise ValueError("threshold must be between 0 and 1.")
+        if not 0.0 <= float(settings.threshold) <= 1.0 or not 0.0 <= float(settings.clarify_margin) <= 1.0:
+            raise ValueError("threshold and clarify_margin must be between 0 and 1.")
         if not isinstance(settings.answers, dict):
             raise ValueError("answers must map intents to responses.")
         return settings
@@ -104,8 +122,15 @@ class ConversationRepairPolicy(Policy):
     def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
         """Nothing to learn; checks that the domain has the responses it predicts."""
         known = set(domain.action_names_or_texts)
-        needed = {"default_answer": self.settings.default_answer, "cancel_response": self.settings.cancel_response}
+        needed = {"default_answer": self.settings.default_answer,
+                  "cancel_response": self.settings.cancel_response if self.settings.cancel_intents else None}
         needed.update({f"answers.{intent}": action for intent, action in self.settings.answers.items()})
+        if self.settings.clarify_intents:
+            needed["clarify_response"] = self.settings.clarify_response
+            missing = sorted(set(CLARIFY_SLOTS) - {slot.name for slot in domain.slots})
+            if missing:
+                raise RasaException(f"ConversationRepairPolicy: clarification needs the slots {missing} in the "
+                                    "domain (type text, mapping custom); see docs/conversation_repair.md.")
         for key, name in needed.items():
             if name is not None and name not in known:
                 raise RasaException(f"ConversationRepairPolicy: '{name}' ({key}) is not in the domain. Add it "
@@ -124,12 +149,14 @@ class ConversationRepairPolicy(Policy):
         if index is None:
             return self._prediction(probabilities)
         probabilities[index] = 1.0
-        if kind in ("digression", "cancellation"):
+        if kind in REPAIRS_KINDS:
             REPAIRS.labels(kind).inc()
             logger.info("ConversationRepairPolicy %s", log_fields(
                 repair=kind, action=action, form=tracker.active_loop_name, slot=tracker.get_slot(REQUESTED_SLOT),
                 intent=tracker.latest_message.intent.get(INTENT_NAME_KEY)))
-        return self._prediction(probabilities, optional_events=events, action_metadata={"repair": kind})
+        # a "no user" prediction, like RulePolicy's for an active form: only those can win inside a form
+        return self._prediction(probabilities, optional_events=events, is_no_user_prediction=True,
+                                action_metadata={"repair": kind})
 
     def _decide(self, tracker: DialogueStateTracker,
                 domain: Domain) -> Optional[Tuple[str, str, List[Event]]]:
@@ -140,9 +167,11 @@ class ConversationRepairPolicy(Policy):
             own = (ran.metadata or {}).get("repair")
             if own == "digression" and tracker.active_loop_name:
                 return tracker.active_loop_name, "resume", []
-            return (ACTION_LISTEN_NAME, "listen", []) if own in ("digression", "cancellation") else None
+            return (ACTION_LISTEN_NAME, "listen", []) if own in REPAIRS_KINDS else None
         form = tracker.active_loop_name
-        if not form or (self.settings.forms and form not in self.settings.forms):
+        if not form:
+            return self._clarification(tracker)
+        if self.settings.forms and form not in self.settings.forms:
             return None
         if tracker.latest_action_name != ACTION_LISTEN_NAME or not tracker.latest_message:
             return None
@@ -175,6 +204,28 @@ class ConversationRepairPolicy(Policy):
             if isinstance(event, SlotSet) and event.key in filled:
                 before[event.key] = event.value
         return [SlotSet(slot, before.get(slot)) for slot in sorted(filled)]
+
+    def _clarification(self, tracker: DialogueStateTracker) -> Optional[Tuple[str, str, List[Event]]]:
+        """Ask which of two close intents the customer means, right after their message."""
+        chosen = self.settings.clarify_intents
+        message = tracker.latest_message
+        if not chosen or tracker.latest_action_name != ACTION_LISTEN_NAME or not message \
+                or (message.text or "").startswith("/"):
+            return None
+        ranking = [(r.get(INTENT_NAME_KEY), float(r.get(PREDICTED_CONFIDENCE_KEY) or 0.0))
+                   for r in (message.parse_data.get("intent_ranking") or [])]
+        if len(ranking) < 2:
+            return None
+        (first, p1), (second, p2) = sorted(ranking, key=lambda r: -r[1])[:2]
+        if first not in chosen or second not in chosen or p1 - p2 >= self.settings.clarify_margin:
+            return None
+        language = str(tracker.get_slot(self.settings.language_slot) or "")
+        events: List[Event] = []
+        for slot, intent in zip(CLARIFY_SLOTS[::2], (first, second)):
+            labels = self.settings.intent_labels.get(intent, {})
+            label = labels.get(language) or labels.get("en") or intent.replace("_", " ")
+            events += [SlotSet(slot, intent), SlotSet(f"{slot}_label", label)]
+        return self.settings.clarify_response, "clarification", events
 
     def _cancel_events(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> List[Event]:
         slots = domain.required_slots_for_form(form)

@@ -3,6 +3,7 @@ is answered and never stored in a free-text slot, then the form asks again; a
 cancellation leaves the form and empties its slots."""
 
 import pytest
+from rasa.core.constants import RULE_POLICY_PRIORITY
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
@@ -26,6 +27,10 @@ slots:
     type: text
     mappings: [{type: from_text, conditions: [{active_loop: refund_form, requested_slot: refund_reason}]}]
   language: {type: text, mappings: [{type: custom}]}
+  clarify_first: {type: text, influence_conversation: false, mappings: [{type: custom}]}
+  clarify_first_label: {type: text, influence_conversation: false, mappings: [{type: custom}]}
+  clarify_second: {type: text, influence_conversation: false, mappings: [{type: custom}]}
+  clarify_second_label: {type: text, influence_conversation: false, mappings: [{type: custom}]}
 forms:
   refund_form:
     required_slots: [order_number, refund_reason]
@@ -34,6 +39,11 @@ responses:
   utter_generative_fallback: [{text: "Sorry, I didn't get that."}]
   utter_form_cancelled: [{text: "OK, I stopped."}]
   utter_ask_refund_reason: [{text: "Why would you like a refund?"}]
+  utter_clarify:
+    - text: "Do you mean {clarify_first_label} or {clarify_second_label}?"
+      buttons:
+        - {title: "{clarify_first_label}", payload: "/{clarify_first}"}
+        - {title: "{clarify_second_label}", payload: "/{clarify_second}"}
 """
 )
 NAME = "ConversationRepairPolicy"
@@ -79,6 +89,15 @@ def test_a_question_inside_the_form_is_answered_and_not_stored(policy):
     action, events = predict(policy(), in_form_asking_reason() + says("do you ship to Canada?", "faq"))
     assert action == "utter_knowledge_answer"
     assert events == [SlotSet("refund_reason", None)]  # the language slot is not a free-text slot: kept
+
+
+def test_it_wins_against_rule_policy_s_form_prediction(policy):
+    """RulePolicy predicts an active form as a 'no user' prediction, which overrules
+    every other kind in Rasa's ensemble: a repair must be one too, at a higher priority."""
+    tracker = DialogueStateTracker.from_events("u", in_form_asking_reason() + says("do you ship to Canada?", "faq"),
+                                               slots=DOMAIN.slots)
+    prediction = policy().predict_action_probabilities(tracker, DOMAIN)
+    assert prediction.is_no_user_prediction and prediction.policy_priority > RULE_POLICY_PRIORITY
 
 
 def test_then_the_form_asks_its_slot_again_and_the_next_answer_is_stored(policy):
@@ -137,6 +156,11 @@ def test_cancellation_can_be_left_to_the_bot(policy):
 def test_training_checks_the_domain_and_options_are_checked(policy):
     with pytest.raises(RasaException, match="utter_missing"):
         policy(default_answer="utter_missing").train([], DOMAIN)
+    bare = Domain.from_yaml('version: "3.1"\nresponses:\n  utter_knowledge_answer: [{text: a}]\n'
+                            '  utter_generative_fallback: [{text: b}]\n')
+    policy(cancel_intents=[]).train([], bare)  # no cancellation: no cancel_response needed
+    with pytest.raises(RasaException, match="utter_form_cancelled"):
+        policy().train([], bare)
     with pytest.raises(RasaException, match="unknown options"):
         policy(cancel_intent=["stop"])
     with pytest.raises(RasaException, match="threshold"):
@@ -149,3 +173,67 @@ def test_training_checks_the_domain_and_options_are_checked(policy):
 ])
 def test_looks_like_question(text, question):
     assert looks_like_question(text) is question
+
+
+LABELS = {"request_refund": {"en": "a refund", "zh": "申请退款"}, "complaint": {"en": "a complaint", "zh": "投诉"}}
+
+
+def ranked(text, *ranking, language="zh"):
+    intent = {"name": ranking[0][0], "confidence": ranking[0][1]}
+    parse = {"intent": intent, "intent_ranking": [{"name": n, "confidence": c} for n, c in ranking], "text": text}
+    return [SlotSet("language", language), ActionExecuted(ACTION_LISTEN_NAME),
+            UserUttered(text, intent=intent, parse_data=parse)]
+
+
+def clarifying(policy, **config):
+    return policy(clarify_intents=["request_refund", "complaint", "stop", "goodbye"], intent_labels=LABELS, **config)
+
+
+def test_two_close_intents_get_a_question_with_both_in_the_customer_s_language(policy):
+    action, events = predict(clarifying(policy), ranked("这东西太差了我要退", ("complaint", 0.46),
+                                                         ("request_refund", 0.41), ("greet", 0.13)))
+    assert action == "utter_clarify"
+    assert events == [SlotSet("clarify_first", "complaint"), SlotSet("clarify_first_label", "投诉"),
+                      SlotSet("clarify_second", "request_refund"), SlotSet("clarify_second_label", "申请退款")]
+    tracker = DialogueStateTracker.from_events("u", ranked("x", ("complaint", 0.5), ("request_refund", 0.4)) + events,
+                                               slots=DOMAIN.slots)
+    from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+    from tests.fixtures.conversations import run
+    reply = run(TemplatedNaturalLanguageGenerator(DOMAIN.responses).generate("utter_clarify", tracker, "rest"))
+    assert reply["text"] == "Do you mean 投诉 or 申请退款?"
+    assert [b["payload"] for b in reply["buttons"]] == ["/complaint", "/request_refund"]
+
+
+@pytest.mark.parametrize("ranking", [
+    (("complaint", 0.60), ("request_refund", 0.30)),   # far apart: no question
+    (("complaint", 0.45), ("greet", 0.40)),            # greet is not one of clarify_intents
+])
+def test_no_question_when_the_intents_are_apart_or_not_chosen(policy, ranking):
+    assert predict(clarifying(policy), ranked("text", *ranking)) == (None, [])
+
+
+def test_a_button_click_and_a_form_are_left_alone_and_clarification_is_off_by_default(policy):
+    close = (("complaint", 0.46), ("request_refund", 0.41))
+    assert predict(clarifying(policy), ranked("/complaint", *close)) == (None, [])
+    assert predict(policy(), ranked("这东西太差了我要退", *close)) == (None, [])
+    in_form = in_form_asking_reason() + ranked("这东西太差了", *close)
+    assert predict(clarifying(policy, cancel_intents=[]), in_form) == (None, [])
+
+
+def test_labels_fall_back_to_english_then_to_the_intent_name(policy):
+    _, events = predict(clarifying(policy), ranked("bye", ("goodbye", 0.5), ("stop", 0.45), language="en"))
+    assert events[1] == SlotSet("clarify_first_label", "goodbye") and events[3] == SlotSet("clarify_second_label", "stop")
+
+
+def test_clarification_needs_its_slots_and_response(policy, tmp_path):
+    bare = Domain.from_yaml("""
+version: "3.1"
+intents: [complaint]
+responses:
+  utter_knowledge_answer: [{text: a}]
+  utter_generative_fallback: [{text: b}]
+  utter_form_cancelled: [{text: c}]
+  utter_clarify: [{text: d}]
+""")
+    with pytest.raises(RasaException, match="clarify_first"):
+        clarifying(policy).train([], bare)
