@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
+import sys
 import threading
 from abc import ABC, abstractmethod
 from decimal import Decimal
@@ -445,3 +447,13 @@ class ActionHandoff(Action):
         logger.info("handoff requested (conversation %s)", _conversation_ref(tracker))
         dispatcher.utter_message(response="utter_handoff")
         return [SlotSet("handoff", True)]
+
+
+def _loaded_by_the_action_server() -> bool:
+    """Whether ``rasa run actions`` (or ``python -m rasa_sdk``) is loading this module."""
+    return sys.argv[1:3] == ["run", "actions"] or sys.argv[0].endswith(os.path.join("rasa_sdk", "__main__.py"))
+
+
+if _loaded_by_the_action_server():
+    # build the recommender while the server starts, so that no customer waits for it
+    shop_recommender(wait=False)

@@ -491,3 +491,14 @@ def test_every_response_the_actions_send_is_in_the_domain_in_both_languages():
         assert conditions == [[{"type": "slot", "name": "language", "value": "en"}], None], name
         english, chinese = (set(re.findall(r"{(\w+)}", variation["text"])) for variation in RESPONSES[name])
         assert english == chinese == response_variables(name), name
+
+
+@pytest.mark.parametrize("argv, served", [
+    (["/venv/bin/rasa", "run", "actions", "--port", "5055"], True),
+    (["/venv/lib/python3.11/site-packages/rasa_sdk/__main__.py", "--actions", "actions"], True),
+    (["/venv/bin/pytest", "-q"], False),
+    (["/venv/bin/rasa", "run", "--enable-api"], False),
+])
+def test_the_recommender_is_built_at_start_only_by_the_action_server(monkeypatch, argv, served):
+    monkeypatch.setattr(sys, "argv", argv)
+    assert bot_actions._loaded_by_the_action_server() is served
