@@ -84,11 +84,16 @@ def _conversation_ref(tracker: Tracker) -> str:
     return hashlib.sha256(tracker.sender_id.encode("utf-8")).hexdigest()[:10]
 
 
-def _with_session(work: Callable[[Session], T]) -> T:
-    url = database_url()
+def _set_up_once(url: str) -> None:
+    """Create and seed the shop database at ``url`` the first time this process uses it."""
     if url not in _initialised:
         init_db(url)
         _initialised.add(url)
+
+
+def _with_session(work: Callable[[Session], T]) -> T:
+    url = database_url()
+    _set_up_once(url)
     with session_scope(url) as session:
         return work(session)
 
@@ -362,9 +367,7 @@ _recommender_lock = threading.Lock()
 
 def _build_recommender(url: str) -> None:
     try:
-        if url not in _initialised:
-            init_db(url)
-            _initialised.add(url)
+        _set_up_once(url)
         config = yaml.safe_load(RECOMMEND_CONFIG.read_text(encoding="utf-8")) or {}
         _recommenders[url] = Recommender.from_config({**config, "database_url": url})
     except Exception as error:  # noqa: BLE001 - kept for the caller that waits

@@ -8,7 +8,6 @@ from typing import List, Optional, Tuple
 
 from rasa_gpt_components.recommend.catalogue import Item
 from rasa_gpt_components.recommend.lexicon import Lexicon
-from rasa_gpt_components.recommend.request import Request
 
 # attribute -> (English, Chinese) wording of a match with the value's label
 _PHRASES = {
@@ -39,7 +38,7 @@ def _price(amount: float) -> str:
     return f"¥{amount:,.0f}" if float(amount).is_integer() else f"¥{amount:,.2f}"
 
 
-def word_reason(item: Item, why: Why, request: Optional[Request], lexicon: Lexicon, language: str) -> str:
+def word_reason(item: Item, why: Why, lexicon: Lexicon, language: str) -> str:
     """"for parents; classic style; ¥459, within your budget" / "适合父母，经典风格，¥459，在预算内"."""
     zh = language == "zh"
     parts: List[str] = []

@@ -68,7 +68,6 @@ class Recommender:
         """``catalogue`` given: used as it is (no database); else read from
         ``settings.database_url``. ``encoder``: a sentence encoder, by default
         ``settings.encoder`` loaded by the model loader."""
-        settings.check()
         if catalogue is None and not settings.database_url:
             raise ValueError("the recommender needs a catalogue or the option database_url.")
         self.settings = settings
@@ -155,7 +154,7 @@ class Recommender:
         picks = tuple(Pick(catalogue.items[p], float(together[p]),
                            word_reason(catalogue.items[p], Why(together_with=self._closest(signals.together, seeds, p,
                                                                                          catalogue, language)),
-                                       None, self.lexicon, language)) for p in positions)
+                                       self.lexicon, language)) for p in positions)
         return Recommendation(picks, "history")
 
     # --- the parts ------------------------------------------------------------------
@@ -246,8 +245,7 @@ class Recommender:
             like_before=bool(owned) and parts["history"][position] > 0.5,
             bought_before=bool(parts["repeat"][position]),
         )
-        return word_reason(item, why, request, self.lexicon, language)
-
+        return word_reason(item, why, self.lexicon, language)
 
     @staticmethod
     def _closest(matrix, seeds: Sequence[int], position: int, catalogue: Catalogue,  # type: ignore[no-untyped-def]

@@ -53,11 +53,10 @@ class RecommenderSettings:
             raise ValueError(f"unknown recommender weights {unknown}.")
         if any(not isinstance(v, (int, float)) or v < 0 for v in weights.values()):
             raise ValueError("recommender weights must be numbers >= 0.")
-        settings = cls(**given, weights=Weights(**{k: float(v) for k, v in weights.items()}))
-        settings.check()
-        return settings
+        return cls(**given, weights=Weights(**{k: float(v) for k, v in weights.items()}))
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
+        """Every value checked once, however the settings were made."""
         if not isinstance(self.max_items, int) or not 1 <= self.max_items <= 20:
             raise ValueError("recommender option max_items must be an integer from 1 to 20.")
         if not 0 <= self.diversity <= 1:
