@@ -1,7 +1,11 @@
-"""``rasa-gpt bench intent``: GPTIntentClassifier against Rasa's DIETClassifier.
+"""``rasa-gpt bench intent``: GPTIntentClassifier against the lexical baseline
+(``bench/lexical_baseline.py``, always, in the same run) and Rasa's
+DIETClassifier (``--baseline diet``).
 
-Both systems are trained with Rasa's own training API on the same split, each
-in its own process, and evaluated one message at a time through a Rasa Agent.
+The Rasa systems are trained with Rasa's own training API on the same split,
+each in its own process, and evaluated one message at a time through a Rasa
+Agent; the lexical baseline is trained and evaluated in this process, one
+message at a time too.
 """
 
 import argparse
@@ -17,9 +21,12 @@ import numpy as np
 
 from rasa_gpt_components.bench import report
 from rasa_gpt_components.bench.datasets import NAMES, OOS, Dataset, load_dataset, sample_shots
+from rasa_gpt_components.bench.lexical_baseline import LexicalBaseline
 from rasa_gpt_components.bench.pipelines import config_yaml, diet_pipeline, gpt_pipeline
 
 FALLBACK_INTENTS = {None, "nlu_fallback", OOS}
+ERROR_REDUCTION_TARGET = 0.25  # fewer errors than the lexical baseline (issue 16)
+RAREST = 10  # intents with the fewest training examples, reported one by one
 ANCHORS = {
     "banking77": "fine-tuned distilbert (CPU) 92.8 %, fine-tuned bge-small 92.5 %, "
     "SetFit with 25 examples per intent 85.3 %",
@@ -64,8 +71,31 @@ def run_system(project: Path) -> Dict[str, Any]:
     return json.loads(result_file.read_text(encoding="utf-8"))
 
 
-def score(dataset: Dataset, result: Dict[str, Any], has_oos: bool) -> Dict[str, Any]:
-    """Accuracy, macro-F1, latency, memory and (for clinc150) out-of-scope metrics."""
+def run_lexical(train, texts: List[str], seed: int) -> Dict[str, Any]:
+    """The lexical baseline, trained on ``train`` and asked one message at a time."""
+    import resource
+
+    baseline = LexicalBaseline(seed)
+    baseline.train([t for t, _ in train], [i for _, i in train])
+    predictions = []
+    for text in texts:
+        tick = time.perf_counter()
+        row = baseline.proba([text])[0]
+        ms = 1000 * (time.perf_counter() - tick)
+        order = np.argsort(-row)[:10]
+        ranking = [[baseline.labels[k], float(row[k])] for k in order]
+        predictions.append({"ms": ms, "intent": ranking[0][0], "confidence": ranking[0][1], "ranking": ranking})
+    return {
+        "train_seconds": baseline.info["train_seconds"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "predictions": predictions,
+        "C": baseline.info["C"],
+    }
+
+
+def score(dataset: Dataset, result: Dict[str, Any], has_oos: bool, train=None) -> Dict[str, Any]:
+    """Accuracy, macro-F1, latency, memory, (for clinc150) out-of-scope metrics and
+    the F1 of the ``RAREST`` intents of ``train``."""
     from sklearn.metrics import f1_score
 
     truth = [intent for _, intent in dataset.test]
@@ -104,7 +134,35 @@ def score(dataset: Dataset, result: Dict[str, Any], has_oos: bool) -> Dict[str, 
     metrics["ece"] = round(report.expected_calibration_error(confidence_arr, correct_arr), 4)
     metrics["reliability"] = report.reliability_bins(confidence_arr, correct_arr)
     metrics["top_confusions"] = report.top_confusions(y_true, y_pred)
+    if train:
+        counts: Dict[str, int] = {}
+        for _, intent in train:
+            counts[intent] = counts.get(intent, 0) + 1
+        rarest = sorted(counts, key=lambda intent: (counts[intent], intent))[:RAREST]
+        scores = f1_score(y_true, y_pred, labels=rarest, average=None, zero_division=0)
+        metrics["rarest_f1"] = {intent: round(float(f), 4) for intent, f in zip(rarest, scores)}
+        metrics["rarest_train_examples"] = {intent: counts[intent] for intent in rarest}
     return metrics
+
+
+def compare(systems: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """The GPT classifier against the lexical baseline (and DIET when it ran)."""
+    gpt, lexical = systems["gpt"], systems["lexical"]
+    reduction = 1.0 - (1.0 - gpt["accuracy"]) / max(1.0 - lexical["accuracy"], 1e-9)
+    out: Dict[str, Any] = {
+        "error_reduction_over_lexical": round(reduction, 4),
+        "error_reduction_target": ERROR_REDUCTION_TARGET,
+        "error_reduction_met": bool(reduction >= ERROR_REDUCTION_TARGET),
+        "macro_f1_points_over_lexical": round(100 * (gpt["macro_f1"] - lexical["macro_f1"]), 1),
+    }
+    if "diet" in systems:
+        diet = systems["diet"]
+        out.update(
+            accuracy_points_over_diet=round(100 * (gpt["accuracy"] - diet["accuracy"]), 1),
+            macro_f1_at_least_diet=bool(gpt["macro_f1"] >= diet["macro_f1"]),
+            train_time_ratio_diet_over_gpt=round(diet["train_seconds"] / max(gpt["train_seconds"], 1e-9), 2),
+        )
+    return out
 
 
 def plot(out: Path, systems: Dict[str, Dict[str, Any]], title: str) -> List[str]:
@@ -178,8 +236,17 @@ def write_reports(out: Path, data: Dict[str, Any], plots: List[str]) -> None:
     if data.get("anchors"):
         lines += ["", f"Published anchors: {data['anchors']}"]
     if data.get("comparison"):
-        lines += ["", "## Against the baseline (same run)", ""]
+        lines += ["", "## Against the baselines (same run)", ""]
         lines += [f"- {k}: {v}" for k, v in data["comparison"].items()]
+    gpt = data["systems"].get("gpt", {})
+    if gpt.get("rarest_f1"):
+        names = list(data["systems"])
+        lines += ["", f"## F1 of the {len(gpt['rarest_f1'])} intents with the fewest training examples", ""]
+        rows = [
+            [intent, gpt["rarest_train_examples"][intent]] + [data["systems"][n]["rarest_f1"][intent] for n in names]
+            for intent in gpt["rarest_f1"]
+        ]
+        lines.append(report.markdown_table(["intent", "training examples"] + names, rows))
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     for name, metrics in data["systems"].items():
         lines += ["", f"## Largest confusions: {name}", ""]
@@ -211,8 +278,14 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         for name, pipeline in pipelines.items():
             print(f"== {name}: training on {len(train)} messages, testing on {len(texts)}", flush=True)
             project = write_project(Path(work) / name, dataset, train, pipeline, texts)
-            systems[name] = score(dataset, run_system(project), has_oos)
+            systems[name] = score(dataset, run_system(project), has_oos, train)
             systems[name]["pipeline"] = pipeline
+    print(f"== lexical: training on {len(train)} messages, testing on {len(texts)}", flush=True)
+    lexical = run_lexical(train, texts, args.seed)
+    systems["lexical"] = score(dataset, lexical, has_oos, train)
+    systems["lexical"]["pipeline"] = [
+        {"name": "char_wb 1-4 TF-IDF + logistic regression (C by 3-fold CV on the training data)", "C": lexical["C"]}
+    ]
     data: Dict[str, Any] = {
         "dataset": dataset.name,
         "shots": args.shots,
@@ -226,12 +299,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "anchors": ANCHORS.get(dataset.name),
         "systems": systems,
     }
-    if "diet" in systems:
-        gpt, diet = systems["gpt"], systems["diet"]
-        data["comparison"] = {
-            "accuracy_points_over_diet": round(100 * (gpt["accuracy"] - diet["accuracy"]), 1),
-            "train_time_ratio_diet_over_gpt": round(diet["train_seconds"] / max(gpt["train_seconds"], 1e-9), 2),
-        }
+    data["comparison"] = compare(systems)
     write_reports(out, data, plot(out, systems, f"{dataset.name}" + (f" {args.shots}-shot" if args.shots else "")))
     print((out / "report.md").read_text(encoding="utf-8").split("## Plots")[0])
     return data

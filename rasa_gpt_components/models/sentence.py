@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from collections import OrderedDict
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 MAX_CHARS = 512  # characters of a text that are encoded (e5 reads at most 512 tokens)
 BATCH = 32
+# recent texts' vectors: a message read by several components (intent, sentiment,
+# knowledge query) is encoded once
+CACHE_SIZE = 2048
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class SentenceEncoder:
         self.fingerprint = fingerprint
         self.load_seconds = load_seconds
         self._work = threading.Lock()  # the engines are not documented as thread-safe
+        self._cache: "OrderedDict[Tuple[str, str], np.ndarray]" = OrderedDict()
 
     @property
     def dimension(self) -> int:
@@ -78,25 +83,45 @@ class SentenceEncoder:
 
     def encode(self, texts: Sequence[str], progress: bool = False, desc: str = "sentence features",
                kind: str = "query") -> np.ndarray:
-        """Vectors of cleaned ``texts`` (each cut at ``MAX_CHARS``), in batches."""
+        """Vectors of cleaned ``texts`` (each cut at ``MAX_CHARS``), in batches;
+        texts seen recently come from the cache."""
         from tqdm import tqdm
 
+        keys = [(kind, t[:MAX_CHARS] or " ") for t in texts]
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        with tqdm(total=len(texts), desc=desc, disable=not progress, unit="msg") as bar:
-            for start in range(0, len(texts), BATCH):
-                chunk = [t[:MAX_CHARS] or " " for t in texts[start : start + BATCH]]
+        todo = []
+        with self._work:
+            for index, key in enumerate(keys):
+                hit = self._cache.get(key)
+                if hit is None:
+                    todo.append(index)
+                else:
+                    out[index] = hit
+                    self._cache.move_to_end(key)
+        with tqdm(total=len(todo), desc=desc, disable=not progress, unit="msg") as bar:
+            for start in range(0, len(todo), BATCH):
+                rows = todo[start : start + BATCH]
                 with self._work:
-                    vectors = np.asarray(self._embed(chunk, kind), dtype=np.float32)
-                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-                out[start : start + len(chunk)] = vectors / np.maximum(norms, 1e-9)
-                bar.update(len(chunk))
+                    vectors = np.asarray(self._embed([keys[i][1] for i in rows], kind), dtype=np.float32)
+                    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+                    for row, vector in zip(rows, vectors):
+                        out[row] = vector
+                        self._remember(keys[row], vector)
+                bar.update(len(rows))
         return out
+
+    def _remember(self, key: Tuple[str, str], vector: np.ndarray) -> None:
+        self._cache[key] = vector
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
 
     def warm_up(self) -> None:
         self.encode(["warm up"])
 
     def clear_cache(self) -> None:
-        """Nothing is remembered between calls (as GPTEncoder.clear_cache after it)."""
+        """Forget remembered texts."""
+        with self._work:
+            self._cache.clear()
 
 
 def load_sentence_encoder(name: str) -> SentenceEncoder:

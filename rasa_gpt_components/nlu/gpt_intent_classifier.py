@@ -30,6 +30,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_gpt_components.models import LoadedModel, load_model
 from rasa_gpt_components.models.encoder import GPTEncoder
+from rasa_gpt_components.nlu.features import Featurizer
 from rasa_gpt_components.nlu.head import IntentHead, fit_head, holdout_split
 from rasa_gpt_components.nlu.lora import apply_adapter, train_adapter
 from rasa_gpt_components.nlu.settings import ClassifierSettings, default_config
@@ -80,7 +81,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         self.fingerprint = fingerprint
         # lora mode: {"arrays": adapter matrices, "targets": adapted layer names}
         self.adapter = adapter
-        self._encoder: Optional[GPTEncoder] = None
+        self._features: Optional[Featurizer] = None
 
     @classmethod
     def create(
@@ -99,14 +100,19 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         s = self.settings
         return load_model(s.model, dtype=s.dtype, num_threads=s.num_threads)
 
+    def _gpt_encoder(self) -> GPTEncoder:
+        encoder = GPTEncoder(self._loaded(), self.settings.encoder)
+        if self.adapter is not None:
+            apply_adapter(encoder, self.adapter["arrays"], self.settings.lora, self.adapter["targets"])
+        return encoder
+
     @property
-    def encoder(self) -> GPTEncoder:
-        """The feature extractor (built on first use)."""
-        if self._encoder is None:
-            self._encoder = GPTEncoder(self._loaded(), self.settings.encoder)
-            if self.adapter is not None:
-                apply_adapter(self._encoder, self.adapter["arrays"], self.settings.lora, self.adapter["targets"])
-        return self._encoder
+    def features(self) -> Featurizer:
+        """The feature extractor of the sources in ``features`` (loaded on first use;
+        the GPT model only when ``gpt`` is one of them)."""
+        if self._features is None:
+            self._features = Featurizer(self.settings.features, self._gpt_encoder)
+        return self._features
 
     # -- training ---------------------------------------------------------
 
@@ -126,13 +132,13 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         split = None
         if self.settings.mode == "lora":
             split = self._train_adapter(texts, labels)
-        features = self.encoder.encode(
+        features = self.features.encode(
             texts,
             progress=self.settings.show_progress,
             desc="GPTIntentClassifier features",
         )
         self.head = fit_head(features, labels, self.settings.head, texts=texts, calibration_split=split)
-        self.fingerprint = self.encoder.loaded.fingerprint
+        self.fingerprint = self.features.fingerprint
         logger.info(
             "GPTIntentClassifier trained on %d examples of %d intents "
             "(temperature %.2f, out-of-fold accuracy %s).",
@@ -152,7 +158,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         split = holdout_split(y, self.settings.calibration_holdout, self.settings.random_seed)
         kept = split[0] if split is not None else np.arange(len(y))
         arrays, targets = train_adapter(
-            self.encoder,
+            self.features.gpt,
             [texts[i] for i in kept],
             y[kept],
             len(names),
@@ -172,7 +178,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         present = [i for i, text in enumerate(texts) if text]
         predictions: Dict[int, Any] = {}
         if present:
-            features = self.encoder.encode([texts[i] for i in present])
+            features = self.features.encode([texts[i] for i in present])
             ranking_of = self.rank(features, [texts[i] for i in present])
             for index, ranking in zip(present, ranking_of):
                 predictions[index] = ranking
@@ -219,6 +225,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             meta = {
                 "format_version": FORMAT_VERSION,
                 "mode": s.mode,
+                "features": list(s.features),
                 "model": s.model,
                 "base_fingerprint": self.fingerprint,
                 "layer": s.encoder.layer,
@@ -261,15 +268,16 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         # the training-time choices win over a config edited after training
         merged = {**config, **{k: meta[k] for k in ("model", "layer", "pooling", "max_length", "dtype")}}
         merged["mode"] = meta.get("mode", "head")
+        merged["features"] = meta.get("features", ["gpt"])  # trained before the option existed: GPT only
         if "lora" in meta:
             merged.update(lora_rank=meta["lora"]["rank"], lora_alpha=meta["lora"]["alpha"])
         component = cls(merged, model_storage, resource, head, meta.get("base_fingerprint"), adapter)
-        loaded = component._loaded()
-        if meta.get("base_fingerprint") and loaded.fingerprint != meta["base_fingerprint"]:
+        found = component.features.fingerprint
+        if meta.get("base_fingerprint") and found != meta["base_fingerprint"]:
             raise BaseModelChangedError(
-                f"GPTIntentClassifier was trained on model '{meta['model']}' with weights "
-                f"{meta['base_fingerprint'][:12]}, but the weights found now are "
-                f"{loaded.fingerprint[:12]}. Retrain the model with `rasa train`."
+                f"GPTIntentClassifier was trained on {', '.join(merged['features'])} "
+                f"(model '{meta['model']}') with weights {meta['base_fingerprint'][:40]}, but the weights "
+                f"found now are {found[:40]}. Retrain the model with `rasa train`."
             )
-        component.encoder.warm_up()  # kernel set-up before the first user, not during
+        component.features.warm_up()  # kernel set-up before the first user, not during
         return component

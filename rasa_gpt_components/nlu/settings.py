@@ -8,17 +8,19 @@ Each part declares its own defaults once (``EncoderSettings``,
 """
 
 from dataclasses import dataclass, fields
-from typing import Any, Dict, Optional, Text
+from typing import Any, Dict, Optional, Text, Tuple
 
 from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.models.encoder import EncoderSettings
 from rasa_gpt_components.models.registry import DEFAULT_MODEL
+from rasa_gpt_components.nlu.features import check_features
 from rasa_gpt_components.nlu.head import HeadSettings
 from rasa_gpt_components.nlu.lora import LoraSettings
 
 MODES = ("head", "lora")
+DEFAULT_FEATURES = ("gpt",)
 LORA_PREFIX = "lora_"
 _SHARED = ("random_seed",)  # one key, passed to the head and the LoRA trainer
 
@@ -30,6 +32,9 @@ class ClassifierSettings:
     encoder: EncoderSettings
     head: HeadSettings
     lora: LoraSettings
+    # what the head reads besides the character n-grams: "gpt" (the model's pooled states)
+    # and/or packaged sentence encoders (nlu/features.py; the choice: docs/intent_classifier.md)
+    features: Tuple[str, ...] = DEFAULT_FEATURES
     model: str = DEFAULT_MODEL  # a name, .gguf file, model directory or hub id
     dtype: str = "float32"
     num_threads: Optional[int] = None
@@ -43,10 +48,13 @@ class ClassifierSettings:
     show_progress: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "features", check_features(self.features))
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{self.mode}'.")
         if not 0.0 <= float(self.calibration_holdout) < 0.5:
             raise ValueError("calibration_holdout must be between 0 and 0.5.")
+        if self.mode == "lora" and "gpt" not in self.features:
+            raise ValueError("mode lora adapts the GPT model: features must include 'gpt'.")
 
     @classmethod
     def from_config(cls, config: Dict[Text, Any]) -> "ClassifierSettings":
@@ -77,7 +85,7 @@ class ClassifierSettings:
         flat = {key: getattr(self, name) for key, name in _keys(ClassifierSettings).items()}
         for part, (prefix, kind) in _PARTS.items():
             flat.update({key: getattr(getattr(self, part), name) for key, name in _keys(kind, prefix).items()})
-        return flat
+        return _plain(flat)
 
 
 _PARTS = {"encoder": ("", EncoderSettings), "head": ("", HeadSettings), "lora": (LORA_PREFIX, LoraSettings)}
@@ -97,4 +105,9 @@ def default_config() -> Dict[Text, Any]:
     defaults: Dict[Text, Any] = {}
     for prefix, kind in [("", ClassifierSettings), *_PARTS.values()]:
         defaults.update({key: kind.__dataclass_fields__[name].default for key, name in _keys(kind, prefix).items()})
-    return defaults
+    return _plain(defaults)
+
+
+def _plain(config: Dict[Text, Any]) -> Dict[Text, Any]:
+    """Lists where the settings hold tuples: what a ``config.yml`` holds."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in config.items()}

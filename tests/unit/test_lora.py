@@ -78,9 +78,9 @@ def test_lora_mode_in_rasa_training_and_agent(tmp_path, tiny_model):
         for node in agent.processor.graph_runner._instantiated_nodes.values()
         if isinstance(node._component, GPTIntentClassifier)
     ]
-    frozen = GPTEncoder(load_model(str(tiny_model)), EncoderSettings(layer=2, compute=classifier.encoder.compute))
-    assert classifier.encoder.blocks is not frozen.blocks
-    assert not np.allclose(classifier.encoder.encode(texts), frozen.encode(texts), atol=1e-4)
+    frozen = GPTEncoder(load_model(str(tiny_model)), EncoderSettings(layer=2, compute=classifier.features.gpt.compute))
+    assert classifier.features.gpt.blocks is not frozen.blocks
+    assert not np.allclose(classifier.features.gpt.encode(texts), frozen.encode(texts), atol=1e-4)
 
 
 def test_lora_with_int8_prediction(tmp_path, tiny_model):
@@ -102,4 +102,4 @@ def test_lora_with_int8_prediction(tmp_path, tiny_model):
         for node in agent.processor.graph_runner._instantiated_nodes.values()
         if isinstance(node._component, GPTIntentClassifier)
     ]
-    assert classifier.encoder.compute == "int8" and classifier.adapter is not None
+    assert classifier.features.gpt.compute == "int8" and classifier.adapter is not None
