@@ -10,6 +10,11 @@ per-bot Python.
   free-text mapping (``from_text``) took from that message is taken back, so
   "do you ship to Canada?" never becomes a refund reason. Then the form asks
   its slot again.
+- **Correction** (``corrections``). During a form, a message that changes a
+  slot the form already had (an order number given again as an entity:
+  "actually it's ES2611210007", "不对，订单号是…") is a correction: the form runs
+  again, validates the new value and goes on from there; a free-text slot the
+  message filled is taken back (the correction is not the refund reason).
 - **Cancellation.** During a form, a message whose intent is one of
   ``cancel_intents`` leaves it: ``cancel_response`` is said, the form is
   deactivated and its slots are emptied (except ``keep_slots``); nothing the
@@ -53,7 +58,7 @@ from rasa_gpt_components.text import looks_like_question
 
 logger = logging.getLogger(__name__)
 
-REPAIRS_KINDS = ("digression", "cancellation", "clarification")
+REPAIRS_KINDS = ("digression", "correction", "cancellation", "clarification")
 # the slots a clarification fills, for the response's text and buttons
 CLARIFY_SLOTS = ("clarify_first", "clarify_first_label", "clarify_second", "clarify_second_label")
 
@@ -65,6 +70,7 @@ class RepairSettings:
     default_answer: str = "utter_generative_fallback"
     threshold: float = 0.5
     questions_only: bool = True
+    corrections: bool = True
     cancel_intents: Tuple[str, ...] = ("stop",)
     cancel_response: Optional[str] = "utter_form_cancelled"
     keep_slots: Tuple[str, ...] = ()
@@ -180,6 +186,8 @@ class ConversationRepairPolicy(Policy):
         confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
         if name in self.settings.cancel_intents and self.settings.cancel_response:
             return self.settings.cancel_response, "cancellation", self._cancel_events(tracker, domain, form)
+        if self.settings.corrections and self._corrected(tracker, domain, form):
+            return form, "correction", self._taken_back(tracker, domain)
         if name not in self.settings.digression_intents:
             return None
         if name not in ("nlu_fallback", "out_of_scope") and confidence < self.settings.threshold:
@@ -192,18 +200,19 @@ class ConversationRepairPolicy(Policy):
     @staticmethod
     def _taken_back(tracker: DialogueStateTracker, domain: Domain) -> List[Event]:
         """The free-text slots (a ``from_text`` mapping) this message filled, set back to their values before it."""
-        free_text = {slot.name for slot in domain.slots
-                     if any(mapping.get("type") == "from_text" for mapping in slot.mappings)}
-        events = list(tracker.applied_events())
-        last_user = max((i for i, e in enumerate(events) if isinstance(e, UserUttered)), default=None)
-        if last_user is None:
-            return []
-        filled = {e.key for e in events[last_user + 1:] if isinstance(e, SlotSet) and e.key in free_text}
-        before: Dict[str, Any] = {}
-        for event in events[:last_user]:
-            if isinstance(event, SlotSet) and event.key in filled:
-                before[event.key] = event.value
-        return [SlotSet(slot, before.get(slot)) for slot in sorted(filled)]
+        free_text = _free_text_slots(domain)
+        changed = _set_by_latest_message(tracker)
+        return [SlotSet(slot, before) for slot, (before, _) in sorted(changed.items()) if slot in free_text]
+
+    @staticmethod
+    def _corrected(tracker: DialogueStateTracker, domain: Domain, form: str) -> List[str]:
+        """The form's slots (not free-text, not the one asked) that the latest message
+        changed from one value to another."""
+        asked = tracker.get_slot(REQUESTED_SLOT)
+        free_text = _free_text_slots(domain)
+        return [slot for slot, (before, after) in _set_by_latest_message(tracker).items()
+                if slot in domain.required_slots_for_form(form) and slot != asked and slot not in free_text
+                and before is not None and after is not None and before != after]
 
     def _clarification(self, tracker: DialogueStateTracker) -> Optional[Tuple[str, str, List[Event]]]:
         """Ask which of two close intents the customer means, right after their message."""
@@ -231,3 +240,21 @@ class ConversationRepairPolicy(Policy):
         slots = domain.required_slots_for_form(form)
         return [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)] + [
             SlotSet(slot, None) for slot in slots if slot not in self.settings.keep_slots]
+
+
+def _free_text_slots(domain: Domain) -> set:
+    return {slot.name for slot in domain.slots if any(m.get("type") == "from_text" for m in slot.mappings)}
+
+
+def _set_by_latest_message(tracker: DialogueStateTracker) -> Dict[str, Tuple[Any, Any]]:
+    """slot -> (value before the latest user message, value it was set to after it)."""
+    events = list(tracker.applied_events())
+    last_user = max((i for i, e in enumerate(events) if isinstance(e, UserUttered)), default=None)
+    if last_user is None:
+        return {}
+    after = {e.key: e.value for e in events[last_user + 1:] if isinstance(e, SlotSet)}
+    before: Dict[str, Any] = {}
+    for event in events[:last_user]:
+        if isinstance(event, SlotSet) and event.key in after:
+            before[event.key] = event.value
+    return {slot: (before.get(slot), value) for slot, value in after.items()}

@@ -136,6 +136,30 @@ def test_no_opinion_outside_a_form_or_in_a_form_it_does_not_repair(policy):
     assert predict(policy(forms=["address_form"]), in_form_asking_reason() + says("do you ship?", "faq")) == (None, [])
 
 
+def corrects_order(text, number, intent="inform"):
+    """A message giving another order number while the reason is asked: Rasa's
+    action_extract_slots sets the number (entity) and the reason (free text)."""
+    return says(text, intent) + [SlotSet("order_number", number)]
+
+
+def test_a_corrected_order_number_reruns_the_form_and_is_not_the_reason(policy):
+    action, events = predict(policy(), in_form_asking_reason() + corrects_order("actually it's ES2611210007", "ES2611210007"))
+    assert action == "refund_form"  # validates the new number, then asks the reason again
+    assert events == [SlotSet("refund_reason", None)]
+
+
+def test_what_is_not_a_correction(policy):
+    same = in_form_asking_reason() + corrects_order("it is ES2611210006, the zip broke", "ES2611210006")
+    assert predict(policy(), same) == (None, [])  # the same number: the message is the reason
+    first = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("refund", intent={"name": "request_refund", "confidence": 0.9}),
+             ActionExecuted("refund_form"), ActiveLoop("refund_form"), SlotSet(REQUESTED_SLOT, "order_number"),
+             ActionExecuted(ACTION_LISTEN_NAME), UserUttered("ES2611210006", intent={"name": "inform", "confidence": 0.9}),
+             SlotSet("order_number", "ES2611210006")]
+    assert predict(policy(), first) == (None, [])  # the number the form asked for: an answer
+    changed = in_form_asking_reason() + corrects_order("actually it's ES2611210007", "ES2611210007")
+    assert predict(policy(corrections=False), changed) == (None, [])
+
+
 def test_a_cancellation_leaves_the_form_and_empties_its_slots(policy):
     action, events = predict(policy(), in_form_asking_reason() + says("never mind", "stop", fills=False))
     assert action == "utter_form_cancelled"
