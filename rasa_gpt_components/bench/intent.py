@@ -71,6 +71,16 @@ def run_system(project: Path) -> Dict[str, Any]:
     return json.loads(result_file.read_text(encoding="utf-8"))
 
 
+def dev_split(dataset: Dataset, seed: int, share: float = 0.2) -> Dataset:
+    """The development set: ``share`` of each intent of the training split (stratified,
+    seeded) becomes the test data, the rest the training data; the test split is not read."""
+    from sklearn.model_selection import train_test_split
+
+    rows = [(t, i) for t, i in dataset.train if i != OOS]
+    kept, held = train_test_split(rows, test_size=share, random_state=seed, stratify=[i for _, i in rows])
+    return Dataset(dataset.name, dataset.language, kept, held)
+
+
 def run_lexical(train, texts: List[str], seed: int) -> Dict[str, Any]:
     """The lexical baseline, trained on ``train`` and asked one message at a time."""
     import resource
@@ -217,7 +227,7 @@ def write_reports(out: Path, data: Dict[str, Any], plots: List[str]) -> None:
         f"Command: `{data['command']}`  ",
         f"Date: {data['date']}  ",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, no GPU; Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads)  ",
-        f"Data: {data['train_size']} training messages, {data['test_size']} test messages, {data['intents']} intents",
+        f"Data: {data['train_size']} training messages, {data['test_size']} {data.get('split', 'test')} messages, {data['intents']} intents",
         "",
         report.markdown_table(["system"] + keys, rows),
         "",
@@ -257,6 +267,8 @@ def write_reports(out: Path, data: Dict[str, Any], plots: List[str]) -> None:
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """The whole benchmark; returns the report data."""
     dataset = load_dataset(args.dataset, Path(args.datasets) if args.datasets else None)
+    if args.dev:
+        dataset = dev_split(dataset, args.seed)
     train = sample_shots(dataset.train, args.shots, args.seed) if args.shots else dataset.train
     if args.max_test:
         rng = np.random.default_rng(args.seed)
@@ -289,6 +301,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     data: Dict[str, Any] = {
         "dataset": dataset.name,
         "shots": args.shots,
+        "split": "dev (20 % of the training split, stratified, seeded)" if args.dev else "test",
         "cores": report.machine()["cores"],
         "machine": report.machine(),
         "command": "rasa-gpt " + " ".join(args.argv),
@@ -317,3 +330,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--diet-epochs", type=int, default=100, help="DIET epochs (Rasa's default 100)")
     parser.add_argument("--max-test", type=int, default=0, help="evaluate on a random subset")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dev", action="store_true",
+                        help="test on a seeded 20 %% of the training split instead of the test split (for choosing)")

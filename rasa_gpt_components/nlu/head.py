@@ -45,7 +45,7 @@ class HeadSettings:
     oos_rate: float = 0.02  # share of in-scope messages the threshold may reject
     # "balanced": each intent weighs as much as any other in the loss, however many
     # examples it has (a large intent does not pull messages of small ones to it); None: by count
-    class_weight: Optional[str] = None
+    class_weight: Optional[str] = "balanced"
 
     def __post_init__(self) -> None:
         if self.class_weight not in (None, "balanced"):
