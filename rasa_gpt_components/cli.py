@@ -10,6 +10,7 @@
     rasa-gpt bench handoff --model MODEL [--endpoints FILE] [--conversations FILE] --out DIR
     rasa-gpt bench startup [--entries N] [--encoder NAME] --out DIR
     rasa-gpt bench recommend --database-url URL [--requests FILE] [--split dev|test|all] [--scale N] --out DIR
+    rasa-gpt bench repair --model MODEL [--stories FILE] [--url URL --database-url URL] --out DIR
 """
 
 import argparse
@@ -34,6 +35,7 @@ BENCHMARKS = [
     ("handoff", "scripted conversations ending in a hand-off: the summary the agents' desk receives"),
     ("startup", "GenerativeNLG's start-up with a large knowledge base, first and cached"),
     ("recommend", "the recommender on labelled requests and held-out last purchases, beside rules and popularity"),
+    ("repair", "a conversation test set through rasa test --e2e, then what a live bot wrote to the database"),
 ]
 
 

@@ -1,0 +1,226 @@
+"""``rasa-gpt bench repair``: a conversation test set (Rasa end-to-end test
+stories with the customer's text, each named "... (zh|en) [tag]") through a
+trained bot.
+
+    rasa-gpt bench repair --model MODEL --stories FILE [--bot DIR] --out DIR
+        [--url http://127.0.0.1:5005 --database-url URL]
+
+1. ``rasa test core --e2e`` on the stories (Rasa's own test: NLU on the
+   customer's text, every predicted action compared). The report lists every
+   conversation that went wrong, the first step where it did (the intent the
+   NLU gave or the action the policies chose, and what the story expected),
+   and the share fully right by tag and language.
+2. With ``--url`` and ``--database-url``: the database check. Each
+   conversation's messages are sent, in order, to the running bot's REST
+   channel (its action server writing to ``--database-url``), each after the
+   previous reply; the rows the shop's tables gained during the conversation
+   are read back. A violation is a row written by a conversation whose story
+   submits nothing, or a row whose free text (refund reason, new address,
+   exchange wish) is a message the story does not treat as that answer (a
+   question, a cancellation). ``rasa test`` itself runs no custom action.
+
+Exit code 0 when the conversations ran (whatever the score), 2 when the bot or
+the database cannot be used.
+"""
+
+import argparse
+import asyncio
+import re
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from rasa_gpt_components.bench import report
+
+NAME = re.compile(r"\((zh|en)\)\s*\[([\w-]+)\]")
+# the shop tables the check reads, and each one's free-text column
+WRITES = {"refunds": "reason", "address_changes": "new_address", "exchanges": "wanted"}
+SUBMITS = ("action_submit_refund", "action_change_address", "action_submit_exchange")
+# a message with one of these intents is never the answer a free-text slot stores
+NOT_ANSWERS = ("faq", "out_of_scope", "nlu_fallback", "stop", "deny", "greet", "goodbye", "thank")
+
+
+def load_stories(path: Path) -> List[Dict[str, Any]]:
+    """The stories with their language, tag, user messages (text, intent) and submit actions."""
+    import yaml
+
+    stories = []
+    for story in yaml.safe_load(path.read_text(encoding="utf-8")).get("stories") or []:
+        match = NAME.search(story["story"])
+        steps = story.get("steps") or []
+        stories.append({
+            "name": story["story"],
+            "language": match.group(1) if match else "?",
+            "tag": match.group(2) if match else "untagged",
+            "messages": [(_unannotated(s["user"]), s.get("intent")) for s in steps if "user" in s],
+            "submits": sum(1 for s in steps if s.get("action") in SUBMITS),
+        })
+    return stories
+
+
+def _unannotated(text: str) -> str:
+    """The customer's text without Rasa's entity annotations ("[ES1](order_number)" -> "ES1")."""
+    return re.sub(r"\[([^\]]*)\]\([^)]*\)|\[([^\]]*)\]\{[^}]*\}", lambda m: m.group(1) or m.group(2), text).strip()
+
+
+def first_failures(failed_file: Path) -> Dict[str, Dict[str, Any]]:
+    """story name -> the first wrong step of each failed story (rasa test's "# predicted:" comments)."""
+    failures: Dict[str, Dict[str, Any]] = {}
+    if not failed_file.exists():
+        return failures
+    name, turn = None, 0
+    for line in failed_file.read_text(encoding="utf-8").splitlines():
+        if line.startswith("- story: "):
+            name, turn = re.sub(r"\s*\([^()]*\.ya?ml\)\s*$", "", line[len("- story: "):]).strip(), 0
+            continue
+        stripped = line.strip()
+        if stripped.startswith(("- intent:", "- user:")):
+            turn += 1
+        if name and "# predicted:" in stripped and name not in failures:
+            expected, predicted = stripped.split("# predicted:", 1)
+            kind = "intent" if expected.lstrip("- ").startswith(("intent", "user")) else "action"
+            failures[name] = {"turn": turn, "kind": kind, "expected": expected.strip(" -"),
+                              "predicted": predicted.strip()}
+    return failures
+
+
+def run_rasa_test(bot: Path, model: str, stories: Path, out: Path) -> Path:
+    rasa = str(Path(sys.executable).with_name("rasa"))
+    command = [rasa, "test", "core", "--e2e", "--model", model, "--stories", str(stories), "--out", str(out)]
+    subprocess.run(command, cwd=bot, check=True)
+    return out / "failed_test_stories.yml"
+
+
+def score(stories: Sequence[Dict[str, Any]], failures: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    def share(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+        right = sum(1 for s in rows if s["name"] not in failures)
+        return {"right": right, "total": len(rows), "share": round(right / max(len(rows), 1), 4)}
+
+    by_tag = {tag: share([s for s in stories if s["tag"] == tag]) for tag in sorted({s["tag"] for s in stories})}
+    by_language = {lang: share([s for s in stories if s["language"] == lang]) for lang in ("zh", "en")}
+    repairs = [s for s in stories if s["tag"] != "plain"]
+    kinds = Counter(f["kind"] for f in failures.values())
+    failed = [{"story": s["name"], "tag": s["tag"], **failures[s["name"]]} for s in stories if s["name"] in failures]
+    return {"all": share(list(stories)), "repair_conversations": share(repairs), "by_tag": by_tag,
+            "by_language": by_language, "first_wrong_step": dict(kinds), "failed": failed}
+
+
+async def replay(stories: Sequence[Dict[str, Any]], url: str, database_url: str, timeout: float) -> Dict[str, Any]:
+    """Send every conversation to the running bot; the rows each one wrote, and the violations."""
+    import secrets
+
+    import aiohttp
+    from sqlalchemy import create_engine, inspect, text
+
+    from rasa_gpt_components.bench.load import TurnResult, send_turn
+
+    engine = create_engine(database_url)
+    tables = {t: c for t, c in WRITES.items() if inspect(engine).has_table(t)}
+
+    def rows() -> Dict[str, Dict[int, str]]:
+        with engine.connect() as connection:
+            return {t: {r[0]: r[1] for r in connection.execute(text(f"SELECT id, {c} FROM {t}"))}  # noqa: S608
+                    for t, c in tables.items()}
+
+    results, violations, errors = [], [], 0
+    async with aiohttp.ClientSession() as session:
+        for story in stories:
+            before, sender = rows(), f"repair-{secrets.token_hex(6)}"
+            for number, (message, _) in enumerate(story["messages"]):
+                turn = TurnResult(sender, number, url, story["tag"], story["language"], False, message)
+                await send_turn(session, url, sender, turn, timeout)
+                errors += turn.error is not None and turn.error != "empty"
+            after = rows()
+            written = [(t, row_text) for t in tables for i, row_text in after[t].items() if i not in before[t]]
+            not_answers = {_norm(m) for m, intent in story["messages"] if intent in NOT_ANSWERS}
+            for table, row_text in written:
+                if not story["submits"]:
+                    violations.append({"story": story["name"], "table": table, "why": "written, nothing submitted"})
+                elif _norm(row_text) in not_answers:
+                    violations.append({"story": story["name"], "table": table,
+                                       "why": f"a {table} row stores a message that is not the answer"})
+            results.append({"story": story["name"], "tag": story["tag"], "rows": len(written)})
+    engine.dispose()
+    by_tag = Counter()
+    for v in violations:
+        by_tag[next(s["tag"] for s in stories if s["name"] == v["story"])] += 1
+    return {"conversations": len(results), "rows_written": sum(r["rows"] for r in results),
+            "violations": violations, "violations_by_tag": dict(by_tag), "turn_errors": errors}
+
+
+def _norm(value: Optional[str]) -> str:
+    return re.sub(r"\s+", " ", (value or "")).strip().casefold()
+
+
+def run(args: argparse.Namespace) -> int:
+    stories_path = Path(args.stories)
+    if not stories_path.is_absolute() and not stories_path.exists():
+        stories_path = Path(args.bot) / stories_path
+    stories_path = stories_path.resolve()
+    stories = load_stories(stories_path)
+    out = Path(args.out)
+    data: Dict[str, Any] = {"stories": str(args.stories), "conversations": len(stories)}
+    with tempfile.TemporaryDirectory(prefix="rasa-gpt-repair-") as work:
+        failed_file = run_rasa_test(Path(args.bot), str(Path(args.model).resolve()), stories_path, Path(work))
+        failures = first_failures(failed_file)
+        out.mkdir(parents=True, exist_ok=True)
+        if failed_file.exists():
+            (out / "failed_test_stories.yml").write_text(failed_file.read_text(encoding="utf-8"), encoding="utf-8")
+    data["rasa_test"] = score(stories, failures)
+    if args.url and args.database_url:
+        try:
+            data["database_check"] = asyncio.run(replay(stories, args.url.rstrip("/"), args.database_url, args.timeout))
+        except Exception as error:  # noqa: BLE001 - a bot or database that cannot be used: say which
+            print(f"rasa-gpt bench repair: the database check could not run: {error}", file=sys.stderr)
+            return 2
+    report.publish(out, args, data, write_markdown)
+    return 0
+
+
+def write_markdown(path: Path, data: Dict[str, Any]) -> None:
+    test = data["rasa_test"]
+    m = data["machine"]
+    lines = [
+        "# Conversation repair: the conversation test set", "",
+        f"Command: `{data['command']}`  ", f"Date: {data['date']}  ",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB; Python {m['python']}  ",
+        f"Stories: `{data['stories']}` ({data['conversations']} conversations)", "",
+        "## rasa test core --e2e: conversations fully right", "",
+        report.markdown_table(["group", "right", "total", "share"],
+                              [["all", *_cells(test["all"])], ["with a repair", *_cells(test["repair_conversations"])]]
+                              + [[f"[{t}]", *_cells(v)] for t, v in test["by_tag"].items()]
+                              + [[f"({lang})", *_cells(v)] for lang, v in test["by_language"].items()]),
+        "", f"First wrong step: {test['first_wrong_step'] or 'none'} (intent: the NLU; action: the policies).",
+    ]
+    if test["failed"]:
+        lines += ["", "## Failed conversations (the first wrong step)", "",
+                  report.markdown_table(["conversation", "turn", "expected", "predicted"],
+                                        [[f["story"], f["turn"], f["expected"], f["predicted"]] for f in test["failed"]])]
+    check = data.get("database_check")
+    if check:
+        lines += ["", "## Database check (the live bot)", "",
+                  f"{check['conversations']} conversations replayed, {check['rows_written']} rows written, "
+                  f"**{len(check['violations'])} violations** {check['violations_by_tag'] or ''}, "
+                  f"{check['turn_errors']} turns without a reply."]
+        if check["violations"]:
+            lines.append(report.markdown_table(["conversation", "table", "why"],
+                                               [[v["story"], v["table"], v["why"]] for v in check["violations"]]))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _cells(entry: Dict[str, Any]) -> List[Any]:
+    return [entry["right"], entry["total"], f"{100 * entry['share']:.1f} %"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a trained bot model (.tar.gz)")
+    parser.add_argument("--stories", default="benchmark/test_repair_conversations.yml",
+                        help="end-to-end test stories, relative to --bot")
+    parser.add_argument("--bot", default="bot", help="the bot's folder (rasa test runs there)")
+    parser.add_argument("--out", required=True, help="report folder")
+    parser.add_argument("--url", help="a running bot (REST channel) for the database check")
+    parser.add_argument("--database-url", help="the database its action server writes to")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one reply")

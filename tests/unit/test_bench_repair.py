@@ -1,0 +1,63 @@
+"""`rasa-gpt bench repair`'s reading of a test set and of rasa test's failed stories."""
+
+from rasa_gpt_components.bench.repair import first_failures, load_stories, score
+
+STORIES = """version: "3.1"
+stories:
+- story: refund, a question while the reason is asked (en) [digression]
+  steps:
+  - user: |
+      refund order [ES2611200002](order_number)
+    intent: request_refund
+  - action: refund_form
+  - user: |
+      do you ship to Canada?
+    intent: faq
+  - action: utter_knowledge_answer
+  - action: action_submit_refund
+- story: address change stopped (zh) [cancellation]
+  steps:
+  - user: |
+      改地址
+    intent: change_address
+  - action: address_form
+  - user: |
+      算了
+    intent: stop
+  - action: action_deactivate_loop
+- story: hello (en) [plain]
+  steps:
+  - user: |
+      hi
+    intent: greet
+  - action: utter_greet
+"""
+
+FAILED = """version: "3.1"
+stories:
+- story: address change stopped (zh) [cancellation] (benchmark/test.yml)
+  steps:
+  - intent: change_address
+  - action: address_form
+  - intent: stop  # predicted: change_address: 算了
+  - action: action_deactivate_loop  # predicted: utter_generative_fallback
+"""
+
+
+def test_stories_failures_and_scores(tmp_path):
+    (tmp_path / "stories.yml").write_text(STORIES, encoding="utf-8")
+    (tmp_path / "failed.yml").write_text(FAILED, encoding="utf-8")
+    stories = load_stories(tmp_path / "stories.yml")
+    assert [(s["language"], s["tag"], s["submits"]) for s in stories] == [
+        ("en", "digression", 1), ("zh", "cancellation", 0), ("en", "plain", 0)]
+    assert stories[0]["messages"] == [("refund order ES2611200002", "request_refund"),
+                                      ("do you ship to Canada?", "faq")]
+    failures = first_failures(tmp_path / "failed.yml")
+    assert failures == {"address change stopped (zh) [cancellation]": {
+        "turn": 2, "kind": "intent", "expected": "intent: stop", "predicted": "change_address: 算了"}}
+    result = score(stories, failures)
+    assert result["all"] == {"right": 2, "total": 3, "share": 0.6667}
+    assert result["repair_conversations"]["right"] == 1 and result["by_tag"]["cancellation"]["right"] == 0
+    assert result["by_language"]["zh"] == {"right": 0, "total": 1, "share": 0.0}
+    assert result["failed"][0]["turn"] == 2 and result["first_wrong_step"] == {"intent": 1}
+    assert first_failures(tmp_path / "missing.yml") == {}
