@@ -9,11 +9,13 @@ the domain picks the variation by the slot ``language``, and the values the
 actions fill in (order statuses, product names) are in that language too.
 
 Slots read: language, order_number, refund_reason, refund_confirmed,
-new_address, customer_id, preference, recommend_asked. Slots set: order_number
-(canonical or None), customer_id (the customer of an order looked up),
-refund_reason, refund_confirmed and new_address (cleared after use),
-preference, recommend_asked, handoff. Recommendations come from the plugin's
-recommender (``rasa_gpt_components.recommend``, options in ``bot/recommend.yml``).
+exchange_item, exchange_to, exchange_confirmed, new_address, customer_id,
+preference, recommend_asked. Slots set: order_number (canonical or None),
+customer_id (the customer of an order looked up), refund_reason,
+refund_confirmed, exchange_item (a SKU), exchange_to, exchange_confirmed and
+new_address (cleared after use), preference, recommend_asked, handoff.
+Recommendations come from the plugin's recommender
+(``rasa_gpt_components.recommend``, options in ``bot/recommend.yml``).
 Entities read: order_number, preference.
 """
 
@@ -128,6 +130,11 @@ def _items(items: Iterable[service.Item], language: str) -> str:
     return LIST_SEPARATOR[language].join(f"{_name(item, language)} × {item.quantity}" for item in items)
 
 
+def _numbered_items(items: Iterable[service.Item], language: str) -> str:
+    """One line per item of an order, numbered, for the customer to choose one ("2. 跑步鞋 × 1")."""
+    return "\n".join(f"{number}. {_name(item, language)} × {item.quantity}" for number, item in enumerate(items, 1))
+
+
 def _picks(picks: Iterable[Any], language: str) -> str:
     """One line per recommended item: its name and why ("- 羊绒围巾（适合父母，¥459，在预算内）")."""
     if language == "zh":
@@ -135,8 +142,9 @@ def _picks(picks: Iterable[Any], language: str) -> str:
     return "\n".join(f"- {p.item.name('en')} ({p.reason})" for p in picks)
 
 
-def _refund_reference(refund_id: Optional[int]) -> str:
-    return f"RF{refund_id or 0:06d}"
+def _reference(prefix: str, row_id: Optional[int]) -> str:
+    """The reference customers are given for a request: "RF000012" (refund), "EX000003" (exchange)."""
+    return f"{prefix}{row_id or 0:06d}"
 
 
 def utter_order_error(dispatcher: CollectingDispatcher, error: Optional[str], order_no: Optional[str]) -> bool:
@@ -154,6 +162,18 @@ def utter_database_error(dispatcher: CollectingDispatcher, where: str) -> None:
     """Log a database error (SQL without values) and tell the user to try later."""
     logger.exception("%s: database error", where)
     dispatcher.utter_message(response="utter_database_error")
+
+
+async def order_to_validate(
+    dispatcher: CollectingDispatcher, where: str, order_no: Optional[str]
+) -> Optional[service.OrderResult]:
+    """The order a form's validation checks; None, after ``utter_database_error``, on a database error
+    (a validation action answers, as ShopAction does)."""
+    try:
+        return await run_in_database(lambda session: service.find_order(session, order_no))
+    except SQLAlchemyError:
+        utter_database_error(dispatcher, where)
+        return None
 
 
 class ShopAction(Action, ABC):
@@ -262,7 +282,7 @@ class ActionSubmitRefund(ShopAction):
             dispatcher.utter_message(
                 response="utter_refund_duplicate" if refund.duplicate else "utter_refund_submitted",
                 order_number=refund.order_no,
-                refund_id=_refund_reference(refund.refund_id),
+                refund_id=_reference("RF", refund.refund_id),
             )
         return [SlotSet("refund_reason", None), SlotSet("refund_confirmed", None)]
 
@@ -277,12 +297,8 @@ class ValidateRefundForm(FormValidationAction):
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         """An existing order that has shipped, as its canonical number."""
-        try:
-            order = await run_in_database(lambda session: service.find_order(session, slot_value))
-        except SQLAlchemyError:
-            utter_database_error(dispatcher, self.name())
-            return {"order_number": None}
-        if utter_order_error(dispatcher, order.error, order.order_no):
+        order = await order_to_validate(dispatcher, self.name(), slot_value)
+        if order is None or utter_order_error(dispatcher, order.error, order.order_no):
             return {"order_number": None}
         if order.status not in service.REFUNDABLE_STATUSES:
             dispatcher.utter_message(
@@ -301,6 +317,154 @@ class ValidateRefundForm(FormValidationAction):
         if reason is None:
             dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=service.REASON_MAX_CHARS)
         return {"refund_reason": reason}
+
+
+# --- exchanges (another size or colour of an item) --------------------------------------
+
+
+def utter_exchange_refused(dispatcher: CollectingDispatcher, exchange: service.ExchangeResult, language: str) -> bool:
+    """Reply to an exchange the shop refuses (order not shipped, no such item, sold out, a
+    wish too long); False when ``exchange`` has no such error. Order number errors: utter_order_error."""
+    if exchange.error == "not_exchangeable":
+        dispatcher.utter_message(
+            response="utter_exchange_not_allowed",
+            order_number=exchange.order_no,
+            status=_status(exchange.order_status, language),
+        )
+    elif exchange.error == "item_not_in_order":
+        dispatcher.utter_message(response="utter_exchange_item_not_found", order_number=exchange.order_no)
+    elif exchange.error == "out_of_stock":
+        dispatcher.utter_message(response="utter_exchange_out_of_stock", item=_name(exchange.item, language))
+    elif exchange.error == "invalid_wanted":
+        dispatcher.utter_message(response="utter_invalid_exchange_to", max_length=service.WANTED_MAX_CHARS)
+    else:
+        return False
+    return True
+
+
+def _exchange_item(order: service.OrderResult, tracker: Tracker) -> Optional[service.Item]:
+    """The item of ``order`` in the slot ``exchange_item`` (a SKU), if any."""
+    return next((item for item in order.items if item.sku == tracker.get_slot("exchange_item")), None)
+
+
+class ActionSubmitExchange(ShopAction):
+    """Submit the exchange of the ``exchange_form`` (slots ``order_number``, ``exchange_item``,
+    ``exchange_to``), once, unless the customer said no at the confirmation (``exchange_confirmed`` False)."""
+
+    def name(self) -> Text:
+        return "action_submit_exchange"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
+        cleared = [SlotSet("exchange_item", None), SlotSet("exchange_to", None), SlotSet("exchange_confirmed", None)]
+        if tracker.get_slot("exchange_confirmed") is False:
+            dispatcher.utter_message(response="utter_exchange_cancelled")
+            return cleared
+        asked = requested_order_number(tracker)
+        if not asked:
+            dispatcher.utter_message(response="utter_ask_order_number")
+            return []
+        item, wanted = tracker.get_slot("exchange_item"), tracker.get_slot("exchange_to")
+        key = request_key("exchange", tracker.sender_id, service.normalise_order_no(asked) or str(asked), str(item))
+        exchange = await run_in_database(lambda session: service.submit_exchange(session, asked, item, wanted, key))
+        if utter_order_error(dispatcher, exchange.error, exchange.order_no):
+            return [SlotSet("order_number", None), *cleared]
+        if not utter_exchange_refused(dispatcher, exchange, language):
+            logger.info(
+                "exchange %s of %s in %s (conversation %s, duplicate=%s)",
+                exchange.exchange_id, exchange.item.sku, exchange.order_no, _conversation_ref(tracker),
+                exchange.duplicate,
+            )
+            dispatcher.utter_message(
+                response="utter_exchange_duplicate" if exchange.duplicate else "utter_exchange_submitted",
+                order_number=exchange.order_no,
+                item=_name(exchange.item, language),
+                exchange_id=_reference("EX", exchange.exchange_id),
+            )
+        return cleared
+
+
+class ValidateExchangeForm(FormValidationAction):
+    """Checks the slots of ``exchange_form``: an order that can be exchanged, an item of it in
+    stock (filled in when the order has one item, so the form does not ask), what instead."""
+
+    def name(self) -> Text:
+        return "validate_exchange_form"
+
+    async def validate_order_number(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """An existing order that has shipped, as its canonical number; its item too when it has one."""
+        order = await order_to_validate(dispatcher, self.name(), slot_value)
+        if order is None:
+            return {"order_number": None}
+        checked = service.check_exchange(order, None)
+        if utter_order_error(dispatcher, checked.error, checked.order_no) or utter_exchange_refused(
+            dispatcher, checked, conversation_language(tracker)
+        ):
+            return {"order_number": None}
+        # the only item; else the item already chosen, if it is one of this order
+        item = checked.item or _exchange_item(order, tracker)
+        return {"order_number": checked.order_no, "exchange_item": item.sku if item else None}
+
+    async def validate_exchange_item(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """An item of the order (by SKU, position or name) whose product is in stock, as its SKU."""
+        order_no = tracker.get_slot("order_number")
+        if not order_no:  # the order was refused: it is asked again first
+            return {"exchange_item": None}
+        order = await order_to_validate(dispatcher, self.name(), order_no)
+        if order is None:
+            return {"exchange_item": None}
+        checked = service.check_exchange(order, slot_value if isinstance(slot_value, str) else "")
+        if utter_order_error(dispatcher, checked.error, checked.order_no) or utter_exchange_refused(
+            dispatcher, checked, conversation_language(tracker)
+        ):
+            return {"exchange_item": None}
+        return {"exchange_item": checked.item.sku}
+
+    def validate_exchange_to(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """What the customer wants instead (a size, a colour): at most ``service.WANTED_MAX_CHARS`` characters."""
+        wanted = service.clean_wanted(slot_value if isinstance(slot_value, str) else None)
+        if wanted is None:
+            dispatcher.utter_message(response="utter_invalid_exchange_to", max_length=service.WANTED_MAX_CHARS)
+        return {"exchange_to": wanted}
+
+
+class ActionAskExchangeItem(ShopAction):
+    """The form's question for ``exchange_item``: which item of the order, listed and numbered."""
+
+    def name(self) -> Text:
+        return "action_ask_exchange_item"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
+        order = await run_in_database(lambda session: service.find_order(session, tracker.get_slot("order_number")))
+        dispatcher.utter_message(
+            response="utter_ask_exchange_item",
+            order_number=order.order_no,
+            items=_numbered_items(order.items, language),
+        )
+        return []
+
+
+class ActionAskExchangeConfirmed(ShopAction):
+    """The form's question for ``exchange_confirmed``: the order, the item by name and what instead."""
+
+    def name(self) -> Text:
+        return "action_ask_exchange_confirmed"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
+        order = await run_in_database(lambda session: service.find_order(session, tracker.get_slot("order_number")))
+        item = _exchange_item(order, tracker)
+        dispatcher.utter_message(
+            response="utter_ask_exchange_confirmed",
+            order_number=order.order_no,
+            item=_name(item, language) if item else tracker.get_slot("exchange_item"),
+            exchange_to=tracker.get_slot("exchange_to"),
+        )
+        return []
 
 
 class ActionChangeAddress(ShopAction):

@@ -167,6 +167,20 @@ class Refund(Base):
     request_key = Column(String(64), nullable=False, unique=True)
 
 
+class Exchange(Base):
+    """A request to exchange an item of an order for another size or colour of the same product."""
+
+    __tablename__ = "exchanges"
+
+    id = Column(Integer, primary_key=True)
+    order_no = Column(String(20), ForeignKey("orders.order_no"), nullable=False, index=True)
+    sku = Column(String(32), ForeignKey("products.sku"), nullable=False)
+    wanted = Column(String(200), nullable=False)  # what the customer wants instead, cleaned (service.clean_wanted)
+    status = Column(String(20), nullable=False, default="requested")  # requested/approved/rejected/sent
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+    request_key = Column(String(64), nullable=False, unique=True)
+
+
 class AddressChange(Base):
     __tablename__ = "address_changes"
 

@@ -7,33 +7,43 @@ errors (``SQLAlchemyError``) propagate to the caller.
 
 The rules follow the knowledge base (bot/knowledge/*.yml): order numbers are
 "ES" and 10 digits; refunds (returns) are for orders that have shipped, and
-before shipment an order is cancelled instead; the delivery address can be
-changed once, before shipment.
+before shipment an order is cancelled instead; an item can be exchanged for
+another size or colour of the same product once the order has shipped, while
+the product is in stock; the delivery address can be changed once, before
+shipment.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
-from typing import Callable, Optional, Tuple, TypeVar
+from dataclasses import dataclass, replace
+from typing import Callable, Optional, Sequence, Set, Tuple, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .db import AddressChange, Order, Refund
+from .db import AddressChange, Exchange, Order, Refund
 
 REFUNDABLE_STATUSES = ("shipped", "completed")
+# an exchanged item is sent back first, as for a refund: possible once the order has shipped
+EXCHANGEABLE_STATUSES = REFUNDABLE_STATUSES
 ADDRESS_CHANGEABLE_STATUSES = ("awaiting_payment", "awaiting_shipment")
 OPEN_REFUND_STATUSES = ("requested", "approved")
+OPEN_EXCHANGE_STATUSES = ("requested", "approved")
 ADDRESS_MIN_CHARS, ADDRESS_MAX_CHARS = 6, 200
 REASON_MAX_CHARS = 200
+WANTED_MAX_CHARS = 100  # what the customer wants instead of the item: a size, a colour
+ITEM_MAX_CHARS = 100  # how the customer names an item of the order
 ORDER_NO_MAX_CHARS = 100
 
 _ORDER_NO = re.compile(r"(?:ES)?(\d{10})")
 _ORDER_NO_IN_TEXT = re.compile(r"(?<![A-Z0-9])(?:ES[\s\-_]*\d(?:[\s\-_]?\d){9}|\d{10})(?![\s\-_]?\d)")
 _SEPARATORS = re.compile(r"[\s\-_.·#:：]+")
+# an item named by its position in the order: "2", "#2", "no. 2", "item 2", "第2件"
+_ITEM_POSITION = re.compile(r"(?:#|no\.?|item|第)?\s*(\d{1,2})\s*(?:件|个)?")
+_WORD = re.compile(r"[a-z0-9]{3,}|[\u4e00-\u9fff]")  # English words of 3+ letters, Chinese characters
 
 # --- results -----------------------------------------------------------------------
 
@@ -46,6 +56,7 @@ class Item:
     name_en: str
     name_zh: str
     quantity: int
+    stock: int  # of the product in the shop
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,20 @@ class RefundResult:
     order_status: Optional[str] = None
     duplicate: bool = False
     error: Optional[str] = None  # invalid_order_number, order_not_found, not_refundable, invalid_reason
+
+
+@dataclass(frozen=True)
+class ExchangeResult:
+    """An exchange of an item, checked or requested (new or already there: ``duplicate``), or an ``error``."""
+
+    order_no: Optional[str]
+    order_status: Optional[str] = None
+    item: Optional[Item] = None  # None: the order has several items and none was named yet
+    exchange_id: Optional[int] = None
+    status: Optional[str] = None  # the exchange's status
+    duplicate: bool = False
+    # invalid_order_number, order_not_found, not_exchangeable, item_not_in_order, out_of_stock, invalid_wanted
+    error: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -112,10 +137,20 @@ def normalise_order_no(text: Optional[str]) -> Optional[str]:
     return f"ES{match.group(1)}" if match else None
 
 
+def _clean_short(text: Optional[str], max_chars: int) -> Optional[str]:
+    """``text`` cleaned (:func:`_clean`), or None when empty or longer than ``max_chars``."""
+    cleaned = _clean(text, max_chars)
+    return cleaned if 0 < len(cleaned) <= max_chars else None
+
+
 def clean_reason(text: Optional[str]) -> Optional[str]:
     """A refund reason with whitespace collapsed, or None when empty or too long."""
-    reason = _clean(text, REASON_MAX_CHARS)
-    return reason if 0 < len(reason) <= REASON_MAX_CHARS else None
+    return _clean_short(text, REASON_MAX_CHARS)
+
+
+def clean_wanted(text: Optional[str]) -> Optional[str]:
+    """What the customer wants instead of an item (a size, a colour), or None when empty or too long."""
+    return _clean_short(text, WANTED_MAX_CHARS)
 
 
 def clean_address(text: Optional[str]) -> Optional[str]:
@@ -157,7 +192,8 @@ def find_order(session: Session, order_no: Optional[str]) -> OrderResult:
     if order is None:
         return OrderResult(canonical, error=error)
     items = tuple(
-        Item(line.product.sku, line.product.name_en, line.product.name_zh, line.quantity) for line in order.items
+        Item(line.product.sku, line.product.name_en, line.product.name_zh, line.quantity, line.product.stock)
+        for line in order.items
     )
     return OrderResult(
         canonical,
@@ -219,6 +255,92 @@ def submit_refund(session: Session, order_no: Optional[str], reason: Optional[st
             session, Refund(order_no=canonical, reason=cleaned, status="requested", request_key=request_key), existing
         )
     return RefundResult(canonical, refund.id, refund.status, order.status, duplicate=not inserted)
+
+
+def order_item(items: Sequence[Item], said: Optional[str]) -> Optional[Item]:
+    """The item of an order the customer means, or None when ``said`` names none or several.
+
+    ``said`` None: the order's only item. Else its SKU ("CL-002"), its position
+    in the order ("2", "第2件") or words of its name ("the shoes", "跑步鞋"): the
+    one item that shares the most English words (of 3+ letters, a plural "s"
+    aside) or Chinese characters with ``said``.
+    """
+    if said is None:
+        return items[0] if len(items) == 1 else None
+    text = _clean(said, ITEM_MAX_CHARS).casefold()
+    by_sku = [item for item in items if item.sku.casefold() in text]
+    if by_sku:
+        return by_sku[0] if len(by_sku) == 1 else None
+    position = _ITEM_POSITION.fullmatch(text)
+    if position:
+        index = int(position.group(1)) - 1
+        return items[index] if 0 <= index < len(items) else None
+
+    def words(name: str) -> Set[str]:
+        return {word.removesuffix("s") for word in _WORD.findall(name.casefold())}
+
+    asked = words(text)
+    scores = [len(asked & (words(item.name_en) | words(item.name_zh))) for item in items]
+    best = max(scores, default=0)
+    return items[scores.index(best)] if best and scores.count(best) == 1 else None
+
+
+def check_exchange(order: OrderResult, said_item: Optional[str]) -> ExchangeResult:
+    """Whether an item of an order looked up (:func:`find_order`) can be exchanged.
+
+    The order must have shipped, ``said_item`` name one of its items
+    (:func:`order_item`; None: the only one, if it has one) and the product be in
+    stock. The result has the item, also with the error ``out_of_stock``; no
+    error and no item when the order can be exchanged but has several items.
+    """
+    if order.error:
+        return ExchangeResult(order.order_no, error=order.error)
+    checked = ExchangeResult(order.order_no, order.status)
+    if order.status not in EXCHANGEABLE_STATUSES:
+        return replace(checked, error="not_exchangeable")
+    item = order_item(order.items, said_item)
+    if item is None:
+        return checked if said_item is None else replace(checked, error="item_not_in_order")
+    return replace(checked, item=item, error=None if item.stock > 0 else "out_of_stock")
+
+
+def submit_exchange(
+    session: Session, order_no: Optional[str], item: Optional[str], wanted: Optional[str], request_key: str
+) -> ExchangeResult:
+    """Request the exchange of an item of a shipped or completed order (``item`` as
+    :func:`order_item` reads it) for ``wanted`` (another size or colour), once.
+
+    The same ``request_key``, or an open exchange of the same item of the order,
+    returns the existing exchange with ``duplicate=True`` and writes nothing
+    (also when the product has sold out since). Otherwise a product out of stock
+    is refused (``out_of_stock``) and nothing is written.
+    """
+    checked = check_exchange(find_order(session, order_no), item)
+    if checked.item is None:
+        return replace(checked, error=checked.error or "item_not_in_order")
+    canonical, sku = checked.order_no, checked.item.sku
+
+    def existing() -> Optional[Exchange]:
+        by_key = session.execute(select(Exchange).where(Exchange.request_key == request_key)).scalar_one_or_none()
+        return by_key or session.execute(
+            select(Exchange)
+            .where(Exchange.order_no == canonical, Exchange.sku == sku, Exchange.status.in_(OPEN_EXCHANGE_STATUSES))
+            .order_by(Exchange.id)
+        ).scalars().first()
+
+    exchange, inserted = existing(), False
+    if exchange is None:
+        if checked.error:  # out_of_stock
+            return checked
+        cleaned = clean_wanted(wanted)
+        if cleaned is None:
+            return replace(checked, error="invalid_wanted")
+        exchange, inserted = _insert_once(
+            session,
+            Exchange(order_no=canonical, sku=sku, wanted=cleaned, status="requested", request_key=request_key),
+            existing,
+        )
+    return replace(checked, exchange_id=exchange.id, status=exchange.status, duplicate=not inserted, error=None)
 
 
 def change_address(

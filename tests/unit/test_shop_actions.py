@@ -32,6 +32,7 @@ RESPONSES = yaml.safe_load((BOT_DIR / "domain.yml").read_text(encoding="utf-8"))
 SHIPPED_SF = "ES2611200002"  # customer 1, X12 smartphone, SF Express
 AWAITING_SHIPMENT = "ES2611240003"  # customer 1, running shoes
 AWAITING_PAYMENT = "ES2611250004"  # customer 2
+TWO_ITEMS_SHIPPED = "ES2611210006"  # customer 2, running shoes (CL-003) and a power bank (EL-003)
 CANCELLED = "ES2611050005"
 MESSAGE_KEYS = {"text", "buttons", "elements", "custom", "template", "response", "image", "attachment"}
 LABELS = {"en": ("Shipped", "SF Express"), "zh": ("已发货", "顺丰速运")}
@@ -105,7 +106,7 @@ def full_width(ascii_text: str) -> str:
 
 def test_seeding_is_idempotent(db_url):
     assert db.init_db(db_url) is True
-    tables = (db.Customer, db.Product, db.Order, db.OrderItem, db.Refund, db.AddressChange)
+    tables = (db.Customer, db.Product, db.Order, db.OrderItem, db.Refund, db.Exchange, db.AddressChange)
     before = {m.__tablename__: count(m, db_url) for m in tables}
     assert db.init_db(db_url) is False
     assert {m.__tablename__: count(m, db_url) for m in tables} == before
@@ -308,7 +309,191 @@ def test_refund_form_rejects(db_url, candidates, reply):
     assert slot_events(events) == {name: None for name in candidates}
 
 
-# --- address changes ----------------------------------------------------------------
+# --- exchanges ------------------------------------------------------------------------
+
+
+def exchange_tracker(order_no: str, item: Optional[str] = "EL-002", sender: str = "user-1", **slots: Any) -> Tracker:
+    return make_tracker(
+        {"order_number": order_no, "exchange_item": item, "exchange_to": "Midnight black", **slots}, sender=sender
+    )
+
+
+def set_stock(url: str, sku: str, stock: int) -> None:
+    with db.session_scope(url) as session:
+        session.execute(select(db.Product).where(db.Product.sku == sku)).scalar_one().stock = stock
+
+
+EXCHANGE_SLOTS_CLEARED = {"exchange_item": None, "exchange_to": None, "exchange_confirmed": None}
+
+
+def test_exchange_is_written_once(db_url, caplog):
+    action = bot_actions.ActionSubmitExchange()
+    with caplog.at_level(logging.INFO):
+        first, events = run(action, exchange_tracker(SHIPPED_SF.lower(), exchange_confirmed=True))
+    again, _ = run(action, exchange_tracker(SHIPPED_SF))
+    other_conversation, _ = run(action, exchange_tracker(SHIPPED_SF, sender="user-2"))
+    reply = {"order_number": SHIPPED_SF, "item": "X12 smartphone (128 GB)", "exchange_id": "EX000001"}
+    assert first == [("utter_exchange_submitted", reply)]
+    assert again == other_conversation == [("utter_exchange_duplicate", reply)]
+    assert slot_events(events) == EXCHANGE_SLOTS_CLEARED
+    with db.session_scope(db_url) as session:
+        rows = session.execute(select(db.Exchange)).scalars().all()
+        assert [(r.order_no, r.sku, r.wanted, r.status) for r in rows] == [(SHIPPED_SF, "EL-002", "Midnight black", "requested")]
+    assert "EL-002" in caplog.text and "Midnight" not in caplog.text  # the customer's words stay out of the logs
+
+    # after the product sold out, or the exchange was closed, the request made stands: nothing new is written
+    set_stock(db_url, "EL-002", 0)
+    assert run(action, exchange_tracker(SHIPPED_SF))[0] == [("utter_exchange_duplicate", reply)]
+    with db.session_scope(db_url) as session:
+        session.execute(select(db.Exchange)).scalar_one().status = "sent"
+    assert run(action, exchange_tracker(SHIPPED_SF))[0] == [("utter_exchange_duplicate", reply)]
+    assert count(db.Exchange, db_url) == 1
+
+
+def test_exchange_declined_writes_nothing(db_url):
+    db.init_db(db_url)
+    tracker = exchange_tracker(SHIPPED_SF, exchange_confirmed=False, language="zh")
+    replies, events = run(bot_actions.ActionSubmitExchange(), tracker)
+    assert replies == [("utter_exchange_cancelled", {})]
+    assert slot_events(events) == EXCHANGE_SLOTS_CLEARED
+    assert count(db.Exchange, db_url) == 0
+
+
+@pytest.mark.parametrize("language, item", [("en", "X12 smartphone (128 GB)"), ("zh", "X12 智能手机（128 GB）")])
+def test_exchange_out_of_stock_writes_nothing(db_url, language, item):
+    db.init_db(db_url)
+    set_stock(db_url, "EL-002", 0)
+    replies, events = run(bot_actions.ActionSubmitExchange(), exchange_tracker(SHIPPED_SF, language=language))
+    assert replies == [("utter_exchange_out_of_stock", {"item": item})]
+    assert slot_events(events) == EXCHANGE_SLOTS_CLEARED
+    assert count(db.Exchange, db_url) == 0
+
+
+@pytest.mark.parametrize(
+    "order_no, item, language, status",
+    [(AWAITING_PAYMENT, "CL-002", "en", "Awaiting payment"), (AWAITING_SHIPMENT, "CL-003", "zh", "待发货"),
+     (CANCELLED, "BT-003", "en", "Cancelled")],
+)
+def test_exchange_refused_for_orders_that_have_not_shipped(db_url, order_no, item, language, status):
+    replies, _ = run(bot_actions.ActionSubmitExchange(), exchange_tracker(order_no, item, language=language))
+    assert replies == [("utter_exchange_not_allowed", {"order_number": order_no, "status": status})]
+    assert count(db.Exchange, db_url) == 0
+
+
+@pytest.mark.parametrize("item", ["HM-001", None])
+def test_exchange_of_an_item_not_in_the_order_is_refused(db_url, item):
+    replies, _ = run(bot_actions.ActionSubmitExchange(), exchange_tracker(TWO_ITEMS_SHIPPED, item))
+    assert replies == [("utter_exchange_item_not_found", {"order_number": TWO_ITEMS_SHIPPED})]
+    assert count(db.Exchange, db_url) == 0
+
+
+def test_exchange_of_an_unknown_order_asks_for_the_number_again(db_url):
+    replies, events = run(bot_actions.ActionSubmitExchange(), exchange_tracker("ES0000000001"))
+    assert replies == [("utter_order_not_found", {"order_number": "ES0000000001"})]
+    assert slot_events(events) == {"order_number": None, **EXCHANGE_SLOTS_CLEARED}
+
+
+def test_concurrent_exchange_with_the_same_key_writes_nothing(db_url):
+    """The race of two identical requests: the unique request key keeps the second out."""
+    db.init_db(db_url)
+    with db.session_scope(db_url) as session:
+        made = service.submit_exchange(session, SHIPPED_SF, "EL-002", "black", "key-1")
+    with db.session_scope(db_url) as session:
+        late = db.Exchange(order_no=SHIPPED_SF, sku="EL-002", wanted="black", request_key="key-1")
+        winner = lambda: session.execute(select(db.Exchange).where(db.Exchange.request_key == "key-1")).scalar_one()
+        row, inserted = service._insert_once(session, late, winner)
+    assert (row.id, inserted) == (made.exchange_id, False)
+    assert count(db.Exchange, db_url) == 1
+
+
+def test_an_exchange_of_another_item_of_the_order_is_its_own(db_url):
+    db.init_db(db_url)
+    with db.session_scope(db_url) as session:
+        shoes = service.submit_exchange(session, TWO_ITEMS_SHIPPED, "CL-003", "43", "key-1")
+        power_bank = service.submit_exchange(session, TWO_ITEMS_SHIPPED, "EL-003", "white", "key-2")
+        too_long = service.submit_exchange(session, SHIPPED_SF, "EL-002", "x" * 101, "key-3")
+    assert not shoes.duplicate and not power_bank.duplicate and shoes.exchange_id != power_bank.exchange_id
+    assert too_long.error == "invalid_wanted"
+    assert count(db.Exchange, db_url) == 2
+
+
+SHOES, POWER_BANK = (service.Item("CL-003", "Running shoes", "跑步鞋", 1, 100),
+                     service.Item("EL-003", "10,000 mAh power bank", "10000 毫安充电宝", 1, 100))
+
+
+@pytest.mark.parametrize(
+    "said, expected",
+    [("cl-003", SHOES), ("2", POWER_BANK), ("第1件", SHOES), ("#2", POWER_BANK), ("the shoe", SHOES),
+     ("I mean the power bank", POWER_BANK), ("那双鞋", SHOES), ("充电宝", POWER_BANK), ("3", None),
+     ("the blue one", None), ("", None), (None, None)],
+)
+def test_the_item_the_customer_means(said, expected):
+    assert service.order_item((SHOES, POWER_BANK), said) == expected
+    assert service.order_item((SHOES,), None) == SHOES  # the only item needs no naming
+
+
+EXCHANGE_FORM_DOMAIN = {
+    "slots": {name: {"type": "text", "mappings": [{"type": "from_text"}]}
+              for name in ("order_number", "exchange_item", "exchange_to")},
+    "forms": {"exchange_form": {"required_slots": ["order_number", "exchange_item", "exchange_to"]}},
+}
+
+
+def validate_exchange_form(slots: Optional[Dict[str, Any]] = None, **candidates: Any):
+    """Run validate_exchange_form on the ``candidates`` of this turn, the other ``slots`` already filled."""
+    events = [{"event": "user", "text": "..."}] + [
+        {"event": "slot", "name": name, "value": value} for name, value in candidates.items()
+    ]
+    tracker = make_tracker({**(slots or {}), **candidates}, events=events)
+    return run(bot_actions.ValidateExchangeForm(), tracker, EXCHANGE_FORM_DOMAIN)
+
+
+def test_an_order_of_one_item_skips_the_item_question(db_url):
+    replies, events = validate_exchange_form(order_number=" es 2611200002 ")
+    assert replies == []
+    assert slot_events(events) == {"order_number": SHIPPED_SF, "exchange_item": "EL-002"}
+
+
+def test_an_order_of_several_items_asks_which(db_url):
+    replies, events = validate_exchange_form(order_number=TWO_ITEMS_SHIPPED)
+    assert replies == [] and slot_events(events) == {"order_number": TWO_ITEMS_SHIPPED, "exchange_item": None}
+    replies, events = validate_exchange_form({"order_number": TWO_ITEMS_SHIPPED}, exchange_item="the running shoes")
+    assert replies == [] and slot_events(events) == {"exchange_item": "CL-003"}
+    # the question lists the items, numbered; the confirmation names the item
+    asked, _ = run(bot_actions.ActionAskExchangeItem(), make_tracker({"order_number": TWO_ITEMS_SHIPPED, "language": "zh"}))
+    assert asked == [("utter_ask_exchange_item",
+                      {"order_number": TWO_ITEMS_SHIPPED, "items": "1. 跑步鞋 × 1\n2. 10000 毫安充电宝 × 1"})]
+    confirm, _ = run(bot_actions.ActionAskExchangeConfirmed(), exchange_tracker(TWO_ITEMS_SHIPPED, "CL-003"))
+    assert confirm == [("utter_ask_exchange_confirmed",
+                        {"order_number": TWO_ITEMS_SHIPPED, "item": "Running shoes", "exchange_to": "Midnight black"})]
+
+
+@pytest.mark.parametrize(
+    "slots, candidates, reply",
+    [({}, {"order_number": AWAITING_SHIPMENT},
+      ("utter_exchange_not_allowed", {"order_number": AWAITING_SHIPMENT, "status": "Awaiting shipment"})),
+     ({}, {"order_number": "ES9999999999"}, ("utter_order_not_found", {"order_number": "ES9999999999"})),
+     ({"order_number": TWO_ITEMS_SHIPPED}, {"exchange_item": "the lamp"},
+      ("utter_exchange_item_not_found", {"order_number": TWO_ITEMS_SHIPPED})),
+     ({}, {"exchange_to": "   "}, ("utter_invalid_exchange_to", {"max_length": service.WANTED_MAX_CHARS})),
+     ({}, {"exchange_to": "x" * 101}, ("utter_invalid_exchange_to", {"max_length": service.WANTED_MAX_CHARS}))],
+)
+def test_exchange_form_rejects(db_url, slots, candidates, reply):
+    replies, events = validate_exchange_form(slots, **candidates)
+    assert replies == [reply]
+    assert slot_events(events) == {name: None for name in candidates}
+
+
+def test_exchange_form_refuses_an_item_out_of_stock(db_url):
+    db.init_db(db_url)
+    set_stock(db_url, "EL-002", 0)
+    set_stock(db_url, "CL-003", 0)
+    replies, events = validate_exchange_form(order_number=SHIPPED_SF)  # its only item
+    assert replies == [("utter_exchange_out_of_stock", {"item": "X12 smartphone (128 GB)"})]
+    assert slot_events(events) == {"order_number": None}
+    replies, events = validate_exchange_form({"order_number": TWO_ITEMS_SHIPPED}, exchange_item="1")
+    assert replies == [("utter_exchange_out_of_stock", {"item": "Running shoes"})]
+    assert slot_events(events) == {"exchange_item": None}
 
 NEW_ADDRESS = "上海市徐汇区漕溪北路 18 号 6 楼"
 
