@@ -132,6 +132,14 @@ class System:
 
         self.component.process([Message(data={"text": text})])
 
+    def before_shared(self, text: str) -> None:
+        """What GPTIntentClassifier (default features) computed for the message before the
+        analyzer runs: its sentence vector, which the shared encoder remembers."""
+        self.component.encoder.encode([text])
+
+    def after_shared(self) -> None:
+        self.component.encoder.clear_cache()
+
 
 def evaluate(system: Any, texts: List[str], truth: List[str], latency_texts: List[str]) -> Dict[str, Any]:
     """Accuracy, macro-F1, per-class F1, ECE and ms per message (one at a time)."""
@@ -142,13 +150,23 @@ def evaluate(system: Any, texts: List[str], truth: List[str], latency_texts: Lis
     labels = sorted(set(truth))
     per_class = f1_score(truth, predicted, labels=labels, average=None, zero_division=0)
     correct = np.array([p == t for p, t in zip(predicted, truth)], dtype=float)
-    timings = []
+    timings, shared = [], []
     one = getattr(system, "one_message", None) or (lambda text: system.proba([text]))
     for text in latency_texts:
         start = time.perf_counter()
         one(text)
         timings.append(1000 * (time.perf_counter() - start))
-    return {
+        if hasattr(system, "before_shared"):  # beside the intent classifier, which encoded it first
+            system.after_shared()
+            system.before_shared(text)
+            start = time.perf_counter()
+            one(text)
+            shared.append(1000 * (time.perf_counter() - start))
+            system.after_shared()
+    timed = {}
+    if shared:
+        timed = {"shared_ms_p50": report.percentile(shared, 50), "shared_ms_p95": report.percentile(shared, 95)}
+    return {**timed,
         "accuracy": round(float(correct.mean()), 4),
         "macro_f1": round(float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)), 4),
         "f1_per_class": {label: round(float(f), 4) for label, f in zip(labels, per_class)},
@@ -198,6 +216,8 @@ def compare(name: str, gpt: Dict[str, Any], baseline: Dict[str, Any]) -> Dict[st
     checks = {
         "error_reduction": (round(reduction, 4), ERROR_REDUCTION_TARGET, reduction >= ERROR_REDUCTION_TARGET),
         "added_ms_p50": (gpt["ms_p50"], MS_TARGET, gpt["ms_p50"] <= MS_TARGET),
+        "added_ms_p50_beside_intent_classifier": (
+            gpt.get("shared_ms_p50"), MS_TARGET, gpt.get("shared_ms_p50") is not None and gpt["shared_ms_p50"] <= MS_TARGET),
     }
     for metric, target in TARGETS.get(name, {}).items():
         checks[metric] = (gpt[metric], target, gpt[metric] >= target)
@@ -221,7 +241,7 @@ def write_reports(out: Path, data: Dict[str, Any]) -> None:
         + (f"; at most {data['max_train']} training / {data['max_test']} evaluation messages (seeded)" if data["max_train"] or data["max_test"] else "")
         + f"  \nSentimentAnalyzer options: `{json.dumps(data['options'])}`",
     ]
-    keys = ["accuracy", "macro_f1", "ece", "ms_p50", "ms_p95", "train_seconds"]
+    keys = ["accuracy", "macro_f1", "ece", "ms_p50", "ms_p95", "shared_ms_p50", "shared_ms_p95", "train_seconds"]
     for name, result in data["sets"].items():
         lines += [
             "",
@@ -229,7 +249,7 @@ def write_reports(out: Path, data: Dict[str, Any]) -> None:
             "",
             report.markdown_table(
                 ["system"] + keys + ["F1 per class"],
-                [[s] + [r[k] for k in keys] + [", ".join(f"{c} {f}" for c, f in r["f1_per_class"].items())]
+                [[s] + [r.get(k, "-") for k in keys] + [", ".join(f"{c} {f}" for c, f in r["f1_per_class"].items())]
                  for s, r in result["systems"].items()],
             ),
             "",
@@ -245,6 +265,9 @@ def write_reports(out: Path, data: Dict[str, Any]) -> None:
         "(its sentence vectors, or a GPT model's pooled states, + character n-grams, calibrated head).",
         "- `ece`: expected calibration error of the top label's score (10 bins).",
         "- `ms_*`: one message at a time (the component's `process`, as Rasa runs it; the baseline's transform + predict).",
+        "- `shared_ms_*`: the same, after GPTIntentClassifier (default features) encoded the message: the sentence "
+        "encoder is shared and remembers it, so the analyzer adds only its head. In a pipeline with that classifier "
+        "this is what the analyzer adds per message.",
         "- `error_reduction`: 1 - errors(gpt) / errors(baseline).",
     ]
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

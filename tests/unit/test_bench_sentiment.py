@@ -25,6 +25,8 @@ def test_bench_writes_both_reports_with_the_baseline(tmp_path):
     for result in data["sets"].values():
         assert set(result["systems"]) == {"baseline", "gpt"}
         assert result["systems"]["gpt"]["accuracy"] >= 0.9  # separable data
-        assert {"error_reduction", "accuracy"} <= set(result["comparison"])
+        assert {"error_reduction", "accuracy", "added_ms_p50_beside_intent_classifier"} <= set(result["comparison"])
+        gpt = result["systems"]["gpt"]
+        assert 0 < gpt["shared_ms_p50"] <= gpt["shared_ms_p95"] and "shared_ms_p50" not in result["systems"]["baseline"]
     markdown = (out / "report.md").read_text(encoding="utf-8")
     assert "baseline" in markdown and "rasa-gpt bench sentiment" in markdown and "target" in markdown
