@@ -37,8 +37,10 @@ llama-server: $(LLAMA_VENV)/.installed
 
 $(LLAMA_VENV)/.installed: requirements/llama-server.txt
 	test -x $(LLAMA_VENV)/bin/python || $(PYTHON) -m venv $(LLAMA_VENV)
-	# a source build of llama.cpp (about 7 min on 2 cores), once
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLAMA_VENV)/bin/python -m pip install --quiet --no-deps -r requirements/llama-server.txt
+	# a source build of llama.cpp (about 4-7 min on 2 cores), once; for any x86-64 CPU, not this
+	# one's every instruction (a native build segfaulted at the first answer on a Xeon with AMX),
+	# and never from pip's wheel cache (which may hold a native build)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLAMA_VENV)/bin/python -m pip install --quiet --no-cache-dir --no-deps -r requirements/llama-server.txt
 	touch $@
 
 ## services: PostgreSQL and Redis from Debian's packages (the scale-out tests start their own, on 127.0.0.1)
