@@ -46,6 +46,7 @@ NOT_ANSWERS = ("faq", "out_of_scope", "nlu_fallback", "stop", "deny", "greet", "
 def load_stories(path: Path) -> List[Dict[str, Any]]:
     """The stories with their language, tag, user messages (text, intent) and submit actions."""
     import yaml
+    from rasa.shared.nlu.training_data.entities_parser import replace_entities  # "[ES1](order_number)" -> "ES1"
 
     stories = []
     for story in yaml.safe_load(path.read_text(encoding="utf-8")).get("stories") or []:
@@ -55,15 +56,10 @@ def load_stories(path: Path) -> List[Dict[str, Any]]:
             "name": story["story"],
             "language": match.group(1) if match else "?",
             "tag": match.group(2) if match else "untagged",
-            "messages": [(_unannotated(s["user"]), s.get("intent")) for s in steps if "user" in s],
+            "messages": [(replace_entities(s["user"]).strip(), s.get("intent")) for s in steps if "user" in s],
             "submits": sum(1 for s in steps if s.get("action") in SUBMITS),
         })
     return stories
-
-
-def _unannotated(text: str) -> str:
-    """The customer's text without Rasa's entity annotations ("[ES1](order_number)" -> "ES1")."""
-    return re.sub(r"\[([^\]]*)\]\([^)]*\)|\[([^\]]*)\]\{[^}]*\}", lambda m: m.group(1) or m.group(2), text).strip()
 
 
 def first_failures(failed_file: Path) -> Dict[str, Dict[str, Any]]:
@@ -137,16 +133,13 @@ async def replay(stories: Sequence[Dict[str, Any]], url: str, database_url: str,
             written = [(t, row_text) for t in tables for i, row_text in after[t].items() if i not in before[t]]
             not_answers = {_norm(m) for m, intent in story["messages"] if intent in NOT_ANSWERS}
             for table, row_text in written:
-                if not story["submits"]:
-                    violations.append({"story": story["name"], "table": table, "why": "written, nothing submitted"})
-                elif _norm(row_text) in not_answers:
-                    violations.append({"story": story["name"], "table": table,
-                                       "why": f"a {table} row stores a message that is not the answer"})
+                why = ("written, nothing submitted" if not story["submits"] else
+                       f"a {table} row stores a message that is not the answer" if _norm(row_text) in not_answers else None)
+                if why:
+                    violations.append({"story": story["name"], "tag": story["tag"], "table": table, "why": why})
             results.append({"story": story["name"], "tag": story["tag"], "rows": len(written)})
     engine.dispose()
-    by_tag = Counter()
-    for v in violations:
-        by_tag[next(s["tag"] for s in stories if s["name"] == v["story"])] += 1
+    by_tag = Counter(v["tag"] for v in violations)
     return {"conversations": len(results), "rows_written": sum(r["rows"] for r in results),
             "violations": violations, "violations_by_tag": dict(by_tag), "turn_errors": errors}
 

@@ -15,7 +15,7 @@ from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.models.encoder import EncoderSettings
 from rasa_gpt_components.models.registry import DEFAULT_MODEL
-from rasa_gpt_components.nlu.features import check_features
+from rasa_gpt_components.nlu.features import GPT, check_features
 from rasa_gpt_components.nlu.head import HeadSettings
 from rasa_gpt_components.nlu.lora import LoraSettings
 
@@ -53,7 +53,7 @@ class ClassifierSettings:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{self.mode}'.")
         if not 0.0 <= float(self.calibration_holdout) < 0.5:
             raise ValueError("calibration_holdout must be between 0 and 0.5.")
-        if self.mode == "lora" and "gpt" not in self.features:
+        if self.mode == "lora" and GPT not in self.features:
             raise ValueError("mode lora adapts the GPT model: features must include 'gpt'.")
 
     @classmethod
