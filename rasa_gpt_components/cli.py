@@ -35,7 +35,7 @@ BENCHMARKS = [
     ("handoff", "scripted conversations ending in a hand-off: the summary the agents' desk receives"),
     ("startup", "GenerativeNLG's start-up with a large knowledge base, first and cached"),
     ("recommend", "the recommender on labelled requests and held-out last purchases, beside rules and popularity"),
-    ("repair", "a conversation test set through rasa test --e2e, then what a live bot wrote to the database"),
+    ("repair", "a conversation test set through rasa test --e2e, then through a live bot: its actions and what it wrote"),
 ]
 
 

@@ -10,14 +10,22 @@ trained bot.
    conversation that went wrong, the first step where it did (the intent the
    NLU gave or the action the policies chose, and what the story expected),
    and the share fully right by tag and language.
-2. With ``--url`` and ``--database-url``: the database check. Each
-   conversation's messages are sent, in order, to the running bot's REST
-   channel (its action server writing to ``--database-url``), each after the
-   previous reply; the rows the shop's tables gained during the conversation
-   are read back. A violation is a row written by a conversation whose story
-   submits nothing, or a row whose free text (refund reason, new address,
-   exchange wish) is a message the story does not treat as that answer (a
-   question, a cancellation). ``rasa test`` itself runs no custom action.
+2. With ``--url`` and ``--database-url``: the live bot. Each conversation's
+   messages are sent, in order, to the running bot's REST channel (started
+   with ``--enable-api``; its action server writing to ``--database-url``),
+   each after the previous reply. Two checks:
+   - *actions*: the conversation's tracker is read back
+     (``GET /conversations/<id>/tracker``) and the actions the bot ran after
+     each message are compared with the story's. Here the bot's own NLU
+     decides every turn (no annotated intent at confidence 1.0, as in
+     ``rasa test``), forms extract their slots, custom actions run and the
+     repair policy may ask a clarifying question: what the customer gets. A
+     conversation is right when every turn's actions are the story's;
+   - *database*: the rows the shop's tables gained during the conversation.
+     A violation is a row written by a conversation whose story submits
+     nothing, or a row whose free text (refund reason, new address, exchange
+     wish) is a message the story does not treat as that answer (a question,
+     a cancellation). ``rasa test`` itself runs no custom action.
 
 Exit code 0 when the conversations ran (whatever the score), 2 when the bot or
 the database cannot be used.
@@ -41,6 +49,8 @@ WRITES = {"refunds": "reason", "address_changes": "new_address", "exchanges": "w
 SUBMITS = ("action_submit_refund", "action_change_address", "action_submit_exchange")
 # a message with one of these intents is never the answer a free-text slot stores
 NOT_ANSWERS = ("faq", "out_of_scope", "nlu_fallback", "stop", "deny", "greet", "goodbye", "thank")
+# actions that are not the bot's answer to a message (Rasa runs them around every turn)
+NOT_COMPARED = ("action_listen", "action_session_start")
 
 
 def load_stories(path: Path) -> List[Dict[str, Any]]:
@@ -58,8 +68,38 @@ def load_stories(path: Path) -> List[Dict[str, Any]]:
             "tag": match.group(2) if match else "untagged",
             "messages": [(replace_entities(s["user"]).strip(), s.get("intent")) for s in steps if "user" in s],
             "submits": sum(1 for s in steps if s.get("action") in SUBMITS),
+            "actions": turn_actions(steps, user=lambda s: "user" in s, action=lambda s: s.get("action")),
         })
     return stories
+
+
+def turn_actions(items: Sequence[Dict[str, Any]], user: Any, action: Any) -> List[List[str]]:
+    """The actions after each user message (a story's steps or a tracker's events):
+    ``user(item)`` tells a message, ``action(item)`` names an action (or None)."""
+    turns: List[List[str]] = []
+    for item in items:
+        if user(item):
+            turns.append([])
+        elif turns and action(item) and action(item) not in NOT_COMPARED:
+            turns[-1].append(action(item))
+    return turns
+
+
+def tracker_actions(events: Sequence[Dict[str, Any]]) -> List[List[str]]:
+    """``turn_actions`` of a tracker's events (Rasa's JSON)."""
+    return turn_actions(events, user=lambda e: e.get("event") == "user",
+                        action=lambda e: e.get("name") if e.get("event") == "action" else None)
+
+
+def first_difference(expected: Sequence[List[str]], live: Sequence[List[str]]) -> Optional[Dict[str, Any]]:
+    """The first turn whose actions differ (1-based), or None when every turn matches."""
+    for number in range(max(len(expected), len(live))):
+        want = expected[number] if number < len(expected) else []
+        got = live[number] if number < len(live) else []
+        if want != got:
+            return {"turn": number + 1, "kind": "action", "expected": ", ".join(want) or "(nothing)",
+                    "predicted": ", ".join(got) or "(nothing)"}
+    return None
 
 
 def first_failures(failed_file: Path) -> Dict[str, Dict[str, Any]]:
@@ -105,11 +145,13 @@ def score(stories: Sequence[Dict[str, Any]], failures: Dict[str, Dict[str, Any]]
 
 
 async def replay(stories: Sequence[Dict[str, Any]], url: str, database_url: str, timeout: float) -> Dict[str, Any]:
-    """Send every conversation to the running bot; the rows each one wrote, and the violations."""
+    """Send every conversation to the running bot; the actions it ran against the stories',
+    the rows each conversation wrote, and the violations."""
     import secrets
 
     import aiohttp
     from sqlalchemy import create_engine, inspect, text
+    from tqdm import tqdm
 
     from rasa_gpt_components.bench.load import TurnResult, send_turn
 
@@ -121,14 +163,17 @@ async def replay(stories: Sequence[Dict[str, Any]], url: str, database_url: str,
             return {t: {r[0]: r[1] for r in connection.execute(text(f"SELECT id, {c} FROM {t}"))}  # noqa: S608
                     for t, c in tables.items()}
 
-    results, violations, errors = [], [], 0
+    results, violations, differences, errors = [], [], {}, 0
     async with aiohttp.ClientSession() as session:
-        for story in stories:
+        for story in tqdm(stories, desc="live bot", unit="conversation"):
             before, sender = rows(), f"repair-{secrets.token_hex(6)}"
             for number, (message, _) in enumerate(story["messages"]):
                 turn = TurnResult(sender, number, url, story["tag"], story["language"], False, message)
                 await send_turn(session, url, sender, turn, timeout)
                 errors += turn.error is not None and turn.error != "empty"
+            difference = first_difference(story["actions"], tracker_actions(await _events(session, url, sender)))
+            if difference:
+                differences[story["name"]] = difference
             after = rows()
             written = [(t, row_text) for t in tables for i, row_text in after[t].items() if i not in before[t]]
             not_answers = {_norm(m) for m, intent in story["messages"] if intent in NOT_ANSWERS}
@@ -141,7 +186,17 @@ async def replay(stories: Sequence[Dict[str, Any]], url: str, database_url: str,
     engine.dispose()
     by_tag = Counter(v["tag"] for v in violations)
     return {"conversations": len(results), "rows_written": sum(r["rows"] for r in results),
-            "violations": violations, "violations_by_tag": dict(by_tag), "turn_errors": errors}
+            "violations": violations, "violations_by_tag": dict(by_tag), "turn_errors": errors,
+            "actions": score(stories, differences)}
+
+
+async def _events(session: Any, url: str, sender: str) -> List[Dict[str, Any]]:
+    """The conversation's tracker events; a clear error when the bot's HTTP API is off."""
+    async with session.get(f"{url}/conversations/{sender}/tracker") as reply:
+        if reply.status != 200:
+            raise RuntimeError(f"GET /conversations/{sender}/tracker answered {reply.status}: "
+                               "start the bot with `rasa run --enable-api`.")
+        return (await reply.json(content_type=None)).get("events") or []
 
 
 def _norm(value: Optional[str]) -> str:
@@ -167,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             data["database_check"] = asyncio.run(replay(stories, args.url.rstrip("/"), args.database_url, args.timeout))
         except Exception as error:  # noqa: BLE001 - a bot or database that cannot be used: say which
-            print(f"rasa-gpt bench repair: the database check could not run: {error}", file=sys.stderr)
+            print(f"rasa-gpt bench repair: the live bot could not be checked: {error}", file=sys.stderr)
             return 2
     report.publish(out, args, data, write_markdown)
     return 0
@@ -182,19 +237,18 @@ def write_markdown(path: Path, data: Dict[str, Any]) -> None:
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB; Python {m['python']}  ",
         f"Stories: `{data['stories']}` ({data['conversations']} conversations)", "",
         "## rasa test core --e2e: conversations fully right", "",
-        report.markdown_table(["group", "right", "total", "share"],
-                              [["all", *_cells(test["all"])], ["with a repair", *_cells(test["repair_conversations"])]]
-                              + [[f"[{t}]", *_cells(v)] for t, v in test["by_tag"].items()]
-                              + [[f"({lang})", *_cells(v)] for lang, v in test["by_language"].items()]),
+        "Each message's annotated intent is taken at confidence 1.0 for the policies, and the NLU's "
+        "intent must equal it: a story fails at the first intent or action that differs.", "",
+        *_score_lines(test),
         "", f"First wrong step: {test['first_wrong_step'] or 'none'} (intent: the NLU; action: the policies).",
     ]
-    if test["failed"]:
-        lines += ["", "## Failed conversations (the first wrong step)", "",
-                  report.markdown_table(["conversation", "turn", "expected", "predicted"],
-                                        [[f["story"], f["turn"], f["expected"], f["predicted"]] for f in test["failed"]])]
     check = data.get("database_check")
     if check:
-        lines += ["", "## Database check (the live bot)", "",
+        lines += ["", "## The live bot: actions", "",
+                  "The bot's own NLU, forms, custom actions and repair policy decide every turn; a conversation "
+                  "is right when the actions after each message are the story's (intents are not compared).", "",
+                  *_score_lines(check["actions"]),
+                  "", "## The live bot: database", "",
                   f"{check['conversations']} conversations replayed, {check['rows_written']} rows written, "
                   f"**{len(check['violations'])} violations** {check['violations_by_tag'] or ''}, "
                   f"{check['turn_errors']} turns without a reply."]
@@ -202,6 +256,19 @@ def write_markdown(path: Path, data: Dict[str, Any]) -> None:
             lines.append(report.markdown_table(["conversation", "table", "why"],
                                                [[v["story"], v["table"], v["why"]] for v in check["violations"]]))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _score_lines(result: Dict[str, Any]) -> List[str]:
+    """A ``score`` as a table by group, then its failed conversations with their first wrong step."""
+    lines = [report.markdown_table(["group", "right", "total", "share"],
+                                   [["all", *_cells(result["all"])], ["with a repair", *_cells(result["repair_conversations"])]]
+                                   + [[f"[{t}]", *_cells(v)] for t, v in result["by_tag"].items()]
+                                   + [[f"({lang})", *_cells(v)] for lang, v in result["by_language"].items()])]
+    if result["failed"]:
+        lines += ["", "Failed conversations (the first wrong step):", "",
+                  report.markdown_table(["conversation", "turn", "expected", "predicted"],
+                                        [[f["story"], f["turn"], f["expected"], f["predicted"]] for f in result["failed"]])]
+    return lines
 
 
 def _cells(entry: Dict[str, Any]) -> List[Any]:
@@ -214,6 +281,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="end-to-end test stories, relative to --bot")
     parser.add_argument("--bot", default="bot", help="the bot's folder (rasa test runs there)")
     parser.add_argument("--out", required=True, help="report folder")
-    parser.add_argument("--url", help="a running bot (REST channel) for the database check")
+    parser.add_argument("--url", help="a running bot (REST channel, --enable-api) for the live checks")
     parser.add_argument("--database-url", help="the database its action server writes to")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one reply")

@@ -1,6 +1,6 @@
 """`rasa-gpt bench repair`'s reading of a test set and of rasa test's failed stories."""
 
-from rasa_gpt_components.bench.repair import first_failures, load_stories, score
+from rasa_gpt_components.bench.repair import first_difference, first_failures, load_stories, score, tracker_actions
 
 STORIES = """version: "3.1"
 stories:
@@ -61,3 +61,24 @@ def test_stories_failures_and_scores(tmp_path):
     assert result["by_language"]["zh"] == {"right": 0, "total": 1, "share": 0.0}
     assert result["failed"][0]["turn"] == 2 and result["first_wrong_step"] == {"intent": 1}
     assert first_failures(tmp_path / "missing.yml") == {}
+
+
+def test_live_actions_are_compared_turn_by_turn(tmp_path):
+    (tmp_path / "stories.yml").write_text(STORIES, encoding="utf-8")
+    story = load_stories(tmp_path / "stories.yml")[0]
+    assert story["actions"] == [["refund_form"], ["utter_knowledge_answer", "action_submit_refund"]]
+    # a tracker as Rasa's HTTP API returns it: the session start and listens are not the bot's answer
+    events = [{"event": "action", "name": "action_session_start"}, {"event": "session_started"},
+              {"event": "action", "name": "action_listen"},
+              {"event": "user", "text": "refund order ES2611200002"}, {"event": "action", "name": "refund_form"},
+              {"event": "active_loop", "name": "refund_form"}, {"event": "action", "name": "action_listen"},
+              {"event": "user", "text": "do you ship to Canada?"}, {"event": "slot", "name": "refund_reason"},
+              {"event": "action", "name": "refund_form"}, {"event": "action", "name": "action_listen"}]
+    live = tracker_actions(events)
+    assert live == [["refund_form"], ["refund_form"]]
+    assert first_difference(story["actions"], live) == {
+        "turn": 2, "kind": "action", "expected": "utter_knowledge_answer, action_submit_refund",
+        "predicted": "refund_form"}
+    assert first_difference(story["actions"], story["actions"]) is None
+    # a turn the bot never answered (its message lost) differs too
+    assert first_difference(story["actions"], live[:1])["predicted"] == "(nothing)"
