@@ -212,7 +212,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data: Dict[str, Any] = {"stories": str(args.stories), "conversations": len(stories)}
     with tempfile.TemporaryDirectory(prefix="rasa-gpt-repair-") as work:
-        failed_file = run_rasa_test(Path(args.bot), str(Path(args.model).resolve()), stories_path, Path(work))
+        # rasa test reads a file as test stories only when its name starts with "test_"
+        tested = Path(work) / "stories" / f"test_{stories_path.name}"
+        tested.parent.mkdir()
+        tested.write_text(stories_path.read_text(encoding="utf-8"), encoding="utf-8")
+        failed_file = run_rasa_test(Path(args.bot), str(Path(args.model).resolve()), tested, Path(work) / "results")
         failures = first_failures(failed_file)
         out.mkdir(parents=True, exist_ok=True)
         if failed_file.exists():
