@@ -32,6 +32,7 @@ from rasa_gpt_components.generation.backends import Generation
 from rasa_gpt_components.generation.prompts import (
     DECLINE,
     DECLINE_MARKERS,
+    OTHER_LANGUAGE,
     TEMPLATE,
     build_prompt,
     build_rephrase_prompt,
@@ -179,13 +180,14 @@ class KnowledgeAnswerer:
         self.settings = settings
         self.reranker = reranker  # generation.rerank.LikelihoodReranker, or None
 
-    def retrieve(self, text: str, deadline: float) -> List[Hit]:
-        """The passages for ``text``, best first: the retriever's candidates,
-        reordered by the reranker when there is one and time for it."""
+    def retrieve(self, text: str, deadline: float, language: Optional[str] = None) -> List[Hit]:
+        """The passages for ``text``, best first (each topic in ``language`` when it has
+        that version): the retriever's candidates, reordered by the reranker when there
+        is one and time for it."""
         if self.reranker is None:
-            return self.retriever.search(text)
+            return self.retriever.search(text, language=language)
         candidates = max(self.retriever.settings.rerank_candidates, self.retriever.top_k)
-        hits = self.retriever.search(text, top_k=candidates)
+        hits = self.retriever.search(text, top_k=candidates, language=language)
         if len(hits) > 1 and deadline - time.monotonic() > RERANK_MIN_SECONDS:
             hits = self.reranker.rerank(text, hits)
         return hits[: self.retriever.top_k]
@@ -214,7 +216,7 @@ class KnowledgeAnswerer:
             return done(template_answer(language, Why.EMPTY))
         if guardrails.check_input(text, s.blocklist).refused:
             return done(template_answer(language, Why.INPUT_BLOCKLIST))
-        hits = self.retrieve(text, deadline)
+        hits = self.retrieve(text, deadline, language)
         ids, scores = [h.passage.id for h in hits], [h.score for h in hits]
         if not hits:
             return done(Answer(DECLINE[language], Outcome.DECLINED, Why.NO_PASSAGE, language))
@@ -237,9 +239,12 @@ class KnowledgeAnswerer:
         if failure is None and verdict is not None:
             return done(Answer(verdict.text, Outcome.GENERATED, Why.PASSED, language, ids, scores, tokens=tokens, guardrails=reasons))
         assert failure is not None
-        # sure: the retriever's best score (the reranker only reorders), a passage in the right language
-        if max(scores) >= s.extractive_threshold and hits[0].passage.language == language:
+        # sure: the retriever's best score (the reranker only reorders); a passage in another
+        # language (its topic has no version in the customer's) comes with a line saying so
+        if max(scores) >= s.extractive_threshold:
             extract = guardrails.limit_length(hits[0].passage.text, s.max_chars).text
+            if hits[0].passage.language != language:
+                extract = f"{OTHER_LANGUAGE[language]}\n{extract}"
             return done(Answer(extract, Outcome.PASSAGE, failure, language, ids[:1], scores[:1], tokens=tokens, guardrails=reasons))
         if failure is Why.NOT_GENERATED:
             return done(Answer(DECLINE[language], Outcome.DECLINED, Why.NOT_SURE, language, ids, scores))

@@ -70,6 +70,11 @@ DECLINE_MARKERS = (
     "i don't know", "i do not know", "i don't have information", "i do not have information",
     "not sure", "cannot answer", "can't answer", "不知道", "没有这方面的信息", "没有相关信息", "无法回答",
 )
+# the line before a passage that exists only in the other language (its topic has no version in the customer's)
+OTHER_LANGUAGE = {
+    "en": "This information is only available in Chinese:",
+    "zh": "这条信息目前只有英文版本：",
+}
 TEMPLATE = {
     "en": "Sorry, I didn't get that. Could you rephrase it, or type 'agent' to talk to a person?",
     "zh": "抱歉，我没有理解您的意思。您可以换个说法，或输入“人工”联系客服。",

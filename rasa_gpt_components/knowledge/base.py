@@ -9,6 +9,7 @@ One file holds FAQ entries and/or documents (docs/generative_fallback.md)::
         paraphrases: [什么时候发货]        # optional
         answer: 现货商品付款后 48 小时内发货。
         language: zh                       # optional, detected otherwise
+        topic: shipping_time               # optional, see below
     documents:
       - id: return_policy
         title: Return policy
@@ -19,6 +20,13 @@ One file holds FAQ entries and/or documents (docs/generative_fallback.md)::
 
 A FAQ entry is one passage; a document is split at blank lines, and long
 paragraphs at sentence ends, into passages of at most ``MAX_PASSAGE_CHARS``.
+
+FAQ entries that say the same thing in different languages share a
+**topic**: ``topic:`` when given, else the id without a final ``_zh`` /
+``_en`` (``-zh`` / ``-en``) that matches the entry's language
+(``password_reset_zh`` and ``password_reset_en`` are one topic). Retrieval
+finds a topic through any of its versions and answers with the version in
+the customer's language. A document's passages are their own topics.
 """
 
 import re
@@ -47,6 +55,12 @@ class Passage:
     paraphrases: tuple = ()
     language: str = "en"
     source: str = ""
+    topic: str = ""  # shared by the versions of one entry in other languages; "" = its own id
+
+    @property
+    def topic_key(self) -> str:
+        """The passage's topic: ``topic``, or its id when it has none."""
+        return self.topic or self.id
 
     @property
     def search_text(self) -> str:
@@ -135,14 +149,25 @@ def _faq(file: Path, index: int, entry: Dict[str, Any]) -> Passage:
     paraphrases = entry.get("paraphrases") or []
     if not isinstance(paraphrases, list):
         raise KnowledgeBaseError(f"{file}: {where}: 'paraphrases' must be a list.")
+    passage_id = str(entry.get("id") or f"{file.stem}/faq-{index + 1}")
+    language = _language(entry, question + answer)
     return Passage(
-        id=str(entry.get("id") or f"{file.stem}/faq-{index + 1}"),
+        id=passage_id,
         text=answer,
         title=question,
         paraphrases=tuple(clean_text(p) for p in paraphrases if clean_text(p)),
-        language=_language(entry, question + answer),
+        language=language,
         source=file.name,
+        topic=str(entry.get("topic") or "") or _topic_of(passage_id, language),
     )
+
+
+def _topic_of(passage_id: str, language: str) -> str:
+    """``password_reset`` for ``password_reset_zh`` in Chinese; the id itself otherwise."""
+    for separator in ("_", "-"):
+        if passage_id.endswith(separator + language) and len(passage_id) > len(language) + 1:
+            return passage_id[: -len(language) - 1]
+    return passage_id
 
 
 def _document(file: Path, index: int, entry: Dict[str, Any]) -> List[Passage]:

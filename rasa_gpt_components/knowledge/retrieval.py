@@ -14,6 +14,12 @@ Both scores are put on a 0..1 scale before they are mixed:
 
 ``score = bm25_weight * bm25 + (1 - bm25_weight) * cosine``; passages under
 ``threshold`` are not returned, so "nothing relevant" is an empty list.
+
+A topic (the versions of one FAQ entry in different languages,
+``Passage.topic_key``) counts once, with the score of its best version, and
+is returned as its version in the question's language when it has one: a
+question in English that matches the Chinese wording of an entry gets the
+English entry.
 """
 
 from dataclasses import dataclass
@@ -87,6 +93,7 @@ class HybridRetriever:
         self.threshold = float(settings.threshold)
         self.top_k = int(settings.top_k)
         self._passages = list(knowledge_base.passages)
+        self._by_topic = {(p.topic_key, p.language): i for i, p in reversed(list(enumerate(self._passages)))}
         tokens = [words(p.search_text) or ["<empty>"] for p in self._passages]
         self._bm25 = BM25Okapi(tokens) if self._passages else None
         self._max_idf = max(self._bm25.idf.values()) if self._bm25 and self._bm25.idf else 1.0
@@ -104,20 +111,38 @@ class HybridRetriever:
             self._vectors = _unit(vectors - self._mean)
             self._owner = owner
 
-    def search(self, question: str, top_k: Optional[int] = None) -> List[Hit]:
+    def search(self, question: str, top_k: Optional[int] = None, language: Optional[str] = None) -> List[Hit]:
         """The best passages for ``question``, best first, at most ``top_k``,
-        none under the threshold."""
+        none under the threshold, one per topic (its version in ``language``
+        when it has one, else its best-scoring version)."""
         if not question or not self._passages:
             return []
         bm25 = self._bm25_scores(question)
         dense = self._dense_scores(question)
         score = self.bm25_weight * bm25 + (1.0 - self.bm25_weight) * dense
-        order = np.argsort(-score, kind="stable")[: top_k or self.top_k]
-        return [
-            Hit(self._passages[i], float(score[i]), float(bm25[i]), float(dense[i]))
-            for i in order
-            if score[i] >= self.threshold
-        ]
+        hits: List[Hit] = []
+        for best in self._best_per_topic(score):
+            if len(hits) == (top_k or self.top_k) or score[best] < self.threshold:
+                break
+            shown = self._version(best, language)
+            hits.append(Hit(self._passages[shown], float(score[best]), float(bm25[best]), float(dense[best])))
+        return hits
+
+    def _best_per_topic(self, score: np.ndarray) -> List[int]:
+        """Indices of each topic's best-scoring passage, best first."""
+        seen, best = set(), []
+        for index in np.argsort(-score, kind="stable"):
+            topic = self._passages[index].topic_key
+            if topic not in seen:
+                seen.add(topic)
+                best.append(int(index))
+        return best
+
+    def _version(self, index: int, language: Optional[str]) -> int:
+        """The passage of ``index``'s topic in ``language`` (``index`` itself when there is none)."""
+        if language is None or self._passages[index].language == language:
+            return index
+        return self._by_topic.get((self._passages[index].topic_key, language), index)
 
     def _bm25_scores(self, question: str) -> np.ndarray:
         terms = words(question)

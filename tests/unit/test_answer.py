@@ -119,3 +119,32 @@ def test_local_backend_runs_to_max_new_tokens_with_time_left(tmp_path):
     model = build_tiny_gpt2(tmp_path / "endless", eos_token=None, unk_token="<unk>", pad_token="<pad>", n_positions=8192)
     generation = LocalBackend(str(model), clock=Ticking()).generate(build_prompt("hello", ["p"], "en"), 7, deadline=1e9)
     assert generation.stopped == "max_tokens" and generation.tokens == 7, generation
+
+
+def test_a_passage_only_in_the_other_language_comes_with_a_line_saying_so(tmp_path):
+    from rasa_gpt_components.generation.prompts import OTHER_LANGUAGE
+
+    (tmp_path / "kb.yml").write_text("""
+version: "1"
+faq:
+  - id: iphone_stock_zh
+    question: iPhone 15 有现货吗？
+    answer: iPhone 15 现货充足，付款后 48 小时内发货。
+  - id: shipping_cost_en
+    question: How much does shipping cost?
+    answer: Shipping is free on orders over 99 yuan.
+  - id: opening_hours_en
+    question: When is customer service available?
+    answer: Our agents answer from 9:00 to 21:00 every day.
+  - id: gift_wrap_en
+    question: Do you offer gift wrapping?
+    answer: Gift wrapping costs 5 yuan per order.
+""", encoding="utf-8")
+    retriever = HybridRetriever(KnowledgeBase.load(tmp_path), RetrievalSettings(threshold=0.1))
+    answerer = KnowledgeAnswerer(retriever, Scripted("unused"), AnswerSettings(generation_languages=(),
+                                                                                extractive_threshold=0.1))
+    # the entry exists only in Chinese: an English question that finds it gets it, with the line
+    answer = answerer.answer("is the iPhone 15 in stock?")
+    assert answer.outcome == Outcome.PASSAGE and answer.passages == ["iphone_stock_zh"] and answer.language == "en"
+    passage = retriever.knowledge_base.by_id("iphone_stock_zh").text
+    assert answer.text == f"{OTHER_LANGUAGE['en']}\n{passage}" and "48" in passage

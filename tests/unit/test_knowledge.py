@@ -142,3 +142,43 @@ def test_bench_startup_reports_the_first_and_the_cached_start(tmp_path, tiny_mod
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert data["passages"] == 12 and data["first_start_seconds"] > 0 and data["next_start_seconds"] > 0
     assert len(list((tmp_path / "cache" / "embeddings").glob("*.npy"))) == 1  # written once, read the next time
+
+
+PAIRED = """
+version: "1"
+faq:
+  - id: password_reset_zh
+    language: zh
+    question: 忘记密码怎么办？
+    answer: 在登录页点击“忘记密码”，用短信验证码设置新密码。
+  - id: password_reset_en
+    language: en
+    question: I forgot my password. What should I do?
+    answer: On the login page tap "Forgot password" and set a new one with the SMS code.
+  - id: invoice
+    topic: invoices
+    question: 可以开发票吗？
+    answer: 可以，在订单详情页申请电子发票。
+  - id: gift_wrap-en
+    question: Do you offer gift wrapping?
+    answer: Gift wrapping costs 5 yuan per order.
+"""
+
+
+def test_versions_of_an_entry_in_other_languages_share_a_topic(tmp_path):
+    (tmp_path / "kb.yml").write_text(PAIRED, encoding="utf-8")
+    topics = {p.id: p.topic_key for p in KnowledgeBase.load(tmp_path).passages}
+    assert topics == {"password_reset_zh": "password_reset", "password_reset_en": "password_reset",
+                      "invoice": "invoices", "gift_wrap-en": "gift_wrap"}
+
+
+def test_a_topic_counts_once_and_comes_in_the_question_language(tmp_path):
+    (tmp_path / "kb.yml").write_text(PAIRED, encoding="utf-8")
+    retriever = HybridRetriever(KnowledgeBase.load(tmp_path), RetrievalSettings(threshold=0.05, top_k=3))
+    # Chinese words match the Chinese version; a customer writing in English gets the English one
+    hits = retriever.search("忘记密码 forgot", language="en")
+    assert hits[0].passage.id == "password_reset_en"
+    assert [h.passage.topic_key for h in hits].count("password_reset") == 1
+    assert retriever.search("忘记密码", language="zh")[0].passage.id == "password_reset_zh"
+    # a topic without a version in the customer's language comes as it is
+    assert retriever.search("发票", language="en")[0].passage.id == "invoice"
