@@ -200,7 +200,10 @@ async def _events(session: Any, url: str, sender: str) -> List[Dict[str, Any]]:
 
 
 def _norm(value: Optional[str]) -> str:
-    return re.sub(r"\s+", " ", (value or "")).strip().casefold()
+    """A message as the bot stores it (the shop cleans text: full-width punctuation to ASCII), compared casefolded."""
+    from rasa_gpt_components.text import clean_text
+
+    return re.sub(r"\s+", " ", clean_text(value or "")).strip().casefold()
 
 
 def run(args: argparse.Namespace) -> int:

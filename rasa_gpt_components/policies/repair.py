@@ -6,7 +6,11 @@ per-bot Python.
   of ``digression_intents`` with confidence >= ``threshold`` (and that reads as
   a question, when ``questions_only``) is answered first: by the response
   ``answers`` maps its intent to, else ``default_answer`` (by default the
-  generative fallback, which answers from the knowledge base). A value that a
+  generative fallback, which answers from the knowledge base). With
+  ``question_digressions``, so is a message that reads as a question whatever
+  its intent, unless the intent is one of ``answer_intents`` or the message
+  filled the slot the form asked for (an entity): "where do I find the order
+  number?" read as ``order_status`` is answered, not looked up. A value that a
   free-text mapping (``from_text``) took from that message is taken back, so
   "do you ship to Canada?" never becomes a refund reason. Then the form asks
   its slot again.
@@ -70,6 +74,10 @@ class RepairSettings:
     default_answer: str = "utter_generative_fallback"
     threshold: float = 0.5
     questions_only: bool = True
+    # a question with any other intent is a digression too, unless its intent answers forms
+    # (or is one the bot's rules handle inside forms, e.g. leaving it) or is a cancel intent
+    question_digressions: bool = True
+    answer_intents: Tuple[str, ...] = ("inform", "affirm", "deny", "stop")
     corrections: bool = True
     cancel_intents: Tuple[str, ...] = ("stop",)
     cancel_response: Optional[str] = "utter_form_cancelled"
@@ -85,7 +93,7 @@ class RepairSettings:
     def from_config(cls, config: Dict[str, Any]) -> "RepairSettings":
         known = {f.name for f in fields(cls)}
         given = {k: v for k, v in config.items() if k in known}
-        for key in ("digression_intents", "cancel_intents", "keep_slots", "forms", "clarify_intents"):
+        for key in ("digression_intents", "answer_intents", "cancel_intents", "keep_slots", "forms", "clarify_intents"):
             if key in given:
                 given[key] = tuple(given[key] or ())
         settings = cls(**given)
@@ -188,14 +196,24 @@ class ConversationRepairPolicy(Policy):
             return self.settings.cancel_response, "cancellation", self._cancel_events(tracker, domain, form)
         if self.settings.corrections and self._corrected(tracker, domain, form):
             return form, "correction", self._taken_back(tracker, domain)
-        if name not in self.settings.digression_intents:
-            return None
-        if name not in ("nlu_fallback", "out_of_scope") and confidence < self.settings.threshold:
-            return None
-        if self.settings.questions_only and not looks_like_question(tracker.latest_message.text or ""):
+        question = looks_like_question(tracker.latest_message.text or "")
+        digression = (name in self.settings.digression_intents
+                      and (name in ("nlu_fallback", "out_of_scope") or confidence >= self.settings.threshold)
+                      and (question or not self.settings.questions_only))
+        if not digression and not (question and self._off_script(tracker, domain, name)):
             return None
         answer = self.settings.answers.get(name, self.settings.default_answer)
         return answer, "digression", self._taken_back(tracker, domain)
+
+    def _off_script(self, tracker: DialogueStateTracker, domain: Domain, intent: Optional[str]) -> bool:
+        """``question_digressions``: a question whose intent is none of ``answer_intents`` and
+        that left the asked slot as it was (unless the slot is free text, which takes any
+        message) is not the answer the form waits for, whatever the NLU called it."""
+        if not self.settings.question_digressions or intent in self.settings.answer_intents \
+                or intent in self.settings.cancel_intents:
+            return False
+        asked = tracker.get_slot(REQUESTED_SLOT)
+        return asked in _free_text_slots(domain) or asked not in _set_by_latest_message(tracker)
 
     @staticmethod
     def _taken_back(tracker: DialogueStateTracker, domain: Domain) -> List[Event]:

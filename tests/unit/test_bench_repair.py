@@ -82,3 +82,10 @@ def test_live_actions_are_compared_turn_by_turn(tmp_path):
     assert first_difference(story["actions"], story["actions"]) is None
     # a turn the bot never answered (its message lost) differs too
     assert first_difference(story["actions"], live[:1])["predicted"] == "(nothing)"
+
+
+def test_a_stored_message_is_recognised_after_the_shop_cleaned_it():
+    from rasa_gpt_components.bench.repair import _norm
+
+    assert _norm("哦等下，不用改了，我让室友帮我收") == _norm("哦等下,不用改了,我让室友帮我收")
+    assert _norm("Never  mind") == _norm("never mind") != _norm("never mind, go on")

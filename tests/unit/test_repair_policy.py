@@ -121,8 +121,38 @@ def test_an_unsure_or_out_of_scope_question_gets_the_default_answer(policy):
     ("do you ship to Canada?", "faq", 0.3),     # the NLU is not sure it is a question for the knowledge base
     ("is it broken?", "complaint", 0.9),        # an intent that is not a digression
 ])
-def test_what_is_not_a_digression(policy, text, intent, confidence):
-    assert predict(policy(), in_form_asking_reason() + says(text, intent, confidence)) == (None, [])
+def test_what_is_not_a_digression_by_its_intent(policy, text, intent, confidence):
+    assert predict(policy(question_digressions=False), in_form_asking_reason() + says(text, intent, confidence)) \
+        == (None, [])
+
+
+def test_a_question_is_a_digression_whatever_its_intent(policy):
+    # "who pays the return postage?" read as order_status while the reason is asked: answered, not stored
+    action, events = predict(policy(), in_form_asking_reason() + says("who pays the return postage?", "order_status"))
+    assert action == "utter_generative_fallback" and events == [SlotSet("refund_reason", None)]
+    # a question the NLU is unsure is for the knowledge base: still answered (faq's answer)
+    assert predict(policy(), in_form_asking_reason() + says("do you ship to Canada?", "faq", 0.3))[0] == \
+        "utter_knowledge_answer"
+
+
+def asking_order_number():
+    return [ActionExecuted(ACTION_LISTEN_NAME),
+            UserUttered("I want a refund", intent={"name": "request_refund", "confidence": 0.95}),
+            ActionExecuted("refund_form"), ActiveLoop("refund_form"), SlotSet(REQUESTED_SLOT, "order_number")]
+
+
+@pytest.mark.parametrize("text, intent, fills, expected", [
+    ("where do I find the order number?", "order_status", False, "utter_generative_fallback"),
+    ("is it ES2611210006?", "order_status", True, None),   # it gives the number the form asked for
+    ("the zip broke, can I get my money back?", "inform", False, None),  # an answer's intent
+    ("the seams came apart", "complaint", False, None),    # a statement: the form's business
+])
+def test_what_a_question_inside_the_form_is(policy, text, intent, fills, expected):
+    events = asking_order_number() + [ActionExecuted(ACTION_LISTEN_NAME),
+                                      UserUttered(text, intent={"name": intent, "confidence": 0.9})]
+    if fills:
+        events.append(SlotSet("order_number", "ES2611210006"))
+    assert predict(policy(), events)[0] == expected
 
 
 def test_statements_count_when_questions_only_is_off(policy):
