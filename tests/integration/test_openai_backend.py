@@ -90,7 +90,8 @@ def test_generative_nlg_answers_through_the_server(server_url):
     reply = asyncio.run(nlg.generate("utter_generative_fallback", tracker, "test", domain_responses=domain.responses))
     meta = reply["metadata"]["generative"]
     assert meta["tokens"] > 0, meta  # the server wrote an answer (counted by its usage report)
-    assert meta["passages"][0] == "shipping_hk_macau_en", meta
+    # the knowledge base has a Hong Kong entry and a Hong Kong and Macau one: both state the fee
+    assert meta["passages"][0] in ("ship_hong_kong_en", "shipping_hk_macau_en"), meta
     assert meta["ms"] < 4600, meta
     assert meta["outcome"] in ("generated", "passage"), meta  # the answer, or the sure passage it failed against
     assert reply["text"] and "didn't get that" not in reply["text"]
