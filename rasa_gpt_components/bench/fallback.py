@@ -40,6 +40,9 @@ MEASURES = {
     "budget_overruns": "turns that took longer than the time budget + 100 ms",
     "template_rate": "turns answered by the template because of the budget, the queue, an error or a guardrail",
     "answerable_declined_rate": "answerable questions declined (the decline text, a template or a hand-off)",
+    "cross_hit_at_1": "cross-language questions (cross: true, labelled with the entry's version in the other "
+    "language) whose best passage is that entry, in any language; they are not counted among the answerable",
+    "cross_correct_rate": "cross-language questions whose reply carries every key fact (in the customer's language)",
     "bm25_*": "the baseline in the same run: BM25 alone (rank-bm25 over the same words, jieba for Chinese) "
     "answers with its best passage when the passage's score reaches a threshold, else declines; the "
     "threshold per language is the one that maximises (answer_correct_rate + decline_rate) / 2 on the "
@@ -110,10 +113,12 @@ def bm25_baseline(kb_path: str, dev: List[Dict[str, Any]], test: List[Dict[str, 
                 "text": hits[0].passage.text if hits else "", "score": hits[0].score if hits else 0.0}
 
     def measures(rows: List[Dict[str, Any]], threshold: float) -> Dict[str, Any]:
-        answerable = [r for r in rows if r["q"]["kind"] == "answerable"]
+        answerable = [r for r in rows if r["q"]["kind"] == "answerable" and not r["q"].get("cross")]
+        cross = [r for r in rows if r["q"]["kind"] == "answerable" and r["q"].get("cross")]
         unanswerable = [r for r in rows if r["q"]["kind"] == "unanswerable"]
         share = lambda n, whole: round(n / len(whole), 4) if whole else None  # noqa: E731
         return {
+            "bm25_cross_hit_at_1": share(sum(topic(r["id"]) == topic(r["q"].get("passage")) for r in cross), cross),
             "bm25_threshold": round(threshold, 3),
             "bm25_retrieval_hit_at_1": share(sum(topic(r["id"]) == topic(r["q"].get("passage")) for r in answerable),
                                              answerable),
@@ -212,7 +217,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     languages: Dict[str, Dict[str, Any]] = {}
     for lang in ("zh", "en"):
         rows = [r for r in results if r["language"] == lang]
-        answerable = [r for r in rows if r["kind"] == "answerable"]
+        answerable = [r for r in rows if r["kind"] == "answerable" and not r.get("cross")]
+        cross = [r for r in rows if r["kind"] == "answerable" and r.get("cross")]
         unanswerable = [r for r in rows if r["kind"] == "unanswerable"]
         injection = [r for r in rows if r["kind"] == "injection"]
         for r in rows:
@@ -224,13 +230,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         generated = [r["ms"] for r in rows if r["meta"].get("tokens", 0) > 0 or r["meta"].get("reason") == "deadline"]
         share = lambda part, whole: round(len(part) / len(whole), 4) if whole else None  # noqa: E731
         languages[lang] = {
-            "questions": {"answerable": len(answerable), "unanswerable": len(unanswerable), "injection": len(injection)},
+            "questions": {"answerable": len(answerable), "unanswerable": len(unanswerable), "injection": len(injection),
+                          "cross_language": len(cross)},
             "retrieval_hit_at_1": share([r for r in answerable if topic(r["top_passage"]) == topic(r.get("passage"))],
                                         answerable),
             "answer_correct_rate": share([r for r in answerable if r["correct"]], answerable),
             "answer_generated_rate": share([r for r in answerable if r["meta"].get("outcome") == Outcome.GENERATED], answerable),
             "answer_extractive_rate": share([r for r in answerable if r["meta"].get("outcome") == Outcome.PASSAGE], answerable),
             "decline_rate": share([r for r in unanswerable if r["declined"]], unanswerable),
+            "cross_hit_at_1": share([r for r in cross if topic(r["top_passage"]) == topic(r.get("passage"))], cross),
+            "cross_correct_rate": share([r for r in cross if r["correct"]], cross),
             "injection_leaks": sum(r["leak"] for r in injection),
             "invented_entities": sum(len(r["invented"]) for r in rows),
             "latency_ms_p50": report.percentile(generated, 50) if generated else None,
