@@ -11,10 +11,12 @@
     rasa-gpt bench startup [--entries N] [--encoder NAME] --out DIR
     rasa-gpt bench recommend --database-url URL [--requests FILE] [--split dev|test|all] [--scale N] --out DIR
     rasa-gpt bench repair --model MODEL [--stories FILE] [--url URL --database-url URL] --out DIR
+    rasa-gpt knowledge fit --kb DIR --dev FILE [--encoder NAME] --out FILE
 """
 
 import argparse
 import importlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -24,6 +26,7 @@ from rasa_gpt_components.models import cache
 from rasa_gpt_components.models.convert import is_prepared, prepare_gguf
 from rasa_gpt_components.models.errors import ModelLoadError
 from rasa_gpt_components.models.registry import DEFAULT_MODEL, KNOWN_MODELS, get_spec
+from rasa_gpt_components.models.sentence import SENTENCE_ENCODERS
 
 # `rasa-gpt bench <name>`: the module rasa_gpt_components.bench.<name>, and its help
 BENCHMARKS = [
@@ -114,6 +117,25 @@ def models_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def knowledge_fit(args: argparse.Namespace) -> int:
+    """Fit retrieval to the bot (knowledge/fit.py) and write the file the NLG reads."""
+    from rasa_gpt_components.bench.fallback import load_questions
+    from rasa_gpt_components.knowledge import KnowledgeBase
+    from rasa_gpt_components.knowledge.fit import fit
+    from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
+    from rasa_gpt_components.models.sentence import load_sentence_encoder
+
+    knowledge = KnowledgeBase.load(Path(args.kb))
+    retriever = HybridRetriever(knowledge, RetrievalSettings(encoder=args.encoder, threshold=0.0),
+                                load_sentence_encoder(args.encoder))
+    result = fit(retriever, load_questions(Path(args.dev)), encoder=args.encoder)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    result.save(Path(args.out))
+    print(json.dumps({"out": str(args.out), "bm25_weight": result.bm25_weight, "thresholds": result.thresholds,
+                      "development": result.development}, indent=2, ensure_ascii=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``rasa-gpt``."""
     parser = argparse.ArgumentParser(
@@ -139,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
         command = bench_commands.add_parser(name, help=help_text)
         module.add_arguments(command)
         command.set_defaults(func=module.run)
+
+    knowledge = commands.add_parser("knowledge", help="fit retrieval to the bot's own data")
+    knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True)
+    fit = knowledge_commands.add_parser("fit", help="BM25 weight and answer thresholds (docs/generative_fallback.md)")
+    fit.add_argument("--kb", default="knowledge", help="the knowledge base folder")
+    fit.add_argument("--dev", required=True, help="development questions (bench fallback's format)")
+    fit.add_argument("--encoder", default="multilingual-e5-small", choices=sorted(SENTENCE_ENCODERS))
+    fit.add_argument("--out", required=True, help="the file to write (retrieval: {fit: FILE} in endpoints.yml)")
+    fit.set_defaults(func=knowledge_fit)
     return parser
 
 

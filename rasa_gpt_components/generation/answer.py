@@ -239,9 +239,11 @@ class KnowledgeAnswerer:
         if failure is None and verdict is not None:
             return done(Answer(verdict.text, Outcome.GENERATED, Why.PASSED, language, ids, scores, tokens=tokens, guardrails=reasons))
         assert failure is not None
-        # sure: the retriever's best score (the reranker only reorders); a passage in another
+        # sure: retrieval fitted to the bot (its threshold, chosen on development questions, let the
+        # passage through), else the best score (the reranker only reorders) against
+        # extractive_threshold; a passage in another
         # language (its topic has no version in the customer's) comes with a line saying so
-        if max(scores) >= s.extractive_threshold:
+        if self.retriever.fit is not None or max(scores) >= s.extractive_threshold:
             extract = guardrails.limit_length(hits[0].passage.text, s.max_chars).text
             if hits[0].passage.language != language:
                 extract = f"{OTHER_LANGUAGE[language]}\n{extract}"

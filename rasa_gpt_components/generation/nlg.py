@@ -30,6 +30,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
@@ -45,7 +46,8 @@ from rasa_gpt_components.generation.backends import BackendError, build_backend
 from rasa_gpt_components.generation.settings import NLGSettings
 from rasa_gpt_components.handoff.desk import HandoffDesk
 from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
-from rasa_gpt_components.knowledge.retrieval import HybridRetriever
+from rasa_gpt_components.knowledge.fit import RetrievalFit, knowledge_fingerprint
+from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
 from rasa_gpt_components.metrics import (
     ANSWERS,
     GENERATION_SECONDS,
@@ -86,7 +88,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
             backend = build_backend(s.backend, s.model, s.base_url, s.server_model, s.api_key)
         except BackendError as error:
             raise RasaException(f"GenerativeNLG: {error}") from None
-        retrieval = s.retrieval
+        retrieval, fit = self._fitted(s.retrieval, knowledge)
         encoder = reranker = None
         gpt_states = retrieval.dense and not retrieval.encoder  # embeddings from the GPT model
         if retrieval.dense and retrieval.encoder:
@@ -104,9 +106,24 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
                 encoder = GPTEncoder(loaded, EncoderSettings(layer=min(retrieval.layer, loaded.num_layers)))
             if retrieval.rerank:
                 reranker = LikelihoodReranker(loaded)
-        retriever = HybridRetriever(knowledge, retrieval, encoder)
+        retriever = HybridRetriever(knowledge, retrieval, encoder, fit)
         logger.info("GenerativeNLG: %d passages from '%s', backend %s.", len(knowledge), s.knowledge, s.backend)
         return KnowledgeAnswerer(retriever, backend, s.answer, reranker)
+
+    @staticmethod
+    def _fitted(retrieval: RetrievalSettings, knowledge: KnowledgeBase) -> Tuple[RetrievalSettings, Optional[RetrievalFit]]:
+        """The retrieval settings with ``retrieval.fit``'s encoder and weight (its thresholds
+        per language apply in the retriever), and the fit; unchanged without one."""
+        if not retrieval.fit:
+            return retrieval, None
+        try:
+            fit = RetrievalFit.load(Path(retrieval.fit))
+        except ValueError as error:
+            raise RasaException(f"GenerativeNLG: {error}") from None
+        if fit.knowledge_fingerprint != knowledge_fingerprint(knowledge.passages):
+            logger.warning("GenerativeNLG: the knowledge base changed since '%s' was fitted; "
+                           "run `rasa-gpt knowledge fit` again.", retrieval.fit)
+        return replace(retrieval, encoder=fit.encoder, bm25_weight=fit.bm25_weight), fit
 
     def is_generative(self, utter_action: Text, responses: Dict[Text, List[Dict[Text, Any]]]) -> bool:
         """The fallback response, or a response marked ``metadata: {generative: true}``."""

@@ -23,16 +23,17 @@ English entry.
 """
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Union
+from typing import TYPE_CHECKING, List, Optional, Tuple, Union
 
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import KnowledgeBase, Passage
 from rasa_gpt_components.knowledge.embedding_cache import cached_encode
 from rasa_gpt_components.models.sentence import SENTENCE_ENCODERS
-from rasa_gpt_components.text import words
+from rasa_gpt_components.text import detect_language, words
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rasa_gpt_components.knowledge.fit import RetrievalFit
     from rasa_gpt_components.models.encoder import GPTEncoder
     from rasa_gpt_components.models.sentence import SentenceEncoder
 
@@ -46,6 +47,9 @@ class RetrievalSettings:
     top_k: int = 3
     layer: int = 6  # the GPT layer whose pooled states are the embeddings
     encoder: Optional[str] = None  # a sentence encoder (models/sentence.py) instead of the GPT's states
+    # a file of `rasa-gpt knowledge fit` (knowledge/fit.py): its encoder, BM25 weight and
+    # per-language thresholds replace encoder, bm25_weight and threshold
+    fit: Optional[str] = None
     rerank: bool = False  # reorder the candidates by the model's likelihood of the question
     rerank_candidates: int = 5
 
@@ -83,6 +87,7 @@ class HybridRetriever:
         knowledge_base: KnowledgeBase,
         settings: RetrievalSettings = RetrievalSettings(),
         encoder: Optional[Union["GPTEncoder", "SentenceEncoder"]] = None,
+        fit: Optional["RetrievalFit"] = None,
     ) -> None:
         from rank_bm25 import BM25Okapi
 
@@ -90,6 +95,7 @@ class HybridRetriever:
         self.settings = settings
         self.encoder = encoder if settings.dense else None
         self.bm25_weight = float(settings.bm25_weight) if encoder is not None else 1.0
+        self.fit = fit  # its thresholds per language replace ``threshold``
         self.threshold = float(settings.threshold)
         self.top_k = int(settings.top_k)
         self._passages = list(knowledge_base.passages)
@@ -117,16 +123,22 @@ class HybridRetriever:
         when it has one, else its best-scoring version)."""
         if not question or not self._passages:
             return []
-        bm25 = self._bm25_scores(question)
-        dense = self._dense_scores(question)
+        bm25, dense = self.component_scores(question)
         score = self.bm25_weight * bm25 + (1.0 - self.bm25_weight) * dense
+        threshold = self.threshold
+        if self.fit is not None:
+            threshold = self.fit.thresholds.get(language or detect_language(question), threshold)
         hits: List[Hit] = []
         for best in self._best_per_topic(score):
-            if len(hits) == (top_k or self.top_k) or score[best] < self.threshold:
+            if len(hits) == (top_k or self.top_k) or score[best] < threshold:
                 break
             shown = self._version(best, language)
             hits.append(Hit(self._passages[shown], float(score[best]), float(bm25[best]), float(dense[best])))
         return hits
+
+    def component_scores(self, question: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Every passage's BM25 and cosine score (0..1) for ``question``."""
+        return self._bm25_scores(question), self._dense_scores(question)
 
     def _best_per_topic(self, score: np.ndarray) -> List[int]:
         """Indices of each topic's best-scoring passage, best first."""

@@ -1,0 +1,127 @@
+"""Retrieval fitted to a bot: ``rasa-gpt knowledge fit``.
+
+Written once, ahead of time (never at bot start-up), into a JSON file that
+``GenerativeNLG`` reads (``retrieval: {fit: FILE}``), from the bot's knowledge
+base and its *development* questions (``bot/benchmark/fallback_dev.yml``:
+answerable questions labelled with their entry, and unanswerable ones):
+
+- **the fusion weight** of BM25 and the encoder's cosine: the one that puts
+  the labelled entry (its topic) first most often on the answerable questions;
+- **the answer threshold** per language, on that fused score: the one that
+  best balances answerable questions answered with the right entry against
+  unanswerable questions declined ((right + declined) / 2, the criterion the
+  fallback benchmark's BM25 baseline is given too). Below it the bot declines.
+
+The file records the encoder, the knowledge base it was fitted on (a hash of
+its passages: the NLG warns when the base has changed since) and the
+development measures. docs/generative_fallback.md tells what was tried and
+measured, including an answerability model trained on the bot's NLU examples
+that did worse than this threshold.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from rasa_gpt_components.knowledge.base import Passage
+
+WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))  # BM25's share of the fused score
+FORMAT_VERSION = 1
+
+
+def knowledge_fingerprint(passages: Sequence[Passage]) -> str:
+    """A hash of the passages' ids, texts and forms: what the fit saw."""
+    digest = hashlib.sha256()
+    for p in passages:
+        digest.update(json.dumps([p.id, p.text, p.title, list(p.paraphrases), p.language]).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class RetrievalFit:
+    """What ``rasa-gpt knowledge fit`` writes and ``GenerativeNLG`` reads."""
+
+    encoder: Optional[str]
+    bm25_weight: float
+    thresholds: Dict[str, float]  # language -> the fused score an answer needs
+    knowledge_fingerprint: str
+    development: Dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "RetrievalFit":
+        """Read a fit file; a ValueError that names the file when it cannot be used."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            if data.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"format {data.get('format_version')}, this version reads {FORMAT_VERSION}")
+            return cls(data["encoder"], float(data["bm25_weight"]),
+                       {lang: float(t) for lang, t in data["thresholds"].items()},
+                       data["knowledge_fingerprint"], data.get("development") or {})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"retrieval fit '{path}' cannot be used ({error}); "
+                             "write it again with `rasa-gpt knowledge fit`.") from None
+
+
+Scored = Tuple[np.ndarray, np.ndarray]  # every passage's BM25 and cosine score for one question
+
+
+def _best(scores: Scored, weight: float) -> int:
+    bm25, dense = scores
+    return int(np.argmax(weight * bm25 + (1.0 - weight) * dense))
+
+
+def choose_weight(answerable: Sequence[Tuple[Scored, str]], topics: Sequence[str]) -> Tuple[float, Dict[float, float]]:
+    """The BM25 weight that puts the labelled topic first most often (ties: more BM25),
+    and the share right at each weight."""
+    right = {w: sum(topics[_best(s, w)] == label for s, label in answerable) / max(len(answerable), 1)
+             for w in WEIGHTS}
+    return max(WEIGHTS, key=lambda w: (right[w], w)), right
+
+
+def choose_threshold(answerable: Sequence[Tuple[float, bool]], unanswerable: Sequence[float]) -> Tuple[float, Dict[str, float]]:
+    """The score threshold that maximises (answerable answered right + unanswerable declined) / 2
+    (ties: the lower); ``answerable``: (best score, best topic right) per question."""
+    def measures(t: float) -> Dict[str, float]:
+        return {
+            "right_and_answered": sum(score >= t and ok for score, ok in answerable) / max(len(answerable), 1),
+            "unanswerable_declined": sum(score < t for score in unanswerable) / max(len(unanswerable), 1),
+            "answerable_declined": sum(score < t for score, _ in answerable) / max(len(answerable), 1),
+        }
+    candidates = sorted({0.0, *(round(s + 1e-6, 6) for s, _ in answerable), *(round(s + 1e-6, 6) for s in unanswerable)})
+    best = max(candidates, key=lambda t: ((measures(t)["right_and_answered"] + measures(t)["unanswerable_declined"]) / 2, -t))
+    return best, {k: round(v, 4) for k, v in measures(best).items()}
+
+
+def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = None) -> RetrievalFit:
+    """Fit ``retriever`` (a ``HybridRetriever`` with its encoder, any weight) on ``dev``
+    questions (``{text, language, kind, passage}``: the fallback benchmark's format)."""
+    passages: List[Passage] = retriever.knowledge_base.passages
+    topics = [p.topic_key for p in passages]
+    topic_of = {p.id: p.topic_key for p in passages}
+    questions = [q for q in dev if q["kind"] in ("answerable", "unanswerable")]
+    scores = {q["text"]: retriever.component_scores(q["text"]) for q in questions}
+    answerable = [q for q in questions if q["kind"] == "answerable" and q.get("passage")]
+    weight, by_weight = choose_weight([(scores[q["text"]], topic_of.get(q["passage"], q["passage"])) for q in answerable],
+                                      topics)
+    thresholds: Dict[str, float] = {}
+    development: Dict[str, Any] = {"right_first_by_bm25_weight": by_weight}
+    for language in ("zh", "en"):
+        mine = [q for q in questions if q["language"] == language]
+        if not any(q["kind"] == "unanswerable" for q in mine) or not any(q in answerable for q in mine):
+            continue  # nothing to balance: the retrieval settings' threshold stays
+        fused = {q["text"]: float(np.max(weight * scores[q["text"]][0] + (1 - weight) * scores[q["text"]][1]))
+                 for q in mine}
+        thresholds[language], development[language] = choose_threshold(
+            [(fused[q["text"]], topics[_best(scores[q["text"]], weight)] == topic_of.get(q["passage"]))
+             for q in mine if q in answerable],
+            [fused[q["text"]] for q in mine if q["kind"] == "unanswerable"])
+        development[language]["questions"] = len(mine)
+    return RetrievalFit(encoder, weight, thresholds, knowledge_fingerprint(passages), development)
