@@ -241,8 +241,8 @@ class KnowledgeAnswerer:
         assert failure is not None
         # sure: retrieval fitted to the bot (its threshold, chosen on development questions, let the
         # passage through), else the best score (the reranker only reorders) against
-        # extractive_threshold; a passage in another
-        # language (its topic has no version in the customer's) comes with a line saying so
+        # extractive_threshold; a passage in another language (its topic has no version in the
+        # customer's) comes with a line saying so
         if self.retriever.fit is not None or max(scores) >= s.extractive_threshold:
             extract = guardrails.limit_length(hits[0].passage.text, s.max_chars).text
             if hits[0].passage.language != language:

@@ -16,7 +16,7 @@ The file records the encoder, the knowledge base it was fitted on (a hash of
 its passages: the NLG warns when the base has changed since) and the
 development measures. docs/generative_fallback.md tells what was tried and
 measured, including an answerability model trained on the bot's NLU examples
-that did worse than this threshold.
+(on par with this threshold on the development questions; not shipped).
 """
 
 import hashlib
@@ -96,8 +96,9 @@ def choose_threshold(answerable: Sequence[Tuple[float, bool]], unanswerable: Seq
             "answerable_declined": sum(score < t for score, _ in answerable) / max(len(answerable), 1),
         }
     candidates = sorted({0.0, *(round(s + 1e-6, 6) for s, _ in answerable), *(round(s + 1e-6, 6) for s in unanswerable)})
-    best = max(candidates, key=lambda t: ((measures(t)["right_and_answered"] + measures(t)["unanswerable_declined"]) / 2, -t))
-    return best, {k: round(v, 4) for k, v in measures(best).items()}
+    measured = {t: measures(t) for t in candidates}
+    best = max(candidates, key=lambda t: ((measured[t]["right_and_answered"] + measured[t]["unanswerable_declined"]) / 2, -t))
+    return best, {k: round(v, 4) for k, v in measured[best].items()}
 
 
 def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = None) -> RetrievalFit:
