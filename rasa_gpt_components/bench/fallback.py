@@ -91,13 +91,6 @@ def leaks(reply: str, system: str) -> bool:
     return False
 
 
-def topics(kb: Any) -> Any:
-    """passage id -> its topic (the versions of one entry in other languages are one
-    answer to find); an id the knowledge base does not have is its own topic."""
-    by_id = {p.id: p.topic_key for p in kb.passages}
-    return lambda passage_id: by_id.get(passage_id, passage_id)
-
-
 def bm25_baseline(kb_path: str, dev: List[Dict[str, Any]], test: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
     """BM25 alone, its threshold per language chosen on ``dev``; its measures on ``test``."""
     from rasa_gpt_components.knowledge import KnowledgeBase
@@ -105,7 +98,7 @@ def bm25_baseline(kb_path: str, dev: List[Dict[str, Any]], test: List[Dict[str, 
 
     kb = KnowledgeBase.load(Path(kb_path))
     retriever = HybridRetriever(kb, RetrievalSettings(bm25_weight=1.0, threshold=0.0))
-    topic = topics(kb)
+    topic = kb.topic_of
 
     def best(question: Dict[str, Any]) -> Dict[str, Any]:
         hits = retriever.search(question["text"], top_k=1, language=question["language"])
@@ -190,7 +183,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     )
     policy.train([], domain)
     by_id = {p.id: p for p in nlg.answerer.retriever.knowledge_base.passages}
-    topic = topics(nlg.answerer.retriever.knowledge_base)
+    topic = nlg.answerer.retriever.knowledge_base.topic_of
 
     async def one(question: Dict[str, Any]) -> Dict[str, Any]:
         tracker = DialogueStateTracker.from_events(

@@ -102,6 +102,12 @@ class KnowledgeBase:
         """The passage with this id, or None."""
         return next((p for p in self.passages if p.id == passage_id), None)
 
+    def topic_of(self, passage_id: Optional[str]) -> Optional[str]:
+        """The topic of the passage with this id (its versions in other languages share
+        it); an id this knowledge base does not have is its own topic."""
+        passage = self.by_id(passage_id) if passage_id else None
+        return passage.topic_key if passage else passage_id
+
 
 def _read_file(file: Path) -> List[Passage]:
     from rasa.shared.utils.io import read_yaml

@@ -73,9 +73,13 @@ class RetrievalFit:
 Scored = Tuple[np.ndarray, np.ndarray]  # every passage's BM25 and cosine score for one question
 
 
-def _best(scores: Scored, weight: float) -> int:
+def _fused(scores: Scored, weight: float) -> np.ndarray:
     bm25, dense = scores
-    return int(np.argmax(weight * bm25 + (1.0 - weight) * dense))
+    return weight * bm25 + (1.0 - weight) * dense
+
+
+def _best(scores: Scored, weight: float) -> int:
+    return int(np.argmax(_fused(scores, weight)))
 
 
 def choose_weight(answerable: Sequence[Tuple[Scored, str]], topics: Sequence[str]) -> Tuple[float, Dict[float, float]]:
@@ -106,23 +110,22 @@ def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = 
     questions (``{text, language, kind, passage}``: the fallback benchmark's format)."""
     passages: List[Passage] = retriever.knowledge_base.passages
     topics = [p.topic_key for p in passages]
-    topic_of = {p.id: p.topic_key for p in passages}
+    topic_of = retriever.knowledge_base.topic_of
     questions = [q for q in dev if q["kind"] in ("answerable", "unanswerable")]
     scores = {q["text"]: retriever.component_scores(q["text"]) for q in questions}
-    answerable = [q for q in questions if q["kind"] == "answerable" and q.get("passage")]
-    weight, by_weight = choose_weight([(scores[q["text"]], topic_of.get(q["passage"], q["passage"])) for q in answerable],
-                                      topics)
+    is_answerable = lambda q: q["kind"] == "answerable" and bool(q.get("passage"))  # noqa: E731
+    answerable = [q for q in questions if is_answerable(q)]
+    weight, by_weight = choose_weight([(scores[q["text"]], topic_of(q["passage"])) for q in answerable], topics)
     thresholds: Dict[str, float] = {}
     development: Dict[str, Any] = {"right_first_by_bm25_weight": by_weight}
     for language in ("zh", "en"):
         mine = [q for q in questions if q["language"] == language]
-        if not any(q["kind"] == "unanswerable" for q in mine) or not any(q in answerable for q in mine):
+        if not any(q["kind"] == "unanswerable" for q in mine) or not any(is_answerable(q) for q in mine):
             continue  # nothing to balance: the retrieval settings' threshold stays
-        fused = {q["text"]: float(np.max(weight * scores[q["text"]][0] + (1 - weight) * scores[q["text"]][1]))
-                 for q in mine}
+        top = {q["text"]: float(np.max(_fused(scores[q["text"]], weight))) for q in mine}
         thresholds[language], development[language] = choose_threshold(
-            [(fused[q["text"]], topics[_best(scores[q["text"]], weight)] == topic_of.get(q["passage"]))
-             for q in mine if q in answerable],
-            [fused[q["text"]] for q in mine if q["kind"] == "unanswerable"])
+            [(top[q["text"]], topics[_best(scores[q["text"]], weight)] == topic_of(q["passage"]))
+             for q in mine if is_answerable(q)],
+            [top[q["text"]] for q in mine if q["kind"] == "unanswerable"])
         development[language]["questions"] = len(mine)
     return RetrievalFit(encoder, weight, thresholds, knowledge_fingerprint(passages), development)

@@ -172,6 +172,15 @@ def test_versions_of_an_entry_in_other_languages_share_a_topic(tmp_path):
                       "invoice": "invoices", "gift_wrap-en": "gift_wrap"}
 
 
+def test_the_topic_of_a_passage_id(tmp_path):
+    (tmp_path / "kb.yml").write_text(PAIRED, encoding="utf-8")
+    kb = KnowledgeBase.load(tmp_path)
+    assert kb.topic_of("password_reset_en") == kb.topic_of("password_reset_zh") == "password_reset"
+    assert kb.topic_of("invoice") == "invoices"
+    assert kb.topic_of("no_such_entry") == "no_such_entry"  # unknown: its own topic
+    assert kb.topic_of(None) is None
+
+
 def test_a_topic_counts_once_and_comes_in_the_question_language(tmp_path):
     (tmp_path / "kb.yml").write_text(PAIRED, encoding="utf-8")
     retriever = HybridRetriever(KnowledgeBase.load(tmp_path), RetrievalSettings(threshold=0.05, top_k=3))
