@@ -14,6 +14,12 @@ per-bot Python.
   free-text mapping (``from_text``) took from that message is taken back, so
   "do you ship to Canada?" never becomes a refund reason. Then the form asks
   its slot again.
+- **An answer the domain names.** A message whose intent the asked slot's own
+  ``from_intent`` mapping takes, and that filled the slot, is that answer: the
+  form goes on, whatever the bot's rules do with the intent elsewhere. So with
+  a mapping of ``stop`` to ``false`` on a confirmation slot, "not now, don't
+  file it" at "shall I file the refund?" is a no, and the form says so; the same
+  intent at any other slot still leaves the form.
 - **Correction** (``corrections``). During a form, a message that changes a
   slot the form already had (an order number given again as an entity:
   "actually it's ES2611210007", "不对，订单号是…") is a correction: the form runs
@@ -192,6 +198,8 @@ class ConversationRepairPolicy(Policy):
         intent = tracker.latest_message.intent or {}
         name = intent.get(INTENT_NAME_KEY)
         confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+        if _answered_by_mapping(tracker, domain, name):
+            return form, "answer", []
         if name in self.settings.cancel_intents and self.settings.cancel_response:
             return self.settings.cancel_response, "cancellation", self._cancel_events(tracker, domain, form)
         if self.settings.corrections and self._corrected(tracker, domain, form):
@@ -262,6 +270,20 @@ class ConversationRepairPolicy(Policy):
 
 def _free_text_slots(domain: Domain) -> set:
     return {slot.name for slot in domain.slots if any(m.get("type") == "from_text" for m in slot.mappings)}
+
+
+def _answered_by_mapping(tracker: DialogueStateTracker, domain: Domain, intent: Optional[str]) -> bool:
+    """The latest message filled the asked slot through one of its ``from_intent`` mappings for ``intent``."""
+    asked = tracker.get_slot(REQUESTED_SLOT)
+    slot = next((s for s in domain.slots if s.name == asked), None)
+    if slot is None or not intent or asked not in _set_by_latest_message(tracker):
+        return False
+    for mapping in slot.mappings:
+        named = mapping.get("intent")
+        named = named if isinstance(named, list) else [named]
+        if mapping.get("type") == "from_intent" and intent in named:
+            return True
+    return False
 
 
 def _set_by_latest_message(tracker: DialogueStateTracker) -> Dict[str, Tuple[Any, Any]]:

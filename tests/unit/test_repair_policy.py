@@ -19,13 +19,18 @@ from rasa_gpt_components.text import looks_like_question
 DOMAIN = Domain.from_yaml(
     """
 version: "3.1"
-intents: [request_refund, faq, stop, complaint, greet]
+intents: [request_refund, faq, stop, complaint, greet, affirm, deny]
 entities: [order_number]
 slots:
   order_number: {type: text, mappings: [{type: from_entity, entity: order_number}]}
   refund_reason:
     type: text
     mappings: [{type: from_text, conditions: [{active_loop: refund_form, requested_slot: refund_reason}]}]
+  refund_confirmed:
+    type: bool
+    mappings:
+      - {type: from_intent, intent: affirm, value: true, conditions: [{active_loop: refund_form, requested_slot: refund_confirmed}]}
+      - {type: from_intent, intent: [deny, stop], value: false, conditions: [{active_loop: refund_form, requested_slot: refund_confirmed}]}
   language: {type: text, mappings: [{type: custom}]}
   clarify_first: {type: text, influence_conversation: false, mappings: [{type: custom}]}
   clarify_first_label: {type: text, influence_conversation: false, mappings: [{type: custom}]}
@@ -33,7 +38,7 @@ slots:
   clarify_second_label: {type: text, influence_conversation: false, mappings: [{type: custom}]}
 forms:
   refund_form:
-    required_slots: [order_number, refund_reason]
+    required_slots: [order_number, refund_reason, refund_confirmed]
 responses:
   utter_knowledge_answer: [{text: "We ship to Canada."}]
   utter_generative_fallback: [{text: "Sorry, I didn't get that."}]
@@ -194,12 +199,41 @@ def test_a_cancellation_leaves_the_form_and_empties_its_slots(policy):
     action, events = predict(policy(), in_form_asking_reason() + says("never mind", "stop", fills=False))
     assert action == "utter_form_cancelled"
     assert events == [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None), SlotSet("order_number", None),
-                      SlotSet("refund_reason", None)]
+                      SlotSet("refund_reason", None), SlotSet("refund_confirmed", None)]
     kept = predict(policy(keep_slots=["order_number"]), in_form_asking_reason() + says("算了不退了", "stop", fills=False))
     assert SlotSet("order_number", None) not in kept[1]
     cancelled = in_form_asking_reason() + says("never mind", "stop", fills=False) + events + [
         ActionExecuted("utter_form_cancelled", policy=NAME, confidence=1.0, metadata={"repair": "cancellation"})]
     assert predict(policy(), cancelled) == (ACTION_LISTEN_NAME, [])
+
+
+def confirming():
+    """The form has the order number and the reason and asks whether to file the refund."""
+    return in_form_asking_reason() + says("the zip broke", "inform") + [
+        ActionExecuted("refund_form"), SlotSet(REQUESTED_SLOT, "refund_confirmed")]
+
+
+def test_a_cancel_intent_the_asked_slot_maps_is_that_answer(policy):
+    # "not now" at "shall I file it?": the domain maps stop to no there, so the form goes on (and says no)
+    no = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("not now, don't file it", intent={"name": "stop", "confidence": 0.9}),
+          SlotSet("refund_confirmed", False)]
+    assert predict(policy(), confirming() + no) == ("refund_form", [])
+    assert predict(policy(cancel_intents=[]), confirming() + no) == ("refund_form", [])
+    # the form's own run after it is left to the form
+    ran = confirming() + no + [ActionExecuted("refund_form", policy=NAME, confidence=1.0, metadata={"repair": "answer"})]
+    assert predict(policy(), ran) == (None, [])
+
+
+def test_a_cancel_intent_the_asked_slot_does_not_take_still_cancels(policy):
+    # not filled (the mapping's conditions did not hold) or asked elsewhere: a cancellation
+    unfilled = confirming() + [ActionExecuted(ACTION_LISTEN_NAME),
+                               UserUttered("never mind", intent={"name": "stop", "confidence": 0.9})]
+    assert predict(policy(), unfilled)[0] == "utter_form_cancelled"
+    assert predict(policy(), in_form_asking_reason() + says("never mind", "stop", fills=False))[0] == "utter_form_cancelled"
+    # a slot filled from an intent its mappings do not name is not an answer by mapping
+    greet = confirming() + [ActionExecuted(ACTION_LISTEN_NAME),
+                            UserUttered("hello", intent={"name": "greet", "confidence": 0.9}), SlotSet("refund_confirmed", True)]
+    assert predict(policy(), greet) == (None, [])
 
 
 def test_cancellation_can_be_left_to_the_bot(policy):
