@@ -35,7 +35,7 @@ from functools import lru_cache
 from itertools import accumulate
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from .db import CATEGORIES, DEMO_ORDERS, Row, demo_product_rows, words
+from .demo import CATEGORIES, DEMO_ORDERS, Row, demo_product_rows, words
 
 DEFAULT_SEED = 2026
 GENERATED_PRODUCTS = 220

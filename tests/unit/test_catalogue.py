@@ -22,7 +22,7 @@ BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
 if str(BOT_DIR) not in sys.path:
     sys.path.insert(0, str(BOT_DIR))  # the action server runs from bot/: package `shop`
 
-from shop import catalogue, db  # noqa: E402
+from shop import catalogue, db, demo  # noqa: E402
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ORDER_NO = re.compile(r"ES\d{10}")
@@ -58,42 +58,42 @@ def orders_by_customer(synthetic):
 
 
 def test_the_catalogue_is_big_and_every_product_is_named_and_described_in_both_languages(products):
-    generated = products[len(db.DEMO_PRODUCTS):]
+    generated = products[len(demo.DEMO_PRODUCTS):]
     assert len(products) >= 200 and len(generated) == catalogue.GENERATED_PRODUCTS
     assert 45 <= len(catalogue.PRODUCT_TYPES) <= 60
     assert len({p["sku"] for p in products}) == len(products)
     assert len({p["name_en"] for p in products}) == len({p["name_zh"] for p in products}) == len(products)
     for product in products:
-        assert product["category"] in db.CATEGORIES, product["sku"]
+        assert product["category"] in demo.CATEGORIES, product["sku"]
         assert product["name_en"] and product["name_zh"] and product["description_en"] and product["description_zh"]
         assert CJK.search(product["name_zh"]) and CJK.search(product["description_zh"]), product["sku"]
         assert not CJK.search(product["name_en"] + product["description_en"]), product["sku"]
         assert max(len(product["description_en"]), len(product["description_zh"])) <= 500
         assert len(product["name_en"]) <= 200 and len(product["name_zh"]) <= 200
-    assert {p["category"] for p in generated} == set(db.CATEGORIES)
-    assert db.CATEGORIES[:4] == ("electronics", "clothing", "home", "beauty")
+    assert {p["category"] for p in generated} == set(demo.CATEGORIES)
+    assert demo.CATEGORIES[:4] == ("electronics", "clothing", "home", "beauty")
 
 
 def test_generated_skus_follow_the_demo_ones_without_colliding(products):
-    for product in products[len(db.DEMO_PRODUCTS):]:
+    for product in products[len(demo.DEMO_PRODUCTS):]:
         prefix, number = product["sku"].split("-")
         assert prefix == catalogue.CATEGORY_PREFIXES[product["category"]]
         assert int(number) >= catalogue.FIRST_SKU_NUMBER
-    assert set(catalogue.CATEGORY_PREFIXES) == set(db.CATEGORIES)
-    assert len(set(catalogue.CATEGORY_PREFIXES.values())) == len(db.CATEGORIES)
+    assert set(catalogue.CATEGORY_PREFIXES) == set(demo.CATEGORIES)
+    assert len(set(catalogue.CATEGORY_PREFIXES.values())) == len(demo.CATEGORIES)
 
 
 def test_attributes_are_words_of_the_vocabularies_with_labels_in_both_languages(products):
     for product in products:
         for column, vocabulary in catalogue.VOCABULARIES.items():
-            values = db.words(product[column])
+            values = demo.words(product[column])
             assert values and set(values) <= set(vocabulary), (product["sku"], column, values)
         assert isinstance(product["durable"], bool)
     for column, vocabulary in catalogue.VOCABULARIES.items():
         assert set(catalogue.LABELS[column]) == set(vocabulary)
-        used = {word for p in products for word in db.words(p[column])}
+        used = {word for p in products for word in demo.words(p[column])}
         assert used == set(vocabulary), (column, set(vocabulary) - used)  # every word is used
-    assert set(catalogue.LABELS["categories"]) == set(db.CATEGORIES)
+    assert set(catalogue.LABELS["categories"]) == set(demo.CATEGORIES)
     for labels in catalogue.LABELS.values():
         for label in labels.values():
             assert label["en"] and not CJK.search(label["en"]) and CJK.search(label["zh"])
@@ -103,21 +103,21 @@ def test_attributes_are_words_of_the_vocabularies_with_labels_in_both_languages(
 def test_types_companions_and_durability_make_sense():
     types = catalogue.TYPES_BY_KEY
     for kind in catalogue.PRODUCT_TYPES:
-        assert kind.category in db.CATEGORIES and kind.variants in catalogue.VARIANTS
+        assert kind.category in demo.CATEGORIES and kind.variants in catalogue.VARIANTS
         assert 0 < kind.prices[0] < kind.prices[1]
         for column, vocabulary in catalogue.VOCABULARIES.items():
             assert set(getattr(kind, column)) <= set(vocabulary), (kind.key, column)
     for kind, companions in catalogue.COMPANIONS.items():
         assert kind in types and set(companions) <= set(types), kind
-    assert set(catalogue.DEMO_KINDS) == set(db.DEMO_PRODUCTS)
+    assert set(catalogue.DEMO_KINDS) == set(demo.DEMO_PRODUCTS)
     assert all(types[key].durable for key in ("smartphone", "headphones", "down_jacket", "bedside_lamp"))
     assert not any(types[key].durable for key in ("serum", "sunscreen", "tea", "socks", "tshirt"))
-    assert db.DEMO_PRODUCT_DETAILS["EL-001"].durable and not db.DEMO_PRODUCT_DETAILS["BT-002"].durable
+    assert demo.DEMO_PRODUCT_DETAILS["EL-001"].durable and not demo.DEMO_PRODUCT_DETAILS["BT-002"].durable
 
 
 def test_prices_look_like_shop_prices_and_span_the_range(products):
     prices = [p["price_yuan"] for p in products]
-    generated = [p["price_yuan"] for p in products[len(db.DEMO_PRODUCTS):]]
+    generated = [p["price_yuan"] for p in products[len(demo.DEMO_PRODUCTS):]]
     assert all(int(price) in catalogue.PRICE_POINTS for price in generated)
     assert all(price == price.to_integral_value() for price in prices)
     assert min(prices) <= 39 and max(prices) >= 4999
@@ -126,11 +126,11 @@ def test_prices_look_like_shop_prices_and_span_the_range(products):
 
 
 def test_some_products_are_out_of_stock(products):
-    generated = products[len(db.DEMO_PRODUCTS):]
+    generated = products[len(demo.DEMO_PRODUCTS):]
     stocks = [p["stock"] for p in generated]
     assert stocks.count(0) == round(catalogue.OUT_OF_STOCK_SHARE * len(generated))
     assert all(0 <= stock <= catalogue.MAX_STOCK for stock in stocks)
-    assert all(p["stock"] == db.DEMO_STOCK for p in products[: len(db.DEMO_PRODUCTS)])
+    assert all(p["stock"] == demo.DEMO_STOCK for p in products[: len(demo.DEMO_PRODUCTS)])
 
 
 def test_generation_is_deterministic(products, synthetic):
@@ -163,14 +163,14 @@ def test_synthetic_customers_and_their_orders(synthetic):
     customers = synthetic.customers
     ids = [c["id"] for c in customers]
     assert ids == list(range(1001, 1301)) and set(synthetic.profiles) == set(ids)
-    assert not set(ids) & set(db.DEMO_CUSTOMERS)
+    assert not set(ids) & set(demo.DEMO_CUSTOMERS)
     assert 0.5 <= sum(c["language"] == "zh" for c in customers) / len(customers) <= 0.7
     assert all(CJK.search(c["name"]) for c in customers if c["language"] == "zh")
     assert all(re.fullmatch(r"199000\d{5}", c["phone"]) for c in customers)
     assert len({c["phone"] for c in customers}) == len(customers)
-    first_demo_order = min(created for *_, created, _ in db._DEMO_ORDER_ROWS.values())
+    first_demo_order = min(created for *_, created, _ in demo._DEMO_ORDER_ROWS.values())
     numbers = [o["order_no"] for o in synthetic.orders]
-    assert len(set(numbers)) == len(numbers) and not set(numbers) & set(db.DEMO_ORDERS)
+    assert len(set(numbers)) == len(numbers) and not set(numbers) & set(demo.DEMO_ORDERS)
     for customer_id, orders in orders_by_customer(synthetic).items():
         assert 3 <= len(orders) <= 12, customer_id
         assert len({o["address"] for o in orders}) == 1
@@ -216,8 +216,8 @@ def test_customers_follow_their_taste(products, synthetic):
         liked = [p for p in items if p["category"] in profile.categories]
         faithful += len(liked) > len(items) / 2
         offered = [p for p in products if p["category"] in profile.categories]
-        style_chance += len(liked) * sum(profile.style in db.words(p["styles"]) for p in offered) / len(offered)
-        style_hits += sum(profile.style in db.words(p["styles"]) for p in liked)
+        style_chance += len(liked) * sum(profile.style in demo.words(p["styles"]) for p in offered) / len(offered)
+        style_hits += sum(profile.style in demo.words(p["styles"]) for p in liked)
         tier_hits += sum(tiers[p["sku"]] == profile.tier for p in liked)
         items_seen += len(liked)
     assert faithful >= 0.8 * len(synthetic.customers)
@@ -264,9 +264,9 @@ def test_init_db_seeds_the_demo_data_and_the_generated_catalogue_identically(tmp
     finally:
         db.dispose_engines()
     assert len(seeded["products"]) == len(products)
-    assert len(seeded["customers"]) == len(db.DEMO_CUSTOMERS) + len(synthetic.customers)
-    assert len(seeded["orders"]) == len(db.DEMO_ORDERS) + len(synthetic.orders)
-    assert len(seeded["order_items"]) == sum(len(o["items"]) for o in db.demo_order_rows() + synthetic.orders)
+    assert len(seeded["customers"]) == len(demo.DEMO_CUSTOMERS) + len(synthetic.customers)
+    assert len(seeded["orders"]) == len(demo.DEMO_ORDERS) + len(synthetic.orders)
+    assert len(seeded["order_items"]) == sum(len(o["items"]) for o in demo.demo_order_rows() + synthetic.orders)
 
 
 def test_the_demo_rows_are_unchanged(db_url):
@@ -275,26 +275,26 @@ def test_the_demo_rows_are_unchanged(db_url):
         customers = {c.id: (c.name, c.phone, c.language) for c in session.execute(select(db.Customer)).scalars()}
         products = {p.sku: p for p in session.execute(select(db.Product).order_by(db.Product.id)).scalars()}
         orders = {o.order_no: o for o in session.execute(select(db.Order)).scalars()}
-        assert {cid: customers[cid] for cid in db.DEMO_CUSTOMERS} == db.DEMO_CUSTOMERS
-        assert [products[sku].id for sku in db.DEMO_PRODUCTS] == list(range(1, len(db.DEMO_PRODUCTS) + 1))
-        for sku, (name_en, name_zh, category, price, tags) in db.DEMO_PRODUCTS.items():
+        assert {cid: customers[cid] for cid in demo.DEMO_CUSTOMERS} == demo.DEMO_CUSTOMERS
+        assert [products[sku].id for sku in demo.DEMO_PRODUCTS] == list(range(1, len(demo.DEMO_PRODUCTS) + 1))
+        for sku, (name_en, name_zh, category, price, tags) in demo.DEMO_PRODUCTS.items():
             product = products[sku]
             stored = (product.name_en, product.name_zh, product.category, product.tags)
             assert stored == (name_en, name_zh, category, tags)
-            assert product.price_yuan == Decimal(price) and product.stock == db.DEMO_STOCK
-            details = db.DEMO_PRODUCT_DETAILS[sku]
+            assert product.price_yuan == Decimal(price) and product.stock == demo.DEMO_STOCK
+            details = demo.DEMO_PRODUCT_DETAILS[sku]
             assert (product.description_en, product.durable) == (details.description_en, details.durable)
-            assert product.recipient_list == db.words(details.recipients)
-        for order_no, (cid, status, items, courier, tracking, created, shipped) in db._DEMO_ORDER_ROWS.items():
+            assert product.recipient_list == demo.words(details.recipients)
+        for order_no, (cid, status, items, courier, tracking, created, shipped) in demo._DEMO_ORDER_ROWS.items():
             order = orders[order_no]
             stored = (order.customer_id, order.status, order.courier, order.tracking_no)
             assert stored == (cid, status, courier, tracking)
-            assert (order.created_at, order.shipped_at, order.address) == (created, shipped, db._ADDRESSES[cid])
+            assert (order.created_at, order.shipped_at, order.address) == (created, shipped, demo._ADDRESSES[cid])
             assert [(line.product.sku, line.quantity) for line in order.items] == items
-        assert [orders[no].id for no in db.DEMO_ORDERS] == list(range(1, 11))
+        assert [orders[no].id for no in demo.DEMO_ORDERS] == list(range(1, 11))
         # the demo customers have only their demo orders
-        demo_orders = [o.order_no for o in orders.values() if o.customer_id in db.DEMO_CUSTOMERS]
-        assert sorted(demo_orders) == sorted(db.DEMO_ORDERS)
+        demo_orders = [o.order_no for o in orders.values() if o.customer_id in demo.DEMO_CUSTOMERS]
+        assert sorted(demo_orders) == sorted(demo.DEMO_ORDERS)
 
 
 def test_product_attribute_lists(db_url):

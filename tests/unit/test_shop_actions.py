@@ -26,7 +26,7 @@ if str(BOT_DIR) not in sys.path:
     sys.path.insert(0, str(BOT_DIR))  # the action server runs from bot/: packages `actions` and `shop`
 
 from actions import actions as bot_actions  # noqa: E402
-from shop import catalogue, db, service  # noqa: E402
+from shop import catalogue, db, demo, service  # noqa: E402
 
 RESPONSES = yaml.safe_load((BOT_DIR / "domain.yml").read_text(encoding="utf-8"))["responses"]
 SHIPPED_SF = "ES2611200002"  # customer 1, X12 smartphone, SF Express
@@ -111,16 +111,16 @@ def test_seeding_is_idempotent(db_url):
     assert db.init_db(db_url) is False
     assert {m.__tablename__: count(m, db_url) for m in tables} == before
     # the demo rows, then the generated catalogue and customers (tests/unit/test_catalogue.py)
-    assert before["customers"] == len(db.DEMO_CUSTOMERS) + catalogue.SYNTHETIC_CUSTOMERS
-    assert before["products"] == len(db.DEMO_PRODUCTS) + catalogue.GENERATED_PRODUCTS
+    assert before["customers"] == len(demo.DEMO_CUSTOMERS) + catalogue.SYNTHETIC_CUSTOMERS
+    assert before["products"] == len(demo.DEMO_PRODUCTS) + catalogue.GENERATED_PRODUCTS
     with db.session_scope(db_url) as session:
         stored = dict(session.execute(select(db.Order.order_no, db.Order.status)).all())
-        demo = {c.id: c.language for c in session.execute(select(db.Customer).where(db.Customer.id <= 4)).scalars()}
+        languages = {c.id: c.language for c in session.execute(select(db.Customer).where(db.Customer.id <= 4)).scalars()}
         categories = {p.category for p in session.execute(select(db.Product)).scalars()}
-    assert {no: stored[no] for no in db.DEMO_ORDERS} == db.DEMO_ORDERS
-    assert demo == {cid: row[2] for cid, row in db.DEMO_CUSTOMERS.items()}
-    assert categories == set(db.CATEGORIES)
-    assert set(db.DEMO_ORDERS.values()) == set(db.ORDER_STATUSES)
+    assert {no: stored[no] for no in demo.DEMO_ORDERS} == demo.DEMO_ORDERS
+    assert languages == {cid: row[2] for cid, row in demo.DEMO_CUSTOMERS.items()}
+    assert categories == set(demo.CATEGORIES)
+    assert set(demo.DEMO_ORDERS.values()) == set(db.ORDER_STATUSES)
 
 
 def test_database_url_defaults_to_the_bot_folder(monkeypatch):
@@ -195,7 +195,7 @@ def test_order_status_found(recommender_ready, language):
         ("utter_order_tracking", {"order_number": SHIPPED_SF, "courier": courier, "tracking_number": "SF1402611200002"}),
     ]
     assert [name for name, _ in replies[2:]] == ["utter_also_bought"]  # test_an_order_lookup_suggests_...
-    assert slot_events(events) == {"order_number": SHIPPED_SF, "customer_id": str(db._DEMO_ORDER_ROWS[SHIPPED_SF][0])}
+    assert slot_events(events) == {"order_number": SHIPPED_SF, "customer_id": str(demo._DEMO_ORDER_ROWS[SHIPPED_SF][0])}
 
 
 def test_order_status_before_shipment_has_no_tracking(db_url):
