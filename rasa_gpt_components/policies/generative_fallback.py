@@ -12,14 +12,6 @@ Right after a user message it predicts ``fallback_response``
 - otherwise with confidence ``core_threshold``: any policy that is more sure
   wins, so it answers only when no other policy is confident.
 
-With ``forms_first`` (on by default), an unsure message (``nlu_fallback`` or
-under ``nlu_threshold``) that does not read as a question goes to the active
-form first: "uh it's ES261012 something" while the order number is asked is the
-form's to validate (and ask again), not an off-script turn. Only if the form
-rejects it (it extracted nothing) does the fallback answer. A question inside a
-form is ConversationRepairPolicy's (a digression); ``out_of_scope`` is never
-given to the form.
-
 After ``max_consecutive_fallbacks`` generative answers in a row, it predicts
 ``handoff_action`` instead (a response or a custom action). After its own
 actions it predicts ``action_listen``. Every prediction is logged at debug level
@@ -52,7 +44,6 @@ from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME as NLU_FALLBACK
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet, UserUttered
@@ -64,7 +55,6 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 from rasa_gpt_components.handoff.conversation import Conversation, read_conversation
 from rasa_gpt_components.handoff.frustration import FrustrationSettings, frustration
 from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
-from rasa_gpt_components.text import looks_like_question
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +79,6 @@ class GenerativeFallbackPolicy(Policy):
             "failed_action_response": None,
             "silent_actions": [],
             "frustration": {},  # FrustrationSettings' defaults; docs/handoff.md
-            "forms_first": True,
         }
 
     @staticmethod
@@ -225,9 +214,6 @@ class GenerativeFallbackPolicy(Policy):
         confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
         if offer_at is not None:
             return offer, 1.0, "frustration", f"frustration {offer_at:.2f} >= level {self.frustration.level}"
-        unsure = name == NLU_FALLBACK or confidence < float(self.config["nlu_threshold"])
-        if unsure and self._form_takes_it(tracker):
-            return None, 0.0, "form_first", f"{tracker.active_loop_name} takes the unsure message first"
         if name in self.config["fallback_intents"]:
             action, probability, code, reason = fallback, 1.0, "fallback_intent", f"intent is {name}"
         elif confidence < float(self.config["nlu_threshold"]):
@@ -241,11 +227,6 @@ class GenerativeFallbackPolicy(Policy):
             return handoff, probability, code, f"{reason}, after {streak} generative answers in a row"
         return action, probability, code, reason
 
-    def _form_takes_it(self, tracker: DialogueStateTracker) -> bool:
-        """``forms_first``: a form is active, has not just rejected the message, and the
-        message is not a question."""
-        return bool(self.config["forms_first"] and tracker.active_loop_name and not tracker.is_active_loop_rejected
-                    and not looks_like_question(tracker.latest_message.text or ""))
 
     def _failed_action(self, tracker: DialogueStateTracker, domain: Domain) -> Optional[str]:
         """The custom action that just ran in a live conversation and returned no event."""

@@ -3,7 +3,7 @@
 import pytest
 from rasa.core.constants import RULE_POLICY_PRIORITY
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, ActionExecutionRejected, ActiveLoop, BotUttered, SessionStarted, UserUttered
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.policies.generative_fallback import consecutive_fallbacks
@@ -97,25 +97,3 @@ def test_a_custom_action_that_returned_nothing_in_a_live_conversation_gets_the_a
 def test_apologising_for_failed_actions_is_off_by_default(policy):
     failed = [*LIVE, user("order_status", 0.9), ActionExecuted("action_order_status")]
     assert predicted_in(policy(), FAILING_DOMAIN, failed)[1] == 0.0
-
-
-def in_form(text, intent, confidence, rejected=False):
-    """A message while the refund form asks for the order number (the form rejected it, or not yet)."""
-    events = [ActionExecuted("refund_form"), ActiveLoop("refund_form"), ActionExecuted("action_listen"),
-              UserUttered(text, intent={"name": intent, "confidence": confidence})]
-    return events + ([ActionExecutionRejected("refund_form")] if rejected else [])
-
-
-def test_an_unsure_statement_inside_a_form_goes_to_the_form_first(policy):
-    p = policy()
-    for intent, confidence in (("nlu_fallback", 0.9), ("inform", 0.1)):
-        prediction = p.predict_action_probabilities(tracker(in_form("uh it's ES261012 something", intent, confidence)), DOMAIN)
-        assert prediction.max_confidence == 0.0  # no opinion: the form validates it
-    # the form extracted nothing and rejected it: now the fallback answers
-    assert predicted(p, in_form("uh it's ES261012 something", "nlu_fallback", 0.9, rejected=True))[:2] == \
-        ("utter_generative_fallback", 1.0)
-    # a question, an out-of-scope message, or forms_first off: the fallback as before
-    assert predicted(p, in_form("where is the order number?", "nlu_fallback", 0.9))[0] == "utter_generative_fallback"
-    assert predicted(p, in_form("I like turtles", "out_of_scope", 0.9))[0] == "utter_generative_fallback"
-    assert predicted(policy(forms_first=False), in_form("uh it's ES261012", "nlu_fallback", 0.9))[0] == \
-        "utter_generative_fallback"
