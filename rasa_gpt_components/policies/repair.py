@@ -16,10 +16,12 @@ per-bot Python.
   its slot again.
 - **An answer the domain names.** A message whose intent the asked slot's own
   ``from_intent`` mapping takes, and that filled the slot, is that answer: the
-  form goes on, whatever the bot's rules do with the intent elsewhere. So with
-  a mapping of ``stop`` to ``false`` on a confirmation slot, "not now, don't
-  file it" at "shall I file the refund?" is a no, and the form says so; the same
-  intent at any other slot still leaves the form.
+  form goes on, even when the intent is one of ``cancel_intents``. So with a
+  mapping of ``stop`` to ``false`` on a confirmation slot, "not now, don't file
+  it" at "shall I file the refund?" is a no, and the form says so; the same
+  intent at any other slot still cancels. (A bot that leaves forms with its
+  own rules needs only the mapping: the form takes the message and is not
+  rejected, so the rule never fires.)
 - **Correction** (``corrections``). During a form, a message that changes a
   slot the form already had (an order number given again as an entity:
   "actually it's ES2611210007", "不对，订单号是…") is a correction: the form runs
