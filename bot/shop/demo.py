@@ -154,7 +154,6 @@ _DEMO_ORDER_ROWS = {
 DEMO_ORDERS: Dict[str, str] = {no: row[1] for no, row in _DEMO_ORDER_ROWS.items()}
 
 
-
 def demo_product_rows() -> List[Row]:
     """The demo products as rows of ``products`` (column name -> value), in catalogue order."""
     return [
