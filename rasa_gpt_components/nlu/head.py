@@ -72,6 +72,10 @@ class IntentHead:
     lexical_weights: Optional[np.ndarray] = None  # [classes, n-grams]
     oos_threshold: float = float("-inf")  # energies below it are out of scope
     info: Dict[str, float] = field(default_factory=dict)
+    # lexical_weights.T, contiguous: a sparse row times the transposed view made scipy copy
+    # the whole [n-grams, classes] matrix for every message (7 ms for 800,000 n-grams)
+    _lexical_columns: Optional[Tuple[np.ndarray, np.ndarray]] = field(default=None, init=False, repr=False,
+                                                                      compare=False)  # (of, columns)
 
     def logits(self, features: np.ndarray, texts: Optional[Sequence[str]] = None) -> np.ndarray:
         """Uncalibrated logits ``[n, classes]``; ``texts`` feed the lexical part."""
@@ -79,7 +83,9 @@ class IntentHead:
         if self.lexical is not None and self.lexical_weights is not None:
             if texts is None:
                 raise ValueError("This head uses lexical features: pass the texts too.")
-            out = out + self.lexical.transform(texts) @ self.lexical_weights.T
+            if self._lexical_columns is None or self._lexical_columns[0] is not self.lexical_weights:
+                self._lexical_columns = (self.lexical_weights, np.ascontiguousarray(self.lexical_weights.T))
+            out = out + self.lexical.transform(texts) @ self._lexical_columns[1]
         return out
 
     def predict_proba(self, features: np.ndarray, texts: Optional[Sequence[str]] = None) -> np.ndarray:

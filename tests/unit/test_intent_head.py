@@ -89,6 +89,10 @@ def test_lexical_features_carry_what_the_gpt_features_miss():
     again = IntentHead.from_arrays(hybrid.to_arrays())
     np.testing.assert_allclose(again.predict_proba(fresh, tests), hybrid.predict_proba(fresh, tests), rtol=1e-5)
     assert dense_only.lexical is None
+    logits = hybrid.logits(fresh, tests)
+    lexical = hybrid.lexical.transform(tests).toarray() @ hybrid.lexical_weights.T
+    hybrid.lexical_weights = 2 * hybrid.lexical_weights  # new weights: their columns are taken anew
+    np.testing.assert_allclose(hybrid.logits(fresh, tests), logits + lexical, rtol=1e-4, atol=1e-6)
 
 
 def test_char_ngrams_round_trip_and_unknown_text():
