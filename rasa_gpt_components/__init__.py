@@ -24,6 +24,7 @@ __getattr__, __dir__ = lazy_names(
         "LanguageDetector": "rasa_gpt_components.nlu.language_detector",
         "GenerativeFallbackPolicy": "rasa_gpt_components.policies.generative_fallback",
         "ConversationRepairPolicy": "rasa_gpt_components.policies.repair",
+        "AnsweringTEDPolicy": "rasa_gpt_components.policies.answering_ted",
         "GenerativeNLG": "rasa_gpt_components.generation.nlg",
     },
 )
