@@ -29,16 +29,19 @@ last ``LATE_LAYERS`` layers' mean-pooled states (sentiment reads it: chosen by
 5-fold cross-validation on the training split, docs/handoff.md).
 """
 
+import logging
 import math
 import re
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
 if TYPE_CHECKING:
     import torch
+
+logger = logging.getLogger(__name__)
 
 Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", 16)])
 PREFIX = {"query": "query: ", "passage": "passage: "}
@@ -152,11 +155,49 @@ class Unigram:
         return out[::-1]
 
 
+LINEARS = ("qkv", "out", "up", "down")
+
+
+def int8_supported() -> bool:
+    """Whether torch's x86 int8 products run here at full precision: an x86 quantised
+    engine and a CPU with VNNI (without it the product saturates at 16 bits unless the
+    activations keep 7 bits, which moved the vectors three times as far)."""
+    import torch
+
+    if not {"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def pack_int8(weight: "torch.Tensor", bias: "torch.Tensor") -> Any:
+    """``weight`` quantised to int8 per output row (scale: the row's largest magnitude / 127),
+    packed with ``bias`` for torch's dynamic int8 product (the activations are quantised
+    per call)."""
+    import warnings
+
+    import torch
+
+    scale = weight.abs().amax(1).clamp_min(1e-12).double() / 127.0
+    with warnings.catch_warnings():  # torch 2.13 marks quantised tensors as deprecated
+        warnings.simplefilter("ignore", UserWarning)
+        q = torch.quantize_per_channel(weight, scale, torch.zeros(len(scale), dtype=torch.long), 0, torch.qint8)
+    return torch.ops.quantized.linear_prepack(q, bias)
+
+
 class Layers:
     """The transformer of the file, float32, as a few torch calls a layer (query, key and
-    value in one product): e5-small is a BERT (post-LayerNorm, GELU, 12 heads)."""
+    value in one product): e5-small is a BERT (post-LayerNorm, GELU, 12 heads).
 
-    def __init__(self, f: E5File) -> None:
+    With ``int8`` its four products a layer run in int8 where ``int8_supported()`` (weights
+    per output row, the activations quantised on the fly; torch's x86 dynamic-quantised
+    linear), in float32 elsewhere: 2.3 times as fast for a short message on one core here;
+    vectors at cosine ~0.997 of float32's (docs/models.md)."""
+
+    def __init__(self, f: E5File, int8: bool = False) -> None:
         import torch
 
         def tensor(array: np.ndarray) -> "torch.Tensor":
@@ -181,6 +222,22 @@ class Layers:
                 "up": q4("fi."), "up_bias": f32("fi.b"), "down": q4("fo.", f.ffn), "down_bias": f32("fo.b"),
                 "norm2": (f32("oln.w"), f32("oln.b")),
             })
+        self.int8 = int8 and int8_supported()
+        if int8 and not self.int8:
+            logger.info("multilingual-e5-small-int8: this CPU has no VNNI (or torch no x86 int8 "
+                        "engine); computing in float32 (the same vectors within cosine 0.997).")
+        if self.int8:
+            for w in self.layers:
+                for name in LINEARS:
+                    w[name] = pack_int8(w.pop(name), w.pop(f"{name}_bias"))
+
+    def _linear(self, x: "torch.Tensor", w: Dict[str, Any], name: str) -> "torch.Tensor":
+        import torch
+        import torch.nn.functional as F
+
+        if self.int8:
+            return torch.ops.quantized.linear_dynamic(x, w[name], False)  # False: all 8 bits (VNNI)
+        return F.linear(x, w[name], w[f"{name}_bias"])
 
     def __call__(self, words: "torch.Tensor", mask: "torch.Tensor") -> Tuple["torch.Tensor", "torch.Tensor"]:
         """(last hidden states, mean of the last ``LATE_LAYERS`` layers' states) of word
@@ -194,12 +251,12 @@ class Layers:
         attend = mask[:, None, None, :]
         late = x.new_zeros(x.shape)
         for n, w in enumerate(self.layers):
-            qkv = F.linear(x, w["qkv"], w["qkv_bias"]).view(batch, tokens, 3, self.heads, hidden // self.heads)
+            qkv = self._linear(x, w, "qkv").view(batch, tokens, 3, self.heads, hidden // self.heads)
             q, k, v = qkv.permute(2, 0, 3, 1, 4)
             mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=attend).transpose(1, 2).reshape(x.shape)
-            x = F.layer_norm(x + F.linear(mixed, w["out"], w["out_bias"]), size, *w["norm1"], self.eps)
-            up = F.gelu(F.linear(x, w["up"], w["up_bias"]))
-            x = F.layer_norm(x + F.linear(up, w["down"], w["down_bias"]), size, *w["norm2"], self.eps)
+            x = F.layer_norm(x + self._linear(mixed, w, "out"), size, *w["norm1"], self.eps)
+            up = F.gelu(self._linear(x, w, "up"))
+            x = F.layer_norm(x + self._linear(up, w, "down"), size, *w["norm2"], self.eps)
             if n >= len(self.layers) - LATE_LAYERS:
                 late += x
         return x, late / LATE_LAYERS
@@ -208,10 +265,10 @@ class Layers:
 class E5Engine:
     """``embed(texts, kind)`` -> (n, 2, hidden) L2-normalised float32 vectors."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, int8: bool = False) -> None:
         self.file = E5File(path)
         self._tokenizer = Unigram(self.file)
-        self._layers = Layers(self.file)
+        self._layers = Layers(self.file, int8=int8)
         self._window = self.file.positions - 2  # content tokens a window holds (with bos and eos)
 
     def token_ids(self, text: str, kind: str = "query") -> List[int]:

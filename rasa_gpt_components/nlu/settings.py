@@ -20,7 +20,7 @@ from rasa_gpt_components.nlu.head import HeadSettings
 from rasa_gpt_components.nlu.lora import LoraSettings
 
 MODES = ("head", "lora")
-DEFAULT_FEATURES = ("multilingual-e5-small", "use-multilingual")
+DEFAULT_FEATURES = ("multilingual-e5-small-int8", "use-multilingual")
 LORA_PREFIX = "lora_"
 _SHARED = ("random_seed",)  # one key, passed to the head and the LoRA trainer
 

