@@ -20,8 +20,8 @@ from rasa.core.policies.ted_policy import TEDPolicy
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +55,8 @@ class AnsweringTEDPolicy(TEDPolicy):
 
 
 def awaits_answer(tracker: DialogueStateTracker) -> bool:
-    """Whether the customer's latest message has had no action after it yet."""
-    for event in reversed(tracker.events):
-        if isinstance(event, UserUttered):
-            return True
-        if isinstance(event, ActionExecuted):
-            return False
-    return False
+    """Whether the customer's latest message has had no action after it yet (the tracker's
+    own state, as GenerativeFallbackPolicy reads it: a message follows ``action_listen``)."""
+    message = tracker.latest_message
+    return tracker.latest_action_name == ACTION_LISTEN_NAME and message is not None \
+        and bool(message.text or message.intent.get(INTENT_NAME_KEY))
