@@ -11,7 +11,7 @@
     rasa-gpt bench startup [--entries N] [--encoder NAME] --out DIR
     rasa-gpt bench recommend --database-url URL [--requests FILE] [--split dev|test|all] [--scale N] --out DIR
     rasa-gpt bench repair --model MODEL [--stories FILE] [--url URL --database-url URL] --out DIR
-    rasa-gpt knowledge fit --kb DIR --dev FILE [--encoder NAME] --out FILE
+    rasa-gpt knowledge fit --kb DIR --dev FILE [--encoder NAME] [--topics] --out FILE
 """
 
 import argparse
@@ -126,12 +126,22 @@ def knowledge_fit(args: argparse.Namespace) -> int:
     from rasa_gpt_components.models.sentence import load_sentence_encoder
 
     knowledge = KnowledgeBase.load(Path(args.kb))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    topics = topic_file = None
+    if args.topics:
+        from rasa_gpt_components.knowledge.topics import TopicModel
+
+        topics = TopicModel.train(knowledge, progress=True)
+        topic_file = out.with_suffix(".topics.npz")
+        topics.save(topic_file)
     retriever = HybridRetriever(knowledge, RetrievalSettings(encoder=args.encoder, threshold=0.0),
-                                load_sentence_encoder(args.encoder))
-    result = fit(retriever, load_questions(Path(args.dev)), encoder=args.encoder)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    result.save(Path(args.out))
-    print(json.dumps({"out": str(args.out), "bm25_weight": result.bm25_weight, "thresholds": result.thresholds,
+                                load_sentence_encoder(args.encoder), topics=topics)
+    result = fit(retriever, load_questions(Path(args.dev)), encoder=args.encoder,
+                 topic_model=topic_file.name if topic_file else None)
+    result.save(out)
+    print(json.dumps({"out": str(out), "bm25_weight": result.bm25_weight, "topic_model": result.topic_model,
+                      "topic_weight": result.topic_weight, "thresholds": result.thresholds,
                       "development": result.development}, indent=2, ensure_ascii=False))
     return 0
 
@@ -169,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--dev", required=True, help="development questions (bench fallback's format)")
     fit.add_argument("--encoder", default="multilingual-e5-small", choices=sorted(SENTENCE_ENCODERS))
     fit.add_argument("--out", required=True, help="the file to write (retrieval: {fit: FILE} in endpoints.yml)")
+    fit.add_argument("--topics", action="store_true",
+                     help="also train a classifier over the knowledge base's topics (knowledge/topics.py), "
+                          "written beside --out as NAME.topics.npz")
     fit.set_defaults(func=knowledge_fit)
     return parser
 

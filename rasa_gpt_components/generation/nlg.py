@@ -106,7 +106,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
                 encoder = GPTEncoder(loaded, EncoderSettings(layer=min(retrieval.layer, loaded.num_layers)))
             if retrieval.rerank:
                 reranker = LikelihoodReranker(loaded)
-        retriever = HybridRetriever(knowledge, retrieval, encoder, fit)
+        retriever = HybridRetriever(knowledge, retrieval, encoder, fit, self._topic_model(s.retrieval, fit))
         logger.info("GenerativeNLG: %d passages from '%s', backend %s.", len(knowledge), s.knowledge, s.backend)
         return KnowledgeAnswerer(retriever, backend, s.answer, reranker)
 
@@ -124,6 +124,20 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
             logger.warning("GenerativeNLG: the knowledge base changed since '%s' was fitted; "
                            "run `rasa-gpt knowledge fit` again.", retrieval.fit)
         return replace(retrieval, encoder=fit.encoder, bm25_weight=fit.bm25_weight), fit
+
+    @staticmethod
+    def _topic_model(retrieval: RetrievalSettings, fit: Optional[RetrievalFit]) -> Optional[Any]:
+        """The fit's topic model (knowledge/topics.py; its file beside the fit's), or None."""
+        if fit is None or not fit.topic_model:
+            return None
+        from rasa_gpt_components.knowledge.topics import TopicModel
+
+        try:
+            topics = TopicModel.load(Path(str(retrieval.fit)).parent / fit.topic_model)
+            topics.check()
+        except ValueError as error:
+            raise RasaException(f"GenerativeNLG: {error}") from None
+        return topics
 
     def is_generative(self, utter_action: Text, responses: Dict[Text, List[Dict[Text, Any]]]) -> bool:
         """The fallback response, or a response marked ``metadata: {generative: true}``."""

@@ -7,7 +7,10 @@ answerable questions labelled with their entry, and unanswerable ones):
 
 - **the fusion weight** of BM25 and the encoder's cosine: the one that puts
   the labelled entry (its topic) first most often on the answerable questions;
-- **the answer threshold** per language, on that fused score: the one that
+- with a topic model (``knowledge/topics.py``, ``--topics``), **the topic
+  weight**: the share of the topic classifier's probability in the score, the
+  one that puts the labelled entry first most often (ties: more topic model);
+- **the answer threshold** per language, on that score: the one that
   best balances answerable questions answered with the right entry against
   unanswerable questions declined ((right + declined) / 2, the criterion the
   fallback benchmark's BM25 baseline is given too). Below it the bot declines.
@@ -28,8 +31,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import Passage
+from rasa_gpt_components.knowledge.retrieval import Scores, combine
 
-WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))  # BM25's share of the fused score
+WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))  # BM25's share of the fused score; the topic model's
 FORMAT_VERSION = 1
 
 
@@ -51,6 +55,8 @@ class RetrievalFit:
     knowledge_fingerprint: str
     development: Dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    topic_model: Optional[str] = None  # its file (knowledge/topics.py), relative to this one
+    topic_weight: float = 0.0  # the topic model's share of the score
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False), encoding="utf-8")
@@ -64,28 +70,26 @@ class RetrievalFit:
                 raise ValueError(f"format {data.get('format_version')}, this version reads {FORMAT_VERSION}")
             return cls(data["encoder"], float(data["bm25_weight"]),
                        {lang: float(t) for lang, t in data["thresholds"].items()},
-                       data["knowledge_fingerprint"], data.get("development") or {})
+                       data["knowledge_fingerprint"], data.get("development") or {},
+                       topic_model=data.get("topic_model"), topic_weight=float(data.get("topic_weight") or 0.0))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"retrieval fit '{path}' cannot be used ({error}); "
                              "write it again with `rasa-gpt knowledge fit`.") from None
 
 
-Scored = Tuple[np.ndarray, np.ndarray]  # every passage's BM25 and cosine score for one question
+def _best(scores: Scores, weight: float, topic_weight: float = 0.0) -> int:
+    return int(np.argmax(combine(scores, weight, topic_weight)))
 
 
-def _fused(scores: Scored, weight: float) -> np.ndarray:
-    bm25, dense = scores
-    return weight * bm25 + (1.0 - weight) * dense
+def choose_weight(
+    answerable: Sequence[Tuple[Scores, str]], topics: Sequence[str], bm25_weight: Optional[float] = None
+) -> Tuple[float, Dict[float, float]]:
+    """The BM25 weight (or, given ``bm25_weight``, the topic weight) that puts the
+    labelled topic first most often (ties: the larger), and the share right at each weight."""
+    def best(scores: Scores, w: float) -> int:
+        return _best(scores, w) if bm25_weight is None else _best(scores, bm25_weight, w)
 
-
-def _best(scores: Scored, weight: float) -> int:
-    return int(np.argmax(_fused(scores, weight)))
-
-
-def choose_weight(answerable: Sequence[Tuple[Scored, str]], topics: Sequence[str]) -> Tuple[float, Dict[float, float]]:
-    """The BM25 weight that puts the labelled topic first most often (ties: more BM25),
-    and the share right at each weight."""
-    right = {w: sum(topics[_best(s, w)] == label for s, label in answerable) / max(len(answerable), 1)
+    right = {w: sum(topics[best(s, w)] == label for s, label in answerable) / max(len(answerable), 1)
              for w in WEIGHTS}
     return max(WEIGHTS, key=lambda w: (right[w], w)), right
 
@@ -105,27 +109,33 @@ def choose_threshold(answerable: Sequence[Tuple[float, bool]], unanswerable: Seq
     return best, {k: round(v, 4) for k, v in measured[best].items()}
 
 
-def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = None) -> RetrievalFit:
-    """Fit ``retriever`` (a ``HybridRetriever`` with its encoder, any weight) on ``dev``
-    questions (``{text, language, kind, passage}``: the fallback benchmark's format)."""
+def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = None,
+        topic_model: Optional[str] = None) -> RetrievalFit:
+    """Fit ``retriever`` (a ``HybridRetriever`` with its encoder, any weight, and its
+    topic model if any, saved as ``topic_model``) on ``dev`` questions
+    (``{text, language, kind, passage}``: the fallback benchmark's format)."""
     passages: List[Passage] = retriever.knowledge_base.passages
     topics = [p.topic_key for p in passages]
     topic_of = retriever.knowledge_base.topic_of
     questions = [q for q in dev if q["kind"] in ("answerable", "unanswerable")]
     scores = {q["text"]: retriever.component_scores(q["text"]) for q in questions}
     is_answerable = lambda q: q["kind"] == "answerable" and bool(q.get("passage"))  # noqa: E731
-    answerable = [q for q in questions if is_answerable(q)]
-    weight, by_weight = choose_weight([(scores[q["text"]], topic_of(q["passage"])) for q in answerable], topics)
-    thresholds: Dict[str, float] = {}
+    labelled = [(scores[q["text"]], topic_of(q["passage"])) for q in questions if is_answerable(q)]
+    weight, by_weight = choose_weight(labelled, topics)
     development: Dict[str, Any] = {"right_first_by_bm25_weight": by_weight}
+    topic_weight = 0.0
+    if retriever.topics is not None:
+        topic_weight, development["right_first_by_topic_weight"] = choose_weight(labelled, topics, bm25_weight=weight)
+    thresholds: Dict[str, float] = {}
     for language in ("zh", "en"):
         mine = [q for q in questions if q["language"] == language]
         if not any(q["kind"] == "unanswerable" for q in mine) or not any(is_answerable(q) for q in mine):
             continue  # nothing to balance: the retrieval settings' threshold stays
-        top = {q["text"]: float(np.max(_fused(scores[q["text"]], weight))) for q in mine}
+        score = {q["text"]: combine(scores[q["text"]], weight, topic_weight) for q in mine}
         thresholds[language], development[language] = choose_threshold(
-            [(top[q["text"]], topics[_best(scores[q["text"]], weight)] == topic_of(q["passage"]))
+            [(float(score[q["text"]].max()), topics[int(score[q["text"]].argmax())] == topic_of(q["passage"]))
              for q in mine if is_answerable(q)],
-            [top[q["text"]] for q in mine if q["kind"] == "unanswerable"])
+            [float(score[q["text"]].max()) for q in mine if q["kind"] == "unanswerable"])
         development[language]["questions"] = len(mine)
-    return RetrievalFit(encoder, weight, thresholds, knowledge_fingerprint(passages), development)
+    return RetrievalFit(encoder, weight, thresholds, knowledge_fingerprint(passages), development,
+                        topic_model=topic_model if retriever.topics is not None else None, topic_weight=topic_weight)

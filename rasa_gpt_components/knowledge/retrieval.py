@@ -13,7 +13,10 @@ Both scores are put on a 0..1 scale before they are mixed:
   A FAQ entry is as close as its closest form: question, paraphrase or answer.
 
 ``score = bm25_weight * bm25 + (1 - bm25_weight) * cosine``; passages under
-``threshold`` are not returned, so "nothing relevant" is an empty list.
+``threshold`` are not returned, so "nothing relevant" is an empty list. With a
+topic model (``knowledge/topics.py``, carried by a retrieval fit) the score is
+``topic_weight * p(topic) + (1 - topic_weight) * that``, p the classifier's
+calibrated probability of the passage's topic.
 
 A topic (the versions of one FAQ entry in different languages,
 ``Passage.topic_key``) counts once, with the score of its best version, and
@@ -34,6 +37,7 @@ from rasa_gpt_components.text import detect_language, words
 
 if TYPE_CHECKING:  # pragma: no cover
     from rasa_gpt_components.knowledge.fit import RetrievalFit
+    from rasa_gpt_components.knowledge.topics import TopicModel
     from rasa_gpt_components.models.encoder import GPTEncoder
     from rasa_gpt_components.models.sentence import SentenceEncoder
 
@@ -88,6 +92,7 @@ class HybridRetriever:
         settings: RetrievalSettings = RetrievalSettings(),
         encoder: Optional[Union["GPTEncoder", "SentenceEncoder"]] = None,
         fit: Optional["RetrievalFit"] = None,
+        topics: Optional["TopicModel"] = None,
     ) -> None:
         from rank_bm25 import BM25Okapi
 
@@ -96,6 +101,8 @@ class HybridRetriever:
         self.encoder = encoder if settings.dense else None
         self.bm25_weight = float(settings.bm25_weight) if encoder is not None else 1.0
         self.fit = fit  # its thresholds per language replace ``threshold``
+        self.topics = topics
+        self.topic_weight = float(fit.topic_weight) if fit is not None and topics is not None else 0.0
         self.threshold = float(settings.threshold)
         self.top_k = int(settings.top_k)
         self._passages = list(knowledge_base.passages)
@@ -123,8 +130,9 @@ class HybridRetriever:
         when it has one, else its best-scoring version)."""
         if not question or not self._passages:
             return []
-        bm25, dense = self.component_scores(question)
-        score = self.bm25_weight * bm25 + (1.0 - self.bm25_weight) * dense
+        scores = self.component_scores(question)
+        score = combine(scores, self.bm25_weight, self.topic_weight)
+        bm25, dense, _ = scores
         threshold = self.threshold
         if self.fit is not None:
             threshold = self.fit.thresholds.get(language or detect_language(question), threshold)
@@ -136,9 +144,10 @@ class HybridRetriever:
             hits.append(Hit(self._passages[shown], float(score[best]), float(bm25[best]), float(dense[best])))
         return hits
 
-    def component_scores(self, question: str) -> Tuple[np.ndarray, np.ndarray]:
-        """Every passage's BM25 and cosine score (0..1) for ``question``."""
-        return self._bm25_scores(question), self._dense_scores(question)
+    def component_scores(self, question: str) -> "Scores":
+        """Every passage's BM25 score, cosine and topic probability (0..1; zeros for a
+        part the retriever does not use) for ``question``."""
+        return self._bm25_scores(question), self._dense_scores(question), self._topic_scores(question)
 
     def _best_per_topic(self, score: np.ndarray) -> List[int]:
         """Indices of each topic's best-scoring passage, best first."""
@@ -171,6 +180,23 @@ class HybridRetriever:
         vector = _unit(self.encoder.encode([question]).astype(np.float64) - self._mean)[0]
         np.maximum.at(scores, self._owner, np.clip(self._vectors @ vector, 0.0, 1.0))
         return scores
+
+
+    def _topic_scores(self, question: str) -> np.ndarray:
+        if self.topics is None:
+            return np.zeros(len(self._passages))
+        probability = self.topics.probabilities(question)
+        return np.array([probability.get(p.topic_key, 0.0) for p in self._passages])
+
+
+Scores = Tuple[np.ndarray, np.ndarray, np.ndarray]  # BM25, cosine, topic probability: one value a passage
+
+
+def combine(scores: Scores, bm25_weight: float, topic_weight: float = 0.0) -> np.ndarray:
+    """The retrieval score of every passage from its :meth:`HybridRetriever.component_scores`."""
+    bm25, dense, topic = scores
+    fused = bm25_weight * bm25 + (1.0 - bm25_weight) * dense
+    return topic_weight * topic + (1.0 - topic_weight) * fused if topic_weight else fused
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

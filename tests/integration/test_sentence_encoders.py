@@ -147,48 +147,32 @@ def test_retrieval_on_e5_finds_paraphrases(tmp_path, question, expected):
 def test_knowledge_fit_writes_what_the_nlg_answers_with(tmp_path, caplog):
     """`rasa-gpt knowledge fit` on e5: the file's encoder, weight and thresholds are what
     GenerativeNLG retrieves with; a knowledge base changed since the fit is warned about."""
-    import asyncio
     import json
 
-    import yaml
-    from rasa.shared.core.domain import Domain
-    from rasa.shared.core.events import ActionExecuted, UserUttered
-    from rasa.shared.core.trackers import DialogueStateTracker
-    from rasa.utils.endpoints import EndpointConfig
-
     from rasa_gpt_components.cli import main
-    from rasa_gpt_components.generation.nlg import GenerativeNLG
-    from tests.fixtures.knowledge import SHOP
+    from tests.fixtures.knowledge import SHOP, fallback_reply, fit_inputs, fitted_nlg
 
-    (tmp_path / "kb").mkdir()
-    (tmp_path / "kb" / "shop.yml").write_text(SHOP, encoding="utf-8")
-    dev = [
-        {"id": "1", "language": "en", "kind": "answerable", "text": "when can I reach an agent", "passage": "opening_hours"},
-        {"id": "2", "language": "en", "kind": "answerable", "text": "what's the delivery fee", "passage": "shipping_cost"},
-        {"id": "3", "language": "en", "kind": "unanswerable", "text": "do you sell second-hand cars"},
-        {"id": "4", "language": "zh", "kind": "answerable", "text": "钱多久能退回来", "passage": "refund_time"},
-        {"id": "5", "language": "zh", "kind": "unanswerable", "text": "你们招聘程序员吗"},
-    ]
-    (tmp_path / "dev.yml").write_text(yaml.safe_dump({"questions": dev}, allow_unicode=True), encoding="utf-8")
-    assert main(["knowledge", "fit", "--kb", str(tmp_path / "kb"), "--dev", str(tmp_path / "dev.yml"),
+    kb, dev = fit_inputs(tmp_path, SHOP, [
+        ("en", "answerable", "when can I reach an agent", "opening_hours"),
+        ("en", "answerable", "what's the delivery fee", "shipping_cost"),
+        ("en", "unanswerable", "do you sell second-hand cars", None),
+        ("zh", "answerable", "钱多久能退回来", "refund_time"),
+        ("zh", "unanswerable", "你们招聘程序员吗", None),
+    ])
+    assert main(["knowledge", "fit", "--kb", str(kb), "--dev", str(dev),
                  "--out", str(tmp_path / "fit.json")]) == 0
     written = json.loads((tmp_path / "fit.json").read_text(encoding="utf-8"))
     assert written["encoder"] == "multilingual-e5-small" and set(written["thresholds"]) == {"zh", "en"}
 
-    domain = Domain.from_yaml('version: "3.1"\nresponses:\n  utter_generative_fallback:\n  - text: "Sorry."\n')
-    config = EndpointConfig(type="rasa_gpt_components.GenerativeNLG", knowledge=str(tmp_path / "kb"),
-                            generation_languages=[], retrieval={"fit": str(tmp_path / "fit.json")})
-    nlg = GenerativeNLG(config, domain)
+    nlg, domain = fitted_nlg(kb, tmp_path / "fit.json")
     retriever = nlg.answerer.retriever
     assert (retriever.bm25_weight, retriever.fit.thresholds) == (written["bm25_weight"], written["thresholds"])
-    tracker = DialogueStateTracker.from_events(
-        "fit", [ActionExecuted("action_listen"), UserUttered("at what time do your people answer the chat?")])
-    reply = asyncio.run(nlg.generate("utter_generative_fallback", tracker, "test", domain_responses=domain.responses))
+    reply = fallback_reply(nlg, domain, "at what time do your people answer the chat?")
     assert reply["metadata"]["generative"]["passages"] == ["opening_hours"], reply
     assert "9:00 to 21:00" in reply["text"]
 
-    (tmp_path / "kb" / "shop.yml").write_text(SHOP.replace("48 小时", "24 小时"), encoding="utf-8")
-    GenerativeNLG(config, domain)
+    (kb / "shop.yml").write_text(SHOP.replace("48 小时", "24 小时"), encoding="utf-8")
+    fitted_nlg(kb, tmp_path / "fit.json")
     assert "changed since" in caplog.text
 
 

@@ -220,3 +220,45 @@ def test_retrieval_fitted_on_development_questions(tmp_path):
     (tmp_path / "bad.json").write_text("{}", encoding="utf-8")
     with pytest.raises(ValueError, match="rasa-gpt knowledge fit"):
         RetrievalFit.load(tmp_path / "bad.json")
+
+
+def test_topic_examples_are_what_the_knowledge_base_says_about_each_topic(tmp_path):
+    from rasa_gpt_components.knowledge.topics import topic_examples
+
+    (tmp_path / "paired.yml").write_text(PAIRED, encoding="utf-8")
+    (tmp_path / "shop.yml").write_text(SHOP, encoding="utf-8")
+    kb = KnowledgeBase.load(tmp_path)
+    texts, topics = topic_examples(kb)
+    assert len(texts) == len(topics) and set(topics) == {p.topic_key for p in kb.passages}
+    shipping = [t for t, topic in zip(texts, topics) if topic == "shipping_time"]
+    # question, paraphrases, and the answer: one sentence, so not twice
+    entry = kb.by_id("shipping_time")
+    assert shipping == [entry.title, *entry.paraphrases, entry.text] and len(entry.paraphrases) == 2
+    # both languages' versions of an entry are one topic
+    password = {t for t, topic in zip(texts, topics) if topic == "password_reset"}
+    assert any("password" in t.lower() for t in password) and any("密码" in t for t in password)
+    # an answer of several sentences: each sentence, then the whole answer
+    returns = [t for t, topic in zip(texts, topics) if topic == kb.topic_of("returns#2")]
+    assert "Opened cosmetics cannot be returned." in returns
+    assert any(t.startswith("Items must be") and t.endswith("cannot be returned.") for t in returns)
+
+
+def test_the_topic_weight_is_chosen_like_the_bm25_weight():
+    from rasa_gpt_components.knowledge.fit import RetrievalFit, choose_weight
+    from rasa_gpt_components.knowledge.retrieval import combine
+
+    # two passages, topics a and b; BM25 prefers b, the topic model a (the labelled one)
+    scores = (np.array([0.2, 0.9]), np.zeros(2), np.array([0.9, 0.1]))
+    assert combine(scores, 1.0).tolist() == [0.2, 0.9]
+    assert combine(scores, 1.0, 1.0).tolist() == [0.9, 0.1]
+    weight, right = choose_weight([(scores, "a")], ["a", "b"], bm25_weight=1.0)
+    assert weight == 1.0 and right[0.0] == 0.0 and right[0.5] == 1.0
+    assert RetrievalFit("e5", 0.4, {}, "x").topic_model is None  # a fit without a topic model: as before
+
+
+def test_a_fit_file_keeps_its_topic_model(tmp_path):
+    from rasa_gpt_components.knowledge.fit import RetrievalFit
+
+    RetrievalFit("e5", 0.4, {"zh": 0.5}, "x", topic_model="fit.topics.npz", topic_weight=0.7).save(tmp_path / "f.json")
+    loaded = RetrievalFit.load(tmp_path / "f.json")
+    assert (loaded.topic_model, loaded.topic_weight) == ("fit.topics.npz", 0.7)
