@@ -22,7 +22,7 @@ import numpy as np
 from rasa_gpt_components.bench import report
 from rasa_gpt_components.bench.datasets import NAMES, OOS, Dataset, load_dataset, sample_shots
 from rasa_gpt_components.bench.lexical_baseline import LexicalBaseline
-from rasa_gpt_components.bench.pipelines import config_yaml, diet_pipeline, gpt_pipeline
+from rasa_gpt_components.bench.pipelines import FALLBACK, config_yaml, diet_pipeline, fallback_classifier, gpt_pipeline
 
 FALLBACK_INTENTS = {None, "nlu_fallback", OOS}
 ERROR_REDUCTION_TARGET = 0.25  # fewer errors than the lexical baseline (issue 16)
@@ -241,7 +241,8 @@ def write_reports(out: Path, data: Dict[str, Any], plots: List[str]) -> None:
     if data["dataset"] == "clinc150":
         lines.append(
             "- Out of scope: a message is flagged when its intent is `nlu_fallback` (the classifier's own "
-            "detector or FallbackClassifier at threshold 0.3). No out-of-scope message is in the training data."
+            f"detector or FallbackClassifier: {data.get('fallback') or FALLBACK}). "
+            "No out-of-scope message is in the training data."
         )
     if data.get("anchors"):
         lines += ["", f"Published anchors: {data['anchors']}"]
@@ -280,9 +281,10 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     if args.model:
         options["model"] = args.model
     options.setdefault("random_seed", args.seed)
-    pipelines = {"gpt": gpt_pipeline(dataset.language, options, fallback=has_oos)}
+    pipelines = {"gpt": gpt_pipeline(dataset.language, options, fallback=has_oos, ambiguity_threshold=args.ambiguity_threshold)}
     if args.baseline == "diet":
-        pipelines["diet"] = diet_pipeline(dataset.language, args.diet_epochs, fallback=has_oos)
+        pipelines["diet"] = diet_pipeline(dataset.language, args.diet_epochs, fallback=has_oos,
+                                          ambiguity_threshold=args.ambiguity_threshold)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     systems: Dict[str, Dict[str, Any]] = {}
@@ -310,6 +312,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "test_size": len(texts),
         "intents": len({i for _, i in train}),
         "anchors": ANCHORS.get(dataset.name),
+        "fallback": fallback_classifier(args.ambiguity_threshold) if has_oos else None,
         "systems": systems,
     }
     data["comparison"] = compare(systems)
@@ -330,5 +333,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--diet-epochs", type=int, default=100, help="DIET epochs (Rasa's default 100)")
     parser.add_argument("--max-test", type=int, default=0, help="evaluate on a random subset")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ambiguity-threshold", type=float,
+                        help="FallbackClassifier's ambiguity_threshold where the test data has out-of-scope "
+                             "messages (default Rasa's 0.1)")
     parser.add_argument("--dev", action="store_true",
                         help="test on a seeded 20 %% of the training split instead of the test split (for choosing)")

@@ -10,7 +10,17 @@ def tokenizer_for(language: str) -> Dict[str, Any]:
     return {"name": "JiebaTokenizer" if language == "zh" else "WhitespaceTokenizer"}
 
 
-def diet_pipeline(language: str, epochs: int = 100, fallback: bool = True) -> List[Dict[str, Any]]:
+# Rasa's FallbackClassifier as `rasa init` writes it (threshold 0.3, ambiguity 0.1): both systems get the same
+FALLBACK = {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.1}
+
+
+def fallback_classifier(ambiguity_threshold: Optional[float] = None) -> Dict[str, Any]:
+    """FallbackClassifier's entry; ``ambiguity_threshold`` replaces Rasa's 0.1 when given."""
+    return {**FALLBACK, **({} if ambiguity_threshold is None else {"ambiguity_threshold": float(ambiguity_threshold)})}
+
+
+def diet_pipeline(language: str, epochs: int = 100, fallback: bool = True,
+                  ambiguity_threshold: Optional[float] = None) -> List[Dict[str, Any]]:
     """Rasa 3.6's default pipeline (as ``rasa init`` leaves it to be filled in).
 
     ResponseSelector is left out: the benchmark data have no retrieval intents.
@@ -25,12 +35,13 @@ def diet_pipeline(language: str, epochs: int = 100, fallback: bool = True) -> Li
         {"name": "EntitySynonymMapper"},
     ]
     if fallback:
-        pipeline.append({"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.1})
+        pipeline.append(fallback_classifier(ambiguity_threshold))
     return pipeline
 
 
 def gpt_pipeline(
-    language: str, options: Optional[Dict[str, Any]] = None, fallback: bool = True
+    language: str, options: Optional[Dict[str, Any]] = None, fallback: bool = True,
+    ambiguity_threshold: Optional[float] = None,
 ) -> List[Dict[str, Any]]:
     """The same tokenizer, GPTIntentClassifier, and the same FallbackClassifier."""
     classifier = {"name": "rasa_gpt_components.GPTIntentClassifier", **(options or {})}
@@ -38,7 +49,7 @@ def gpt_pipeline(
         classifier.setdefault("oos_detection", False)
     pipeline = [tokenizer_for(language), classifier]
     if fallback:
-        pipeline.append({"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.1})
+        pipeline.append(fallback_classifier(ambiguity_threshold))
     return pipeline
 
 

@@ -80,3 +80,13 @@ def test_summary_has_one_row_per_system_with_its_options(tmp_path):
         ["banking77-10shot", "banking77", "10-shot", "diet", ""],
     ]
     assert rows[0][5:8] == ["92.3", "-", "103.1"] and rows[1][5] == "65.8"
+
+
+def test_both_systems_get_the_same_fallback_classifier():
+    from rasa_gpt_components.bench.pipelines import diet_pipeline, gpt_pipeline
+
+    for ambiguity, expected in ((None, 0.1), (0.0, 0.0)):
+        gpt = gpt_pipeline("en", fallback=True, ambiguity_threshold=ambiguity)[-1]
+        diet = diet_pipeline("en", fallback=True, ambiguity_threshold=ambiguity)[-1]
+        assert gpt == diet == {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": expected}
+    assert all(step["name"] != "FallbackClassifier" for step in gpt_pipeline("en", fallback=False))
