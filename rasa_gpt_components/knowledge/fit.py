@@ -14,6 +14,9 @@ answerable questions labelled with their entry, and unanswerable ones):
   best balances answerable questions answered with the right entry against
   unanswerable questions declined ((right + declined) / 2, the criterion the
   fallback benchmark's BM25 baseline is given too). Below it the bot declines.
+  With an encoder, the threshold may instead apply to the best cosine of any
+  passage's form (the **gate**): whichever of the two balances better on the
+  development questions, both languages together (ties: the score).
 
 The file records the encoder, the knowledge base it was fitted on (a hash of
 its passages: the NLG warns when the base has changed since) and the
@@ -31,7 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import Passage
-from rasa_gpt_components.knowledge.retrieval import Scores, combine
+from rasa_gpt_components.knowledge.retrieval import COSINE_GATE, SCORE_GATE, Scores, combine
 
 WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))  # BM25's share of the fused score; the topic model's
 FORMAT_VERSION = 1
@@ -57,6 +60,7 @@ class RetrievalFit:
     format_version: int = FORMAT_VERSION
     topic_model: Optional[str] = None  # its file (knowledge/topics.py), relative to this one
     topic_weight: float = 0.0  # the topic model's share of the score
+    gate: str = SCORE_GATE  # what the thresholds apply to: the best score, or the best cosine
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False), encoding="utf-8")
@@ -68,10 +72,13 @@ class RetrievalFit:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             if data.get("format_version") != FORMAT_VERSION:
                 raise ValueError(f"format {data.get('format_version')}, this version reads {FORMAT_VERSION}")
+            if data.get("gate", SCORE_GATE) not in (SCORE_GATE, COSINE_GATE):
+                raise ValueError(f"gate {data.get('gate')!r}, expected {SCORE_GATE!r} or {COSINE_GATE!r}")
             return cls(data["encoder"], float(data["bm25_weight"]),
                        {lang: float(t) for lang, t in data["thresholds"].items()},
                        data["knowledge_fingerprint"], data.get("development") or {},
-                       topic_model=data.get("topic_model"), topic_weight=float(data.get("topic_weight") or 0.0))
+                       topic_model=data.get("topic_model"), topic_weight=float(data.get("topic_weight") or 0.0),
+                       gate=str(data.get("gate") or SCORE_GATE))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"retrieval fit '{path}' cannot be used ({error}); "
                              "write it again with `rasa-gpt knowledge fit`.") from None
@@ -126,16 +133,35 @@ def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = 
     topic_weight = 0.0
     if retriever.topics is not None:
         topic_weight, development["right_first_by_topic_weight"] = choose_weight(labelled, topics, bm25_weight=weight)
+    by_gate = {gate: _thresholds(questions, scores, weight, topic_weight, gate, topics, topic_of)
+               for gate in ((SCORE_GATE, COSINE_GATE) if retriever.encoder is not None else (SCORE_GATE,))}
+    balance = {gate: np.mean([(m["right_and_answered"] + m["unanswerable_declined"]) / 2 for m in measured.values()] or [0.0])
+               for gate, (_, measured) in by_gate.items()}
+    gate = max(by_gate, key=lambda g: (round(balance[g], 6), g == SCORE_GATE))
+    thresholds, measured = by_gate[gate]
+    development.update(measured)
+    development["balance_by_gate"] = {g: round(float(b), 4) for g, b in balance.items()}
+    return RetrievalFit(encoder, weight, thresholds, knowledge_fingerprint(passages), development,
+                        topic_model=topic_model if retriever.topics is not None else None, topic_weight=topic_weight,
+                        gate=gate)
+
+
+def _thresholds(questions: Sequence[Dict[str, Any]], scores: Dict[str, Scores], weight: float, topic_weight: float,
+                gate: str, topics: Sequence[str], topic_of: Any) -> Tuple[Dict[str, float], Dict[str, Any]]:
+    """Each language's threshold on ``gate`` (the best score or the best cosine) and its measures."""
+    is_answerable = lambda q: q["kind"] == "answerable" and bool(q.get("passage"))  # noqa: E731
     thresholds: Dict[str, float] = {}
+    measured: Dict[str, Any] = {}
     for language in ("zh", "en"):
         mine = [q for q in questions if q["language"] == language]
         if not any(q["kind"] == "unanswerable" for q in mine) or not any(is_answerable(q) for q in mine):
             continue  # nothing to balance: the retrieval settings' threshold stays
         score = {q["text"]: combine(scores[q["text"]], weight, topic_weight) for q in mine}
-        thresholds[language], development[language] = choose_threshold(
-            [(float(score[q["text"]].max()), topics[int(score[q["text"]].argmax())] == topic_of(q["passage"]))
+        gated = {q["text"]: float(score[q["text"]].max() if gate == SCORE_GATE else scores[q["text"]][1].max())
+                 for q in mine}
+        thresholds[language], measured[language] = choose_threshold(
+            [(gated[q["text"]], topics[int(score[q["text"]].argmax())] == topic_of(q["passage"]))
              for q in mine if is_answerable(q)],
-            [float(score[q["text"]].max()) for q in mine if q["kind"] == "unanswerable"])
-        development[language]["questions"] = len(mine)
-    return RetrievalFit(encoder, weight, thresholds, knowledge_fingerprint(passages), development,
-                        topic_model=topic_model if retriever.topics is not None else None, topic_weight=topic_weight)
+            [gated[q["text"]] for q in mine if q["kind"] == "unanswerable"])
+        measured[language]["questions"] = len(mine)
+    return thresholds, measured

@@ -16,7 +16,9 @@ Both scores are put on a 0..1 scale before they are mixed:
 ``threshold`` are not returned, so "nothing relevant" is an empty list. With a
 topic model (``knowledge/topics.py``, carried by a retrieval fit) the score is
 ``topic_weight * p(topic) + (1 - topic_weight) * that``, p the classifier's
-calibrated probability of the passage's topic.
+calibrated probability of the passage's topic. A fit may instead compare its
+threshold with the best cosine of any form (its ``gate``): the score ranks, the
+cosine decides whether anything is answered.
 
 A topic (the versions of one FAQ entry in different languages,
 ``Passage.topic_key``) counts once, with the score of its best version, and
@@ -136,6 +138,10 @@ class HybridRetriever:
         threshold = self.threshold
         if self.fit is not None:
             threshold = self.fit.thresholds.get(language or detect_language(question), threshold)
+            if self.fit.gate == COSINE_GATE:  # the question is answered when some form is this close
+                if dense.max() < threshold:
+                    return []
+                threshold = float("-inf")
         hits: List[Hit] = []
         for best in self._best_per_topic(score):
             if len(hits) == (top_k or self.top_k) or score[best] < threshold:
@@ -189,6 +195,9 @@ class HybridRetriever:
         return np.array([probability.get(p.topic_key, 0.0) for p in self._passages])
 
 
+# what a fit's thresholds are compared with: the retrieval score of the best passage, or the
+# best cosine of any passage's form (knowledge/fit.py chooses on development questions)
+SCORE_GATE, COSINE_GATE = "score", "cosine"
 Scores = Tuple[np.ndarray, np.ndarray, np.ndarray]  # BM25, cosine, topic probability: one value a passage
 
 

@@ -262,3 +262,47 @@ def test_a_fit_file_keeps_its_topic_model(tmp_path):
     RetrievalFit("e5", 0.4, {"zh": 0.5}, "x", topic_model="fit.topics.npz", topic_weight=0.7).save(tmp_path / "f.json")
     loaded = RetrievalFit.load(tmp_path / "f.json")
     assert (loaded.topic_model, loaded.topic_weight) == ("fit.topics.npz", 0.7)
+
+
+def test_the_fit_gates_on_the_best_cosine_when_that_balances_better():
+    """The fused score cannot tell these questions apart (the unanswerable one has more words in
+    common with the base); the best cosine can: the fit chooses the cosine gate."""
+    from types import SimpleNamespace
+
+    from rasa_gpt_components.knowledge.base import Passage
+    from rasa_gpt_components.knowledge.fit import fit
+
+    kb = KnowledgeBase([Passage("a", "answer a", "question a"), Passage("b", "answer b", "question b")])
+    component = {
+        "answerable": (np.array([0.2, 0.1]), np.array([0.9, 0.1]), np.zeros(2)),
+        "unanswerable": (np.array([0.9, 0.0]), np.array([0.3, 0.2]), np.zeros(2)),
+    }
+    retriever = SimpleNamespace(knowledge_base=kb, component_scores=component.__getitem__, topics=None, encoder=object())
+    dev = [{"text": "answerable", "language": "en", "kind": "answerable", "passage": "a"},
+           {"text": "unanswerable", "language": "en", "kind": "unanswerable"}]
+    result = fit(retriever, dev)
+    assert result.gate == "cosine" and 0.3 < result.thresholds["en"] <= 0.9
+    assert result.development["balance_by_gate"] == {"score": 0.5, "cosine": 1.0}
+    retriever.encoder = None  # without embeddings there is no cosine to gate on
+    assert fit(retriever, dev).gate == "score"
+
+
+def test_a_cosine_gate_answers_only_questions_close_to_some_form(kb_dir, tiny_model):
+    from rasa_gpt_components.knowledge.fit import RetrievalFit
+    from rasa_gpt_components.models import load_model
+    from rasa_gpt_components.models.encoder import EncoderSettings, GPTEncoder
+
+    encoder = GPTEncoder(load_model(str(tiny_model)), EncoderSettings(layer=2, compute="float32"))
+    kb = KnowledgeBase.load(kb_dir)
+    settings = RetrievalSettings(bm25_weight=0.5, threshold=0.0)
+    question = "how much is shipping"
+    best_cosine = HybridRetriever(kb, settings, encoder).component_scores(question)[1].max()
+    for threshold, answered in ((best_cosine - 1e-6, True), (best_cosine + 1e-6, False)):
+        gate = RetrievalFit(None, 0.5, {"en": float(threshold)}, "", gate="cosine")
+        hits = HybridRetriever(kb, settings, encoder, gate).search(question, language="en")
+        assert bool(hits) == answered
+        assert not answered or len(hits) == settings.top_k  # past the gate, the best passages whatever their score
+    (kb_dir / "bad.json").write_text('{"format_version": 1, "encoder": null, "bm25_weight": 1, "thresholds": {}, '
+                                     '"knowledge_fingerprint": "", "gate": "vibes"}', encoding="utf-8")
+    with pytest.raises(ValueError, match="gate"):
+        RetrievalFit.load(kb_dir / "bad.json")
