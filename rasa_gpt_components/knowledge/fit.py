@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import Passage
-from rasa_gpt_components.knowledge.retrieval import COSINE_GATE, SCORE_GATE, Scores, combine
+from rasa_gpt_components.knowledge.scores import COSINE_GATE, SCORE_GATE, Scores, combine
 
 WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))  # BM25's share of the fused score; the topic model's
 FORMAT_VERSION = 1

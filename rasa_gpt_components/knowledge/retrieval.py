@@ -28,12 +28,13 @@ English entry.
 """
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, List, Optional, Union
 
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import KnowledgeBase, Passage
 from rasa_gpt_components.knowledge.embedding_cache import cached_encode
+from rasa_gpt_components.knowledge.scores import COSINE_GATE, Scores, combine
 from rasa_gpt_components.models.sentence import SENTENCE_ENCODERS
 from rasa_gpt_components.text import detect_language, words
 
@@ -150,7 +151,7 @@ class HybridRetriever:
             hits.append(Hit(self._passages[shown], float(score[best]), float(bm25[best]), float(dense[best])))
         return hits
 
-    def component_scores(self, question: str) -> "Scores":
+    def component_scores(self, question: str) -> Scores:
         """Every passage's BM25 score, cosine and topic probability (0..1; zeros for a
         part the retriever does not use) for ``question``."""
         return self._bm25_scores(question), self._dense_scores(question), self._topic_scores(question)
@@ -193,19 +194,6 @@ class HybridRetriever:
             return np.zeros(len(self._passages))
         probability = self.topics.probabilities(question)
         return np.array([probability.get(p.topic_key, 0.0) for p in self._passages])
-
-
-# what a fit's thresholds are compared with: the retrieval score of the best passage, or the
-# best cosine of any passage's form (knowledge/fit.py chooses on development questions)
-SCORE_GATE, COSINE_GATE = "score", "cosine"
-Scores = Tuple[np.ndarray, np.ndarray, np.ndarray]  # BM25, cosine, topic probability: one value a passage
-
-
-def combine(scores: Scores, bm25_weight: float, topic_weight: float = 0.0) -> np.ndarray:
-    """The retrieval score of every passage from its :meth:`HybridRetriever.component_scores`."""
-    bm25, dense, topic = scores
-    fused = bm25_weight * bm25 + (1.0 - bm25_weight) * dense
-    return topic_weight * topic + (1.0 - topic_weight) * fused if topic_weight else fused
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

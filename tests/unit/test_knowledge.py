@@ -245,7 +245,7 @@ def test_topic_examples_are_what_the_knowledge_base_says_about_each_topic(tmp_pa
 
 def test_the_topic_weight_is_chosen_like_the_bm25_weight():
     from rasa_gpt_components.knowledge.fit import RetrievalFit, choose_weight
-    from rasa_gpt_components.knowledge.retrieval import combine
+    from rasa_gpt_components.knowledge.scores import combine
 
     # two passages, topics a and b; BM25 prefers b, the topic model a (the labelled one)
     scores = (np.array([0.2, 0.9]), np.zeros(2), np.array([0.9, 0.1]))
