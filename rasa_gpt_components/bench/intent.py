@@ -22,7 +22,7 @@ import numpy as np
 from rasa_gpt_components.bench import report
 from rasa_gpt_components.bench.datasets import NAMES, OOS, Dataset, load_dataset, sample_shots
 from rasa_gpt_components.bench.lexical_baseline import LexicalBaseline
-from rasa_gpt_components.bench.pipelines import FALLBACK, config_yaml, diet_pipeline, fallback_classifier, gpt_pipeline
+from rasa_gpt_components.bench.pipelines import config_yaml, diet_pipeline, fallback_classifier, gpt_pipeline
 
 FALLBACK_INTENTS = {None, "nlu_fallback", OOS}
 ERROR_REDUCTION_TARGET = 0.25  # fewer errors than the lexical baseline (issue 16)
@@ -241,7 +241,7 @@ def write_reports(out: Path, data: Dict[str, Any], plots: List[str]) -> None:
     if data["dataset"] == "clinc150":
         lines.append(
             "- Out of scope: a message is flagged when its intent is `nlu_fallback` (the classifier's own "
-            f"detector or FallbackClassifier: {data.get('fallback') or FALLBACK}). "
+            f"detector or FallbackClassifier: {data['fallback']}). "
             "No out-of-scope message is in the training data."
         )
     if data.get("anchors"):

@@ -84,6 +84,10 @@ class RetrievalFit:
                              "write it again with `rasa-gpt knowledge fit`.") from None
 
 
+def _is_answerable(question: Dict[str, Any]) -> bool:
+    return question["kind"] == "answerable" and bool(question.get("passage"))
+
+
 def _best(scores: Scores, weight: float, topic_weight: float = 0.0) -> int:
     return int(np.argmax(combine(scores, weight, topic_weight)))
 
@@ -126,8 +130,7 @@ def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = 
     topic_of = retriever.knowledge_base.topic_of
     questions = [q for q in dev if q["kind"] in ("answerable", "unanswerable")]
     scores = {q["text"]: retriever.component_scores(q["text"]) for q in questions}
-    is_answerable = lambda q: q["kind"] == "answerable" and bool(q.get("passage"))  # noqa: E731
-    labelled = [(scores[q["text"]], topic_of(q["passage"])) for q in questions if is_answerable(q)]
+    labelled = [(scores[q["text"]], topic_of(q["passage"])) for q in questions if _is_answerable(q)]
     weight, by_weight = choose_weight(labelled, topics)
     development: Dict[str, Any] = {"right_first_by_bm25_weight": by_weight}
     topic_weight = 0.0
@@ -149,19 +152,18 @@ def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = 
 def _thresholds(questions: Sequence[Dict[str, Any]], scores: Dict[str, Scores], weight: float, topic_weight: float,
                 gate: str, topics: Sequence[str], topic_of: Any) -> Tuple[Dict[str, float], Dict[str, Any]]:
     """Each language's threshold on ``gate`` (the best score or the best cosine) and its measures."""
-    is_answerable = lambda q: q["kind"] == "answerable" and bool(q.get("passage"))  # noqa: E731
     thresholds: Dict[str, float] = {}
     measured: Dict[str, Any] = {}
     for language in ("zh", "en"):
         mine = [q for q in questions if q["language"] == language]
-        if not any(q["kind"] == "unanswerable" for q in mine) or not any(is_answerable(q) for q in mine):
+        if not any(q["kind"] == "unanswerable" for q in mine) or not any(_is_answerable(q) for q in mine):
             continue  # nothing to balance: the retrieval settings' threshold stays
         score = {q["text"]: combine(scores[q["text"]], weight, topic_weight) for q in mine}
         gated = {q["text"]: float(score[q["text"]].max() if gate == SCORE_GATE else scores[q["text"]][1].max())
                  for q in mine}
         thresholds[language], measured[language] = choose_threshold(
             [(gated[q["text"]], topics[int(score[q["text"]].argmax())] == topic_of(q["passage"]))
-             for q in mine if is_answerable(q)],
+             for q in mine if _is_answerable(q)],
             [gated[q["text"]] for q in mine if q["kind"] == "unanswerable"])
         measured[language]["questions"] = len(mine)
     return thresholds, measured

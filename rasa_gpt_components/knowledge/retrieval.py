@@ -188,7 +188,6 @@ class HybridRetriever:
         np.maximum.at(scores, self._owner, np.clip(self._vectors @ vector, 0.0, 1.0))
         return scores
 
-
     def _topic_scores(self, question: str) -> np.ndarray:
         if self.topics is None:
             return np.zeros(len(self._passages))

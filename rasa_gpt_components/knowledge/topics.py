@@ -22,6 +22,7 @@ versions are one class. Trained ahead of time by ``rasa-gpt knowledge fit
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -81,15 +82,19 @@ class TopicModel:
         head = fit_head(vectors, topics, settings, texts=texts)
         return cls(head, featurizer.names, featurizer.fingerprint)
 
+    @cached_property
+    def featurizer(self) -> Featurizer:
+        """The encoders of ``features`` (each loaded once per process), built once."""
+        return _featurizer(self.features)
+
     def probabilities(self, question: str) -> Dict[str, float]:
         """Each topic's calibrated probability for ``question`` (they sum to 1)."""
-        featurizer = _featurizer(self.features)
-        row = self.head.predict_proba(featurizer.encode([question]), [question])[0]
+        row = self.head.predict_proba(self.featurizer.encode([question]), [question])[0]
         return dict(zip(self.head.labels, row.tolist()))
 
     def check(self) -> None:
         """A ValueError when the encoders loaded now are not the ones it was trained with."""
-        loaded = _featurizer(self.features).fingerprint
+        loaded = self.featurizer.fingerprint
         if loaded != self.fingerprint:
             raise ValueError(f"its encoders changed since training ({self.fingerprint} -> {loaded}); "
                              "run `rasa-gpt knowledge fit --topics` again")
