@@ -287,7 +287,26 @@ class ActionSubmitRefund(ShopAction):
         return [SlotSet("refund_reason", None), SlotSet("refund_confirmed", None)]
 
 
-class ValidateRefundForm(FormValidationAction):
+class OrderFormValidation(FormValidationAction, ABC):
+    """A form that asks for an order number: what the customer meant as one and is none
+    ("uh it's ES261012 something") is validated like one, so the customer hears that it
+    is not an order number and is asked again (not a fallback: the form would reject a
+    message from which it extracted nothing)."""
+
+    @abstractmethod
+    def name(self) -> Text:
+        """The validation action's name, ``validate_<form>``."""
+
+    async def extract_order_number(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        if tracker.get_slot("requested_slot") != "order_number" or _latest_entity(tracker, "order_number"):
+            return {}
+        attempt = service.order_number_attempt(tracker.latest_message.get("text"))
+        return {"order_number": attempt} if attempt else {}
+
+
+class ValidateRefundForm(OrderFormValidation):
     """Checks the slots of ``refund_form``: a refundable order and a reason."""
 
     def name(self) -> Text:
@@ -383,7 +402,7 @@ class ActionSubmitExchange(ShopAction):
         return cleared
 
 
-class ValidateExchangeForm(FormValidationAction):
+class ValidateExchangeForm(OrderFormValidation):
     """Checks the slots of ``exchange_form``: an order that can be exchanged, an item of it in
     stock (filled in when the order has one item, so the form does not ask), what instead."""
 

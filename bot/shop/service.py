@@ -41,6 +41,8 @@ ORDER_NO_MAX_CHARS = 100
 _ORDER_NO = re.compile(r"(?:ES)?(\d{10})")
 _ORDER_NO_IN_TEXT = re.compile(r"(?<![A-Z0-9])(?:ES[\s\-_]*\d(?:[\s\-_]?\d){9}|\d{10})(?![\s\-_]?\d)")
 _SEPARATORS = re.compile(r"[\s\-_.·#:：]+")
+# what a customer types for an order number that is not one: "ES" with digits, or a run of 6+ digits
+_ORDER_NO_ATTEMPT = re.compile(r"(?<![A-Z0-9])(?:ES[\s\-_]*\d[\d\s\-_]*|\d{6,})(?![A-Z0-9])")
 # an item named by its position in the order: "2", "#2", "no. 2", "item 2", "第2件"
 _ITEM_POSITION = re.compile(r"(?:#|no\.?|item|第)?\s*(\d{1,2})\s*(?:件|个)?")
 _WORD = re.compile(r"[a-z0-9]{3,}|[\u4e00-\u9fff]")  # English words of 3+ letters, Chinese characters
@@ -135,6 +137,16 @@ def normalise_order_no(text: Optional[str]) -> Optional[str]:
         found = _ORDER_NO_IN_TEXT.search(cleaned)
         match = _ORDER_NO.fullmatch(_SEPARATORS.sub("", found.group())) if found else None
     return f"ES{match.group(1)}" if match else None
+
+
+def order_number_attempt(text: Optional[str]) -> Optional[str]:
+    """What in ``text`` was meant as an order number but is none ("ES261012", a phone
+    number), or None when there is no such thing or ``text`` holds a real one."""
+    cleaned = _clean(text, ORDER_NO_MAX_CHARS).upper()
+    if normalise_order_no(cleaned) is not None:
+        return None
+    found = _ORDER_NO_ATTEMPT.search(cleaned)
+    return found.group().strip(" -_") if found else None
 
 
 def _clean_short(text: Optional[str], max_chars: int) -> Optional[str]:

@@ -10,7 +10,8 @@ per-bot Python.
   ``question_digressions``, so is a message that reads as a question whatever
   its intent, unless the intent is one of ``answer_intents`` or the message
   filled the slot the form asked for (an entity): "where do I find the order
-  number?" read as ``order_status`` is answered, not looked up. A value that a
+  number?" read as ``order_status`` is answered (``question_answer``, else
+  ``default_answer``), not looked up. A value that a
   free-text mapping (``from_text``) took from that message is taken back, so
   "do you ship to Canada?" never becomes a refund reason. Then the form asks
   its slot again.
@@ -85,6 +86,8 @@ class RepairSettings:
     # a question with any other intent is a digression too, unless its intent answers forms
     # (or is one the bot's rules handle inside forms, e.g. leaving it) or is a cancel intent
     question_digressions: bool = True
+    # the response for such a question (an intent outside digression_intents); None: default_answer
+    question_answer: Optional[str] = None
     answer_intents: Tuple[str, ...] = ("inform", "affirm", "deny", "stop")
     corrections: bool = True
     cancel_intents: Tuple[str, ...] = ("stop",)
@@ -144,7 +147,7 @@ class ConversationRepairPolicy(Policy):
     def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
         """Nothing to learn; checks that the domain has the responses it predicts."""
         known = set(domain.action_names_or_texts)
-        needed = {"default_answer": self.settings.default_answer,
+        needed = {"default_answer": self.settings.default_answer, "question_answer": self.settings.question_answer,
                   "cancel_response": self.settings.cancel_response if self.settings.cancel_intents else None}
         needed.update({f"answers.{intent}": action for intent, action in self.settings.answers.items()})
         if self.settings.clarify_intents:
@@ -212,7 +215,9 @@ class ConversationRepairPolicy(Policy):
                       and (question or not self.settings.questions_only))
         if not digression and not (question and self._off_script(tracker, domain, name)):
             return None
-        answer = self.settings.answers.get(name, self.settings.default_answer)
+        # a question read as another intent (not a digression intent) was understood as a question
+        understood = None if name in self.settings.digression_intents else self.settings.question_answer
+        answer = self.settings.answers.get(name) or understood or self.settings.default_answer
         return answer, "digression", self._taken_back(tracker, domain)
 
     def _off_script(self, tracker: DialogueStateTracker, domain: Domain, intent: Optional[str]) -> bool:

@@ -140,6 +140,18 @@ def test_a_question_is_a_digression_whatever_its_intent(policy):
         "utter_knowledge_answer"
 
 
+def test_a_question_read_as_another_intent_gets_the_question_answer(policy):
+    """``question_answer``: a question the NLU read as an intent that is no digression intent was
+    understood; unsure or out-of-scope questions keep their own answers."""
+    chosen = policy(question_answer="utter_knowledge_answer")
+    asked = in_form_asking_reason()
+    assert predict(chosen, asked + says("who pays the return postage?", "order_status")) == \
+        ("utter_knowledge_answer", [SlotSet("refund_reason", None)])
+    assert predict(chosen, asked + says("能寄到加拿大吗", "nlu_fallback", 0.2))[0] == "utter_generative_fallback"
+    assert predict(chosen, asked + says("what's the weather like?", "out_of_scope", 0.9))[0] == \
+        "utter_generative_fallback"
+
+
 def asking_order_number():
     return [ActionExecuted(ACTION_LISTEN_NAME),
             UserUttered("I want a refund", intent={"name": "request_refund", "confidence": 0.95}),
@@ -244,6 +256,8 @@ def test_cancellation_can_be_left_to_the_bot(policy):
 def test_training_checks_the_domain_and_options_are_checked(policy):
     with pytest.raises(RasaException, match="utter_missing"):
         policy(default_answer="utter_missing").train([], DOMAIN)
+    with pytest.raises(RasaException, match="utter_unknown.*question_answer"):
+        policy(question_answer="utter_unknown").train([], DOMAIN)
     bare = Domain.from_yaml('version: "3.1"\nresponses:\n  utter_knowledge_answer: [{text: a}]\n'
                             '  utter_generative_fallback: [{text: b}]\n')
     policy(cancel_intents=[]).train([], bare)  # no cancellation: no cancel_response needed

@@ -167,6 +167,17 @@ def test_normalise_order_no_rejects_others(typed):
     assert service.normalise_order_no(typed) is None
 
 
+@pytest.mark.parametrize(
+    "typed, attempt",
+    [("uh it's ES261012 something, hang on", "ES261012"), ("订单号是es 2611-200", "ES 2611-200"),
+     ("13812345678", "13812345678"), ("ES26112000021", "ES26112000021"),
+     (SHIPPED_SF, None), (f"it's {SHIPPED_SF.lower()}", None), ("yes 2 of them", None), ("the 12 o'clock one", None),
+     ("hello", None), (None, None)],
+)
+def test_an_order_number_attempt_is_what_was_meant_as_one(typed, attempt):
+    assert service.order_number_attempt(typed) == attempt
+
+
 def test_customer_text_is_cleaned_and_bounded_by_the_shop():
     """The action server does without the plugin's clean_text: the shop cleans what it stores."""
     assert service.clean_reason(" wrong\x00size\n\u200b") == "wrong size"
@@ -307,6 +318,25 @@ def test_refund_form_rejects(db_url, candidates, reply):
     replies, events = validate_refund_form(**candidates)
     assert replies == [reply]
     assert slot_events(events) == {name: None for name in candidates}
+
+
+@pytest.mark.parametrize("form", [bot_actions.ValidateRefundForm, bot_actions.ValidateExchangeForm])
+def test_an_incomplete_order_number_is_refused_and_asked_again(db_url, form):
+    """Nothing the NLU extracts, yet the customer meant an order number: the form hears why it is
+    none and empties the slot (a validated slot: the form asks again instead of rejecting)."""
+    said = "uh it's ES261012 something, hang on"
+    tracker = make_tracker({"requested_slot": "order_number"}, events=[{"event": "user", "text": said}], text=said)
+    domain = REFUND_FORM_DOMAIN if form is bot_actions.ValidateRefundForm else EXCHANGE_FORM_DOMAIN
+    replies, events = run(form(), tracker, domain)
+    assert replies == [("utter_invalid_order_number", {})]
+    assert slot_events(events) == {"order_number": None}
+
+
+@pytest.mark.parametrize("slots, said", [({"requested_slot": "refund_reason"}, "it broke after 123456 km"),
+                                         ({"requested_slot": "order_number"}, "I don't have it here")])
+def test_no_order_number_attempt_leaves_the_form_to_reject(db_url, slots, said):
+    tracker = make_tracker(slots, events=[{"event": "user", "text": said}], text=said)
+    assert run(bot_actions.ValidateRefundForm(), tracker, REFUND_FORM_DOMAIN) == ([], [])
 
 
 # --- exchanges ------------------------------------------------------------------------
@@ -665,6 +695,17 @@ def test_the_action_server_needs_rasa_sdk_the_shop_and_the_recommender_only():
     result = subprocess.run([sys.executable, "-c", code], cwd=BOT_DIR, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[] ['lazy', 'recommend', 'text']"
+
+
+def test_the_action_server_registers_every_custom_action_of_the_domain():
+    """As ``rasa run actions`` does: rasa_sdk instantiates every concrete Action subclass of the
+    package (a shared base class must stay abstract) and must find each action the domain names."""
+    from rasa_sdk.executor import ActionExecutor
+
+    executor = ActionExecutor()
+    executor.register_package("actions")
+    domain = yaml.safe_load((BOT_DIR / "domain.yml").read_text(encoding="utf-8"))
+    assert set(domain["actions"]) <= set(executor.actions)
 
 
 def test_every_response_the_actions_send_is_in_the_domain_in_both_languages():
