@@ -37,6 +37,7 @@ import yaml
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import REQUESTED_SLOT
 from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -300,7 +301,7 @@ class OrderFormValidation(FormValidationAction, ABC):
     async def extract_order_number(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        if tracker.get_slot("requested_slot") != "order_number" or _latest_entity(tracker, "order_number"):
+        if tracker.get_slot(REQUESTED_SLOT) != "order_number" or _latest_entity(tracker, "order_number"):
             return {}
         attempt = service.order_number_attempt(tracker.latest_message.get("text"))
         return {"order_number": attempt} if attempt else {}

@@ -131,7 +131,11 @@ def normalise_order_no(text: Optional[str]) -> Optional[str]:
     Accepts lower case, spaces, hyphens, full-width characters, a missing "ES"
     prefix and an order number inside a sentence ("我的订单号是 ES2611200002").
     """
-    cleaned = _clean(text, ORDER_NO_MAX_CHARS).upper()
+    return _order_no_in(_clean(text, ORDER_NO_MAX_CHARS).upper())
+
+
+def _order_no_in(cleaned: str) -> Optional[str]:
+    """:func:`normalise_order_no` of text already cleaned and upper-cased."""
     match = _ORDER_NO.fullmatch(_SEPARATORS.sub("", cleaned))
     if match is None:
         found = _ORDER_NO_IN_TEXT.search(cleaned)
@@ -143,7 +147,7 @@ def order_number_attempt(text: Optional[str]) -> Optional[str]:
     """What in ``text`` was meant as an order number but is none ("ES261012", a phone
     number), or None when there is no such thing or ``text`` holds a real one."""
     cleaned = _clean(text, ORDER_NO_MAX_CHARS).upper()
-    if normalise_order_no(cleaned) is not None:
+    if _order_no_in(cleaned) is not None:
         return None
     found = _ORDER_NO_ATTEMPT.search(cleaned)
     return found.group().strip(" -_") if found else None
