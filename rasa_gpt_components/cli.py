@@ -11,7 +11,8 @@
     rasa-gpt bench startup [--entries N] [--encoder NAME] --out DIR
     rasa-gpt bench recommend --database-url URL [--requests FILE] [--split dev|test|all] [--scale N] --out DIR
     rasa-gpt bench repair --model MODEL [--stories FILE] [--url URL --database-url URL] --out DIR
-    rasa-gpt knowledge fit --kb DIR --dev FILE [--encoder NAME] [--topics] --out FILE
+    rasa-gpt bench followup --kb DIR --questions FILE [--nlg-options JSON] --out DIR
+    rasa-gpt knowledge fit --kb DIR --dev FILE [--encoder NAME] [--topics] [--followups FILE] --out FILE
 """
 
 import argparse
@@ -38,6 +39,7 @@ BENCHMARKS = [
     ("handoff", "scripted conversations ending in a hand-off: the summary the agents' desk receives"),
     ("startup", "GenerativeNLG's start-up with a large knowledge base, first and cached"),
     ("recommend", "the recommender on labelled requests and held-out last purchases, beside rules and popularity"),
+    ("followup", "follow-up questions to knowledge answers, with and without the previous message"),
     ("repair", "a conversation test set through rasa test --e2e, then through a live bot: its actions and what it wrote"),
 ]
 
@@ -120,6 +122,7 @@ def models_prepare(args: argparse.Namespace) -> int:
 def knowledge_fit(args: argparse.Namespace) -> int:
     """Fit retrieval to the bot (knowledge/fit.py) and write the file the NLG reads."""
     from rasa_gpt_components.bench.fallback import load_questions
+    from rasa_gpt_components.bench.followup import load_followups
     from rasa_gpt_components.knowledge import KnowledgeBase
     from rasa_gpt_components.knowledge.fit import fit
     from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
@@ -138,10 +141,12 @@ def knowledge_fit(args: argparse.Namespace) -> int:
     retriever = HybridRetriever(knowledge, RetrievalSettings(encoder=args.encoder, threshold=0.0),
                                 load_sentence_encoder(args.encoder), topics=topics)
     result = fit(retriever, load_questions(Path(args.dev)), encoder=args.encoder,
-                 topic_model=topic_file.name if topic_file else None)
+                 topic_model=topic_file.name if topic_file else None,
+                 followups=load_followups(Path(args.followups)) if args.followups else ())
     result.save(out)
     print(json.dumps({"out": str(out), "bm25_weight": result.bm25_weight, "topic_model": result.topic_model,
                       "topic_weight": result.topic_weight, "thresholds": result.thresholds,
+                      "context_weight": result.context_weight, "context_candidates": result.context_candidates,
                       "development": result.development}, indent=2, ensure_ascii=False))
     return 0
 
@@ -182,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--topics", action="store_true",
                      help="also train a classifier over the knowledge base's topics (knowledge/topics.py), "
                           "written beside --out as NAME.topics.npz")
+    fit.add_argument("--followups", help="development follow-up questions (bench followup's format): "
+                                          "also choose how much the previous message counts")
     fit.set_defaults(func=knowledge_fit)
     return parser
 

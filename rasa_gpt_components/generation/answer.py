@@ -180,14 +180,15 @@ class KnowledgeAnswerer:
         self.settings = settings
         self.reranker = reranker  # generation.rerank.LikelihoodReranker, or None
 
-    def retrieve(self, text: str, deadline: float, language: Optional[str] = None) -> List[Hit]:
+    def retrieve(self, text: str, deadline: float, language: Optional[str] = None, context: Optional[str] = None
+                 ) -> List[Hit]:
         """The passages for ``text``, best first (each topic in ``language`` when it has
-        that version): the retriever's candidates, reordered by the reranker when there
-        is one and time for it."""
+        that version; ``context``: the customer's previous message): the retriever's
+        candidates, reordered by the reranker when there is one and time for it."""
         if self.reranker is None:
-            return self.retriever.search(text, language=language)
+            return self.retriever.search(text, language=language, context=context)
         candidates = max(self.retriever.settings.rerank_candidates, self.retriever.top_k)
-        hits = self.retriever.search(text, top_k=candidates, language=language)
+        hits = self.retriever.search(text, top_k=candidates, language=language, context=context)
         if len(hits) > 1 and deadline - time.monotonic() > RERANK_MIN_SECONDS:
             hits = self.reranker.rerank(text, hits)
         return hits[: self.retriever.top_k]
@@ -216,7 +217,7 @@ class KnowledgeAnswerer:
             return done(template_answer(language, Why.EMPTY))
         if guardrails.check_input(text, s.blocklist).refused:
             return done(template_answer(language, Why.INPUT_BLOCKLIST))
-        hits = self.retrieve(text, deadline, language)
+        hits = self.retrieve(text, deadline, language, previous_message(history))
         ids, scores = [h.passage.id for h in hits], [h.score for h in hits]
         if not hits:
             return done(Answer(DECLINE[language], Outcome.DECLINED, Why.NO_PASSAGE, language))
@@ -292,6 +293,12 @@ class KnowledgeAnswerer:
         if detect_language(verdict.text) != language:
             return verdict, Why.LANGUAGE
         return verdict, None
+
+
+def previous_message(history: Sequence[Tuple[str, str]]) -> Optional[str]:
+    """The customer's last message in ``history`` (not a button's ``/intent`` payload), or None."""
+    said = [text for speaker, text in history if speaker == "user" and text and not text.startswith("/")]
+    return said[-1] if said else None
 
 
 def declines(text: str) -> bool:

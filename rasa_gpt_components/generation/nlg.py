@@ -112,7 +112,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
 
     @staticmethod
     def _fitted(retrieval: RetrievalSettings, knowledge: KnowledgeBase) -> Tuple[RetrievalSettings, Optional[RetrievalFit]]:
-        """The retrieval settings with ``retrieval.fit``'s encoder and weight (its thresholds
+        """The retrieval settings with ``retrieval.fit``'s encoder and weights (its thresholds
         per language apply in the retriever), and the fit; unchanged without one."""
         if not retrieval.fit:
             return retrieval, None
@@ -123,7 +123,10 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         if fit.knowledge_fingerprint != knowledge_fingerprint(knowledge.passages):
             logger.warning("GenerativeNLG: the knowledge base changed since '%s' was fitted; "
                            "run `rasa-gpt knowledge fit` again.", retrieval.fit)
-        return replace(retrieval, encoder=fit.encoder, bm25_weight=fit.bm25_weight), fit
+        fitted = replace(retrieval, encoder=fit.encoder, bm25_weight=fit.bm25_weight)
+        if fit.context_weight is not None and fit.context_candidates is not None:  # fitted with --followups
+            fitted = replace(fitted, context_weight=fit.context_weight, context_candidates=fit.context_candidates)
+        return fitted, fit
 
     @staticmethod
     def _topic_model(retrieval: RetrievalSettings, fit: Optional[RetrievalFit]) -> Optional[Any]:

@@ -27,6 +27,7 @@ measured, including an answerability model trained on the bot's NLU examples
 
 import hashlib
 import json
+import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -34,9 +35,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import Passage
-from rasa_gpt_components.knowledge.scores import COSINE_GATE, SCORE_GATE, Scores, combine
+from rasa_gpt_components.knowledge.scores import COSINE_GATE, SCORE_GATE, Scores, best_per_topic, combine, in_context
 
 WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))  # BM25's share of the fused score; the topic model's
+CONTEXT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)  # the previous message's weight for follow-up questions
+CONTEXT_CANDIDATES = (3, 5, 8)  # how many of the question's best topics it may reorder
 FORMAT_VERSION = 1
 
 
@@ -61,6 +64,9 @@ class RetrievalFit:
     topic_model: Optional[str] = None  # its file (knowledge/topics.py), relative to this one
     topic_weight: float = 0.0  # the topic model's share of the score
     gate: str = SCORE_GATE  # what the thresholds apply to: the best score, or the best cosine
+    # follow-up questions (fitted with --followups): retrieval.context_weight / context_candidates
+    context_weight: Optional[float] = None
+    context_candidates: Optional[int] = None
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False), encoding="utf-8")
@@ -78,10 +84,16 @@ class RetrievalFit:
                        {lang: float(t) for lang, t in data["thresholds"].items()},
                        data["knowledge_fingerprint"], data.get("development") or {},
                        topic_model=data.get("topic_model"), topic_weight=float(data.get("topic_weight") or 0.0),
-                       gate=str(data.get("gate") or SCORE_GATE))
+                       gate=str(data.get("gate") or SCORE_GATE),
+                       context_weight=_optional(data.get("context_weight"), float),
+                       context_candidates=_optional(data.get("context_candidates"), int))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"retrieval fit '{path}' cannot be used ({error}); "
                              "write it again with `rasa-gpt knowledge fit`.") from None
+
+
+def _optional(value: Any, kind: Any) -> Any:
+    return None if value is None else kind(value)
 
 
 def _is_answerable(question: Dict[str, Any]) -> bool:
@@ -120,11 +132,52 @@ def choose_threshold(answerable: Sequence[Tuple[float, bool]], unanswerable: Seq
     return best, {k: round(v, 4) for k, v in measured[best].items()}
 
 
+def exchanges(dev: Sequence[Dict[str, Any]], followups: Sequence[Dict[str, Any]], seed: int = 0) -> List[Dict[str, Any]]:
+    """Two-message exchanges ``{before, text, passage}`` to choose the context weight on:
+    ``followups`` (follow-up questions and standalone ones after an unrelated message), and
+    each answerable ``dev`` question after another one of its language on another entry
+    (seeded): standalone questions are the common case, the context must not mislead them."""
+    answerable = [q for q in dev if _is_answerable(q)]
+    rng = random.Random(seed)
+    after_another = []
+    for q in answerable:
+        others = [o for o in answerable if o["language"] == q["language"] and o["passage"] != q["passage"]]
+        if others:
+            after_another.append({"before": rng.choice(others)["text"], "text": q["text"], "passage": q["passage"],
+                                  "kind": "after_another"})
+    return [*followups, *after_another]
+
+
+def choose_context(retriever: Any, items: Sequence[Dict[str, Any]], weight: float, topic_weight: float
+                   ) -> Tuple[float, int, Dict[str, Dict[str, int]]]:
+    """The context weight and candidates (CONTEXT_WEIGHTS x CONTEXT_CANDIDATES) that put the
+    labelled topic first for the most ``items`` (``exchanges``; ties: the smaller weight, then
+    fewer candidates), and the right count per kind at each."""
+    topics = [p.topic_key for p in retriever.knowledge_base.passages]
+    topic_of = retriever.knowledge_base.topic_of
+    scored = []
+    for item in items:
+        own = combine(retriever.component_scores(item["text"]), weight, topic_weight)
+        both = combine(retriever.component_scores(f"{item['before']} {item['text']}"), weight, topic_weight)
+        scored.append((item, own, both, best_per_topic(own, topics)))
+    right: Dict[Tuple[float, int], Dict[str, int]] = {}
+    for w in CONTEXT_WEIGHTS:
+        for k in CONTEXT_CANDIDATES:
+            counts: Dict[str, int] = {}
+            for item, own, both, order in scored:
+                first = in_context(order, own, both, topics, w, k)[0]
+                counts[item["kind"]] = counts.get(item["kind"], 0) + int(topics[first] == topic_of(item["passage"]))
+            right[(w, k)] = counts
+    best = max(right, key=lambda wk: (sum(right[wk].values()), -wk[0], -wk[1]))
+    return best[0], best[1], {f"{w}x{k}": counts for (w, k), counts in right.items()}
+
+
 def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = None,
-        topic_model: Optional[str] = None) -> RetrievalFit:
+        topic_model: Optional[str] = None, followups: Sequence[Dict[str, Any]] = ()) -> RetrievalFit:
     """Fit ``retriever`` (a ``HybridRetriever`` with its encoder, any weight, and its
     topic model if any, saved as ``topic_model``) on ``dev`` questions
-    (``{text, language, kind, passage}``: the fallback benchmark's format)."""
+    (``{text, language, kind, passage}``: the fallback benchmark's format), and, given
+    ``followups`` (``{before, text, passage, kind}``), the weight of the previous message."""
     passages: List[Passage] = retriever.knowledge_base.passages
     topics = [p.topic_key for p in passages]
     topic_of = retriever.knowledge_base.topic_of
@@ -144,9 +197,13 @@ def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = 
     thresholds, measured = by_gate[gate]
     development.update(measured)
     development["balance_by_gate"] = {g: round(float(b), 4) for g, b in balance.items()}
+    context_weight = context_candidates = None
+    if followups:
+        context_weight, context_candidates, development["right_first_by_context"] = choose_context(
+            retriever, exchanges(dev, followups), weight, topic_weight)
     return RetrievalFit(encoder, weight, thresholds, knowledge_fingerprint(passages), development,
                         topic_model=topic_model if retriever.topics is not None else None, topic_weight=topic_weight,
-                        gate=gate)
+                        gate=gate, context_weight=context_weight, context_candidates=context_candidates)
 
 
 def _thresholds(questions: Sequence[Dict[str, Any]], scores: Dict[str, Scores], weight: float, topic_weight: float,

@@ -34,7 +34,7 @@ import numpy as np
 
 from rasa_gpt_components.knowledge.base import KnowledgeBase, Passage
 from rasa_gpt_components.knowledge.embedding_cache import cached_encode
-from rasa_gpt_components.knowledge.scores import COSINE_GATE, Scores, combine
+from rasa_gpt_components.knowledge.scores import COSINE_GATE, Scores, best_per_topic, combine, in_context
 from rasa_gpt_components.models.sentence import SENTENCE_ENCODERS
 from rasa_gpt_components.text import detect_language, words
 
@@ -59,11 +59,18 @@ class RetrievalSettings:
     fit: Optional[str] = None
     rerank: bool = False  # reorder the candidates by the model's likelihood of the question
     rerank_candidates: int = 5
+    # follow-up questions: the customer's previous message reorders the question's own best
+    # `context_candidates` topics by score + context_weight * score(previous + question);
+    # 0: off (a fit chosen with `--followups` sets both)
+    context_weight: float = 0.0
+    context_candidates: int = 5
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.bm25_weight) <= 1.0:
             raise ValueError(f"retrieval.bm25_weight must be between 0 and 1, got {self.bm25_weight}.")
-        for name in ("top_k", "layer", "rerank_candidates"):
+        if float(self.context_weight) < 0.0:
+            raise ValueError(f"retrieval.context_weight must be at least 0, got {self.context_weight}.")
+        for name in ("top_k", "layer", "rerank_candidates", "context_candidates"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"retrieval.{name} must be at least 1, got {getattr(self, name)}.")
         if self.encoder is not None and self.encoder not in SENTENCE_ENCODERS:
@@ -109,6 +116,7 @@ class HybridRetriever:
         self.threshold = float(settings.threshold)
         self.top_k = int(settings.top_k)
         self._passages = list(knowledge_base.passages)
+        self._topics = [p.topic_key for p in self._passages]
         self._by_topic = {(p.topic_key, p.language): i for i, p in reversed(list(enumerate(self._passages)))}
         tokens = [words(p.search_text) or ["<empty>"] for p in self._passages]
         self._bm25 = BM25Okapi(tokens) if self._passages else None
@@ -127,10 +135,15 @@ class HybridRetriever:
             self._vectors = _unit(vectors - self._mean)
             self._owner = owner
 
-    def search(self, question: str, top_k: Optional[int] = None, language: Optional[str] = None) -> List[Hit]:
+    def search(
+        self, question: str, top_k: Optional[int] = None, language: Optional[str] = None, context: Optional[str] = None
+    ) -> List[Hit]:
         """The best passages for ``question``, best first, at most ``top_k``,
         none under the threshold, one per topic (its version in ``language``
-        when it has one, else its best-scoring version)."""
+        when it has one, else its best-scoring version). ``context``, the
+        customer's previous message, may reorder the question's best few topics
+        (``context_weight``); whether anything is answered, and each hit's
+        score, stay the question's own."""
         if not question or not self._passages:
             return []
         scores = self.component_scores(question)
@@ -144,12 +157,23 @@ class HybridRetriever:
                     return []
                 threshold = float("-inf")
         hits: List[Hit] = []
-        for best in self._best_per_topic(score):
-            if len(hits) == (top_k or self.top_k) or score[best] < threshold:
+        for best in self._in_context(question, context, score, self._best_per_topic(score)):
+            if len(hits) == (top_k or self.top_k):
                 break
+            if score[best] < threshold:
+                continue  # only a topic the context moved up can follow one under the threshold
             shown = self._version(best, language)
             hits.append(Hit(self._passages[shown], float(score[best]), float(bm25[best]), float(dense[best])))
         return hits
+
+    def _in_context(self, question: str, context: Optional[str], score: np.ndarray, order: List[int]) -> List[int]:
+        """``order`` with the question's best few topics reordered by ``context`` (scores.in_context);
+        unchanged without a context or a weight."""
+        weight = float(self.settings.context_weight)
+        if not context or weight <= 0.0 or len(order) < 2:
+            return order
+        both = combine(self.component_scores(f"{context} {question}"), self.bm25_weight, self.topic_weight)
+        return in_context(order, score, both, self._topics, weight, int(self.settings.context_candidates))
 
     def component_scores(self, question: str) -> Scores:
         """Every passage's BM25 score, cosine and topic probability (0..1; zeros for a
@@ -158,13 +182,7 @@ class HybridRetriever:
 
     def _best_per_topic(self, score: np.ndarray) -> List[int]:
         """Indices of each topic's best-scoring passage, best first."""
-        seen, best = set(), []
-        for index in np.argsort(-score, kind="stable"):
-            topic = self._passages[index].topic_key
-            if topic not in seen:
-                seen.add(topic)
-                best.append(int(index))
-        return best
+        return best_per_topic(score, self._topics)
 
     def _version(self, index: int, language: Optional[str]) -> int:
         """The passage of ``index``'s topic in ``language`` (``index`` itself when there is none)."""

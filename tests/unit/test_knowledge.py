@@ -306,3 +306,105 @@ def test_a_cosine_gate_answers_only_questions_close_to_some_form(kb_dir, tiny_mo
                                      '"knowledge_fingerprint": "", "gate": "vibes"}', encoding="utf-8")
     with pytest.raises(ValueError, match="gate"):
         RetrievalFit.load(kb_dir / "bad.json")
+
+
+DELIVERY = """
+version: "1"
+faq:
+  - id: delivery_beijing
+    question: How many days does delivery to Beijing take?
+    answer: Delivery to Beijing takes 1 to 2 days.
+  - id: delivery_chengdu
+    question: How many days does delivery to Chengdu take?
+    answer: Delivery to Chengdu takes 3 to 4 days.
+  - id: gift_cards
+    question: Do gift cards expire?
+    answer: Gift cards are valid for three years.
+"""
+
+
+def test_the_previous_message_reorders_only_the_question_s_own_best_topics():
+    from rasa_gpt_components.knowledge.scores import best_per_topic, in_context
+
+    topics = ["a", "a", "b", "c", "d"]
+    score = np.array([0.9, 0.1, 0.8, 0.7, 0.2])
+    with_context = np.array([0.0, 0.1, 0.1, 0.9, 1.0])  # d is what the context is about
+    order = best_per_topic(score, topics)
+    assert order == [0, 2, 3, 4]  # a once, at its best passage
+    assert in_context(order, score, with_context, topics, 0.0, 3) == order
+    # c moves up among the three candidates; d, not one of them, stays last however close the context
+    assert in_context(order, score, with_context, topics, 0.5, 3) == [3, 0, 2, 4]
+    assert in_context(order, score, with_context, topics, 0.2, 3) == [0, 3, 2, 4]  # a small weight: near-ties only
+
+
+def test_a_follow_up_question_is_answered_about_what_the_previous_message_named(tmp_path):
+    (tmp_path / "kb.yml").write_text(DELIVERY, encoding="utf-8")
+    kb = KnowledgeBase.load(tmp_path)
+    question = "how many days does delivery take?"
+    alone = HybridRetriever(kb, RetrievalSettings(threshold=0.2))
+    assert alone.search(question, context="I live in Chengdu")[0].passage.id == "delivery_beijing"  # weight 0: off
+    follow = HybridRetriever(kb, RetrievalSettings(threshold=0.2, context_weight=0.5))
+    assert follow.search(question)[0].passage.id == "delivery_beijing"  # no previous message: a tie, file order
+    hits = follow.search(question, context="I live in Chengdu")
+    assert hits[0].passage.id == "delivery_chengdu"
+    assert hits[0].score == pytest.approx(alone.search(question)[1].score)  # the question's own score
+    # a complete question on another subject keeps its answer; the previous message never makes
+    # an unanswerable question answerable
+    assert follow.search("do gift cards expire?", context="I live in Chengdu")[0].passage.id == "gift_cards"
+    assert follow.search("who is your boss?", context="How many days does delivery to Chengdu take?") == []
+    with pytest.raises(ValueError, match="context_weight"):
+        RetrievalSettings(context_weight=-1)
+
+
+def test_the_nlg_passes_the_customer_s_previous_message(tmp_path, tiny_model):
+    import asyncio
+
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.utils.endpoints import EndpointConfig
+
+    from rasa_gpt_components.generation.answer import previous_message
+    from rasa_gpt_components.generation.nlg import GenerativeNLG
+    from tests.fixtures.knowledge import FALLBACK_DOMAIN
+
+    (tmp_path / "kb.yml").write_text(DELIVERY, encoding="utf-8")
+    domain = Domain.from_yaml(FALLBACK_DOMAIN)
+    nlg = GenerativeNLG(EndpointConfig(knowledge=str(tmp_path), generation_languages=[], model=str(tiny_model),
+                                       retrieval={"bm25_weight": 1.0, "threshold": 0.2, "context_weight": 0.5}), domain)
+
+    def reply(*said):
+        events = []
+        for text in said:
+            events += [ActionExecuted("action_listen"), UserUttered(text), BotUttered("ok")]
+        tracker = DialogueStateTracker.from_events("c", events[:-1])
+        answer = asyncio.run(nlg.generate("utter_generative_fallback", tracker, "test", domain_responses=domain.responses))
+        return answer["metadata"]["generative"]["passages"][0]
+
+    assert reply("how many days does delivery take?") == "delivery_beijing"
+    assert reply("I live in Chengdu", "how many days does delivery take?") == "delivery_chengdu"
+    assert reply("I live in Chengdu", "/affirm", "how many days does delivery take?") == "delivery_chengdu"
+    assert previous_message([("user", "a"), ("bot", "b"), ("user", "/greet")]) == "a"
+    assert previous_message([("bot", "hello")]) is None
+
+
+def test_the_fit_chooses_the_context_weight_on_follow_ups_and_standalone_questions(tmp_path):
+    from rasa_gpt_components.knowledge.fit import RetrievalFit, exchanges, fit
+
+    (tmp_path / "kb.yml").write_text(DELIVERY, encoding="utf-8")
+    retriever = HybridRetriever(KnowledgeBase.load(tmp_path), RetrievalSettings(threshold=0.0))
+    dev = [{"text": "do gift cards expire", "language": "en", "kind": "answerable", "passage": "gift_cards"},
+           {"text": "delivery days to Beijing", "language": "en", "kind": "answerable", "passage": "delivery_beijing"},
+           {"text": "who is your boss", "language": "en", "kind": "unanswerable"}]
+    followups = [{"before": "I live in Chengdu", "text": "how many days does delivery take", "kind": "follow_up",
+                  "passage": "delivery_chengdu", "language": "en"}]
+    # each answerable question after another one: the standalone case
+    assert [(e["before"], e["text"]) for e in exchanges(dev, [])] == [
+        ("delivery days to Beijing", "do gift cards expire"), ("do gift cards expire", "delivery days to Beijing")]
+    result = fit(retriever, dev, followups=followups)
+    assert result.context_weight > 0 and result.context_candidates >= 3
+    assert result.development["right_first_by_context"]["0.0x3"] == {"follow_up": 0, "after_another": 2}
+    result.save(tmp_path / "fit.json")
+    loaded = RetrievalFit.load(tmp_path / "fit.json")
+    assert (loaded.context_weight, loaded.context_candidates) == (result.context_weight, result.context_candidates)
+    assert fit(retriever, dev).context_weight is None  # without follow-ups: the NLG's own setting stays
