@@ -140,40 +140,45 @@ class HybridRetriever:
     ) -> List[Hit]:
         """The best passages for ``question``, best first, at most ``top_k``,
         none under the threshold, one per topic (its version in ``language``
-        when it has one, else its best-scoring version). ``context``, the
-        customer's previous message, may reorder the question's best few topics
-        (``context_weight``); whether anything is answered, and each hit's
-        score, stay the question's own."""
+        when it has one, else its best-scoring version).
+
+        ``context``, the customer's previous message, may reorder the question's
+        best few topics (``context_weight``, scores.in_context). When it changes
+        which topic comes first, the question is read together with it by the
+        threshold (or the fit's gate) too, each score the higher of the two
+        readings; otherwise the threshold sees the question alone. Each hit's
+        score is the question's own."""
         if not question or not self._passages:
             return []
         scores = self.component_scores(question)
         score = combine(scores, self.bm25_weight, self.topic_weight)
         bm25, dense, _ = scores
+        order = self._best_per_topic(score)
+        gated, best_cosine = score, dense.max()
+        weight = float(self.settings.context_weight)
+        if context and weight > 0.0 and len(order) > 1:
+            read_together = self.component_scores(f"{context} {question}")
+            both = combine(read_together, self.bm25_weight, self.topic_weight)
+            reordered = in_context(order, score, both, self._topics, weight, int(self.settings.context_candidates))
+            if reordered[0] != order[0]:
+                gated, best_cosine = np.maximum(score, both), max(best_cosine, read_together[1].max())
+            order = reordered
         threshold = self.threshold
         if self.fit is not None:
             threshold = self.fit.thresholds.get(language or detect_language(question), threshold)
             if self.fit.gate == COSINE_GATE:  # the question is answered when some form is this close
-                if dense.max() < threshold:
+                if best_cosine < threshold:
                     return []
                 threshold = float("-inf")
         hits: List[Hit] = []
-        for best in self._in_context(question, context, score, self._best_per_topic(score)):
+        for best in order:
             if len(hits) == (top_k or self.top_k):
                 break
-            if score[best] < threshold:
+            if gated[best] < threshold:
                 continue  # only a topic the context moved up can follow one under the threshold
             shown = self._version(best, language)
             hits.append(Hit(self._passages[shown], float(score[best]), float(bm25[best]), float(dense[best])))
         return hits
-
-    def _in_context(self, question: str, context: Optional[str], score: np.ndarray, order: List[int]) -> List[int]:
-        """``order`` with the question's best few topics reordered by ``context`` (scores.in_context);
-        unchanged without a context or a weight."""
-        weight = float(self.settings.context_weight)
-        if not context or weight <= 0.0 or len(order) < 2:
-            return order
-        both = combine(self.component_scores(f"{context} {question}"), self.bm25_weight, self.topic_weight)
-        return in_context(order, score, both, self._topics, weight, int(self.settings.context_candidates))
 
     def component_scores(self, question: str) -> Scores:
         """Every passage's BM25 score, cosine and topic probability (0..1; zeros for a

@@ -32,9 +32,11 @@ def in_context(order: List[int], score: np.ndarray, with_context: np.ndarray, to
                weight: float, candidates: int) -> List[int]:
     """``order`` (best_per_topic of ``score``) with its first ``candidates`` reordered by
     ``score + weight * with_context`` (the score of the previous message + the question; each
-    topic at its best version): the question picks the candidates, the context breaks near-ties."""
+    topic at its best version): the question picks the candidates (topics it matches at all,
+    score above 0), the context breaks near-ties."""
     by_topic: Dict[str, float] = {}
     for index, value in enumerate(with_context):
         by_topic[topics[index]] = max(by_topic.get(topics[index], 0.0), float(value))
-    head = sorted(order[:candidates], key=lambda i: -(score[i] + weight * by_topic[topics[i]]))
-    return head + order[candidates:]
+    size = sum(1 for i in order[:candidates] if score[i] > 0.0)
+    head = sorted(order[:size], key=lambda i: -(score[i] + weight * by_topic[topics[i]]))
+    return head + order[size:]

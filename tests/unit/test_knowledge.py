@@ -335,12 +335,14 @@ def test_the_previous_message_reorders_only_the_question_s_own_best_topics():
     # c moves up among the three candidates; d, not one of them, stays last however close the context
     assert in_context(order, score, with_context, topics, 0.5, 3) == [3, 0, 2, 4]
     assert in_context(order, score, with_context, topics, 0.2, 3) == [0, 3, 2, 4]  # a small weight: near-ties only
+    # a topic the question does not match at all (score 0) is no candidate
+    assert in_context(order, np.array([0.9, 0.1, 0.8, 0.0, 0.0]), with_context, topics, 0.5, 3) == order
 
 
 def test_a_follow_up_question_is_answered_about_what_the_previous_message_named(tmp_path):
     (tmp_path / "kb.yml").write_text(DELIVERY, encoding="utf-8")
     kb = KnowledgeBase.load(tmp_path)
-    question = "how many days does delivery take?"
+    question = "how many days does delivery take to my place?"
     alone = HybridRetriever(kb, RetrievalSettings(threshold=0.2))
     assert alone.search(question, context="I live in Chengdu")[0].passage.id == "delivery_beijing"  # weight 0: off
     follow = HybridRetriever(kb, RetrievalSettings(threshold=0.2, context_weight=0.5))
@@ -348,10 +350,15 @@ def test_a_follow_up_question_is_answered_about_what_the_previous_message_named(
     hits = follow.search(question, context="I live in Chengdu")
     assert hits[0].passage.id == "delivery_chengdu"
     assert hits[0].score == pytest.approx(alone.search(question)[1].score)  # the question's own score
-    # a complete question on another subject keeps its answer; the previous message never makes
-    # an unanswerable question answerable
+    # a complete question on another subject keeps its answer; a question that matches nothing is
+    # declined whatever came before
     assert follow.search("do gift cards expire?", context="I live in Chengdu")[0].passage.id == "gift_cards"
     assert follow.search("who is your boss?", context="How many days does delivery to Chengdu take?") == []
+    # when the previous message changes which topic comes first, the threshold reads both messages
+    strict = HybridRetriever(kb, RetrievalSettings(threshold=hits[0].score + 0.01, context_weight=0.5))
+    assert strict.search(question) == []
+    assert strict.search(question, context="I live in Chengdu")[0].passage.id == "delivery_chengdu"
+    assert strict.search(question, context="do gift cards expire?") == []  # the first topic unchanged: alone
     with pytest.raises(ValueError, match="context_weight"):
         RetrievalSettings(context_weight=-1)
 
