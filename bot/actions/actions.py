@@ -15,7 +15,9 @@ customer_id (the customer of an order looked up), refund_reason,
 refund_confirmed, exchange_item (a SKU), exchange_to, exchange_confirmed and
 new_address (cleared after use), preference, recommend_asked, handoff.
 Recommendations come from the plugin's recommender
-(``rasa_gpt_components.recommend``, options in ``bot/recommend.yml``).
+(``rasa_gpt_components.recommend``, options in ``bot/recommend.yml``); an order
+lookup's delivery time, from the knowledge base's entry for the region of the
+order's address (``bot/knowledge/delivery.yml``).
 Entities read: order_number, preference.
 """
 
@@ -25,10 +27,12 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 import sys
 import threading
 from abc import ABC, abstractmethod
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Text, TypeVar
 
@@ -42,6 +46,8 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from rasa_gpt_components.knowledge import KnowledgeBase
+from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
 from rasa_gpt_components.recommend import Recommender
 
 from shop import service
@@ -63,6 +69,11 @@ COURIER_NAMES = {
     "SF": {"en": "SF Express", "zh": "顺丰速运"},
 }
 LIST_SEPARATOR = {"en": ", ", "zh": "、"}
+# the knowledge base's delivery times by region (bot/knowledge/delivery.yml), matched to an
+# order's address for "when will it arrive?"; orders that have not arrived yet
+DELIVERY_TIMES = (Path(__file__).resolve().parent.parent / "knowledge" / "delivery.yml",
+                  ("delivery_time_", "delivery_remote", "ship_hong_kong_", "ship_macau_", "ship_taiwan_"))
+ON_THE_WAY_STATUSES = ("awaiting_payment", "awaiting_shipment", "shipped")
 
 T = TypeVar("T")
 _initialised: set = set()
@@ -113,6 +124,22 @@ def _latest_entity(tracker: Tracker, entity: str) -> Optional[str]:
 def requested_order_number(tracker: Tracker) -> Optional[str]:
     """The order number of the latest message (entity ``order_number``), else the slot."""
     return _latest_entity(tracker, "order_number") or tracker.get_slot("order_number")
+
+
+@lru_cache(maxsize=1)
+def _delivery_times() -> HybridRetriever:
+    file, prefixes = DELIVERY_TIMES
+    entries = [p for p in KnowledgeBase.load(file).passages if p.id.startswith(prefixes)]
+    return HybridRetriever(KnowledgeBase(entries), RetrievalSettings(bm25_weight=1.0, threshold=0.05))
+
+
+def delivery_time(address: Optional[str], language: str) -> Optional[str]:
+    """The knowledge base's delivery time for the region of ``address`` (BM25 over the region
+    entries of DELIVERY_TIMES, in ``language``; house numbers left out: "8" is no region), or
+    None when no region matches."""
+    place = re.sub(r"\d+", " ", address or "").strip()
+    hits = _delivery_times().search(place, top_k=1, language=language) if place else []
+    return hits[0].passage.text if hits else None
 
 
 def _status(status: Optional[str], language: str) -> str:
@@ -226,9 +253,25 @@ class ActionOrderStatus(ShopAction):
                 courier=courier,
                 tracking_number=order.tracking_no,
             )
-        await utter_also_bought(dispatcher, order, language)
+        estimate = delivery_time(order.address, language) if order.status in ON_THE_WAY_STATUSES else None
+        if estimate:  # "when will it arrive?" after a lookup is this action again (the slot): the answer
+            dispatcher.utter_message(response="utter_delivery_estimate", delivery_time=estimate)
+        if not looked_up_before(tracker, order.order_no):  # not again at "when will it arrive?"
+            await utter_also_bought(dispatcher, order, language)
         # the order's customer: recommendations can then follow their past orders
         return [SlotSet("order_number", order.order_no), SlotSet("customer_id", str(order.customer_id))]
+
+
+def looked_up_before(tracker: Tracker, order_no: Optional[str]) -> bool:
+    """Whether ``action_order_status`` already looked ``order_no`` up in this conversation."""
+    action = None
+    for event in tracker.events:
+        if event.get("event") == "action":
+            action = event.get("name")
+        elif event.get("event") == "slot" and event.get("name") == "order_number" and action == "action_order_status":
+            if event.get("value") == order_no:
+                return True
+    return False
 
 
 async def utter_also_bought(dispatcher: CollectingDispatcher, order: service.OrderResult, language: str) -> None:
@@ -487,6 +530,48 @@ class ActionAskExchangeConfirmed(ShopAction):
         return []
 
 
+def utter_address_fixed(dispatcher: CollectingDispatcher, order_no: Optional[str], status: Optional[str], language: str) -> bool:
+    """Say why the address of an order in ``status`` can no longer change; False when it can."""
+    if status == "cancelled":
+        dispatcher.utter_message(response="utter_order_cancelled", order_number=order_no)
+    elif status not in service.ADDRESS_CHANGEABLE_STATUSES:
+        dispatcher.utter_message(response="utter_address_already_shipped", order_number=order_no, status=_status(status, language))
+    else:
+        return False
+    return True
+
+
+class ValidateAddressForm(OrderFormValidation):
+    """Checks the slots of ``address_form`` as they come: an order whose address can still change
+    (so the customer hears it before typing an address), and an address of a sensible length.
+    ``action_change_address`` checks again when it writes (the order may ship meanwhile)."""
+
+    def name(self) -> Text:
+        return "validate_address_form"
+
+    async def validate_order_number(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """An existing order that has not shipped and is not cancelled, as its canonical number."""
+        order = await order_to_validate(dispatcher, self.name(), slot_value)
+        if order is None or utter_order_error(dispatcher, order.error, order.order_no):
+            return {"order_number": None}
+        if utter_address_fixed(dispatcher, order.order_no, order.status, conversation_language(tracker)):
+            return {"order_number": None}
+        return {"order_number": order.order_no}
+
+    def validate_new_address(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """An address of ``service.ADDRESS_MIN_CHARS`` to ``ADDRESS_MAX_CHARS`` characters, cleaned."""
+        address = service.clean_address(slot_value if isinstance(slot_value, str) else None)
+        if address is None:
+            dispatcher.utter_message(
+                response="utter_invalid_address", min_length=service.ADDRESS_MIN_CHARS, max_length=service.ADDRESS_MAX_CHARS
+            )
+        return {"new_address": address}
+
+
 class ActionChangeAddress(ShopAction):
     """Change the delivery address (slot ``new_address``) of an order that has not shipped."""
 
@@ -515,14 +600,8 @@ class ActionChangeAddress(ShopAction):
             dispatcher.utter_message(
                 response="utter_invalid_address", min_length=service.ADDRESS_MIN_CHARS, max_length=service.ADDRESS_MAX_CHARS
             )
-        elif change.error == "already_shipped":
-            dispatcher.utter_message(
-                response="utter_address_already_shipped",
-                order_number=change.order_no,
-                status=_status(change.order_status, language),
-            )
-        elif change.error == "order_cancelled":
-            dispatcher.utter_message(response="utter_order_cancelled", order_number=change.order_no)
+        elif change.error in ("already_shipped", "order_cancelled"):
+            utter_address_fixed(dispatcher, change.order_no, change.order_status, language)
         elif change.error == "address_already_changed":
             dispatcher.utter_message(response="utter_address_already_changed", order_number=change.order_no)
         else:

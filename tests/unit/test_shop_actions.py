@@ -205,7 +205,10 @@ def test_order_status_found(recommender_ready, language):
         ("utter_order_status", {"order_number": SHIPPED_SF, "status": status, "items": item}),
         ("utter_order_tracking", {"order_number": SHIPPED_SF, "courier": courier, "tracking_number": "SF1402611200002"}),
     ]
-    assert [name for name, _ in replies[2:]] == ["utter_also_bought"]  # test_an_order_lookup_suggests_...
+    # the delivery time of the order's region (customer 1 lives in Shanghai), from the knowledge base
+    assert replies[2] == ("utter_delivery_estimate", {"delivery_time": bot_actions.delivery_time("上海市", language)})
+    assert ("上海" if language == "zh" else "Shanghai") in replies[2][1]["delivery_time"]
+    assert [name for name, _ in replies[3:]] == ["utter_also_bought"]  # test_an_order_lookup_suggests_...
     assert slot_events(events) == {"order_number": SHIPPED_SF, "customer_id": str(demo._DEMO_ORDER_ROWS[SHIPPED_SF][0])}
 
 
@@ -214,7 +217,39 @@ def test_order_status_before_shipment_has_no_tracking(db_url):
     assert replies[0] == (
         "utter_order_status", {"order_number": AWAITING_SHIPMENT, "status": "Awaiting shipment", "items": "Running shoes × 1"}
     )
-    assert [name for name, _ in replies[1:]] in ([], ["utter_also_bought"])  # never a tracking number
+    # never a tracking number
+    assert [name for name, _ in replies[1:]] in (["utter_delivery_estimate"], ["utter_delivery_estimate", "utter_also_bought"])
+
+
+def test_when_will_it_arrive_after_a_lookup_is_answered_about_that_order(recommender_ready):
+    """"When will it arrive?" is ``order_status`` (bot/data/nlu): the action runs again on the slot,
+    and the second time leaves out what the order's buyers also bought."""
+    action = bot_actions.ActionOrderStatus()
+    first, events = run(action, make_tracker({"order_number": SHIPPED_SF}))
+    looked_up = [{"event": "action", "name": "action_order_status"}, *events]
+    again, _ = run(action, make_tracker({"order_number": SHIPPED_SF}, events=looked_up, text="when will it arrive?"))
+    assert [name for name, _ in first] == ["utter_order_status", "utter_order_tracking", "utter_delivery_estimate",
+                                           "utter_also_bought"]
+    assert again == first[:3]
+    other, _ = run(action, make_tracker({"order_number": AWAITING_SHIPMENT}, events=looked_up))
+    assert "utter_also_bought" in [name for name, _ in other]  # another order: its buyers' picks again
+
+
+@pytest.mark.parametrize(
+    "address, language, expected",
+    [("北京市朝阳区建国路 88 号", "en", "Beijing"), ("Room 1502, 200 Nanjing West Road, Shanghai", "zh", "上海"),
+     ("Flat 12B, 8 Harbour Road, Wan Chai, Hong Kong", "en", "Hong Kong"),  # "8" is a house number, not "8 yuan"
+     ("四川省成都市武侯区", "zh", "成都"), ("350 5th Avenue, New York", "en", None), ("", "en", None)],
+)
+def test_the_delivery_time_of_an_address_is_its_region_s_knowledge_base_entry(address, language, expected):
+    found = bot_actions.delivery_time(address, language)
+    assert found == expected if expected is None else expected in found
+
+
+def test_orders_that_arrived_or_were_cancelled_get_no_delivery_time(db_url):
+    for order_no in (CANCELLED, "ES2610120001"):  # cancelled, completed
+        replies, _ = run(bot_actions.ActionOrderStatus(), make_tracker({"order_number": order_no}))
+        assert replies[0][0] == "utter_order_status" and "utter_delivery_estimate" not in [n for n, _ in replies]
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])
@@ -320,13 +355,15 @@ def test_refund_form_rejects(db_url, candidates, reply):
     assert slot_events(events) == {name: None for name in candidates}
 
 
-@pytest.mark.parametrize("form", [bot_actions.ValidateRefundForm, bot_actions.ValidateExchangeForm])
+@pytest.mark.parametrize("form", [bot_actions.ValidateRefundForm, bot_actions.ValidateExchangeForm,
+                                  bot_actions.ValidateAddressForm])
 def test_an_incomplete_order_number_is_refused_and_asked_again(db_url, form):
     """Nothing the NLU extracts, yet the customer meant an order number: the form hears why it is
     none and empties the slot (a validated slot: the form asks again instead of rejecting)."""
     said = "uh it's ES261012 something, hang on"
     tracker = make_tracker({"requested_slot": "order_number"}, events=[{"event": "user", "text": said}], text=said)
-    domain = REFUND_FORM_DOMAIN if form is bot_actions.ValidateRefundForm else EXCHANGE_FORM_DOMAIN
+    domain = {bot_actions.ValidateRefundForm: REFUND_FORM_DOMAIN, bot_actions.ValidateExchangeForm: EXCHANGE_FORM_DOMAIN,
+              bot_actions.ValidateAddressForm: ADDRESS_FORM_DOMAIN}[form]
     replies, events = run(form(), tracker, domain)
     assert replies == [("utter_invalid_order_number", {})]
     assert slot_events(events) == {"order_number": None}
@@ -574,6 +611,42 @@ def test_address_change_rejects(db_url, order_no, address, reply):
     assert count(db.AddressChange, db_url) == 0
 
 
+ADDRESS_FORM_DOMAIN = {
+    "slots": {"order_number": {"type": "text", "mappings": [{"type": "from_text"}]},
+              "new_address": {"type": "text", "mappings": [{"type": "from_text"}]}},
+    "forms": {"address_form": {"required_slots": ["order_number", "new_address"]}},
+}
+
+
+def validate_address_form(**candidates: Any):
+    events = [{"event": "user", "text": "..."}] + [
+        {"event": "slot", "name": name, "value": value} for name, value in candidates.items()
+    ]
+    return run(bot_actions.ValidateAddressForm(), make_tracker(dict(candidates), events=events), ADDRESS_FORM_DOMAIN)
+
+
+def test_address_form_accepts_an_order_before_shipping_and_an_address(db_url):
+    replies, events = validate_address_form(order_number=" es 2611240003 ", new_address=f"  {NEW_ADDRESS} ")
+    assert replies == []
+    assert slot_events(events) == {"order_number": AWAITING_SHIPMENT, "new_address": NEW_ADDRESS}
+    assert count(db.AddressChange, db_url) == 0  # validation writes nothing: action_change_address does
+
+
+@pytest.mark.parametrize(
+    "candidates, reply",
+    [({"order_number": SHIPPED_SF}, ("utter_address_already_shipped", {"order_number": SHIPPED_SF, "status": "Shipped"})),
+     ({"order_number": CANCELLED}, ("utter_order_cancelled", {"order_number": CANCELLED})),
+     ({"order_number": "ES9999999999"}, ("utter_order_not_found", {"order_number": "ES9999999999"})),
+     ({"order_number": "abc"}, ("utter_invalid_order_number", {})),
+     ({"new_address": "短地址"}, ("utter_invalid_address", {"min_length": 6, "max_length": 200}))],
+)
+def test_address_form_refuses_before_the_address_is_asked(db_url, candidates, reply):
+    """A shipped or cancelled order is refused when its number is given, not after the address."""
+    replies, events = validate_address_form(**candidates)
+    assert replies == [reply]
+    assert slot_events(events) == {name: None for name in candidates}
+
+
 # --- recommendations ------------------------------------------------------------------
 
 
@@ -637,8 +710,9 @@ def test_nothing_within_the_budget(db_url):
 
 def test_an_order_lookup_suggests_what_its_buyers_also_bought(recommender_ready):
     replies, _ = run(bot_actions.ActionOrderStatus(), make_tracker({"order_number": SHIPPED_SF}))
-    assert [name for name, _ in replies] == ["utter_order_status", "utter_order_tracking", "utter_also_bought"]
-    lines = products_of(replies[2][1])
+    assert [name for name, _ in replies] == ["utter_order_status", "utter_order_tracking", "utter_delivery_estimate",
+                                             "utter_also_bought"]
+    lines = products_of(replies[3][1])
     # bought in the same orders as the X12 phone: its companions (shop.catalogue.COMPANIONS), not another phone
     assert 1 <= len(lines) <= 2 and all("often bought with the X12 smartphone" in line for line in lines)
     assert not any("phone (" in line.split(" (")[0] for line in lines)
@@ -648,7 +722,8 @@ def test_an_order_lookup_does_not_wait_for_the_recommender(db_url, monkeypatch):
     started = []
     monkeypatch.setattr(bot_actions, "_build_recommender", lambda url: started.append(url))  # never ready
     replies, _ = run(bot_actions.ActionOrderStatus(), make_tracker({"order_number": SHIPPED_SF}))
-    assert [name for name, _ in replies] == ["utter_order_status", "utter_order_tracking"] and started == [db_url]
+    assert [name for name, _ in replies] == ["utter_order_status", "utter_order_tracking", "utter_delivery_estimate"]
+    assert started == [db_url]
 
 
 def test_a_recommender_that_cannot_be_built_leaves_the_order_answer_and_is_tried_again(db_url, monkeypatch):
@@ -686,15 +761,15 @@ def test_handoff(db_url):
 
 
 def test_the_action_server_needs_rasa_sdk_the_shop_and_the_recommender_only():
-    """The actions, as rasa_sdk imports them from bot/, load the plugin's recommender
-    and nothing of Rasa, torch or the plugin's GPT components."""
+    """The actions, as rasa_sdk imports them from bot/, load the plugin's recommender and its
+    knowledge base with BM25 (delivery times), and nothing of Rasa, torch or transformers."""
     heavy = ("rasa", "torch", "tensorflow", "transformers")
     code = ("import sys, actions.actions; "
             f"print(sorted(set(m.split('.')[0] for m in sys.modules) & set({heavy!r})), "
             "sorted({m.split('.')[1] for m in sys.modules if m.startswith('rasa_gpt_components.')}))")
     result = subprocess.run([sys.executable, "-c", code], cwd=BOT_DIR, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "[] ['lazy', 'recommend', 'text']"
+    assert result.stdout.strip() == "[] ['knowledge', 'lazy', 'models', 'recommend', 'text']"
 
 
 def test_the_action_server_registers_every_custom_action_of_the_domain():
