@@ -45,6 +45,11 @@ _SEPARATORS = re.compile(r"[\s\-_.·#:：]+")
 _ORDER_NO_ATTEMPT = re.compile(r"(?<![A-Z0-9])(?:ES[\s\-_]*\d[\d\s\-_]*|\d{6,})(?![A-Z0-9])")
 # an item named by its position in the order: "2", "#2", "no. 2", "item 2", "第2件"
 _ITEM_POSITION = re.compile(r"(?:#|no\.?|item|第)?\s*(\d{1,2})\s*(?:件|个)?")
+# what every address has: a number, or a word of its place (an address with neither is no address)
+_ADDRESS_PART = re.compile(r"\d|[省市区县镇乡村路街巷弄号楼栋室]|\b(?:road|rd|street|st|avenue|ave|lane|ln|drive|dr|way|"
+                           r"flat|room|floor|building|block|tower|district|village|town|city|apartment|apt|unit)\b",
+                           re.IGNORECASE)
+_QUESTION_END = re.compile(r"(?:[?？]|[吗呢么嘛])\W*$")
 _WORD = re.compile(r"[a-z0-9]{3,}|[\u4e00-\u9fff]")  # English words of 3+ letters, Chinese characters
 
 # --- results -----------------------------------------------------------------------
@@ -170,10 +175,14 @@ def clean_wanted(text: Optional[str]) -> Optional[str]:
 
 
 def clean_address(text: Optional[str]) -> Optional[str]:
-    """A delivery address with whitespace collapsed, or None when too short or too long."""
+    """A delivery address with whitespace collapsed, or None when too short or too long, or
+    when it does not read as an address: no house number or address word ("不用改了，原地址能收"),
+    or a question ("改地址要额外收钱吗？"), which a form asking for the address must not store."""
     address = _clean(text, ADDRESS_MAX_CHARS)
     letters = sum(ch.isalnum() for ch in address)
     if letters < ADDRESS_MIN_CHARS or len(address) > ADDRESS_MAX_CHARS:
+        return None
+    if _QUESTION_END.search(address) or not _ADDRESS_PART.search(address):
         return None
     return address
 

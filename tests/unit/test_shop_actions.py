@@ -178,6 +178,18 @@ def test_an_order_number_attempt_is_what_was_meant_as_one(typed, attempt):
     assert service.order_number_attempt(typed) == attempt
 
 
+@pytest.mark.parametrize(
+    "text, stored",
+    [("江苏省南京市鼓楼区中山北路105号3栋601", True), ("Flat 12B, 8 Harbour Road, Wan Chai, Hong Kong", True),
+     ("Harbour Road, Wan Chai, Hong Kong", True), ("北京市海淀区中关村大街", True),
+     ("改地址要额外收钱吗？", False), ("is there a fee for changing it?", False),  # a question asked in the form
+     ("哦不用改了，问了家里人，原地址能收", False), ("the same as before please", False)],  # no place, no number
+)
+def test_an_address_must_read_as_one(text, stored):
+    """What a form asking for the new address must not store: a question, or words without a place."""
+    assert (service.clean_address(text) is not None) == stored
+
+
 def test_customer_text_is_cleaned_and_bounded_by_the_shop():
     """The action server does without the plugin's clean_text: the shop cleans what it stores."""
     assert service.clean_reason(" wrong\x00size\n\u200b") == "wrong size"
