@@ -18,6 +18,12 @@ answerable questions labelled with their entry, and unanswerable ones):
   passage's form (the **gate**): whichever of the two balances better on the
   development questions, both languages together (ties: the score).
 
+- with development follow-up exchanges (``--followups``), **the previous
+  message's weight** for follow-up questions (``retrieval.context_weight`` and
+  ``context_candidates``): the pair that puts the labelled entry first for the
+  most exchanges, the follow-ups and each answerable development question asked
+  after another one (ties: the smaller weight).
+
 The file records the encoder, the knowledge base it was fitted on (a hash of
 its passages: the NLG warns when the base has changed since) and the
 development measures. docs/generative_fallback.md tells what was tried and

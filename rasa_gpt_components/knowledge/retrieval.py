@@ -20,6 +20,11 @@ calibrated probability of the passage's topic. A fit may instead compare its
 threshold with the best cosine of any form (its ``gate``): the score ranks, the
 cosine decides whether anything is answered.
 
+A follow-up question ("and how long does that take?") may come with the
+customer's previous message (``context_weight`` above 0): the entries are
+scored again for the two messages together, and that score reorders the
+question's own few best topics (``scores.in_context``); see ``search``.
+
 A topic (the versions of one FAQ entry in different languages,
 ``Passage.topic_key``) counts once, with the score of its best version, and
 is returned as its version in the question's language when it has one: a
