@@ -38,6 +38,8 @@ def test_rasa_shell_serves_a_customer_in_english_and_chinese(trained_model, shop
         _say(main, "are you a bot?", r"virtual assistant")
         # order lookup in English, through the action server and the shop database
         _say(main, "where is order ES2611210006?", r"Order ES2611210006: Shipped")
+        # a follow-up about that order: the lookup again on the slot, with its region's delivery time
+        _say(main, "so when's it coming?", r"Order ES2611210006: Shipped[\s\S]*Delivery to your address: [^\n]*after shipment")
         # a knowledge-base question: GenerativeNLG answers from bot/knowledge
         _say(main, "How much does shipping to Hong Kong cost?", r"SF Express[^\n]*30 yuan")
         # a refund in Chinese, of the order just looked up: the form asks for the
