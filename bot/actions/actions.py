@@ -126,11 +126,21 @@ def requested_order_number(tracker: Tracker) -> Optional[str]:
     return _latest_entity(tracker, "order_number") or tracker.get_slot("order_number")
 
 
+_delivery_lock = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def _delivery_times() -> HybridRetriever:
+def _build_delivery_times() -> HybridRetriever:
     file, prefixes = DELIVERY_TIMES
     entries = [p for p in KnowledgeBase.load(file).passages if p.id.startswith(prefixes)]
     return HybridRetriever(KnowledgeBase(entries), RetrievalSettings(bm25_weight=1.0, threshold=0.05))
+
+
+def _delivery_times() -> HybridRetriever:
+    """The retriever over the region entries: built once (about a second: jieba's dictionary
+    loads), in a thread as the action server starts (below), so no lookup waits for it."""
+    with _delivery_lock:
+        return _build_delivery_times()
 
 
 def delivery_time(address: Optional[str], language: str) -> Optional[str]:
@@ -723,3 +733,7 @@ def _loaded_by_the_action_server() -> bool:
 if _loaded_by_the_action_server():
     # build the recommender while the server starts, so that no customer waits for it
     shop_recommender(wait=False)
+
+
+# the delivery times' retriever is ready before the first order lookup (see _delivery_times)
+threading.Thread(target=_delivery_times, daemon=True, name="delivery-times").start()
