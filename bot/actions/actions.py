@@ -214,6 +214,17 @@ async def order_to_validate(
         return None
 
 
+async def existing_order(
+    dispatcher: CollectingDispatcher, where: str, order_no: Optional[str]
+) -> Optional[service.OrderResult]:
+    """``order_to_validate``, and None after telling the customer when the number is malformed or
+    no such order exists (the refund and address forms' first check)."""
+    order = await order_to_validate(dispatcher, where, order_no)
+    if order is None or utter_order_error(dispatcher, order.error, order.order_no):
+        return None
+    return order
+
+
 class ShopAction(Action, ABC):
     """An action that answers ``utter_database_error`` instead of failing on database errors.
 
@@ -370,8 +381,8 @@ class ValidateRefundForm(OrderFormValidation):
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         """An existing order that has shipped, as its canonical number."""
-        order = await order_to_validate(dispatcher, self.name(), slot_value)
-        if order is None or utter_order_error(dispatcher, order.error, order.order_no):
+        order = await existing_order(dispatcher, self.name(), slot_value)
+        if order is None:
             return {"order_number": None}
         if order.status not in service.REFUNDABLE_STATUSES:
             dispatcher.utter_message(
@@ -563,8 +574,8 @@ class ValidateAddressForm(OrderFormValidation):
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         """An existing order that has not shipped and is not cancelled, as its canonical number."""
-        order = await order_to_validate(dispatcher, self.name(), slot_value)
-        if order is None or utter_order_error(dispatcher, order.error, order.order_no):
+        order = await existing_order(dispatcher, self.name(), slot_value)
+        if order is None:
             return {"order_number": None}
         if utter_address_fixed(dispatcher, order.order_no, order.status, conversation_language(tracker)):
             return {"order_number": None}

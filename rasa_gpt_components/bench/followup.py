@@ -6,7 +6,7 @@
 Each item is a two-message exchange (``{"follow_ups": [{id, language, before, text,
 passage, kind}]}``, kind ``follow_up``: ``text`` leans on ``before`` for its subject;
 ``standalone``: a complete question on another subject). Through the real
-GenerativeNLG, three ways, in the same run:
+GenerativeNLG and beside it, five ways, in the same run:
 
 - ``in_conversation``: ``before`` is asked and answered, then ``text`` (the NLG sees
   the conversation, so its retrieval may use the previous message:

@@ -158,7 +158,7 @@ class HybridRetriever:
         scores = self.component_scores(question)
         score = combine(scores, self.bm25_weight, self.topic_weight)
         bm25, dense, _ = scores
-        order = self._best_per_topic(score)
+        order = best_per_topic(score, self._topics)  # each topic's best passage, best first
         gated, best_cosine = score, dense.max()
         weight = float(self.settings.context_weight)
         if context and weight > 0.0 and len(order) > 1:
@@ -189,10 +189,6 @@ class HybridRetriever:
         """Every passage's BM25 score, cosine and topic probability (0..1; zeros for a
         part the retriever does not use) for ``question``."""
         return self._bm25_scores(question), self._dense_scores(question), self._topic_scores(question)
-
-    def _best_per_topic(self, score: np.ndarray) -> List[int]:
-        """Indices of each topic's best-scoring passage, best first."""
-        return best_per_topic(score, self._topics)
 
     def _version(self, index: int, language: Optional[str]) -> int:
         """The passage of ``index``'s topic in ``language`` (``index`` itself when there is none)."""

@@ -338,12 +338,16 @@ REFUND_FORM_DOMAIN = {
 }
 
 
-def validate_refund_form(**candidates: Any):
+def validate(action, domain: Dict[str, Any], slots: Optional[Dict[str, Any]] = None, **candidates: Any):
+    """Run a form's validation ``action`` on the ``candidates`` of this turn, the other ``slots`` already filled."""
     events = [{"event": "user", "text": "..."}] + [
         {"event": "slot", "name": name, "value": value} for name, value in candidates.items()
     ]
-    tracker = make_tracker(dict(candidates), events=events)
-    return run(bot_actions.ValidateRefundForm(), tracker, REFUND_FORM_DOMAIN)
+    return run(action, make_tracker({**(slots or {}), **candidates}, events=events), domain)
+
+
+def validate_refund_form(**candidates: Any):
+    return validate(bot_actions.ValidateRefundForm(), REFUND_FORM_DOMAIN, **candidates)
 
 
 def test_refund_form_accepts_a_shipped_order_and_a_reason(db_url):
@@ -519,12 +523,7 @@ EXCHANGE_FORM_DOMAIN = {
 
 
 def validate_exchange_form(slots: Optional[Dict[str, Any]] = None, **candidates: Any):
-    """Run validate_exchange_form on the ``candidates`` of this turn, the other ``slots`` already filled."""
-    events = [{"event": "user", "text": "..."}] + [
-        {"event": "slot", "name": name, "value": value} for name, value in candidates.items()
-    ]
-    tracker = make_tracker({**(slots or {}), **candidates}, events=events)
-    return run(bot_actions.ValidateExchangeForm(), tracker, EXCHANGE_FORM_DOMAIN)
+    return validate(bot_actions.ValidateExchangeForm(), EXCHANGE_FORM_DOMAIN, slots, **candidates)
 
 
 def test_an_order_of_one_item_skips_the_item_question(db_url):
@@ -631,10 +630,7 @@ ADDRESS_FORM_DOMAIN = {
 
 
 def validate_address_form(**candidates: Any):
-    events = [{"event": "user", "text": "..."}] + [
-        {"event": "slot", "name": name, "value": value} for name, value in candidates.items()
-    ]
-    return run(bot_actions.ValidateAddressForm(), make_tracker(dict(candidates), events=events), ADDRESS_FORM_DOMAIN)
+    return validate(bot_actions.ValidateAddressForm(), ADDRESS_FORM_DOMAIN, **candidates)
 
 
 def test_address_form_accepts_an_order_before_shipping_and_an_address(db_url):
