@@ -28,6 +28,12 @@ per-bot Python.
   "actually it's ES2611210007", "不对，订单号是…") is a correction: the form runs
   again, validates the new value and goes on from there; a free-text slot the
   message filled is taken back (the correction is not the refund reason).
+- **A rejected message.** When the form rejects a message (it filled no
+  slot) and another policy answers it with one of the digression answers
+  (``default_answer``, ``question_answer``, ``answers``; typically the
+  generative fallback, when no rule covers that intent inside the form), the
+  form asks its slot again (``resume_rejected``). Rasa keeps a rejected form
+  waiting for a rule to bring it back; without one it never asks again.
 - **Cancellation.** During a form, a message whose intent is one of
   ``cancel_intents`` leaves it: ``cancel_response`` is said, the form is
   deactivated and its slots are emptied (except ``keep_slots``); nothing the
@@ -90,6 +96,10 @@ class RepairSettings:
     question_answer: Optional[str] = None
     answer_intents: Tuple[str, ...] = ("inform", "affirm", "deny", "stop")
     corrections: bool = True
+    # a message the form rejected (it filled no slot; no rule took it), answered by another
+    # policy with one of the digression answers (e.g. the generative fallback): the form asks
+    # its slot again, instead of staying rejected until the conversation ends
+    resume_rejected: bool = True
     cancel_intents: Tuple[str, ...] = ("stop",)
     cancel_response: Optional[str] = "utter_form_cancelled"
     keep_slots: Tuple[str, ...] = ()
@@ -198,6 +208,9 @@ class ConversationRepairPolicy(Policy):
             return self._clarification(tracker)
         if self.settings.forms and form not in self.settings.forms:
             return None
+        if self.settings.resume_rejected and tracker.is_active_loop_rejected \
+                and tracker.latest_action_name in self._answer_actions():
+            return form, "resume", []  # another policy answered what the form rejected
         if tracker.latest_action_name != ACTION_LISTEN_NAME or not tracker.latest_message:
             return None
         intent = tracker.latest_message.intent or {}
@@ -219,6 +232,10 @@ class ConversationRepairPolicy(Policy):
         understood = None if name in self.settings.digression_intents else self.settings.question_answer
         answer = self.settings.answers.get(name) or understood or self.settings.default_answer
         return answer, "digression", self._taken_back(tracker, domain)
+
+    def _answer_actions(self) -> set:
+        """The responses that answer a digression: after one of them the form goes on."""
+        return {self.settings.default_answer, self.settings.question_answer, *self.settings.answers.values()} - {None}
 
     def _off_script(self, tracker: DialogueStateTracker, domain: Domain, intent: Optional[str]) -> bool:
         """``question_digressions``: a question whose intent is none of ``answer_intents`` and

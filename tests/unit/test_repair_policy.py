@@ -9,7 +9,7 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, REQUESTED_SLOT
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, ActiveLoop, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, ActionExecutionRejected, ActiveLoop, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
@@ -114,6 +114,30 @@ def test_then_the_form_asks_its_slot_again_and_the_next_answer_is_stored(policy)
     reason = answered + [ActionExecuted("refund_form"), SlotSet(REQUESTED_SLOT, "refund_reason")] + \
         says("the seams came apart after one wash", "complaint")
     assert predict(policy(), reason) == (None, [])  # a reason: the form takes it
+
+
+def rejected_then_answered(answer, by="GenerativeFallbackPolicy"):
+    """The customer says what the form cannot use (a statement of another intent: no
+    digression, no slot filled); the form rejects it and another policy answers."""
+    return in_form_asking_reason() + says("the courier was rude to my mum", "complaint", fills=False) + [
+        ActionExecutionRejected("refund_form"),
+        ActionExecuted(answer, policy=by, confidence=0.3),
+    ]
+
+
+def test_a_message_the_form_rejected_and_the_fallback_answered_brings_the_form_back(policy):
+    # Rasa's RulePolicy predicts a rejected form only when a rule brings it back
+    assert predict(policy(), rejected_then_answered("utter_generative_fallback")) == ("refund_form", [])
+    assert predict(policy(), rejected_then_answered("utter_knowledge_answer", by="RulePolicy")) == ("refund_form", [])
+
+
+def test_a_rejected_message_is_not_resumed_after_other_actions_or_when_switched_off(policy):
+    assert predict(policy(), rejected_then_answered("utter_form_cancelled", by="RulePolicy")) == (None, [])
+    assert predict(policy(resume_rejected=False), rejected_then_answered("utter_generative_fallback")) == (None, [])
+    # the rejection itself: no opinion yet (a statement of another intent), the other policies answer it
+    rejected = in_form_asking_reason() + says("the courier was rude to my mum", "complaint", fills=False) + [
+        ActionExecutionRejected("refund_form")]
+    assert predict(policy(), rejected) == (None, [])
 
 
 def test_an_unsure_or_out_of_scope_question_gets_the_default_answer(policy):
