@@ -216,12 +216,14 @@ class ConversationRepairPolicy(Policy):
         intent = tracker.latest_message.intent or {}
         name = intent.get(INTENT_NAME_KEY)
         confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+        if self.settings.corrections and self._corrected(tracker, domain, form):
+            # a correction is not also the answer to the question asked: "no wait, it's ES…"
+            # at "shall I file it?" must not be the yes (nor the refund reason)
+            return form, "correction", self._taken_back(tracker, domain, also_asked=True)
         if _answered_by_mapping(tracker, domain, name):
             return form, "answer", []
         if name in self.settings.cancel_intents and self.settings.cancel_response:
             return self.settings.cancel_response, "cancellation", self._cancel_events(tracker, domain, form)
-        if self.settings.corrections and self._corrected(tracker, domain, form):
-            return form, "correction", self._taken_back(tracker, domain)
         question = looks_like_question(tracker.latest_message.text or "")
         digression = (name in self.settings.digression_intents
                       and (name in ("nlu_fallback", "out_of_scope") or confidence >= self.settings.threshold)
@@ -248,11 +250,12 @@ class ConversationRepairPolicy(Policy):
         return asked in _free_text_slots(domain) or asked not in _set_by_latest_message(tracker)
 
     @staticmethod
-    def _taken_back(tracker: DialogueStateTracker, domain: Domain) -> List[Event]:
-        """The free-text slots (a ``from_text`` mapping) this message filled, set back to their values before it."""
-        free_text = _free_text_slots(domain)
+    def _taken_back(tracker: DialogueStateTracker, domain: Domain, also_asked: bool = False) -> List[Event]:
+        """The free-text slots (a ``from_text`` mapping) this message filled, and with
+        ``also_asked`` the slot the form asked for, set back to their values before it."""
+        taken = _free_text_slots(domain) | ({tracker.get_slot(REQUESTED_SLOT)} if also_asked else set())
         changed = _set_by_latest_message(tracker)
-        return [SlotSet(slot, before) for slot, (before, _) in sorted(changed.items()) if slot in free_text]
+        return [SlotSet(slot, before) for slot, (before, _) in sorted(changed.items()) if slot in taken]
 
     @staticmethod
     def _corrected(tracker: DialogueStateTracker, domain: Domain, form: str) -> List[str]:

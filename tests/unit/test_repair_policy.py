@@ -219,6 +219,23 @@ def test_a_corrected_order_number_reruns_the_form_and_is_not_the_reason(policy):
     assert events == [SlotSet("refund_reason", None)]
 
 
+def test_a_correction_at_the_confirmation_is_not_the_yes(policy):
+    """"Yes but the order is ES…" at "shall I file it?": the confirmation slot the message
+    filled through its intent mapping is taken back, the form validates the new number
+    and asks again; filing would refund an order the customer never confirmed."""
+    at_confirmation = in_form_asking_reason() + says("the zip broke", "inform") + [
+        ActionExecuted("refund_form"), SlotSet("refund_reason", "the zip broke"),
+        SlotSet(REQUESTED_SLOT, "refund_confirmed"),
+        ActionExecuted(ACTION_LISTEN_NAME),
+        UserUttered("yes, but it's ES2611210007", intent={"name": "affirm", "confidence": 0.9}),
+        SlotSet("order_number", "ES2611210007"), SlotSet("refund_confirmed", True)]
+    action, events = predict(policy(), at_confirmation)
+    assert action == "refund_form" and events == [SlotSet("refund_confirmed", None)]
+    plain_yes = at_confirmation[:-3] + [UserUttered("yes", intent={"name": "affirm", "confidence": 0.9}),
+                                        SlotSet("refund_confirmed", True)]
+    assert predict(policy(), plain_yes) == ("refund_form", [])  # the answer the domain names
+
+
 def test_what_is_not_a_correction(policy):
     same = in_form_asking_reason() + corrects_order("it is ES2611210006, the zip broke", "ES2611210006")
     assert predict(policy(), same) == (None, [])  # the same number: the message is the reason
