@@ -27,7 +27,8 @@ per-bot Python.
   slot the form already had (an order number given again as an entity:
   "actually it's ES2611210007", "不对，订单号是…") is a correction: the form runs
   again, validates the new value and goes on from there; a free-text slot the
-  message filled is taken back (the correction is not the refund reason).
+  message filled, and the value it gave the asked slot, are taken back (the
+  correction is neither the refund reason nor the yes of a confirmation).
 - **A rejected message.** When the form rejects a message (it filled no
   slot) and another policy answers it with one of the digression answers
   (``default_answer``, ``question_answer``, ``answers``; typically the
