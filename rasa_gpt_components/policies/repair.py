@@ -22,7 +22,12 @@ per-bot Python.
   it" at "shall I file the refund?" is a no, and the form says so; the same
   intent at any other slot still cancels. (A bot that leaves forms with its
   own rules needs only the mapping: the form takes the message and is not
-  rejected, so the rule never fires.)
+  rejected, so the rule never fires.) A message that reads as a question is
+  such an answer only when its intent is one of ``question_mapping_intents``
+  (by default the yes, the no, a value, leaving): otherwise it is a digression
+  and the value the mapping gave is taken back, so with ``request_refund``
+  mapped to yes at the refund's confirmation, "does the refund go back to
+  Huabei?" is answered, not filed.
 - **Correction** (``corrections``). During a form, a message that changes a
   slot the form already had (an order number given again as an entity:
   "actually it's ES2611210007", "不对，订单号是…") is a correction: the form runs
@@ -79,6 +84,8 @@ from rasa_gpt_components.text import looks_like_question
 logger = logging.getLogger(__name__)
 
 REPAIRS_KINDS = ("digression", "correction", "cancellation", "clarification")
+# the intents that answer a form's question (a yes, a no, a value, leaving it)
+ANSWER_INTENTS = ("inform", "affirm", "deny", "stop")
 # the slots a clarification fills, for the response's text and buttons
 CLARIFY_SLOTS = ("clarify_first", "clarify_first_label", "clarify_second", "clarify_second_label")
 
@@ -95,7 +102,11 @@ class RepairSettings:
     question_digressions: bool = True
     # the response for such a question (an intent outside digression_intents); None: default_answer
     question_answer: Optional[str] = None
-    answer_intents: Tuple[str, ...] = ("inform", "affirm", "deny", "stop")
+    answer_intents: Tuple[str, ...] = ANSWER_INTENTS
+    # a message that reads as a question is the answer a from_intent mapping names only with one
+    # of these intents: "does the refund go back to Huabei?" read as request_refund at "shall I
+    # file it?" is answered, not taken as the yes a mapping of request_refund would make it
+    question_mapping_intents: Tuple[str, ...] = ANSWER_INTENTS
     corrections: bool = True
     # a message the form rejected (it filled no slot; no rule took it), answered by another
     # policy with one of the digression answers (e.g. the generative fallback): the form asks
@@ -115,7 +126,7 @@ class RepairSettings:
     def from_config(cls, config: Dict[str, Any]) -> "RepairSettings":
         known = {f.name for f in fields(cls)}
         given = {k: v for k, v in config.items() if k in known}
-        for key in ("digression_intents", "answer_intents", "cancel_intents", "keep_slots", "forms", "clarify_intents"):
+        for key in ("digression_intents", "answer_intents", "question_mapping_intents", "cancel_intents", "keep_slots", "forms", "clarify_intents"):
             if key in given:
                 given[key] = tuple(given[key] or ())
         settings = cls(**given)
@@ -221,20 +232,26 @@ class ConversationRepairPolicy(Policy):
             # a correction is not also the answer to the question asked: "no wait, it's ES…"
             # at "shall I file it?" must not be the yes (nor the refund reason)
             return form, "correction", self._taken_back(tracker, domain, also_asked=True)
+        question = looks_like_question(tracker.latest_message.text or "")
         if _answered_by_mapping(tracker, domain, name):
-            return form, "answer", []
+            if not (question and name not in self.settings.question_mapping_intents):
+                return form, "answer", []
+            # a question is not the answer its intent's mapping names: answered, and the value taken back
+            return self._answer_for(name), "digression", self._taken_back(tracker, domain, also_asked=True)
         if name in self.settings.cancel_intents and self.settings.cancel_response:
             return self.settings.cancel_response, "cancellation", self._cancel_events(tracker, domain, form)
-        question = looks_like_question(tracker.latest_message.text or "")
         digression = (name in self.settings.digression_intents
                       and (name in ("nlu_fallback", "out_of_scope") or confidence >= self.settings.threshold)
                       and (question or not self.settings.questions_only))
         if not digression and not (question and self._off_script(tracker, domain, name)):
             return None
+        return self._answer_for(name), "digression", self._taken_back(tracker, domain)
+
+    def _answer_for(self, intent: Optional[str]) -> str:
+        """The response that answers a digression with this intent."""
         # a question read as another intent (not a digression intent) was understood as a question
-        understood = None if name in self.settings.digression_intents else self.settings.question_answer
-        answer = self.settings.answers.get(name) or understood or self.settings.default_answer
-        return answer, "digression", self._taken_back(tracker, domain)
+        understood = None if intent in self.settings.digression_intents else self.settings.question_answer
+        return self.settings.answers.get(intent) or understood or self.settings.default_answer
 
     def _answer_actions(self) -> set:
         """The responses that answer a digression: after one of them the form goes on."""

@@ -29,7 +29,7 @@ slots:
   refund_confirmed:
     type: bool
     mappings:
-      - {type: from_intent, intent: affirm, value: true, conditions: [{active_loop: refund_form, requested_slot: refund_confirmed}]}
+      - {type: from_intent, intent: [affirm, request_refund], value: true, conditions: [{active_loop: refund_form, requested_slot: refund_confirmed}]}
       - {type: from_intent, intent: [deny, stop], value: false, conditions: [{active_loop: refund_form, requested_slot: refund_confirmed}]}
   language: {type: text, mappings: [{type: custom}]}
   clarify_first: {type: text, influence_conversation: false, mappings: [{type: custom}]}
@@ -287,6 +287,26 @@ def test_a_cancel_intent_the_asked_slot_does_not_take_still_cancels(policy):
     greet = confirming() + [ActionExecuted(ACTION_LISTEN_NAME),
                             UserUttered("hello", intent={"name": "greet", "confidence": 0.9}), SlotSet("refund_confirmed", True)]
     assert predict(policy(), greet) == (None, [])
+
+
+def test_a_question_is_not_the_answer_its_intent_s_mapping_names(policy):
+    """With request_refund mapped to yes at the confirmation, a question read as
+    request_refund is answered and the yes taken back: filing it would refund on a question."""
+    def at_confirmation(text, intent):
+        return confirming() + [ActionExecuted(ACTION_LISTEN_NAME),
+                               UserUttered(text, intent={"name": intent, "confidence": 0.9}),
+                               SlotSet("refund_confirmed", True)]
+    question = at_confirmation("will the refund go back to my card?", "request_refund")
+    assert predict(policy(), question) == ("utter_generative_fallback", [SlotSet("refund_confirmed", None)])
+    assert predict(policy(question_answer="utter_knowledge_answer"), question)[0] == "utter_knowledge_answer"
+    # a statement with that intent, or a question with an answer intent, is the answer
+    assert predict(policy(), at_confirmation("yes, submit the refund", "request_refund")) == ("refund_form", [])
+    assert predict(policy(), at_confirmation("yes?", "affirm")) == ("refund_form", [])
+    assert predict(policy(question_mapping_intents=["affirm", "request_refund"]), question) == ("refund_form", [])
+    # then the form asks again
+    answered = question + [SlotSet("refund_confirmed", None), ActionExecuted(
+        "utter_generative_fallback", policy=NAME, confidence=1.0, metadata={"repair": "digression"})]
+    assert predict(policy(), answered) == ("refund_form", [])
 
 
 def test_cancellation_can_be_left_to_the_bot(policy):
