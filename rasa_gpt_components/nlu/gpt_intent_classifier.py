@@ -24,7 +24,7 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.exceptions import RasaException
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import ENTITIES, ENTITY_ATTRIBUTE_END, ENTITY_ATTRIBUTE_START, ENTITY_ATTRIBUTE_TYPE, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -42,6 +42,21 @@ HEAD_FILE = "head.npz"
 ADAPTER_FILE = "adapter.npz"
 META_FILE = "meta.json"
 FORMAT_VERSION = 2  # 2: energy-based out-of-scope threshold
+
+
+def masked(text: str, entities: List[Dict[str, Any]], types: Any) -> str:
+    """``text`` with each span of an entity of ``types`` replaced by ``<type>``
+    (spans without offsets, outside the text or overlapping an earlier one are left)."""
+    start, end, kind = ENTITY_ATTRIBUTE_START, ENTITY_ATTRIBUTE_END, ENTITY_ATTRIBUTE_TYPE
+    spans = sorted((e[start], e[end], e[kind]) for e in entities
+                   if e.get(kind) in types and isinstance(e.get(start), int) and isinstance(e.get(end), int)
+                   and 0 <= e[start] < e[end] <= len(text))
+    out, position = [], 0
+    for first, last, name in spans:
+        if first >= position:
+            out += [text[position:first], f"<{name}>"]
+            position = last
+    return "".join(out) + text[position:]
 
 
 class BaseModelChangedError(RasaException):
@@ -118,7 +133,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
 
     def train(self, training_data: TrainingData) -> Resource:
         """Extract features of every intent example and fit the calibrated head."""
-        examples = [m for m in training_data.intent_examples if m.get(INTENT) and clean_text(m.get(TEXT))]
+        examples = [m for m in training_data.intent_examples if m.get(INTENT) and self._text(m)]
         if not examples:
             logger.debug("GPTIntentClassifier: no intent examples, nothing to train.")
             return self._resource
@@ -128,7 +143,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
                 "GPTIntentClassifier: only one intent in the training data; "
                 "every message will get it."
             )
-        texts = [clean_text(m.get(TEXT)) for m in examples]  # cleaned here, once, for everything below
+        texts = [self._text(m) for m in examples]  # cleaned here, once, for everything below
         split = None
         if self.settings.mode == "lora":
             split = self._train_adapter(texts, labels)
@@ -168,13 +183,17 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         self.adapter = {"arrays": arrays, "targets": targets}
         return split
 
+    def _text(self, message: Message) -> str:
+        """The text the features read: cleaned, with the ``mask_entities`` spans as placeholders."""
+        return clean_text(masked(message.get(TEXT) or "", message.get(ENTITIES) or [], self.settings.mask_entities))
+
     # -- prediction -------------------------------------------------------
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Set ``intent`` and ``intent_ranking`` on each message (batched)."""
         if self.head is None:
             return messages
-        texts = [clean_text(m.get(TEXT)) for m in messages]  # cleaned here, once, for everything below
+        texts = [self._text(m) for m in messages]  # cleaned here, once, for everything below
         present = [i for i, text in enumerate(texts) if text]
         predictions: Dict[int, Any] = {}
         if present:

@@ -40,6 +40,10 @@ class ClassifierSettings:
     num_threads: Optional[int] = None
     mode: str = "head"  # head: frozen GPT + trained head; lora: LoRA-adapted blocks + the same head
     oos_intent: str = "nlu_fallback"
+    # entities (found by an extractor before the classifier, annotated in the training data)
+    # whose text the features read as a placeholder: an order number says that the message
+    # names an order, not what the customer wants done with it
+    mask_entities: Tuple[str, ...] = ()
     ranking_length: int = LABEL_RANKING_LENGTH
     # lora mode: share of each intent's examples kept out of adapter training,
     # for calibration and the out-of-scope threshold
@@ -49,6 +53,7 @@ class ClassifierSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", check_features(self.features))
+        object.__setattr__(self, "mask_entities", tuple(self.mask_entities or ()))
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{self.mode}'.")
         if not 0.0 <= float(self.calibration_holdout) < 0.5:

@@ -133,3 +133,43 @@ def test_settings_are_built_once_from_defaults_declared_once():
     assert settings.head.C == 3.0 and settings.lora.rank == 4
     assert settings.head.random_seed == settings.lora.random_seed == 7  # one key, one value
     assert settings.to_config() == {**defaults, "C": 3.0, "lora_rank": 4, "random_seed": 7}
+
+
+def test_masked_replaces_the_chosen_entities_spans():
+    from rasa_gpt_components.nlu.gpt_intent_classifier import masked
+
+    number = {"entity": "order_number", "start": 0, "end": 12, "value": "ES2611210006"}
+    product = {"entity": "product", "start": 13, "end": 15, "value": "耳机"}
+    text = "ES2611210006 耳机想换货"
+    assert masked(text, [product, number], ["order_number"]) == "<order_number> 耳机想换货"
+    assert masked(text, [number, product], ["order_number", "product"]) == "<order_number> <product>想换货"
+    assert masked(text, [number], []) == text
+    overlapping = {"entity": "order_number", "start": 2, "end": 14}
+    no_offsets = {"entity": "order_number", "value": "ES2611210006"}
+    outside = {"entity": "order_number", "start": 10, "end": 99}
+    assert masked(text, [number, overlapping, no_offsets, outside], ["order_number"]) == "<order_number> 耳机想换货"
+
+
+def test_with_mask_entities_the_order_number_itself_does_not_move_the_intent(tmp_path, tiny_model):
+    """An extractor before the classifier finds the number; the features read a placeholder, so
+    two messages that differ only in the number get the same ranking (without it they differ)."""
+    intents = {**INTENTS, "order_status": INTENTS["order_status"] + ["[ES2611210006](order_number) 到哪了"],
+               "refund": INTENTS["refund"] + ["[ES2611190007](order_number) 退款"]}
+    rankings = {}
+    for mask in ([], ["order_number"]):
+        project = write_project(tmp_path / f"project{len(mask)}", tiny_model,
+                                extra=f"  mask_entities: {mask}", intents=intents)
+        config = (project / "config.yml").read_text(encoding="utf-8")
+        (project / "config.yml").write_text(config.replace(
+            "  - name: JiebaTokenizer\n", "  - name: JiebaTokenizer\n  - name: RegexEntityExtractor\n"
+            "    use_word_boundaries: false\n"), encoding="utf-8")
+        with open(project / "nlu.yml", "a", encoding="utf-8") as nlu:
+            nlu.write("- regex: order_number\n  examples: |\n    - ES\\d{10}\n")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("RASA_CACHE_DIRECTORY", str(tmp_path / f"cache{len(mask)}"))
+            model = train(project, tmp_path / f"models{len(mask)}")
+        results = parse(model, ["ES2611210006 退款", "ES2699999999 退款"])
+        assert [e["value"] for r in results for e in r["entities"]] == ["ES2611210006", "ES2699999999"]
+        rankings[len(mask)] = [[(e["name"], round(e["confidence"], 6)) for e in r["intent_ranking"]] for r in results]
+    assert rankings[1][0] == rankings[1][1]
+    assert rankings[0][0] != rankings[0][1]
