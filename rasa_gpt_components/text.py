@@ -76,7 +76,8 @@ TOKEN = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+")
 
 
 _QUESTION = re.compile(
-    r"[?？]|[吗呢么嘛][\s。！!~～]*$|什么|怎么|怎样|多少|几[天个点号时]|哪|是否|能不能|可不可以|会不会|有没有|是不是|"
+    r"[?？]|[吗呢么嘛][\s。！!~～]*$|什么|怎么|怎样|多少|多久|多长时间|几[天个点号时]|哪|谁|啥|咋|为何|如何|何时|"
+    r"是否|能不能|可不可以|会不会|有没有|是不是|"
     r"^\s*(?:what|how|when|where|why|which|who|whose|do|does|did|can|could|is|are|was|were|will|would|should|"
     r"may|have|has)\b",
     re.IGNORECASE)
