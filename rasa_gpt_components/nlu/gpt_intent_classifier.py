@@ -14,7 +14,7 @@ any tokenizer and entity extractor. See docs/intent_classifier.md.
 
 import json
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Sequence, Text
 
 import numpy as np
 
@@ -24,7 +24,9 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.exceptions import RasaException
-from rasa.shared.nlu.constants import ENTITIES, ENTITY_ATTRIBUTE_END, ENTITY_ATTRIBUTE_START, ENTITY_ATTRIBUTE_TYPE, INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import (
+    ENTITIES, ENTITY_ATTRIBUTE_END, ENTITY_ATTRIBUTE_START, ENTITY_ATTRIBUTE_TYPE, INTENT, INTENT_RANKING_KEY, TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -44,7 +46,7 @@ META_FILE = "meta.json"
 FORMAT_VERSION = 2  # 2: energy-based out-of-scope threshold
 
 
-def masked(text: str, entities: List[Dict[str, Any]], types: Any) -> str:
+def masked(text: str, entities: List[Dict[str, Any]], types: Sequence[str]) -> str:
     """``text`` with each span of an entity of ``types`` replaced by ``<type>``
     (spans without offsets, outside the text or overlapping an earlier one are left)."""
     start, end, kind = ENTITY_ATTRIBUTE_START, ENTITY_ATTRIBUTE_END, ENTITY_ATTRIBUTE_TYPE
@@ -133,17 +135,19 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
 
     def train(self, training_data: TrainingData) -> Resource:
         """Extract features of every intent example and fit the calibrated head."""
-        examples = [m for m in training_data.intent_examples if m.get(INTENT) and self._text(m)]
+        # cleaned (and masked) here, once, for everything below
+        examples = [(m.get(INTENT), text) for m in training_data.intent_examples
+                    if m.get(INTENT) and (text := self._text(m))]
         if not examples:
             logger.debug("GPTIntentClassifier: no intent examples, nothing to train.")
             return self._resource
-        labels = [m.get(INTENT) for m in examples]
+        labels = [label for label, _ in examples]
+        texts = [text for _, text in examples]
         if len(set(labels)) < 2:
             logger.warning(
                 "GPTIntentClassifier: only one intent in the training data; "
                 "every message will get it."
             )
-        texts = [self._text(m) for m in examples]  # cleaned here, once, for everything below
         split = None
         if self.settings.mode == "lora":
             split = self._train_adapter(texts, labels)

@@ -126,7 +126,7 @@ class RepairSettings:
     def from_config(cls, config: Dict[str, Any]) -> "RepairSettings":
         known = {f.name for f in fields(cls)}
         given = {k: v for k, v in config.items() if k in known}
-        for key in ("digression_intents", "answer_intents", "question_mapping_intents", "cancel_intents", "keep_slots", "forms", "clarify_intents"):
+        for key in (f.name for f in fields(cls) if isinstance(f.default, tuple)):  # the lists of names
             if key in given:
                 given[key] = tuple(given[key] or ())
         settings = cls(**given)
@@ -234,10 +234,10 @@ class ConversationRepairPolicy(Policy):
             return form, "correction", self._taken_back(tracker, domain, also_asked=True)
         question = looks_like_question(tracker.latest_message.text or "")
         if _answered_by_mapping(tracker, domain, name):
-            if not (question and name not in self.settings.question_mapping_intents):
-                return form, "answer", []
-            # a question is not the answer its intent's mapping names: answered, and the value taken back
-            return self._answer_for(name), "digression", self._taken_back(tracker, domain, also_asked=True)
+            if question and name not in self.settings.question_mapping_intents:
+                # a question is not the answer its intent's mapping names: answered, and the value taken back
+                return self._answer_for(name), "digression", self._taken_back(tracker, domain, also_asked=True)
+            return form, "answer", []
         if name in self.settings.cancel_intents and self.settings.cancel_response:
             return self.settings.cancel_response, "cancellation", self._cancel_events(tracker, domain, form)
         digression = (name in self.settings.digression_intents
