@@ -109,9 +109,21 @@ class KnowledgeBase:
         return passage.topic_key if passage else passage_id
 
 
-def _read_file(file: Path) -> List[Passage]:
-    from rasa.shared.utils.io import read_yaml
+def read_yaml(text: str) -> Any:
+    """YAML as Rasa reads its data files (ruamel's safe loader, YAML 1.2, so ``no`` and
+    ``9:30`` stay text; escaped characters of an all-ASCII file decoded), without importing
+    Rasa: the action server reads knowledge files too, and it has only rasa_sdk (which
+    brings ruamel)."""
+    from ruamel.yaml import YAML
 
+    if text.isascii():  # as Rasa does: "\ud83d\ude00" written in an ASCII file is one emoji
+        text = text.encode("utf-8").decode("raw_unicode_escape").encode("utf-16", "surrogatepass").decode("utf-16")
+    parser = YAML(typ="safe")
+    parser.version = (1, 2)
+    return parser.load(text)
+
+
+def _read_file(file: Path) -> List[Passage]:
     if file.stat().st_size > MAX_FILE_BYTES:
         raise KnowledgeBaseError(f"{file}: larger than {MAX_FILE_BYTES // 1_000_000} MB.")
     try:

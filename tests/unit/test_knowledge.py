@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
-from rasa_gpt_components.knowledge.base import MAX_PASSAGE_CHARS, split_passage
+from rasa_gpt_components.knowledge.base import MAX_PASSAGE_CHARS, read_yaml, split_passage
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
 from rasa_gpt_components.text import clean_text, detect_language, words
 from tests.fixtures.knowledge import SHOP
+
+BOT_KNOWLEDGE = Path(__file__).resolve().parents[2] / "bot" / "knowledge"
 
 
 @pytest.fixture()
@@ -42,6 +44,19 @@ def test_bad_files_say_what_is_wrong(tmp_path, text, message):
     (tmp_path / "bad.yml").write_text(text, encoding="utf-8")
     with pytest.raises(KnowledgeBaseError, match=message):
         KnowledgeBase.load(tmp_path)
+
+
+@pytest.mark.parametrize("text", [
+    "faq:\n  - id: a\n    question: Open on Sundays?\n    answer: no\n",
+    "faq:\n  - id: a\n    question: When do you open?\n    answer: 9:30\n",
+    'faq:\n  - id: a\n    question: "\\ud83d\\ude00?"\n    answer: "\\u4e2d\\u6587 \\U0001F600"\n',
+    "faq:\n  - id: a\n    question: \u4e2d\u6587\uff1f\n    answer: '\\u4e2d'\n",
+    *(path.read_text(encoding="utf-8") for path in sorted(BOT_KNOWLEDGE.glob("*.yml"))),
+])
+def test_knowledge_files_are_read_as_rasa_reads_yaml_without_importing_it(text):
+    from rasa.shared.utils.io import read_yaml as rasa_read_yaml
+
+    assert read_yaml(text) == rasa_read_yaml(text)
 
 
 def test_duplicate_ids_and_missing_path_are_errors(kb_dir, tmp_path):
