@@ -107,6 +107,12 @@ class RepairSettings:
     # of these intents: "does the refund go back to Huabei?" read as request_refund at "shall I
     # file it?" is answered, not taken as the yes a mapping of request_refund would make it
     question_mapping_intents: Tuple[str, ...] = ANSWER_INTENTS
+    # a question with an answer intent under `threshold` at a free-text slot is a digression:
+    # "are your sizes large or small?" read as inform 0.42 is not the size to exchange to
+    unsure_free_text_questions: bool = True
+    # a question read as the request that started the form ("can shoes I tried on be
+    # exchanged?" inside the exchange form) is about that request, not a new one: a digression
+    own_request_questions: bool = True
     corrections: bool = True
     # a message the form rejected (it filled no slot; no rule took it), answered by another
     # policy with one of the digression answers (e.g. the generative fallback): the form asks
@@ -243,7 +249,7 @@ class ConversationRepairPolicy(Policy):
         digression = (name in self.settings.digression_intents
                       and (name in ("nlu_fallback", "out_of_scope") or confidence >= self.settings.threshold)
                       and (question or not self.settings.questions_only))
-        if not digression and not (question and self._off_script(tracker, domain, name)):
+        if not digression and not (question and self._off_script(tracker, domain, name, confidence)):
             return None
         return self._answer_for(name), "digression", self._taken_back(tracker, domain)
 
@@ -257,15 +263,25 @@ class ConversationRepairPolicy(Policy):
         """The responses that answer a digression: after one of them the form goes on."""
         return {self.settings.default_answer, self.settings.question_answer, *self.settings.answers.values()} - {None}
 
-    def _off_script(self, tracker: DialogueStateTracker, domain: Domain, intent: Optional[str]) -> bool:
+    def _off_script(self, tracker: DialogueStateTracker, domain: Domain, intent: Optional[str],
+                    confidence: float) -> bool:
         """``question_digressions``: a question whose intent is none of ``answer_intents`` and
         that left the asked slot as it was (unless the slot is free text, which takes any
-        message) is not the answer the form waits for, whatever the NLU called it."""
-        if not self.settings.question_digressions or intent in self.settings.answer_intents \
-                or intent in self.settings.cancel_intents:
+        message) is not the answer the form waits for, whatever the NLU called it; nor, with
+        ``unsure_free_text_questions``, one with an answer intent under ``threshold`` at a
+        free-text slot; nor, with ``own_request_questions``, one read as the request that
+        started the form (unless that was one of ``question_mapping_intents``)."""
+        s = self.settings
+        if not s.question_digressions or intent in s.cancel_intents:
             return False
         asked = tracker.get_slot(REQUESTED_SLOT)
-        return asked in _free_text_slots(domain) or asked not in _set_by_latest_message(tracker)
+        free_text = asked in _free_text_slots(domain)
+        if intent in s.answer_intents:
+            own_request = s.own_request_questions and intent not in s.question_mapping_intents \
+                and intent == _form_request(tracker)
+            unsure = s.unsure_free_text_questions and free_text and confidence < s.threshold
+            return own_request or unsure
+        return free_text or asked not in _set_by_latest_message(tracker)
 
     @staticmethod
     def _taken_back(tracker: DialogueStateTracker, domain: Domain, also_asked: bool = False) -> List[Event]:
@@ -315,6 +331,17 @@ class ConversationRepairPolicy(Policy):
 
 def _free_text_slots(domain: Domain) -> set:
     return {slot.name for slot in domain.slots if any(m.get("type") == "from_text" for m in slot.mappings)}
+
+
+def _form_request(tracker: DialogueStateTracker) -> Optional[str]:
+    """The intent of the customer's message that started the active form, or None."""
+    events = list(tracker.applied_events())
+    started = max((i for i, e in enumerate(events) if isinstance(e, ActiveLoop) and e.name
+                   and e.name == tracker.active_loop_name), default=None)
+    if started is None:
+        return None
+    said = next((e for e in reversed(events[:started]) if isinstance(e, UserUttered)), None)
+    return (said.intent or {}).get(INTENT_NAME_KEY) if said else None
 
 
 def _answered_by_mapping(tracker: DialogueStateTracker, domain: Domain, intent: Optional[str]) -> bool:

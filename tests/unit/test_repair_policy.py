@@ -196,6 +196,41 @@ def test_what_a_question_inside_the_form_is(policy, text, intent, fills, expecte
     assert predict(policy(), events)[0] == expected
 
 
+def test_an_unsure_answer_intent_question_is_not_stored_in_a_free_text_slot(policy):
+    """"are your sizes large or small?" read as inform 0.42 while a free-text slot is asked is
+    answered and taken back; sure, a statement, at another slot, or switched off: the form's."""
+    asked = in_form_asking_reason()
+    assert predict(policy(), asked + says("are your sizes large or small?", "inform", 0.42)) == \
+        ("utter_generative_fallback", [SlotSet("refund_reason", None)])
+    assert predict(policy(), asked + says("it's too small?", "inform", 0.8)) == (None, [])
+    assert predict(policy(), asked + says("sizes run small", "inform", 0.42)) == (None, [])
+    assert predict(policy(unsure_free_text_questions=False),
+                   asked + says("are your sizes large or small?", "inform", 0.42)) == (None, [])
+    at_number = asking_order_number() + [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(
+        "is it the one from May?", intent={"name": "inform", "confidence": 0.42})]
+    assert predict(policy(), at_number) == (None, [])
+
+
+def test_a_question_read_as_the_request_that_started_the_form_is_a_digression(policy):
+    """The bot lists its forms' requests among ``answer_intents`` (its rules handle them inside a
+    form); a question read as the very request that started the form asks about it."""
+    chosen = policy(answer_intents=["inform", "affirm", "deny", "stop", "request_refund"])
+    question = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(
+        "can shoes I wore once be refunded?", intent={"name": "request_refund", "confidence": 0.9})]
+    assert predict(chosen, asking_order_number() + question) == ("utter_generative_fallback", [])
+    assert predict(policy(answer_intents=["inform", "affirm", "deny", "stop", "request_refund"],
+                          own_request_questions=False), asking_order_number() + question) == (None, [])
+    statement = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(
+        "I want a refund", intent={"name": "request_refund", "confidence": 0.9})]
+    assert predict(chosen, asking_order_number() + statement) == (None, [])
+    # a form that another request started: a new request, the bot's rules decide
+    started_by_complaint = [ActionExecuted(ACTION_LISTEN_NAME),
+                            UserUttered("this is broken", intent={"name": "complaint", "confidence": 0.9}),
+                            ActionExecuted("refund_form"), ActiveLoop("refund_form"),
+                            SlotSet(REQUESTED_SLOT, "order_number")]
+    assert predict(chosen, started_by_complaint + question) == (None, [])
+
+
 def test_statements_count_when_questions_only_is_off(policy):
     action, _ = predict(policy(questions_only=False), in_form_asking_reason() + says("shipping to Canada", "faq"))
     assert action == "utter_knowledge_answer"
