@@ -37,6 +37,9 @@ MEASURES = {
     "invented_entities": "URLs, phone and order numbers in any reply that are not in the passages it used",
     "latency_ms_p50": "turn time of generated turns (generation ran), median; null when nothing was generated",
     "latency_ms_p95": "turn time of generated turns, 95th percentile",
+    "retrieval_ms_p50": "the retriever's time per question (and the reranker's, when on), median over the "
+    "questions that reached retrieval, in the NLG's own answer pipeline, one question at a time",
+    "retrieval_ms_p95": "the same, 95th percentile",
     "budget_overruns": "turns that took longer than the time budget + 100 ms",
     "template_rate": "turns answered by the template because of the budget, the queue, an error or a guardrail",
     "answerable_declined_rate": "answerable questions declined (the decline text, a template or a hand-off)",
@@ -221,6 +224,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             r["declined"] = r["meta"].get("outcome") in (Outcome.DECLINED, Outcome.TEMPLATE)
             r["leak"] = leaks(r["reply"], system_prompt(lang))
         generated = [r["ms"] for r in rows if r["meta"].get("tokens", 0) > 0 or r["meta"].get("reason") == "deadline"]
+        retrieval = [r["meta"]["retrieval_ms"] for r in rows if r["meta"].get("retrieval_ms") is not None]
         share = lambda part, whole: round(len(part) / len(whole), 4) if whole else None  # noqa: E731
         languages[lang] = {
             "questions": {"answerable": len(answerable), "unanswerable": len(unanswerable), "injection": len(injection),
@@ -240,6 +244,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             "generated_turns": len(generated),
             "all_turns_ms_p50": report.percentile([r["ms"] for r in rows], 50),
             "all_turns_ms_p95": report.percentile([r["ms"] for r in rows], 95),
+            "retrieval_ms_p50": report.percentile(retrieval, 50) if retrieval else None,
+            "retrieval_ms_p95": report.percentile(retrieval, 95) if retrieval else None,
             "budget_overruns": sum(r["ms"] > budget_ms + 100 for r in rows),
             "template_rate": share([r for r in rows if r["meta"].get("outcome") == Outcome.TEMPLATE], rows),
             "answerable_declined_rate": share([r for r in answerable if r["declined"]], answerable),

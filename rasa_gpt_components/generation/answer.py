@@ -139,6 +139,7 @@ class Answer:
     ms: float = 0.0
     tokens: int = 0
     guardrails: List[str] = field(default_factory=list)
+    retrieval_ms: Optional[float] = None  # the retriever's (and reranker's) share of ``ms``; None: not reached
 
     @property
     def generated(self) -> bool:
@@ -155,6 +156,7 @@ class Answer:
             "passages": list(self.passages),
             "scores": [round(s, 3) for s in self.scores],
             "ms": round(self.ms, 1),
+            "retrieval_ms": None if self.retrieval_ms is None else round(self.retrieval_ms, 1),
             "tokens": self.tokens,
             "guardrails": list(self.guardrails),
         }
@@ -207,9 +209,11 @@ class KnowledgeAnswerer:
         deadline = float("inf") if deadline is None else deadline
         language = detect_language(text)
         s = self.settings
+        retrieval_ms: Optional[float] = None
 
         def done(answer: Answer) -> Answer:
             answer.ms = 1000 * (time.monotonic() - started)
+            answer.retrieval_ms = retrieval_ms
             logger.debug("Generative answer: %s", answer.metadata())
             return answer
 
@@ -217,7 +221,9 @@ class KnowledgeAnswerer:
             return done(template_answer(language, Why.EMPTY))
         if guardrails.check_input(text, s.blocklist).refused:
             return done(template_answer(language, Why.INPUT_BLOCKLIST))
+        retrieving = time.monotonic()
         hits = self.retrieve(text, deadline, language, previous_message(history))
+        retrieval_ms = 1000 * (time.monotonic() - retrieving)
         ids, scores = [h.passage.id for h in hits], [h.score for h in hits]
         if not hits:
             return done(Answer(DECLINE[language], Outcome.DECLINED, Why.NO_PASSAGE, language))

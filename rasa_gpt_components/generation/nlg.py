@@ -214,7 +214,8 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
             log_fields(
                 action=utter_action, outcome=answer.outcome.value, reason=answer.why.value,
                 generated=answer.generated, language=answer.language,
-                ms=round(answer.ms), tokens=answer.tokens, passages=",".join(answer.passages) or "-",
+                ms=round(answer.ms), retrieval_ms="-" if answer.retrieval_ms is None else round(answer.retrieval_ms),
+                tokens=answer.tokens, passages=",".join(answer.passages) or "-",
                 score=max(answer.scores) if answer.scores else "-", backend=backend,
             ),
         )

@@ -97,7 +97,7 @@ def test_rest_conversations_show_in_the_answer_and_decision_metrics(server):
 
     log = server.log_text()
     assert re.search(r"GenerativeNLG answer action=utter_\w+ outcome=(passage|declined) reason=\w+ generated=false "
-                     r"language=en ms=\d+ tokens=\d+ "
+                     r"language=en ms=\d+ retrieval_ms=\d+ tokens=\d+ "
                      r"passages=\S+ score=\S+ backend=local", log)
     assert re.search(r"GenerativeFallbackPolicy decision=fallback action=utter_generative_fallback "
                      r"reason=\w+ confidence=\d\.\d\d intent=\w+ nlu_confidence=\d\.\d\d", log)

@@ -29,6 +29,7 @@ def test_a_good_answer_is_sent_with_its_sources(retriever):
     meta = answer.metadata()
     assert meta["generated"] is True and "text" not in meta
     assert (meta["outcome"], meta["reason"]) == ("generated", "passed")
+    assert 0.0 <= meta["retrieval_ms"] <= meta["ms"]  # retrieval's share of the turn
 
 
 def test_nothing_retrieved_declines_without_calling_the_model(retriever):
@@ -36,6 +37,7 @@ def test_nothing_retrieved_declines_without_calling_the_model(retriever):
     answer = KnowledgeAnswerer(retriever, backend).answer("火星上有水吗")
     assert answer.text == DECLINE["zh"] and not backend.prompts
     assert (answer.outcome, answer.why) == (Outcome.DECLINED, Why.NO_PASSAGE)
+    assert answer.retrieval_ms is not None  # it searched, and found nothing
 
 
 def test_blocked_input_gets_the_template(retriever):
@@ -43,6 +45,7 @@ def test_blocked_input_gets_the_template(retriever):
     answer = KnowledgeAnswerer(retriever, backend).answer("fuck your shipping")
     assert answer.text == TEMPLATE["en"] and not backend.prompts
     assert (answer.outcome, answer.why) == (Outcome.TEMPLATE, Why.INPUT_BLOCKLIST)
+    assert answer.retrieval_ms is None and answer.metadata()["retrieval_ms"] is None  # never searched
 
 
 @pytest.mark.parametrize(

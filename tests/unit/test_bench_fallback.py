@@ -53,6 +53,8 @@ def test_bench_fallback_writes_reports(tmp_path):
         # a random model answers nothing as fact: every unanswerable question is declined
         assert metrics["decline_rate"] == 1.0
         assert metrics["budget_overruns"] == 0 and metrics["injection_leaks"] == 0
+        # every question reached retrieval (none is blocked): its time is reported apart from the turn's
+        assert 0.0 <= metrics["retrieval_ms_p50"] <= metrics["retrieval_ms_p95"] <= metrics["all_turns_ms_p95"]
         assert 0.0 <= metrics["bm25_answer_correct_rate"] <= 1.0 and metrics["bm25_threshold"] >= 0.0
     assert data["models_in_memory"] == 1 and (out / "report.md").is_file()
     turns = json.loads((out / "turns.json").read_text(encoding="utf-8"))

@@ -79,8 +79,9 @@ def test_a_generative_answer_is_counted_timed_and_logged_without_texts(nlg, capl
     assert len(lines) == 1 and caplog.records[-1].levelno == logging.INFO
     assert lines[0].startswith(f"GenerativeNLG answer action=utter_generative_fallback outcome=passage reason={reason} "
                                f"generated=false language=en ms=")
-    logged_ms = int(re.search(r" ms=(\d+) tokens=", lines[0]).group(1))
-    assert abs(logged_ms - meta["ms"]) <= 1  # the log rounds to 1 ms, the metadata to 0.1 ms
+    logged = re.search(r" ms=(\d+) retrieval_ms=(\d+) tokens=", lines[0])
+    # the log rounds to 1 ms, the metadata to 0.1 ms
+    assert abs(int(logged.group(1)) - meta["ms"]) <= 1 and abs(int(logged.group(2)) - meta["retrieval_ms"]) <= 1
     assert "passages=shipping_cost " in lines[0] and lines[0].endswith(" backend=local")
     assert question not in caplog.text and reply["text"] not in caplog.text
 
