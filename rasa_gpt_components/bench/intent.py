@@ -147,7 +147,8 @@ def score(dataset: Dataset, result: Dict[str, Any], has_oos: bool, train=None) -
     if train:
         counts: Dict[str, int] = {}
         for _, intent in train:
-            counts[intent] = counts.get(intent, 0) + 1
+            if intent != OOS:  # the out-of-scope examples (--oos-train) are not an intent of the test
+                counts[intent] = counts.get(intent, 0) + 1
         rarest = sorted(counts, key=lambda intent: (counts[intent], intent))[:RAREST]
         scores = f1_score(y_true, y_pred, labels=rarest, average=None, zero_division=0)
         metrics["rarest_f1"] = {intent: round(float(f), 4) for intent, f in zip(rarest, scores)}
@@ -241,8 +242,10 @@ def write_reports(out: Path, data: Dict[str, Any], plots: List[str]) -> None:
     if data["dataset"] == "clinc150":
         lines.append(
             "- Out of scope: a message is flagged when its intent is `nlu_fallback` (the classifier's own "
-            f"detector or FallbackClassifier: {data['fallback']}). "
-            "No out-of-scope message is in the training data."
+            f"detector or FallbackClassifier: {data['fallback']})"
+            + (f" or `{OOS}`, the intent of the set's {data['oos_train']} out-of-scope training examples "
+               "(`--oos-train`; every system trains on them)." if data.get("oos_train")
+               else ". No out-of-scope message is in the training data.")
         )
     if data.get("anchors"):
         lines += ["", f"Published anchors: {data['anchors']}"]
@@ -270,7 +273,11 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     dataset = load_dataset(args.dataset, Path(args.datasets) if args.datasets else None)
     if args.dev:
         dataset = dev_split(dataset, args.seed)
-    train = sample_shots(dataset.train, args.shots, args.seed) if args.shots else dataset.train
+    if args.oos_train and not dataset.oos_train:
+        raise SystemExit(f"--oos-train: {dataset.name} has no out-of-scope training examples.")
+    # with --oos-train the set's out-of-scope examples are one more intent, as in a Rasa bot's out_of_scope
+    available = dataset.train + (dataset.oos_train if args.oos_train else [])
+    train = sample_shots(available, args.shots, args.seed) if args.shots else available
     if args.max_test:
         rng = np.random.default_rng(args.seed)
         keep = sorted(rng.choice(len(dataset.test), min(args.max_test, len(dataset.test)), replace=False))
@@ -309,8 +316,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "command": "rasa-gpt " + " ".join(args.argv),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "train_size": len(train),
+        "oos_train": sum(intent == OOS for _, intent in train),
         "test_size": len(texts),
-        "intents": len({i for _, i in train}),
+        "intents": len({i for _, i in train if i != OOS}),
         "anchors": ANCHORS.get(dataset.name),
         "fallback": fallback_classifier(args.ambiguity_threshold) if has_oos else None,
         "systems": systems,
@@ -336,5 +344,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ambiguity-threshold", type=float,
                         help="FallbackClassifier's ambiguity_threshold where the test data has out-of-scope "
                              "messages (default Rasa's 0.1)")
+    parser.add_argument("--oos-train", action="store_true",
+                        help="add the set's out-of-scope training examples (clinc150's oos_train) as the intent "
+                             f"'{OOS}', for every system: what a Rasa bot with an out_of_scope intent trains on")
     parser.add_argument("--dev", action="store_true",
                         help="test on a seeded 20 %% of the training split instead of the test split (for choosing)")

@@ -90,3 +90,46 @@ def test_both_systems_get_the_same_fallback_classifier():
         diet = diet_pipeline("en", fallback=True, ambiguity_threshold=ambiguity)[-1]
         assert gpt == diet == {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": expected}
     assert all(step["name"] != "FallbackClassifier" for step in gpt_pipeline("en", fallback=False))
+
+
+def write_clinc_like(root: Path) -> Path:
+    folder = root / "clinc150"
+    folder.mkdir(parents=True)
+    rows = [[text, intent] for intent, texts in INTENTS.items() for text in texts]
+    oos = [["what's the weather tomorrow", "oos"], ["tell me a joke", "oos"], ["who won the match", "oos"],
+           ["sing me a song", "oos"]]
+    data = {"train": rows, "val": rows[:3], "test": rows[::2], "oos_train": oos[:3], "oos_val": oos[3:],
+            "oos_test": [["how tall is everest", "oos"], ["play some jazz", "oos"]]}
+    (folder / "data_full.json").write_text(json.dumps(data), encoding="utf-8")
+    return root
+
+
+def run_bench(tmp_path: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:
+    model = build_tiny_gpt2(tmp_path / "model", n_layer=2)
+    options = json.dumps({"features": ["gpt"], "layer": 2, "calibration_folds": 2})
+    return subprocess.run(
+        [sys.executable, "-m", "rasa_gpt_components.cli", "bench", "intent", "--datasets", str(data),
+         "--model", str(model), "--gpt-options", options, "--out", str(tmp_path / "report"), *extra],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, RASA_CACHE_DIRECTORY=str(tmp_path / "rasa-cache")),
+    )
+
+
+def test_oos_train_adds_the_sets_out_of_scope_examples_as_an_intent_for_every_system(tmp_path):
+    data = write_clinc_like(tmp_path / "datasets")
+    result = run_bench(tmp_path, data, "--dataset", "clinc150", "--oos-train")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["train_size"] == 18 + 3 and report["oos_train"] == 3
+    assert report["intents"] == len(INTENTS) and report["test_size"] == 9 + 2
+    for system in report["systems"].values():
+        assert "out_of_scope" not in system["rarest_f1"]  # not an intent of the test
+        assert 0.0 <= system["oos_recall"] <= 1.0
+    assert "3 out-of-scope training examples" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_oos_train_on_a_set_without_out_of_scope_examples_is_a_clear_error(tmp_path):
+    data = write_banking77_like(tmp_path / "datasets")
+    result = run_bench(tmp_path, data, "--dataset", "banking77", "--oos-train")
+    assert result.returncode != 0
+    assert "banking77 has no out-of-scope training examples" in result.stderr
