@@ -36,8 +36,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Text, TypeVar
 
-import yaml
-
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -49,6 +47,7 @@ from sqlalchemy.orm import Session
 from rasa_gpt_components.knowledge import KnowledgeBase
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
 from rasa_gpt_components.recommend import Recommender
+from rasa_gpt_components.yaml_files import read_yaml_file
 
 from shop import service
 from shop.db import database_url, init_db, session_scope
@@ -652,7 +651,7 @@ _recommender_lock = threading.Lock()
 def _build_recommender(url: str) -> None:
     try:
         _set_up_once(url)
-        config = yaml.safe_load(RECOMMEND_CONFIG.read_text(encoding="utf-8")) or {}
+        config = read_yaml_file(RECOMMEND_CONFIG) or {}
         _recommenders[url] = Recommender.from_config({**config, "database_url": url})
     except Exception as error:  # noqa: BLE001 - kept for the caller that waits
         _recommenders[url] = error

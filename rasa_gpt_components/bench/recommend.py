@@ -27,13 +27,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-import yaml
-
 from rasa_gpt_components.bench import report
 from rasa_gpt_components.recommend.catalogue import Catalogue, Item, Purchase, load_catalogue
 from rasa_gpt_components.recommend.recommender import Recommender
 from rasa_gpt_components.recommend.request import parse_request
 from rasa_gpt_components.recommend.settings import RecommenderSettings
+from rasa_gpt_components.yaml_files import read_yaml_file
 
 K_REQUEST, K_NDCG, K_NEXT = 3, 5, 5
 MEASURES = {
@@ -49,7 +48,7 @@ Ranker = Callable[[Optional[str], Sequence[Purchase], str, int], List[Item]]
 
 
 def load_requests(path: Path) -> List[Dict[str, Any]]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml_file(path) or {}
     requests = data.get("requests") if isinstance(data, dict) else None
     if not isinstance(requests, list) or not requests:
         raise SystemExit(f"{path}: expected a mapping with a non-empty 'requests' list.")
@@ -255,7 +254,7 @@ def latency_at_scale(settings: RecommenderSettings, catalogue: Catalogue, reques
 
 
 def bench(args: argparse.Namespace) -> Dict[str, Any]:
-    config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) if args.config else {}
+    config = read_yaml_file(args.config) if args.config else {}
     config = {**(config or {}), "database_url": args.database_url}
     settings = RecommenderSettings.from_config(config)
     catalogue = load_catalogue(settings.database_url, settings.items_sql, settings.purchases_sql)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from rasa_gpt_components.bench import report
+from rasa_gpt_components.yaml_files import read_yaml_file
 
 NAME = re.compile(r"\((zh|en)\)\s*\[([\w-]+)\]")
 # the shop tables the check reads, and each one's free-text column
@@ -55,11 +56,10 @@ NOT_COMPARED = ("action_listen", "action_session_start")
 
 def load_stories(path: Path) -> List[Dict[str, Any]]:
     """The stories with their language, tag, user messages (text, intent) and submit actions."""
-    import yaml
     from rasa.shared.nlu.training_data.entities_parser import replace_entities  # "[ES1](order_number)" -> "ES1"
 
     stories = []
-    for story in yaml.safe_load(path.read_text(encoding="utf-8")).get("stories") or []:
+    for story in (read_yaml_file(path) or {}).get("stories") or []:
         match = NAME.search(story["story"])
         steps = story.get("steps") or []
         stories.append({

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from rasa_gpt_components.text import clean_text, detect_language, sentences
+from rasa_gpt_components.yaml_files import read_yaml
 
 MAX_PASSAGE_CHARS = 400
 MAX_FILE_BYTES = 5_000_000
@@ -107,20 +108,6 @@ class KnowledgeBase:
         it); an id this knowledge base does not have is its own topic."""
         passage = self.by_id(passage_id) if passage_id else None
         return passage.topic_key if passage else passage_id
-
-
-def read_yaml(text: str) -> Any:
-    """YAML as Rasa reads its data files (ruamel's safe loader, YAML 1.2, so ``no`` and
-    ``9:30`` stay text; escaped characters of an all-ASCII file decoded), without importing
-    Rasa: the action server reads knowledge files too, and it has only rasa_sdk (which
-    brings ruamel)."""
-    from ruamel.yaml import YAML
-
-    if text.isascii():  # as Rasa does: "\ud83d\ude00" written in an ASCII file is one emoji
-        text = text.encode("utf-8").decode("raw_unicode_escape").encode("utf-16", "surrogatepass").decode("utf-16")
-    parser = YAML(typ="safe")
-    parser.version = (1, 2)
-    return parser.load(text)
 
 
 def _read_file(file: Path) -> List[Passage]:

@@ -16,10 +16,9 @@ words are separated by spaces and a phrase is written with "_" ("new_year").
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
-import yaml
+from rasa_gpt_components.yaml_files import YAMLFileError, read_yaml_file
 
 ATTRIBUTES = ("category", "recipients", "occasions", "styles", "seasons")
 
@@ -147,9 +146,9 @@ def load_lexicon(path: Optional[str] = None) -> Lexicon:
     entries = {(e.attribute, e.value): e for e in _entries(_DEFAULT)}
     if path:
         try:
-            extra = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise ValueError(f"the lexicon file {path} could not be read: {error}") from None
+            extra = read_yaml_file(path) or {}
+        except YAMLFileError as error:
+            raise ValueError(f"the lexicon file could not be read: {error}") from None
         if not isinstance(extra, Mapping):
             raise ValueError(f"the lexicon file {path} must map attributes to values.")
         entries.update({(e.attribute, e.value): e for e in _entries(extra)})

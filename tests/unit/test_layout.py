@@ -15,6 +15,7 @@ LAYERS: Dict[str, int] = {
     "text": 0,
     "lazy": 0,
     "metrics": 0,
+    "yaml_files": 0,
     "models": 1,
     "knowledge": 2,
     "nlu": 2,

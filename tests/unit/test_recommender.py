@@ -212,3 +212,16 @@ def test_a_lexicon_file_adds_words(tmp_path):
     path.write_text("colour:\n  red: {label: {en: red}, words: [red]}\n", encoding="utf-8")
     with pytest.raises(ValueError, match="unknown lexicon attribute"):
         load_lexicon(str(path))
+
+
+def test_a_lexicon_file_is_read_as_yaml_1_2_and_its_errors_name_it(tmp_path):
+    path = tmp_path / "lexicon.yml"
+    # YAML 1.1 (PyYAML) would make these words True and False
+    path.write_text("styles:\n  sporty:\n    label: {en: sporty, zh: 运动}\n    words: [on-the-go, off, yes]\n",
+                    encoding="utf-8")
+    assert load_lexicon(str(path)).find("off") == {"styles": {"sporty"}}
+    path.write_text("styles: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="lexicon file.*lexicon.yml: not valid YAML"):
+        load_lexicon(str(path))
+    with pytest.raises(ValueError, match="nowhere.yml could not be read"):
+        load_lexicon(str(tmp_path / "nowhere.yml"))
