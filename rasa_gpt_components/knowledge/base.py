@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from rasa_gpt_components.text import clean_text, detect_language, sentences
-from rasa_gpt_components.yaml_files import read_yaml
+from rasa_gpt_components.yaml_files import YAMLFileError, read_yaml_file
 
 MAX_PASSAGE_CHARS = 400
 MAX_FILE_BYTES = 5_000_000
@@ -114,9 +114,9 @@ def _read_file(file: Path) -> List[Passage]:
     if file.stat().st_size > MAX_FILE_BYTES:
         raise KnowledgeBaseError(f"{file}: larger than {MAX_FILE_BYTES // 1_000_000} MB.")
     try:
-        data = read_yaml(file.read_text(encoding="utf-8")) or {}
-    except Exception as error:  # ruamel's errors have many types
-        raise KnowledgeBaseError(f"{file}: not valid YAML ({error}).") from None
+        data = read_yaml_file(file) or {}
+    except YAMLFileError as error:  # it names the file
+        raise KnowledgeBaseError(f"{error}.") from None
     if not isinstance(data, dict):
         raise KnowledgeBaseError(f"{file}: expected a mapping with 'faq' and/or 'documents'.")
     unknown = set(data) - {"version", "faq", "documents"}

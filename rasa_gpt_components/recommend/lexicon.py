@@ -148,7 +148,7 @@ def load_lexicon(path: Optional[str] = None) -> Lexicon:
         try:
             extra = read_yaml_file(path) or {}
         except YAMLFileError as error:
-            raise ValueError(f"the lexicon file could not be read: {error}") from None
+            raise ValueError(f"the lexicon file {error}") from None  # "<path> could not be read: …"
         if not isinstance(extra, Mapping):
             raise ValueError(f"the lexicon file {path} must map attributes to values.")
         entries.update({(e.attribute, e.value): e for e in _entries(extra)})

@@ -7,9 +7,9 @@ import pytest
 
 from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
 from rasa_gpt_components.knowledge.base import MAX_PASSAGE_CHARS, split_passage
-from rasa_gpt_components.yaml_files import read_yaml
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
 from rasa_gpt_components.text import clean_text, detect_language, words
+from rasa_gpt_components.yaml_files import read_yaml
 from tests.fixtures.knowledge import SHOP
 
 BOT_KNOWLEDGE = Path(__file__).resolve().parents[2] / "bot" / "knowledge"
