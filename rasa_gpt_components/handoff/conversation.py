@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from rasa_gpt_components.text import clean_text
 
 _STARTS = {"session_started", "restart"}
+ANSWERED = {"generated", "passage", "rephrased"}  # outcomes of a generative reply that answered
 _LISTEN = "action_listen"
 _BOOKKEEPING = {_LISTEN, "action_session_start", "action_unlikely_intent"}
 
@@ -28,6 +29,24 @@ class Turn:
     def answered_by(self) -> Optional[str]:
         """The first action the bot ran for this message."""
         return self.actions[0] if self.actions else None
+
+    @property
+    def declined(self) -> bool:
+        """Whether a generated reply to this message said the bot does not know
+        (the knowledge base had nothing for it), whichever response asked for it:
+        ``utter_knowledge_answer`` declines like the fallback does."""
+        return "declined" in self._outcomes
+
+    def unanswered(self, fallback_action: str) -> bool:
+        """Whether the bot could not answer this message: a reply declined, or the
+        fallback answered it without anything from the knowledge base."""
+        if self.declined:
+            return True
+        return self.answered_by == fallback_action and not ANSWERED & set(self._outcomes)
+
+    @property
+    def _outcomes(self) -> List[Optional[str]]:
+        return [(m.get("generative") or {}).get("outcome") for m in self.bot_metadata]
 
     @property
     def negative(self) -> float:

@@ -6,8 +6,9 @@ not offered a human three turns later:
 
 - ``negative_sentiment``: times the message's probability of being negative
   (SentimentAnalyzer's output; without the component this signal is silent);
-- ``repeated_fallback``: the bot answered this message with the fallback, and
-  an earlier message of the session too;
+- ``repeated_fallback``: the bot answered this message with the fallback, or a
+  reply to it declined (a question read as ``faq`` that the knowledge base has
+  nothing for), and an earlier message of the session too;
 - ``repeated_question``: the message says again what an earlier one said
   (at least ``similarity`` of their character pairs in common);
 - ``shouting``: ``！！``, ``!!``, ``???`` or a message in CAPITALS.
@@ -99,14 +100,15 @@ def signals(turns: Sequence[Turn], fallback_action: str, settings: FrustrationSe
     shown: List[Dict[str, float]] = []
     fallbacks = 0
     for index, turn in enumerate(turns):
+        fell_back = turn.answered_by == fallback_action or turn.declined
         found = {
             "negative_sentiment": settings.negative_sentiment * turn.negative,
-            "repeated_fallback": settings.repeated_fallback if fallbacks and turn.answered_by == fallback_action else 0.0,
+            "repeated_fallback": settings.repeated_fallback if fallbacks and fell_back else 0.0,
             "repeated_question": settings.repeated_question
             if repeats(turn.text, [t.text for t in turns[:index]], settings.similarity) else 0.0,
             "shouting": settings.shouting if shouting(turn.text) else 0.0,
         }
-        fallbacks += turn.answered_by == fallback_action
+        fallbacks += fell_back
         shown.append({name: value for name, value in found.items() if value > 0})
     return shown
 

@@ -13,7 +13,6 @@ from rasa_gpt_components.handoff.conversation import Conversation, Turn
 from rasa_gpt_components.text import detect_language
 
 MAX_QUOTE = 200  # characters of a customer's or the bot's message in a summary
-ANSWERED = {"generated", "passage", "rephrased"}  # outcomes of a generative reply that answered
 
 
 @dataclass(frozen=True)
@@ -50,13 +49,6 @@ def _sentiment(turn: Turn) -> Optional[str]:
     return turn.sentiment.get("label") if turn.sentiment else None
 
 
-def _answered(turn: Turn, fallback: str) -> bool:
-    if turn.answered_by != fallback:
-        return True
-    outcomes = [(m.get("generative") or {}).get("outcome") for m in turn.bot_metadata]
-    return any(outcome in ANSWERED for outcome in outcomes)
-
-
 def build_summary(conversation: Conversation, settings: SummarySettings, conversation_id: str = "",
                   frustration: Optional[float] = None) -> Dict[str, Any]:
     """What the agent must know, from ``conversation`` (its latest session)."""
@@ -77,7 +69,7 @@ def build_summary(conversation: Conversation, settings: SummarySettings, convers
     done = _distinct([a for t in turns[:-1] for a in t.actions if not a.startswith("utter_") and a not in bookkeeping])
     stopped = [f for f in _distinct(conversation.forms_started)
                if f not in conversation.forms_completed and f != conversation.active_form]
-    unanswered = [_quote(t.text) for t in turns if not _answered(t, s.fallback_response)]
+    unanswered = [_quote(t.text) for t in turns if t.unanswered(s.fallback_response)]
     language = conversation.slots.get("language")
     if language not in ("zh", "en"):
         language = detect_language(" ".join(t.text for t in turns)) if turns else None

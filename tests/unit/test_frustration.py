@@ -50,6 +50,23 @@ def test_each_signal_is_seen_and_weighted():
                         "repeated_question": 0.3, "shouting": 0.25}
 
 
+def knowledge_reply(outcome):
+    """utter_knowledge_answer's reply as Rasa stores it, with the NLG's outcome."""
+    return [ActionExecuted("utter_knowledge_answer"),
+            BotUttered("...", metadata={"metadata": {"generative": {"outcome": outcome}},
+                                        "utter_action": "utter_knowledge_answer"})]
+
+
+def test_a_declined_knowledge_answer_counts_as_a_fallback():
+    s = FrustrationSettings()
+    unknown = [*said("can I take a power bank on a plane", "faq"), *knowledge_reply("declined")]
+    answered = [*said("how long does a refund take", "faq"), *knowledge_reply("passage")]
+    fallback = said("what is the weather in Hangzhou", answered_by=FALLBACK)
+    assert signals(turns(fallback, unknown), FALLBACK, s)[1] == {"repeated_fallback": 0.3}
+    assert signals(turns(unknown, fallback), FALLBACK, s)[1] == {"repeated_fallback": 0.3}
+    assert signals(turns(fallback, answered), FALLBACK, s)[1] == {}
+
+
 def test_shouting_and_repeats():
     assert shouting("怎么还没到！！！") and shouting("WHERE IS MY PARCEL") and shouting("why???")
     assert not shouting("Where is my parcel?") and not shouting("ES2611210006") and not shouting("OK")

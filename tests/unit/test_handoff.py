@@ -68,6 +68,17 @@ def test_the_summary_holds_what_the_agent_must_know_and_nothing_else():
     assert "Mentioned · order numbers" in render(summary, "en")
 
 
+def test_a_question_the_knowledge_answer_declined_is_still_open():
+    def asked(text, outcome):
+        return [*said(text, "faq"), ActionExecuted("utter_knowledge_answer"),
+                BotUttered("...", metadata={"metadata": {"generative": {"outcome": outcome}}})]
+
+    events = [*asked("who owns this shop?", "declined"), *asked("how long does a refund take?", "passage"),
+              *said("a person please", "human_handoff"), ActionExecuted("action_handoff")]
+    summary = build_summary(read_conversation([e.as_dict() for e in events]), SummarySettings())
+    assert summary["open"]["unanswered"] == ["who owns this shop?"]
+
+
 def test_a_session_start_begins_a_new_summary_and_an_offer_accepted_is_told():
     old = said(f"order {ORDER}", "order_status", [("order_number", ORDER)])
     new = [*said("this is useless", "complaint"), ActionExecuted("utter_offer_human"), BotUttered("A human?"),
