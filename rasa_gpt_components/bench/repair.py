@@ -26,6 +26,14 @@ trained bot.
      nothing, or a row whose free text (refund reason, new address, exchange
      wish) is a message the story does not treat as that answer (a question,
      a cancellation). ``rasa test`` itself runs no custom action.
+   And, beside the actions, *what the customer got* for each message the story
+   answers with ``utter_knowledge_answer`` (the knowledge base covers it) or
+   ``utter_generative_fallback`` (it does not): an answer from the knowledge
+   base, "I don't know" (either response can decline), or something else.
+   The actions compare the response's name; this compares the reply's kind, so
+   an off-topic question the NLU read as ``faq`` and the knowledge answer
+   declined is told apart from one that got an unrelated passage, and a
+   knowledge question that was declined is not counted as answered.
 
 Exit code 0 when the conversations ran (whatever the score), 2 when the bot or
 the database cannot be used.
@@ -42,6 +50,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from rasa_gpt_components.bench import report
+from rasa_gpt_components.handoff.conversation import read_conversation
 from rasa_gpt_components.yaml_files import read_yaml_file
 
 NAME = re.compile(r"\((zh|en)\)\s*\[([\w-]+)\]")
@@ -52,6 +61,9 @@ SUBMITS = ("action_submit_refund", "action_change_address", "action_submit_excha
 NOT_ANSWERS = ("faq", "out_of_scope", "nlu_fallback", "stop", "deny", "greet", "goodbye", "thank")
 # actions that are not the bot's answer to a message (Rasa runs them around every turn)
 NOT_COMPARED = ("action_listen", "action_session_start")
+# the responses a story expects for a question, and the kind of reply each stands for
+KNOWLEDGE_RESPONSE, FALLBACK_RESPONSE = "utter_knowledge_answer", "utter_generative_fallback"
+REPLY_KINDS = {KNOWLEDGE_RESPONSE: "answer", FALLBACK_RESPONSE: "decline"}
 
 
 def load_stories(path: Path) -> List[Dict[str, Any]]:
@@ -100,6 +112,40 @@ def first_difference(expected: Sequence[List[str]], live: Sequence[List[str]]) -
             return {"turn": number + 1, "kind": "action", "expected": ", ".join(want) or "(nothing)",
                     "predicted": ", ".join(got) or "(nothing)"}
     return None
+
+
+def question_replies(story: Dict[str, Any], events: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """For each message ``story`` answers with a knowledge answer or the fallback: the
+    kind of reply it expects (``answer``, ``decline``) and the kind the live bot gave
+    (``answered`` from the knowledge base, ``declined``, or ``other``)."""
+    turns = read_conversation(events).turns
+    replies = []
+    for number, (want, (text, _)) in enumerate(zip(story["actions"], story["messages"])):
+        if not want or want[0] not in REPLY_KINDS:
+            continue
+        turn = turns[number] if number < len(turns) else None
+        got = "other"
+        if turn is not None and turn.unanswered(FALLBACK_RESPONSE):
+            got = "declined"
+        elif turn is not None and turn.answered:
+            got = "answered"
+        replies.append({"story": story["name"], "tag": story["tag"], "text": text,
+                        "expected": REPLY_KINDS[want[0]], "got": got})
+    return replies
+
+
+def reply_kinds(replies: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """``question_replies`` counted: for all of them and the digressions, how many
+    expected each kind and what they got; right = answer -> answered, decline -> declined."""
+    right = {"answer": "answered", "decline": "declined"}
+
+    def count(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+        got = {kind: dict(Counter(r["got"] for r in rows if r["expected"] == kind)) for kind in right}
+        hits = sum(r["got"] == right[r["expected"]] for r in rows)
+        return {"right": hits, "total": len(rows), "share": round(hits / len(rows), 4) if rows else 0.0, "got": got}
+
+    return {"all": count(replies), "digression": count([r for r in replies if r["tag"] == "digression"]),
+            "wrong": [r for r in replies if r["got"] != right[r["expected"]]]}
 
 
 def first_failures(failed_file: Path) -> Dict[str, Dict[str, Any]]:
@@ -163,7 +209,7 @@ async def replay(stories: Sequence[Dict[str, Any]], url: str, database_url: str,
             return {t: {r[0]: r[1] for r in connection.execute(text(f"SELECT id, {c} FROM {t}"))}  # noqa: S608
                     for t, c in tables.items()}
 
-    results, violations, differences, errors = [], [], {}, 0
+    results, violations, differences, errors, replies = [], [], {}, 0, []
     async with aiohttp.ClientSession() as session:
         for story in tqdm(stories, desc="live bot", unit="conversation"):
             before, sender = rows(), f"repair-{secrets.token_hex(6)}"
@@ -171,7 +217,9 @@ async def replay(stories: Sequence[Dict[str, Any]], url: str, database_url: str,
                 turn = TurnResult(sender, number, url, story["tag"], story["language"], False, message)
                 await send_turn(session, url, sender, turn, timeout)
                 errors += turn.error is not None and turn.error != "empty"
-            difference = first_difference(story["actions"], tracker_actions(await _events(session, url, sender)))
+            events = await _events(session, url, sender)
+            difference = first_difference(story["actions"], tracker_actions(events))
+            replies += question_replies(story, events)
             if difference:
                 differences[story["name"]] = difference
             after = rows()
@@ -187,7 +235,7 @@ async def replay(stories: Sequence[Dict[str, Any]], url: str, database_url: str,
     by_tag = Counter(v["tag"] for v in violations)
     return {"conversations": len(results), "rows_written": sum(r["rows"] for r in results),
             "violations": violations, "violations_by_tag": dict(by_tag), "turn_errors": errors,
-            "actions": score(stories, differences)}
+            "actions": score(stories, differences), "replies": reply_kinds(replies)}
 
 
 async def _events(session: Any, url: str, sender: str) -> List[Dict[str, Any]]:
@@ -262,6 +310,7 @@ def write_markdown(path: Path, data: Dict[str, Any]) -> None:
         if check["violations"]:
             lines.append(report.markdown_table(["conversation", "table", "why"],
                                                [[v["story"], v["table"], v["why"]] for v in check["violations"]]))
+        lines += _reply_lines(check["replies"])
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -275,6 +324,27 @@ def _score_lines(result: Dict[str, Any]) -> List[str]:
         lines += ["", "Failed conversations (the first wrong step):", "",
                   report.markdown_table(["conversation", "turn", "expected", "predicted"],
                                         [[f["story"], f["turn"], f["expected"], f["predicted"]] for f in result["failed"]])]
+    return lines
+
+
+def _reply_lines(kinds: Dict[str, Any]) -> List[str]:
+    """What the customer got for each question, by the reply's kind (not the response's name)."""
+    def row(group: str, expected: str) -> List[Any]:
+        got = kinds[group]["got"][expected]
+        return [group, expected, sum(got.values()), got.get("answered", 0), got.get("declined", 0), got.get("other", 0)]
+
+    lines = ["", "## The live bot: what the customer got for each question", "",
+             f"Questions the story answers with `{KNOWLEDGE_RESPONSE}` (expected: an answer) or "
+             f"`{FALLBACK_RESPONSE}` (expected: a decline), by the kind of the reply the bot sent, "
+             "whichever response sent it. Right: an answer from the knowledge base where one is expected "
+             "(whether it is the right passage is not checked here), \"I don't know\" where a decline is. "
+             f"All questions: **{kinds['all']['right']}/{kinds['all']['total']}** right; digressions: "
+             f"**{kinds['digression']['right']}/{kinds['digression']['total']}**.", "",
+             report.markdown_table(["questions", "expected", "total", "answered", "declined", "other"],
+                                   [row(g, e) for g in ("all", "digression") for e in ("answer", "decline")])]
+    if kinds["wrong"]:
+        lines += ["", report.markdown_table(["conversation", "question", "expected", "got"],
+                                            [[r["story"], r["text"], r["expected"], r["got"]] for r in kinds["wrong"]])]
     return lines
 
 

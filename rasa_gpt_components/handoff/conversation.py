@@ -35,17 +35,21 @@ class Turn:
         """Whether a generated reply to this message said the bot does not know
         (the knowledge base had nothing for it), whichever response asked for it:
         ``utter_knowledge_answer`` declines like the fallback does."""
-        return "declined" in self._outcomes
+        return "declined" in self.outcomes
+
+    @property
+    def answered(self) -> bool:
+        """Whether a generated reply to this message answered it (from the knowledge base)."""
+        return bool(ANSWERED & set(self.outcomes))
 
     def unanswered(self, fallback_action: str) -> bool:
         """Whether the bot could not answer this message: a reply declined, or the
         fallback answered it without anything from the knowledge base."""
-        if self.declined:
-            return True
-        return self.answered_by == fallback_action and not ANSWERED & set(self._outcomes)
+        return self.declined or (self.answered_by == fallback_action and not self.answered)
 
     @property
-    def _outcomes(self) -> List[Optional[str]]:
+    def outcomes(self) -> List[Optional[str]]:
+        """The ``outcome`` of each reply to this message (None: not a generated reply)."""
         return [(m.get("generative") or {}).get("outcome") for m in self.bot_metadata]
 
     @property

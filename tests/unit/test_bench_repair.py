@@ -1,6 +1,14 @@
 """`rasa-gpt bench repair`'s reading of a test set and of rasa test's failed stories."""
 
-from rasa_gpt_components.bench.repair import first_difference, first_failures, load_stories, score, tracker_actions
+from rasa_gpt_components.bench.repair import (
+    first_difference,
+    first_failures,
+    load_stories,
+    question_replies,
+    reply_kinds,
+    score,
+    tracker_actions,
+)
 
 STORIES = """version: "3.1"
 stories:
@@ -89,3 +97,35 @@ def test_a_stored_message_is_recognised_after_the_shop_cleaned_it():
 
     assert _norm("哦等下，不用改了，我让室友帮我收") == _norm("哦等下,不用改了,我让室友帮我收")
     assert _norm("Never  mind") == _norm("never mind") != _norm("never mind, go on")
+
+
+def _reply(action, outcome):
+    """The events of one bot reply as Rasa's HTTP API returns them (the response's metadata nested)."""
+    return [{"event": "action", "name": action},
+            {"event": "bot", "text": "...", "metadata": {"metadata": {"generative": {"outcome": outcome}}}}]
+
+
+def test_what_the_customer_got_is_the_replys_kind_not_the_responses_name(tmp_path):
+    (tmp_path / "stories.yml").write_text(STORIES, encoding="utf-8")
+    story = load_stories(tmp_path / "stories.yml")[0]  # expects utter_knowledge_answer for its question
+    start = [{"event": "action", "name": "action_session_start"}, {"event": "session_started"},
+             {"event": "user", "text": "refund order ES2611200002"}, {"event": "action", "name": "refund_form"},
+             {"event": "user", "text": "do you ship to Canada?"}]
+
+    def got(*reply):
+        return question_replies(story, start + [e for part in reply for e in part])
+
+    assert got(_reply("utter_knowledge_answer", "passage")) == [{
+        "story": story["name"], "tag": "digression", "text": "do you ship to Canada?",
+        "expected": "answer", "got": "answered"}]
+    assert got(_reply("utter_knowledge_answer", "declined"))[0]["got"] == "declined"  # the right name, no answer
+    assert got(_reply("utter_generative_fallback", "passage"))[0]["got"] == "answered"
+    assert got(_reply("utter_generative_fallback", "template"))[0]["got"] == "declined"
+    assert got([{"event": "action", "name": "refund_form"}])[0]["got"] == "other"
+    off_topic = {**story, "actions": [["refund_form"], ["utter_generative_fallback", "action_submit_refund"]]}
+    declined = question_replies(off_topic, start + _reply("utter_knowledge_answer", "declined"))
+    assert declined[0]["expected"] == "decline" and declined[0]["got"] == "declined"
+    kinds = reply_kinds(declined + got(_reply("utter_knowledge_answer", "declined")))
+    assert kinds["digression"]["right"] == 1 and kinds["all"]["total"] == 2
+    assert kinds["all"]["got"] == {"answer": {"declined": 1}, "decline": {"declined": 1}}
+    assert [w["expected"] for w in kinds["wrong"]] == ["answer"]
