@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Text, TypeVar
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT
 from rasa_sdk.types import DomainDict
@@ -351,6 +351,21 @@ class ActionSubmitRefund(ShopAction):
         return [SlotSet("refund_reason", None), SlotSet("refund_confirmed", None)]
 
 
+# a message with one of these intents only thanks, greets or says goodbye: not what a form asked
+NOT_FREE_TEXT_INTENTS = ("thank", "greet", "goodbye")
+
+
+def not_an_answer(tracker: Tracker, text: Any) -> bool:
+    """Whether ``text``, taken by a free-text slot (a refund reason, what an exchange is
+    for), is no answer: the customer only gave an order number ("ES2611200002", often to
+    say which order after a lookup), or only thanked or greeted. The slot stays empty and
+    the form asks again, silently (nothing was wrong with what they said)."""
+    if not isinstance(text, str):
+        return False
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    return intent in NOT_FREE_TEXT_INTENTS or service.only_an_order_number(text)
+
+
 class OrderFormValidation(FormValidationAction, ABC):
     """A form that asks for an order number: what the customer meant as one and is none
     ("uh it's ES261012 something") is validated like one, so the customer hears that it
@@ -395,7 +410,11 @@ class ValidateRefundForm(OrderFormValidation):
     def validate_refund_reason(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        """A non-empty reason of at most ``service.REASON_MAX_CHARS`` characters."""
+        """A non-empty reason of at most ``service.REASON_MAX_CHARS`` characters, that is one
+        (:func:`not_an_answer`); no complaint about an empty slot (the repair policy empties
+        it when the customer corrects the order)."""
+        if slot_value is None or not_an_answer(tracker, slot_value):
+            return {"refund_reason": None}
         reason = service.clean_reason(slot_value if isinstance(slot_value, str) else None)
         if reason is None:
             dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=service.REASON_MAX_CHARS)
@@ -509,7 +528,10 @@ class ValidateExchangeForm(OrderFormValidation):
     def validate_exchange_to(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        """What the customer wants instead (a size, a colour): at most ``service.WANTED_MAX_CHARS`` characters."""
+        """What the customer wants instead (a size, a colour): at most ``service.WANTED_MAX_CHARS``
+        characters, that is one (:func:`not_an_answer`); no complaint about an empty slot."""
+        if slot_value is None or not_an_answer(tracker, slot_value):
+            return {"exchange_to": None}
         wanted = service.clean_wanted(slot_value if isinstance(slot_value, str) else None)
         if wanted is None:
             dispatcher.utter_message(response="utter_invalid_exchange_to", max_length=service.WANTED_MAX_CHARS)
@@ -731,8 +753,11 @@ class ActionHandoff(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         logger.info("handoff requested (conversation %s)", _conversation_ref(tracker))
-        dispatcher.utter_message(response="utter_handoff")
-        return [SlotSet("handoff", True)]
+        dispatcher.utter_message(response="utter_handoff")  # its summary still sees the form open
+        events: List[EventType] = [SlotSet("handoff", True)]
+        if (tracker.active_loop or {}).get("name"):  # the agent takes over: the form must not go on asking
+            events += [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)]
+        return events
 
 
 def _loaded_by_the_action_server() -> bool:

@@ -148,6 +148,22 @@ def _order_no_in(cleaned: str) -> Optional[str]:
     return f"ES{match.group(1)}" if match else None
 
 
+# words that only say "here is my order number": what is left of such a message is no reason
+_ORDER_WORDS = re.compile(r"订单号|订单|单号|我的|就是|是|这个|\b(?:order|number|no|my|it'?s|its|is|the|here)\b",
+                          re.IGNORECASE)
+
+
+def only_an_order_number(text: Optional[str]) -> bool:
+    """Whether ``text`` says nothing but an order number or an attempt at one
+    ("ES2611200002", "我的订单号是 ES2611200002", "ES261121006"): never a refund reason
+    or an exchange wish, whatever the form asked."""
+    cleaned = _clean(text, REASON_MAX_CHARS).upper()
+    rest = _ORDER_NO_ATTEMPT.sub(" ", _ORDER_NO_IN_TEXT.sub(" ", cleaned))
+    if rest == cleaned:
+        return False
+    return sum(ch.isalnum() for ch in _ORDER_WORDS.sub(" ", rest)) < 2
+
+
 def order_number_attempt(text: Optional[str]) -> Optional[str]:
     """What in ``text`` was meant as an order number but is none ("ES261012", a phone
     number), or None when there is no such thing or ``text`` holds a real one."""

@@ -371,6 +371,26 @@ def test_refund_form_rejects(db_url, candidates, reply):
     assert slot_events(events) == {name: None for name in candidates}
 
 
+@pytest.mark.parametrize("said, intent", [("ES2611200002", "inform"), ("我的订单号是 ES2611200002", "inform"),
+                                          ("thanks!", "thank"), ("hi there", "greet")])
+@pytest.mark.parametrize("slot", ["refund_reason", "exchange_to"])
+def test_an_order_number_or_thanks_is_no_reason_and_asked_again_silently(db_url, said, intent, slot):
+    """After a lookup the form has the order and asks the reason: the customer who gives the
+    number again, or says thanks, has not given one (both were stored as the reason)."""
+    form = bot_actions.ValidateRefundForm if slot == "refund_reason" else bot_actions.ValidateExchangeForm
+    domain = REFUND_FORM_DOMAIN if slot == "refund_reason" else EXCHANGE_FORM_DOMAIN
+    events = [{"event": "user", "text": said}, {"event": "slot", "name": slot, "value": said}]
+    tracker = make_tracker({slot: said}, events=events, text=said)
+    tracker.latest_message["intent"] = {"name": intent, "confidence": 0.9}
+    replies, events = run(form(), tracker, domain)
+    assert replies == [] and slot_events(events) == {slot: None}
+
+
+@pytest.mark.parametrize("said", ["ES2611200002 屏幕有亮点", "it broke after 123456 km", "屏幕有亮点"])
+def test_a_reason_that_names_the_order_is_still_a_reason(said):
+    assert not service.only_an_order_number(said)
+
+
 @pytest.mark.parametrize("form", [bot_actions.ValidateRefundForm, bot_actions.ValidateExchangeForm,
                                   bot_actions.ValidateAddressForm])
 def test_an_incomplete_order_number_is_refused_and_asked_again(db_url, form):
@@ -766,6 +786,16 @@ def test_handoff(db_url):
     replies, events = run(bot_actions.ActionHandoff(), make_tracker({"order_number": SHIPPED_SF}))
     assert replies == [("utter_handoff", {})]
     assert slot_events(events) == {"handoff": True}
+
+
+def test_a_handoff_in_a_form_closes_it(db_url):
+    """The agent takes over: the form must not go on asking for its confirmation."""
+    tracker = make_tracker({"order_number": SHIPPED_SF, "requested_slot": "refund_confirmed"})
+    tracker.active_loop = {"name": "refund_form"}
+    replies, events = run(bot_actions.ActionHandoff(), tracker)
+    assert replies == [("utter_handoff", {})]
+    assert {"event": "active_loop", "name": None} in [{k: e.get(k) for k in ("event", "name")} for e in events]
+    assert slot_events(events) == {"handoff": True, "requested_slot": None}
 
 
 def test_the_action_server_needs_rasa_sdk_the_shop_and_the_recommender_only():
