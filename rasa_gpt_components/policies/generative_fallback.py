@@ -19,6 +19,12 @@ with its reason; every turn it took over (its action ran) is logged at info leve
 as one ``key=value`` line and counted in ``rasa_gpt_fallback_decisions_total``
 (docs/observability.md).
 
+Its "I don't know" offers a human ("... Would you like me to connect you with a
+human agent?"): when the customer's next message is one of ``accept_intents``
+(default ``affirm``) right after a reply that declined (whichever response
+sent it; no form active), it predicts ``handoff_action``, so a yes to that
+question is followed.
+
 It also follows the customer's frustration (``frustration``, a mapping; see
 ``handoff/frustration.py``): right after each user message it sets the score in
 the slot ``frustration.slot`` (when the domain has it), and when the score
@@ -76,6 +82,8 @@ class GenerativeFallbackPolicy(Policy):
             "fallback_response": "utter_generative_fallback",
             "max_consecutive_fallbacks": 2,
             "handoff_action": "utter_handoff",
+            # a yes to the human that a declining reply offers
+            "accept_intents": ["affirm"],
             "failed_action_response": None,
             "silent_actions": [],
             "frustration": {},  # FrustrationSettings' defaults; docs/handoff.md
@@ -141,7 +149,8 @@ class GenerativeFallbackPolicy(Policy):
         if score is not None and self.frustration.slot in {slot.name for slot in domain.slots}:
             events.append(SlotSet(self.frustration.slot, round(score, 2)))
         offer = score is not None and self._offer(tracker, domain, conversation, score)
-        action, confidence, code, reason = self._decide(tracker, domain, score if offer else None)
+        action, confidence, code, reason = self._decide(tracker, domain, score if offer else None,
+                                                        accepted=self._offer_accepted(tracker, conversation))
         if action == ACTION_LISTEN_NAME:
             self._report_takeover(tracker)
         if action is None:
@@ -177,6 +186,14 @@ class GenerativeFallbackPolicy(Policy):
         done = {self.frustration.offer_action, self.config["handoff_action"]}
         return not any(action in done for turn in conversation.turns for action in turn.actions)
 
+    def _offer_accepted(self, tracker: DialogueStateTracker, conversation: Optional[Conversation]) -> bool:
+        """Whether the customer just said yes (``accept_intents``) to the human that the bot's
+        previous reply, a decline, offered; not while a form asks its own yes/no question."""
+        if conversation is None or len(conversation.turns) < 2 or tracker.active_loop_name:
+            return False
+        latest = tracker.latest_message.intent.get(INTENT_NAME_KEY)
+        return latest in self.config["accept_intents"] and conversation.turns[-2].declined
+
     def _report_takeover(self, tracker: DialogueStateTracker) -> None:
         """Count and log the turn this policy just took over: its action is the one that
         ran, not the same action predicted by a rule or a story."""
@@ -192,10 +209,11 @@ class GenerativeFallbackPolicy(Policy):
             decision=decision, action=ran.action_name, reason=code, confidence=float(ran.confidence or 0.0),
             **message_fields(tracker)))
 
-    def _decide(self, tracker: DialogueStateTracker, domain: Domain,
-                offer_at: Optional[float] = None) -> Tuple[Optional[str], float, str, str]:
+    def _decide(self, tracker: DialogueStateTracker, domain: Domain, offer_at: Optional[float] = None,
+                accepted: bool = False) -> Tuple[Optional[str], float, str, str]:
         """(action or None, confidence, reason code for metrics and logs, reason for people);
-        ``offer_at``: the frustration score when a human is to be offered now."""
+        ``offer_at``: the frustration score when a human is to be offered now; ``accepted``:
+        the customer said yes to the human a decline offered."""
         fallback, handoff = self.config["fallback_response"], self.config["handoff_action"]
         apology = self.config["failed_action_response"]
         offer = self.frustration.offer_action if self.frustration.level is not None else None
@@ -212,6 +230,8 @@ class GenerativeFallbackPolicy(Policy):
         if name is None:
             return None, 0.0, "no_user_message", "no user message yet"
         confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+        if accepted:
+            return handoff, 1.0, "offer_accepted", f"{name} right after a reply that declined and offered a human"
         if offer_at is not None:
             return offer, 1.0, "frustration", f"frustration {offer_at:.2f} >= level {self.frustration.level}"
         if name in self.config["fallback_intents"]:

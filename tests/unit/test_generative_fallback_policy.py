@@ -3,7 +3,7 @@
 import pytest
 from rasa.core.constants import RULE_POLICY_PRIORITY
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SessionStarted
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.policies.generative_fallback import consecutive_fallbacks
@@ -97,3 +97,23 @@ def test_a_custom_action_that_returned_nothing_in_a_live_conversation_gets_the_a
 def test_apologising_for_failed_actions_is_off_by_default(policy):
     failed = [*LIVE, user("order_status", 0.9), ActionExecuted("action_order_status")]
     assert predicted_in(policy(), FAILING_DOMAIN, failed)[1] == 0.0
+
+
+def declined(action="utter_generative_fallback"):
+    """A reply that said "I don't know ... shall I get a human?" (its metadata as Rasa stores it)."""
+    return [ActionExecuted(action), BotUttered("Sorry, I don't know. A human?",
+                                                metadata={"metadata": {"generative": {"outcome": "declined"}}})]
+
+
+def test_a_yes_to_the_human_a_decline_offered_hands_off(policy):
+    p = policy()
+    for answered_by in ("utter_generative_fallback", "utter_greet"):  # whichever response declined
+        action, confidence, reason = predicted(p, [*user("greet", 0.9), *declined(answered_by), *user("affirm", 0.95)])
+        assert (action, confidence) == ("utter_handoff", 1.0) and "declined" in reason
+    answered = [ActionExecuted("utter_generative_fallback"),
+                BotUttered("It takes 3 days.", metadata={"metadata": {"generative": {"outcome": "passage"}}})]
+    assert predicted(p, [*user("greet", 0.9), *answered, *user("affirm", 0.95)])[0] != "utter_handoff"
+    assert predicted(policy(accept_intents=[]), [*user("greet", 0.9), *declined(), *user("affirm", 0.95)])[0] \
+        != "utter_handoff"
+    in_form = [*user("greet", 0.9), *declined(), ActiveLoop("refund_form"), *user("affirm", 0.95)]
+    assert predicted(p, in_form)[0] != "utter_handoff"  # the yes answers the form's own question
