@@ -67,6 +67,35 @@ def message_language(text: str) -> Optional[str]:
     return detect_language(rest)
 
 
+# personal data a customer may type: a mobile number (mainland China, or with a country
+# code) and an e-mail address; order numbers ("ES" + 10 digits) are not touched
+_MOBILE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s-]?)?1[3-9]\d(?:[\s-]?\d){8}(?!\d)|(?<![\w])\+\d{1,3}(?:[\s-]?\d){6,12}(?!\d)")
+_EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b")
+
+
+def mask_personal_data(text: str) -> str:
+    """``text`` with phone numbers and e-mail addresses masked (the first 3 and last 2
+    digits, the first letter and the domain kept): what leaves the bot for other
+    systems, such as a hand-off summary sent to a chat group."""
+    def phone(match: "re.Match[str]") -> str:
+        digits = re.sub(r"\D", "", match.group())
+        return digits[:3] + "*" * (len(digits) - 5) + digits[-2:]
+
+    return _EMAIL.sub(r"\1***@\2", _MOBILE.sub(phone, text))
+
+
+LANGUAGE_SLOT = "language"  # the conversation's language: LanguageDetector's default slot
+
+
+def reply_language(text: str, conversation_language: Optional[str] = None) -> str:
+    """The language to answer ``text`` in: its own, or, when it has no words (an order
+    number, an emoji, "？？？"), the conversation's ("zh" or "en"; else as detected)."""
+    own = message_language(text)
+    if own is None and conversation_language in ("zh", "en"):
+        return str(conversation_language)
+    return own or detect_language(text)
+
+
 # a sentence ends at 。！？!?；; or a newline, or at a full stop followed by white
 # space or the end (so "www.example.com" and "3.5" stay whole)
 _SENTENCE = re.compile(r".+?(?:[。！？!?；;\n]+|\.+(?=\s|$)|$)\s*", re.S)

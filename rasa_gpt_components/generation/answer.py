@@ -201,13 +201,14 @@ class KnowledgeAnswerer:
         return language not in self.settings.generation_languages and self.reranker is None
 
     def answer(
-        self, text: str, history: Sequence[Tuple[str, str]] = (), deadline: Optional[float] = None
+        self, text: str, history: Sequence[Tuple[str, str]] = (), deadline: Optional[float] = None,
+        language: Optional[str] = None,
     ) -> Answer:
         """Answer ``text`` (cleaned by the caller: the NLG's entry) by ``deadline``
-        (``time.monotonic()`` seconds; None: no limit)."""
+        (``time.monotonic()`` seconds; None: no limit) in ``language`` (default: the text's)."""
         started = time.monotonic()
         deadline = float("inf") if deadline is None else deadline
-        language = detect_language(text)
+        language = language or detect_language(text)
         s = self.settings
         retrieval_ms: Optional[float] = None
 

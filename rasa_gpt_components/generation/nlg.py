@@ -55,7 +55,7 @@ from rasa_gpt_components.metrics import (
     TIME_BUDGET_EXCEEDED,
     log_fields,
 )
-from rasa_gpt_components.text import clean_text, detect_language
+from rasa_gpt_components.text import LANGUAGE_SLOT, clean_text, detect_language, reply_language
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,8 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
                 return await self._rephrased(utter_action, template)
             return template
         message = tracker.latest_message.text if tracker.latest_message else ""
-        answer = await self.answer(message or "", conversation_history(tracker, self.settings.answer.history_turns))
+        answer = await self.answer(message or "", conversation_history(tracker, self.settings.answer.history_turns),
+                                   conversation_language=tracker.get_slot(LANGUAGE_SLOT))
         text = answer.text
         if answer.outcome is Outcome.TEMPLATE:  # the response's own template text, or the built-in one
             text = (template or {}).get("text") or answer.text
@@ -174,16 +175,18 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         self._report(utter_action, answer)
         return reply
 
-    async def answer(self, message: str, history: List[Tuple[str, str]]) -> Answer:
+    async def answer(self, message: str, history: List[Tuple[str, str]],
+                     conversation_language: Optional[str] = None) -> Answer:
         """The answer pipeline in the worker pool, within the time budget; an answer
         that only needs retrieval (a few ms) is made right away, without queueing for
         a generation slot behind answers that generate. ``message`` is the
-        customer's: cleaned here, once, and trusted below."""
+        customer's: cleaned here, once, and trusted below. A message without words
+        is answered in ``conversation_language`` (the ``language`` slot)."""
         text = clean_text(message)
-        language = detect_language(text)
+        language = reply_language(text, conversation_language)
         if self.answerer.only_retrieves(language):
-            return self.answerer.answer(text, history, time.monotonic() + self.budget)
-        return await self._in_worker(lambda deadline: self.answerer.answer(text, history, deadline), language)
+            return self.answerer.answer(text, history, time.monotonic() + self.budget, language)
+        return await self._in_worker(lambda deadline: self.answerer.answer(text, history, deadline, language), language)
 
     async def _rephrased(self, utter_action: Text, template: Dict[Text, Any]) -> Dict[Text, Any]:
         """``template`` reworded by the model (``rephrase: true``), or as it is."""

@@ -1,6 +1,7 @@
 """The summary a human agent gets at a hand-off, built from the conversation's
 events and slots only: every fact in it is something the customer said or the
-bot did, copied, never worded by a model (so nothing can be invented).
+bot did, copied, never worded by a model (so nothing can be invented). Phone
+numbers and e-mail addresses in the messages it quotes are masked.
 
 ``build_summary`` gives a dictionary (stored in the tracker with the hand-off
 message and sent to the desk); ``render`` words it for people, in the agents'
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rasa_gpt_components.handoff.conversation import Conversation, Turn
-from rasa_gpt_components.text import detect_language
+from rasa_gpt_components.text import LANGUAGE_SLOT, detect_language, mask_personal_data
 
 MAX_QUOTE = 200  # characters of a customer's or the bot's message in a summary
 
@@ -38,6 +39,9 @@ class SummarySettings:
 
 
 def _quote(text: str) -> str:
+    """A message as the summary quotes it: phone numbers and e-mail addresses masked (the
+    summary goes to chat groups), at most ``MAX_QUOTE`` characters."""
+    text = mask_personal_data(text)
     return text if len(text) <= MAX_QUOTE else text[: MAX_QUOTE - 1] + "…"
 
 
@@ -70,7 +74,7 @@ def build_summary(conversation: Conversation, settings: SummarySettings, convers
     stopped = [f for f in _distinct(conversation.forms_started)
                if f not in conversation.forms_completed and f != conversation.active_form]
     unanswered = [_quote(t.text) for t in turns if t.unanswered(s.fallback_response)]
-    language = conversation.slots.get("language")
+    language = conversation.slots.get(LANGUAGE_SLOT)
     if language not in ("zh", "en"):
         language = detect_language(" ".join(t.text for t in turns)) if turns else None
     said: List[Dict[str, str]] = []
@@ -107,8 +111,8 @@ def _reason(turns: Sequence[Turn], s: SummarySettings) -> str:
         return "bot"
     if turns[-1].intent in s.handoff_intents:
         return "asked"
-    if len(turns) > 1 and s.offer_action in turns[-2].actions:
-        return "offer_accepted"
+    if len(turns) > 1 and (s.offer_action in turns[-2].actions or turns[-2].declined):
+        return "offer_accepted"  # the frustration offer, or the human an "I don't know" offers
     return "bot"
 
 

@@ -62,7 +62,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from rasa_gpt_components.text import clean_text, message_language
+from rasa_gpt_components.text import LANGUAGE_SLOT, clean_text, message_language
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
@@ -72,7 +72,7 @@ class LanguageDetector(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         """``entity``: the name of the entity to add; ``slot``: the slot it fills."""
-        return {"entity": "language", "slot": "language"}
+        return {"entity": "language", "slot": LANGUAGE_SLOT}
 
     def __init__(self, config: Dict[Text, Any]) -> None:
         self.entity = config["entity"]

@@ -160,3 +160,23 @@ def test_responses_of_custom_actions_render_once_rasa_hands_over_the_domain(nlg,
     generator.responses = DOMAIN.responses
     reply = run(generator.generate("utter_greet", tracker("hi"), "rest", name="Ada"))
     assert reply["text"] == "Hi Ada!"
+
+
+@pytest.mark.parametrize("said", ["ES261121006", "👍", "？？？"])
+def test_a_message_without_words_is_answered_in_the_conversations_language(nlg, said):
+    """An order number, an emoji or question marks say nothing of the language: a Chinese
+    conversation gets its "I don't know" in Chinese (it got the English one)."""
+    from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
+    from rasa.shared.core.slots import TextSlot
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    def in_language(language):
+        return DialogueStateTracker.from_events(
+            "u", [SlotSet("language", language), ActionExecuted("action_listen"),
+                  UserUttered(said, intent={"name": "nlu_fallback", "confidence": 0.9})],
+            slots=[*DOMAIN.slots, TextSlot("language", mappings=[{"type": "custom"}])])
+
+    generator = nlg()
+    assert run(generator.generate("utter_generative_fallback", in_language("zh"), "rest"))["text"] == DECLINE["zh"]
+    assert run(generator.generate("utter_generative_fallback", in_language("en"), "rest"))["text"] == DECLINE["en"]
+    assert run(generator.generate("utter_generative_fallback", tracker(said), "rest"))["text"] == DECLINE["en"]  # no slot

@@ -77,6 +77,13 @@ def test_a_question_the_knowledge_answer_declined_is_still_open():
               *said("a person please", "human_handoff"), ActionExecuted("action_handoff")]
     summary = build_summary(read_conversation([e.as_dict() for e in events]), SummarySettings())
     assert summary["open"]["unanswered"] == ["who owns this shop?"]
+    accepted = [*asked("who owns this shop?", "declined"), *said("yes please", "affirm"), ActionExecuted("action_handoff")]
+    personal = [*said(f"agent please, order {ORDER}, my phone is 13800001111, mail amy@example.com", "human_handoff"),
+                ActionExecuted("action_handoff")]
+    quoted = build_summary(read_conversation([e.as_dict() for e in personal]), SummarySettings())
+    assert quoted["last_message"] == f"agent please, order {ORDER}, my phone is 138******11, mail a***@example.com"
+    assert "13800001111" not in json.dumps(quoted) and "amy@" not in json.dumps(quoted)
+    assert build_summary(read_conversation([e.as_dict() for e in accepted]), SummarySettings())["reason"] == "offer_accepted"
 
 
 def test_a_session_start_begins_a_new_summary_and_an_offer_accepted_is_told():
