@@ -351,14 +351,14 @@ class ActionSubmitRefund(ShopAction):
         return [SlotSet("refund_reason", None), SlotSet("refund_confirmed", None)]
 
 
-# a message with one of these intents only thanks, greets or says goodbye: not what a form asked
-NOT_FREE_TEXT_INTENTS = ("thank", "greet", "goodbye")
+# a message with one of these intents only thanks, greets, says goodbye or yes: not what a form asked
+NOT_FREE_TEXT_INTENTS = ("thank", "greet", "goodbye", "affirm")
 
 
 def not_an_answer(tracker: Tracker, text: Any) -> bool:
     """Whether ``text``, taken by a free-text slot (a refund reason, what an exchange is
     for), is no answer: the customer only gave an order number ("ES2611200002", often to
-    say which order after a lookup), or only thanked or greeted. The slot stays empty and
+    say which order after a lookup), or only thanked, greeted or said yes. The slot stays empty and
     the form asks again, silently (nothing was wrong with what they said)."""
     if not isinstance(text, str):
         return False

@@ -372,7 +372,7 @@ def test_refund_form_rejects(db_url, candidates, reply):
 
 
 @pytest.mark.parametrize("said, intent", [("ES2611200002", "inform"), ("我的订单号是 ES2611200002", "inform"),
-                                          ("thanks!", "thank"), ("hi there", "greet")])
+                                          ("thanks!", "thank"), ("hi there", "greet"), ("yes", "affirm")])
 @pytest.mark.parametrize("slot", ["refund_reason", "exchange_to"])
 def test_an_order_number_or_thanks_is_no_reason_and_asked_again_silently(db_url, said, intent, slot):
     """After a lookup the form has the order and asks the reason: the customer who gives the
