@@ -25,6 +25,12 @@ human agent?"): when the customer's next message is one of ``accept_intents``
 sent it; no form active), it predicts ``handoff_action``, so a yes to that
 question is followed.
 
+A confident yes or no with nothing to answer ("好", "ok", "no" to the human a
+decline offered) is not a question to search the knowledge base with (it found
+passages that start with "Yes."): with ``acknowledgement_response`` set, a
+message of one of ``acknowledgement_intents`` that only this policy would
+answer gets that response instead of the fallback, at the same confidence.
+
 It also follows the customer's frustration (``frustration``, a mapping; see
 ``handoff/frustration.py``): right after each user message it sets the score in
 the slot ``frustration.slot`` (when the domain has it), and when the score
@@ -84,6 +90,10 @@ class GenerativeFallbackPolicy(Policy):
             "handoff_action": "utter_handoff",
             # a yes to the human that a declining reply offers
             "accept_intents": ["affirm"],
+            # a yes or no with nothing pending: this response (e.g. "OK, what can I do for you?"),
+            # not a knowledge-base search; None: the fallback
+            "acknowledgement_intents": ["affirm", "deny"],
+            "acknowledgement_response": None,
             "failed_action_response": None,
             "silent_actions": [],
             "frustration": {},  # FrustrationSettings' defaults; docs/handoff.md
@@ -122,9 +132,9 @@ class GenerativeFallbackPolicy(Policy):
                 "GenerativeFallbackPolicy: '%s' (frustration.offer_action) is not in the domain, so a "
                 "frustrated customer is not offered a human. Add the response, or set frustration.level "
                 "to null; see docs/handoff.md.", self.frustration.offer_action)
-        for key in ("fallback_response", "handoff_action", "failed_action_response"):
+        for key in ("fallback_response", "handoff_action", "failed_action_response", "acknowledgement_response"):
             name = self.config[key]
-            if name is None and key == "failed_action_response":
+            if name is None and key in ("failed_action_response", "acknowledgement_response"):
                 continue
             if name not in known:
                 raise RasaException(
@@ -201,7 +211,8 @@ class GenerativeFallbackPolicy(Policy):
         if ran is None or ran.policy != type(self).__name__:
             return
         kinds = {self.config["fallback_response"]: "fallback", self.config["handoff_action"]: "handoff",
-                 self.config["failed_action_response"]: "apology", self.frustration.offer_action: "offer"}
+                 self.config["failed_action_response"]: "apology", self.frustration.offer_action: "offer",
+                 self.config["acknowledgement_response"]: "acknowledgement"}
         decision = kinds.get(ran.action_name, "other")
         code = (ran.metadata or {}).get("reason_code", "unknown")
         FALLBACK_DECISIONS.labels(decision, code).inc()
@@ -217,8 +228,10 @@ class GenerativeFallbackPolicy(Policy):
         fallback, handoff = self.config["fallback_response"], self.config["handoff_action"]
         apology = self.config["failed_action_response"]
         offer = self.frustration.offer_action if self.frustration.level is not None else None
+        acknowledgement = self.config["acknowledgement_response"]
         latest = tracker.latest_action_name
-        if latest in (fallback, handoff) or (apology and latest == apology) or (offer and latest == offer):
+        own = {fallback, handoff} | {action for action in (apology, offer, acknowledgement) if action}
+        if latest in own:
             return ACTION_LISTEN_NAME, 1.0, "after_own_action", f"{latest} was just said"
         failed = self._failed_action(tracker, domain) if apology else None
         if failed:
@@ -239,6 +252,9 @@ class GenerativeFallbackPolicy(Policy):
         elif confidence < float(self.config["nlu_threshold"]):
             action, probability, code = fallback, 1.0, "nlu_low_confidence"
             reason = f"intent {name} has confidence {confidence:.2f} < nlu_threshold"
+        elif acknowledgement and name in self.config["acknowledgement_intents"] and not tracker.active_loop_name:
+            return (acknowledgement, float(self.config["core_threshold"]), "acknowledgement",
+                    f"{name} with nothing pending: no question to search for")
         else:
             action, probability, code = fallback, float(self.config["core_threshold"]), "core_low_confidence"
             reason = "no other policy is more confident than core_threshold"
