@@ -10,10 +10,12 @@ actions fill in (order statuses, product names) are in that language too.
 
 Slots read: language, order_number, refund_reason, refund_confirmed,
 exchange_item, exchange_to, exchange_confirmed, new_address, customer_id,
-preference, recommend_asked. Slots set: order_number (canonical or None),
+preference, recommend_asked, recommend_context. Slots set: order_number (canonical or None),
 customer_id (the customer of an order looked up), refund_reason,
 refund_confirmed, exchange_item (a SKU), exchange_to, exchange_confirmed and
-new_address (cleared after use), preference, recommend_asked, handoff.
+new_address (cleared after use), preference, recommend_asked, recommend_context (the
+last recommendation's request and prices, for a follow-up such as "anything
+cheaper?"), handoff.
 Recommendations come from the plugin's recommender
 (``rasa_gpt_components.recommend``, options in ``bot/recommend.yml``); an order
 lookup's delivery time, from the knowledge base's entry for the region of the
@@ -46,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from rasa_gpt_components.knowledge import KnowledgeBase
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
-from rasa_gpt_components.recommend import Recommender
+from rasa_gpt_components.recommend import Recommender, request_from_dict, request_to_dict
 from rasa_gpt_components.yaml_files import read_yaml_file
 
 from shop import service
@@ -705,14 +707,38 @@ def shop_recommender(wait: bool = True) -> Optional[Recommender]:
     return built
 
 
-def _recommend_text(tracker: Tracker) -> str:
-    """The customer's message, with the category they stated earlier (slot ``preference``) when it names none."""
+def _recommend_text(tracker: Tracker, follows_up: bool) -> str:
+    """The customer's message, with the category they stated earlier (slot ``preference``) when it
+    names none (a follow-up has the earlier request itself)."""
     text = str(tracker.latest_message.get("text") or "")
     said = [str(v) for v in tracker.get_latest_entity_values("preference") if v]
     preference = tracker.get_slot("preference")
-    if not said and preference:
+    if not said and preference and not follows_up:
         text = f"{text} {preference}".strip()
     return text
+
+
+def _answers_recommendations(tracker: Tracker) -> bool:
+    """Whether the latest message answers the bot's recommendations (or its question about them):
+    action_recommend was the bot's last action before it."""
+    events = list(tracker.events)
+    user = max((i for i, e in enumerate(events) if e.get("event") == "user"), default=None)
+    if user is None:
+        return False
+    before = (e.get("name") for e in reversed(events[:user]) if e.get("event") == "action")
+    return next((name for name in before if name != "action_listen"), None) == "action_recommend"
+
+
+def _previous_recommendation(tracker: Tracker) -> tuple:
+    """(request, prices shown) of the recommendation the latest message follows up, or (None, ())."""
+    context = tracker.get_slot("recommend_context")
+    if not isinstance(context, dict) or not _answers_recommendations(tracker):
+        return None, ()
+    try:
+        return request_from_dict(context.get("request") or {}), tuple(float(p) for p in context.get("shown") or ())
+    except (TypeError, ValueError):
+        logger.warning("action_recommend: slot recommend_context is not a recommendation; ignored")
+        return None, ()
 
 
 class ActionRecommend(ShopAction):
@@ -726,23 +752,27 @@ class ActionRecommend(ShopAction):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
         customer_id = _customer_id(tracker)
         asked = bool(tracker.get_slot("recommend_asked"))
-        text = _recommend_text(tracker)
+        previous, shown = _previous_recommendation(tracker)
+        text = _recommend_text(tracker, follows_up=previous is not None)
 
         def work():  # type: ignore[no-untyped-def]
             return shop_recommender().recommend(text, None if customer_id is None else str(customer_id), language,
-                                                may_ask=not asked)
+                                                may_ask=not asked, previous=previous, shown_prices=shown)
 
         found = await asyncio.to_thread(work)
+        context = {"request": request_to_dict(found.request) if found.request else None,
+                   "shown": [pick.item.price for pick in found.picks]}
+        events: List[EventType] = [SlotSet("recommend_context", context if found.request else None)]
         if found.basis == "clarify":
             dispatcher.utter_message(response="utter_ask_recommendation_details")
-            return [SlotSet("recommend_asked", True)]
+            return events + [SlotSet("recommend_asked", True)]
         if not found.picks:
             dispatcher.utter_message(response="utter_no_recommendations")
         else:
             response = "utter_top_sellers" if found.basis == "popular" else "utter_recommendations"
             dispatcher.utter_message(response=response, products=_picks(found.picks, language))
         stated = found.request.wants.get("category") if found.request else None
-        return [SlotSet("preference", sorted(stated)[0])] if stated else []
+        return events + ([SlotSet("preference", sorted(stated)[0])] if stated else [])
 
 
 class ActionHandoff(Action):

@@ -28,7 +28,7 @@ from rasa_gpt_components.recommend.catalogue import (
 )
 from rasa_gpt_components.recommend.lexicon import ATTRIBUTES, Lexicon, load_lexicon
 from rasa_gpt_components.recommend.reasons import Why, word_reason
-from rasa_gpt_components.recommend.request import Request, parse_request
+from rasa_gpt_components.recommend.request import Request, follow_up, parse_request
 from rasa_gpt_components.recommend.settings import RecommenderSettings
 from rasa_gpt_components.recommend.signals import Signals, build_signals, co_purchase_scores, taste_scores
 from rasa_gpt_components.text import clean_text
@@ -115,14 +115,19 @@ class Recommender:
     # --- recommending ---------------------------------------------------------------
 
     def recommend(self, text: Optional[str] = None, customer: Optional[str] = None, language: Optional[str] = None,
-                  may_ask: bool = True, history: Optional[Sequence[Purchase]] = None) -> Recommendation:
+                  may_ask: bool = True, history: Optional[Sequence[Purchase]] = None,
+                  previous: Optional[Request] = None, shown_prices: Sequence[float] = ()) -> Recommendation:
         """Up to ``max_items`` items for the request ``text`` (None: from the
         customer's history, else the popular ones) of ``customer``.
-        ``history``: the customer's purchases, when not read from the database."""
+        ``history``: the customer's purchases, when not read from the database.
+        ``previous``: the request whose recommendations (costing ``shown_prices``)
+        ``text`` follows up ("anything cheaper?"; ``request.follow_up``)."""
         catalogue, signals, vectors = self._state_now()
         text = clean_text(text, MAX_REQUEST_CHARS) if text else ""
         request = parse_request(text, self.lexicon, language, self.settings.about_low, self.settings.about_high,
                                 self.settings.dollar_rate, signals.vocabulary) if text else None
+        if request is not None and previous is not None:
+            request = follow_up(request, previous, shown_prices)
         language = language or (request.language if request else "en")
         owned = self._owned(catalogue, customer, history)
         if request is not None and not request.specific and not owned and may_ask:

@@ -9,11 +9,17 @@ least), "两三百" / "三五百" (between two amounts, at most the second). Amo
 with ``dollar_rate``; everything else is taken in the shop's currency (yuan).
 Codes such as order numbers and SKUs ("ES2611200002", "EL-101") are never read
 as prices; "200-500" is a range.
+
+Follow-ups (``follow_up``): a message that refines the recommendations just
+shown ("预算300左右", "anything cheaper?", "what about headphones?") keeps what
+the earlier request asked for and it does not name again; "cheaper" / "便宜点"
+asks for less than the cheapest item shown, "more expensive" / "贵一点" for
+more than the dearest.
 """
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Optional, Sequence, Tuple
 
 from rasa_gpt_components.recommend.lexicon import Lexicon
 from rasa_gpt_components.text import detect_language
@@ -189,3 +195,67 @@ def parse_request(text: str, lexicon: Lexicon, language: Optional[str] = None, a
         gift=bool(_GIFT.search(text)),
         known_terms=tuple(known),
     )
+
+
+# a follow-up that asks for less, or more, than what was just shown
+_CHEAPER = re.compile(r"便宜|低一点|低点|价格低|价位低|\bcheaper\b|\bcheap\b|less expensive|lower[- ]priced?|"
+                      r"more affordable|\baffordable\b|\binexpensive\b", re.I)
+_DEARER = re.compile(r"贵一点|贵点|更贵|贵一些|高档|高端|档次高|more expensive|\bpricier\b|higher[- ]end|\bpremium\b|"
+                     r"\bfancier\b|\bluxur", re.I)
+# words that say how much, not what: a follow-up of only these names nothing of its own
+_PRICE_WORDS = re.compile(r"预算|左右|以内|以下|之内|以上|上下|出头|价格|价位|块钱?|元|\bbudget\b|\bunder\b|\bbelow\b|"
+                          r"\baround\b|\babout\b|\bprice[ds]?\b|\byuan\b|\bbucks\b|\bdollars?\b", re.I)
+
+
+def follow_up(request: Request, previous: Request, shown_prices: Sequence[float] = ()) -> Request:
+    """``request`` as a refinement of ``previous``, whose recommendations cost
+    ``shown_prices``: what it names (a price, a category, a recipient...)
+    replaces the earlier value, the rest carries over. A request for someone
+    else (other recipients) starts afresh. Without a price of its own, "cheaper"
+    is less than the cheapest item shown and "more expensive" more than the
+    dearest; otherwise the earlier price range holds."""
+    recipients = request.wants.get("recipients")
+    if recipients and previous.wants.get("recipients") and recipients != previous.wants["recipients"]:
+        return request
+    price = request.price
+    if not price.given:
+        shown = [float(p) for p in shown_prices if p is not None]
+        if shown and _CHEAPER.search(request.text):
+            price = PriceRange(None, min(shown) - 0.01)
+        elif shown and _DEARER.search(request.text):
+            price = PriceRange(max(shown) + 0.01, None)
+        else:
+            price = previous.price
+    # the earlier words still say what the customer is after, unless this message names a thing of its own
+    own_terms = tuple(t for t in request.known_terms if not any(p.search(t) for p in (_CHEAPER, _DEARER, _PRICE_WORDS)))
+    own_subject = bool(own_terms) or "category" in request.wants
+    return Request(
+        text=request.text if own_subject else f"{previous.text} {request.text}".strip(),
+        language=request.language,
+        price=price,
+        wants={**previous.wants, **request.wants},
+        gift=request.gift or previous.gift,
+        known_terms=own_terms or previous.known_terms,
+    )
+
+
+def request_to_dict(request: Request) -> Dict[str, Any]:
+    """A request as plain JSON values (for a slot), read back by ``request_from_dict``."""
+    price = request.price
+    return {"text": request.text, "language": request.language,
+            "price": {"low": price.low, "high": price.high, "target": price.target},
+            "wants": {attribute: sorted(values) for attribute, values in sorted(request.wants.items())},
+            "gift": request.gift, "known_terms": list(request.known_terms)}
+
+
+def request_from_dict(data: Dict[str, Any]) -> Request:
+    """The request ``request_to_dict`` wrote; ValueError when ``data`` is not one."""
+    try:
+        price = data.get("price") or {}
+        return Request(
+            text=str(data["text"]), language=str(data["language"]),
+            price=PriceRange(*(None if price.get(k) is None else float(price[k]) for k in ("low", "high", "target"))),
+            wants={str(a): frozenset(map(str, v)) for a, v in (data.get("wants") or {}).items()},
+            gift=bool(data.get("gift")), known_terms=tuple(map(str, data.get("known_terms") or ())))
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise ValueError(f"not a recommendation request: {error}") from None

@@ -7,7 +7,8 @@ import pytest
 from rasa_gpt_components.recommend import Recommender, RecommenderSettings
 from rasa_gpt_components.recommend.catalogue import Purchase, catalogue_from_rows
 from rasa_gpt_components.recommend.lexicon import load_lexicon
-from rasa_gpt_components.recommend.request import chinese_number, parse_price, parse_request
+from rasa_gpt_components.recommend.request import (chinese_number, follow_up, parse_price, parse_request,
+                                                   request_from_dict, request_to_dict)
 from rasa_gpt_components.recommend.settings import default_config
 
 
@@ -141,6 +142,57 @@ def test_reasons_hold_only_facts_of_the_record(recommender):
         for pick in recommender.recommend(text).picks:
             for number in __import__("re").findall(r"\d[\d,]*", pick.reason):
                 assert float(number.replace(",", "")) == pick.item.price
+
+
+def test_a_follow_up_keeps_the_recipient_and_the_budget(recommender):
+    first = recommender.recommend("a gift for my mom under 500")
+    assert {p.item.id for p in first.picks} <= {"SCARF", "MASSAGER", "TEA"}
+    # the style is new; the recipient and the budget carry over
+    later = recommender.recommend("something classic", previous=first.request,
+                                  shown_prices=[p.item.price for p in first.picks])
+    assert later.request.wants["recipients"] == first.request.wants["recipients"]
+    assert later.request.wants["styles"] == {"classic"} and later.request.price.high == 500
+    assert later.picks and all(p.item.price <= 500 for p in later.picks)
+
+
+@pytest.mark.parametrize("text", ["anything cheaper?", "有没有更便宜一点的", "便宜点的呢", "something less expensive"])
+def test_cheaper_is_less_than_the_cheapest_shown(recommender, text):
+    first = recommender.recommend("送父母的礼物，预算500以内")
+    shown = [p.item.price for p in first.picks]
+    later = recommender.recommend(text, previous=first.request, shown_prices=shown)
+    assert later.request.price.high < min(shown)
+    assert later.request.wants["recipients"] == first.request.wants["recipients"]
+    assert all(p.item.price < min(shown) for p in later.picks)
+    # without the earlier request, the same words are no budget at all
+    assert not recommender.recommend(text, may_ask=False).request.price.given
+
+
+def test_more_expensive_is_more_than_the_dearest_shown(recommender):
+    first = recommender.recommend("a gift for my parents under 200")
+    shown = [p.item.price for p in first.picks]
+    later = recommender.recommend("something more expensive", previous=first.request, shown_prices=shown)
+    assert later.request.price.low > max(shown) and later.request.price.high is None
+    assert later.picks and all(p.item.price > max(shown) for p in later.picks)
+
+
+def test_a_follow_up_naming_its_own_price_or_thing_replaces_it():
+    lexicon = load_lexicon()
+    first = parse_request("送妈妈的生日礼物，预算300以内", lexicon)
+    own_price = follow_up(parse_request("预算500左右", lexicon), first, [99, 199])
+    assert (own_price.price.low, own_price.price.high) == (300, 600)
+    assert own_price.wants["recipients"] == first.wants["recipients"] and own_price.text.startswith(first.text)
+    thing = follow_up(parse_request("what about a watch?", lexicon), first, [99])
+    assert thing.text == "what about a watch?" and thing.price.high == 300
+    # someone else: a new request, nothing carried over
+    other = parse_request("a present for my son", lexicon)
+    assert follow_up(other, first, [99]) == other
+
+
+def test_a_request_survives_a_slot():
+    request = parse_request("冬天送爸爸的生日礼物，预算500左右", load_lexicon())
+    assert request_from_dict(request_to_dict(request)) == request
+    with pytest.raises(ValueError, match="not a recommendation request"):
+        request_from_dict({"text": "x"})
 
 
 class WordEncoder:

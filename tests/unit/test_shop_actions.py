@@ -692,10 +692,58 @@ def products_of(reply_variables: Dict[str, str]) -> List[str]:
     return reply_variables["products"].splitlines()
 
 
+def without_context(events) -> Dict[str, Any]:
+    """The slots an action_recommend set, besides the request it keeps for a follow-up."""
+    slots = slot_events(events)
+    assert "recommend_context" in slots
+    return {k: v for k, v in slots.items() if k != "recommend_context"}
+
+
+def prices_of(reply_variables: Dict[str, str]) -> List[int]:
+    return [int(re.search(r"¥([\d,]+)", line).group(1).replace(",", "")) for line in products_of(reply_variables)]
+
+
+def after_recommendations(slots: Dict[str, Any], text: str) -> Tracker:
+    """The tracker of a message that answers the bot's recommendations (action_recommend ran last)."""
+    events = [{"event": "user", "text": "…"}, {"event": "action", "name": "action_recommend"},
+              {"event": "action", "name": "action_listen"}, {"event": "user", "text": text}]
+    return make_tracker(slots, events=events, text=text)
+
+
+@pytest.mark.parametrize("first, cheaper", [("送妈妈的生日礼物，预算500以内", "有没有更便宜一点的"),
+                                            ("a birthday gift for my mom, under 500", "anything cheaper?")])
+def test_anything_cheaper_keeps_the_recipient_and_asks_less_than_shown(db_url, first, cheaper):
+    replies, events = run(bot_actions.ActionRecommend(), make_tracker({}, text=first))
+    shown = prices_of(replies[0][1])
+    context = slot_events(events)["recommend_context"]
+    assert max(shown) <= 500 and context["shown"] == shown and context["request"]["price"]["high"] == 500
+    later, later_events = run(bot_actions.ActionRecommend(), after_recommendations({"recommend_context": context},
+                                                                                   cheaper))
+    assert [name for name, _ in later] in (["utter_recommendations"], ["utter_no_recommendations"])
+    request = slot_events(later_events)["recommend_context"]["request"]
+    assert request["wants"]["recipients"] == context["request"]["wants"]["recipients"]
+    assert request["price"]["high"] < min(shown)
+    if later[0][0] == "utter_recommendations":
+        assert all(price < min(shown) for price in prices_of(later[0][1]))
+    # the same words long after the recommendations (another action ran since) are a request of their own
+    unrelated = make_tracker({"recommend_context": context}, text=cheaper, events=[
+        {"event": "action", "name": "action_recommend"}, {"event": "user", "text": "x"},
+        {"event": "action", "name": "action_order_status"}, {"event": "user", "text": cheaper}])
+    _, fresh_events = run(bot_actions.ActionRecommend(), unrelated)
+    fresh = slot_events(fresh_events)["recommend_context"]["request"]
+    assert fresh is None or not fresh["wants"].get("recipients")
+
+
+def test_a_broken_recommendation_context_is_ignored(db_url, caplog):
+    tracker = after_recommendations({"recommend_context": {"request": {"text": 5}, "shown": ["x"]}}, "a gift under 300")
+    replies, _ = run(bot_actions.ActionRecommend(), tracker)
+    assert [name for name, _ in replies] == ["utter_recommendations"] and "is not a recommendation" in caplog.text
+
+
 def test_the_gift_for_father_within_the_budget(db_url):
     tracker = make_tracker({"language": "zh"}, text="有什么适合送给爸爸的礼物推荐吗？预算500左右")
     replies, events = run(bot_actions.ActionRecommend(), tracker)
-    assert [name for name, _ in replies] == ["utter_recommendations"] and events == []
+    assert [name for name, _ in replies] == ["utter_recommendations"] and without_context(events) == {}
     lines = products_of(replies[0][1])
     assert len(lines) == 3
     for line in lines:  # "- 名称（适合父母，¥459，接近您的预算）"
@@ -705,7 +753,7 @@ def test_the_gift_for_father_within_the_budget(db_url):
 
 def test_a_vague_request_gets_one_question_then_suggestions(db_url):
     replies, events = run(bot_actions.ActionRecommend(), make_tracker({"language": "zh"}, text="推荐点东西"))
-    assert replies == [("utter_ask_recommendation_details", {})] and slot_events(events) == {"recommend_asked": True}
+    assert replies == [("utter_ask_recommendation_details", {})] and without_context(events) == {"recommend_asked": True}
     replies, events = run(bot_actions.ActionRecommend(),
                           make_tracker({"language": "zh", "recommend_asked": True}, text="推荐点东西"))
     assert [name for name, _ in replies] == ["utter_top_sellers"] and len(products_of(replies[0][1])) == 3
@@ -724,7 +772,7 @@ def test_a_known_customer_gets_no_durable_item_they_own(db_url):
 def test_a_stated_category_is_remembered(db_url):
     tracker = make_tracker({"language": "en"}, entities=(("preference", "beauty"),), text="I like beauty products")
     replies, events = run(bot_actions.ActionRecommend(), tracker)
-    assert slot_events(events) == {"preference": "beauty"}
+    assert without_context(events) == {"preference": "beauty"}
     later, _ = run(bot_actions.ActionRecommend(), make_tracker({"preference": "beauty"}, text="what would you suggest?"))
     with db.session_scope(db_url) as session:
         beauty = {p.name_en for p in session.execute(select(db.Product).where(db.Product.category == "beauty")).scalars()}
@@ -733,7 +781,7 @@ def test_a_stated_category_is_remembered(db_url):
 
 def test_nothing_within_the_budget(db_url):
     replies, events = run(bot_actions.ActionRecommend(), make_tracker({}, text="a gift for my dad under 5 yuan"))
-    assert replies == [("utter_no_recommendations", {})] and events == []
+    assert replies == [("utter_no_recommendations", {})] and without_context(events) == {}
 
 
 def test_an_order_lookup_suggests_what_its_buyers_also_bought(recommender_ready):
