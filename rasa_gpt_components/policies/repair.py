@@ -40,6 +40,15 @@ per-bot Python.
   generative fallback, when no rule covers that intent inside the form), the
   form asks its slot again (``resume_rejected``). Rasa keeps a rejected form
   waiting for a rule to bring it back; without one it never asks again.
+- **Switching forms** (``switch_forms``). During a form, a message whose intent
+  starts another form (``switch_forms`` maps intents to forms) with confidence
+  >= ``threshold`` (``switch_free_text_threshold`` while a free-text slot is
+  asked, which any message fills) leaves the form without submitting anything
+  and starts that one: "actually, can I swap them for a bigger size instead?" in the refund form
+  is an exchange, never the refund reason. ``switch_response`` is said first
+  (None: nothing); the slots both forms ask for (the order number) keep their
+  values, the first form's other slots are emptied. Unless the asked slot's
+  own mapping takes that intent (it is then the answer).
 - **Cancellation.** During a form, a message whose intent is one of
   ``cancel_intents`` leaves it: ``cancel_response`` is said, the form is
   deactivated and its slots are emptied (except ``keep_slots``); nothing the
@@ -83,7 +92,7 @@ from rasa_gpt_components.text import looks_like_question
 
 logger = logging.getLogger(__name__)
 
-REPAIRS_KINDS = ("digression", "correction", "cancellation", "clarification")
+REPAIRS_KINDS = ("digression", "correction", "cancellation", "clarification", "switch")
 # the intents that answer a form's question (a yes, a no, a value, leaving it)
 ANSWER_INTENTS = ("inform", "affirm", "deny", "stop")
 # the slots a clarification fills, for the response's text and buttons
@@ -118,6 +127,11 @@ class RepairSettings:
     # policy with one of the digression answers (e.g. the generative fallback): the form asks
     # its slot again, instead of staying rejected until the conversation ends
     resume_rejected: bool = True
+    # intent -> the form it starts: inside another form, that intent leaves it and starts this one
+    switch_forms: Dict[str, str] = field(default_factory=dict)
+    switch_response: Optional[str] = "utter_form_switched"
+    # while a free-text slot is asked, a switch needs this confidence (else `threshold`)
+    switch_free_text_threshold: float = 0.9
     cancel_intents: Tuple[str, ...] = ("stop",)
     cancel_response: Optional[str] = "utter_form_cancelled"
     keep_slots: Tuple[str, ...] = ()
@@ -136,10 +150,13 @@ class RepairSettings:
             if key in given:
                 given[key] = tuple(given[key] or ())
         settings = cls(**given)
-        if not 0.0 <= float(settings.threshold) <= 1.0 or not 0.0 <= float(settings.clarify_margin) <= 1.0:
-            raise ValueError("threshold and clarify_margin must be between 0 and 1.")
+        if not all(0.0 <= float(v) <= 1.0 for v in (settings.threshold, settings.clarify_margin,
+                                                     settings.switch_free_text_threshold)):
+            raise ValueError("threshold, switch_free_text_threshold and clarify_margin must be between 0 and 1.")
         if not isinstance(settings.answers, dict):
             raise ValueError("answers must map intents to responses.")
+        if not isinstance(settings.switch_forms, dict):
+            raise ValueError("switch_forms must map intents to forms.")
         return settings
 
     def defaults(self) -> Dict[str, Any]:
@@ -176,8 +193,13 @@ class ConversationRepairPolicy(Policy):
         """Nothing to learn; checks that the domain has the responses it predicts."""
         known = set(domain.action_names_or_texts)
         needed = {"default_answer": self.settings.default_answer, "question_answer": self.settings.question_answer,
-                  "cancel_response": self.settings.cancel_response if self.settings.cancel_intents else None}
+                  "cancel_response": self.settings.cancel_response if self.settings.cancel_intents else None,
+                  "switch_response": self.settings.switch_response if self.settings.switch_forms else None}
         needed.update({f"answers.{intent}": action for intent, action in self.settings.answers.items()})
+        for intent, form in self.settings.switch_forms.items():
+            if form not in domain.form_names:
+                raise RasaException(f"ConversationRepairPolicy: '{form}' (switch_forms.{intent}) is not a form of "
+                                    "the domain; see docs/conversation_repair.md.")
         if self.settings.clarify_intents:
             needed["clarify_response"] = self.settings.clarify_response
             missing = sorted(set(CLARIFY_SLOTS) - {slot.name for slot in domain.slots})
@@ -208,8 +230,11 @@ class ConversationRepairPolicy(Policy):
                 repair=kind, action=action, form=tracker.active_loop_name, slot=tracker.get_slot(REQUESTED_SLOT),
                 intent=tracker.latest_message.intent.get(INTENT_NAME_KEY)))
         # a "no user" prediction, like RulePolicy's for an active form: only those can win inside a form
+        metadata = {"repair": kind}
+        if kind == "switch":  # the form to start after the response
+            metadata["form"] = self.settings.switch_forms[tracker.latest_message.intent.get(INTENT_NAME_KEY)]
         return self._prediction(probabilities, optional_events=events, is_no_user_prediction=True,
-                                action_metadata={"repair": kind})
+                                action_metadata=metadata)
 
     def _decide(self, tracker: DialogueStateTracker,
                 domain: Domain) -> Optional[Tuple[str, str, List[Event]]]:
@@ -220,6 +245,9 @@ class ConversationRepairPolicy(Policy):
             own = (ran.metadata or {}).get("repair")
             if own == "digression" and tracker.active_loop_name:
                 return tracker.active_loop_name, "resume", []
+            if own == "switch":  # after the switch's response, the new form; after the form, its own course
+                started = (ran.metadata or {}).get("form")
+                return (started, "resume", []) if started and ran.action_name != started else None
             return (ACTION_LISTEN_NAME, "listen", []) if own in REPAIRS_KINDS else None
         form = tracker.active_loop_name
         if not form:
@@ -234,6 +262,10 @@ class ConversationRepairPolicy(Policy):
         intent = tracker.latest_message.intent or {}
         name = intent.get(INTENT_NAME_KEY)
         confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+        other_form = self.settings.switch_forms.get(name)
+        if other_form and other_form != form and confidence >= self._switch_threshold(tracker, domain) \
+                and not _answered_by_mapping(tracker, domain, name):
+            return self._switch(tracker, domain, form, other_form)
         if self.settings.corrections and self._corrected(tracker, domain, form):
             # a correction is not also the answer to the question asked: "no wait, it's ES…"
             # at "shall I file it?" must not be the yes (nor the refund reason)
@@ -322,6 +354,22 @@ class ConversationRepairPolicy(Policy):
             label = labels.get(language) or labels.get("en") or intent.replace("_", " ")
             events += [SlotSet(slot, intent), SlotSet(f"{slot}_label", label)]
         return self.settings.clarify_response, "clarification", events
+
+    def _switch_threshold(self, tracker: DialogueStateTracker, domain: Domain) -> float:
+        """The confidence a switch needs: more when the asked slot is free text, which takes
+        any message ("the colour is wrong, I wanted blue" is a refund reason, even read as
+        request_exchange 0.80)."""
+        if tracker.get_slot(REQUESTED_SLOT) in _free_text_slots(domain):
+            return max(self.settings.threshold, self.settings.switch_free_text_threshold)
+        return self.settings.threshold
+
+    def _switch(self, tracker: DialogueStateTracker, domain: Domain, form: str,
+                other_form: str) -> Tuple[str, str, List[Event]]:
+        """Leave ``form`` (nothing submitted; the slots ``other_form`` asks too kept) and start ``other_form``."""
+        shared = set(domain.required_slots_for_form(other_form))
+        events: List[Event] = [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)] + [
+            SlotSet(slot, None) for slot in domain.required_slots_for_form(form) if slot not in shared]
+        return (self.settings.switch_response or other_form), "switch", events
 
     def _cancel_events(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> List[Event]:
         slots = domain.required_slots_for_form(form)

@@ -54,6 +54,13 @@ def test_rasa_shell_serves_a_customer_in_english_and_chinese(trained_model, shop
         _say(main, "有什么推荐的吗", r"为您推荐以下商品：\s*- \S+")
         # a gift with a budget: items about 500 yuan, each with its reason
         _say(main, "有什么适合送给爸爸的礼物推荐吗？预算500左右", r"为您推荐以下商品：\s*- [^\n]+（[^\n]*接近您的预算）")
+        # a follow-up: cheaper than everything just shown, still for a father
+        _say(main, "有没有更便宜一点的", r"为您推荐以下商品：\s*- [^\n]+（[^\n]*在预算内）")
+        # another form's request inside a form: the refund stops (nothing filed) and the exchange
+        # starts with the same order (of one item: the form asks what instead)
+        _say(main, "I want a refund for ES2611200002", r"why you'd like a refund")
+        _say(main, "actually can I swap it for another colour instead?",
+             r"nothing was filed[\s\S]*What would you like instead")
         # off-script in Chinese: the generative fallback answers from the knowledge base
         _say(main, "寄到澳门运费多少钱？", r"顺丰速运[^\n]*30 元")
         os.write(main, b"/stop\r")

@@ -19,7 +19,7 @@ from rasa_gpt_components.text import looks_like_question
 DOMAIN = Domain.from_yaml(
     """
 version: "3.1"
-intents: [request_refund, faq, stop, complaint, greet, affirm, deny]
+intents: [request_refund, request_exchange, faq, stop, complaint, greet, affirm, deny]
 entities: [order_number]
 slots:
   order_number: {type: text, mappings: [{type: from_entity, entity: order_number}]}
@@ -31,6 +31,9 @@ slots:
     mappings:
       - {type: from_intent, intent: [affirm, request_refund], value: true, conditions: [{active_loop: refund_form, requested_slot: refund_confirmed}]}
       - {type: from_intent, intent: [deny, stop], value: false, conditions: [{active_loop: refund_form, requested_slot: refund_confirmed}]}
+  exchange_to:
+    type: text
+    mappings: [{type: from_text, conditions: [{active_loop: exchange_form, requested_slot: exchange_to}]}]
   language: {type: text, mappings: [{type: custom}]}
   clarify_first: {type: text, influence_conversation: false, mappings: [{type: custom}]}
   clarify_first_label: {type: text, influence_conversation: false, mappings: [{type: custom}]}
@@ -39,10 +42,13 @@ slots:
 forms:
   refund_form:
     required_slots: [order_number, refund_reason, refund_confirmed]
+  exchange_form:
+    required_slots: [order_number, exchange_to]
 responses:
   utter_knowledge_answer: [{text: "We ship to Canada."}]
   utter_generative_fallback: [{text: "Sorry, I didn't get that."}]
   utter_form_cancelled: [{text: "OK, I stopped."}]
+  utter_form_switched: [{text: "OK, no refund then."}]
   utter_ask_refund_reason: [{text: "Why would you like a refund?"}]
   utter_clarify:
     - text: "Do you mean {clarify_first_label} or {clarify_second_label}?"
@@ -349,6 +355,70 @@ def test_cancellation_can_be_left_to_the_bot(policy):
         (None, [])
 
 
+SWITCH = {"request_exchange": "exchange_form", "request_refund": "refund_form"}
+
+
+def test_another_form_s_request_inside_a_form_switches_to_that_form(policy):
+    swap = in_form_asking_reason() + says("actually can I swap them for a bigger size instead?", "request_exchange")
+    tracker = DialogueStateTracker.from_events("u", swap, slots=DOMAIN.slots)
+    prediction = policy(switch_forms=SWITCH).predict_action_probabilities(tracker, DOMAIN)
+    assert prediction.action_metadata == {"repair": "switch", "form": "exchange_form"}
+    action, events = predict(policy(switch_forms=SWITCH), swap)
+    # nothing of the refund is kept but the order number, which the exchange asks too
+    assert action == "utter_form_switched"
+    assert events == [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None), SlotSet("refund_reason", None),
+                      SlotSet("refund_confirmed", None)]
+    said = swap + events + [ActionExecuted("utter_form_switched", policy=NAME, confidence=1.0,
+                                           metadata={"repair": "switch", "form": "exchange_form"})]
+    assert predict(policy(switch_forms=SWITCH), said) == ("exchange_form", [])
+    started = said + [ActionExecuted("exchange_form", policy=NAME, confidence=1.0, metadata={"repair": "resume"}),
+                      ActiveLoop("exchange_form"), SlotSet(REQUESTED_SLOT, "exchange_to")]
+    assert predict(policy(switch_forms=SWITCH), started) == (None, [])  # the form's own course
+
+
+def test_outside_a_free_text_slot_the_threshold_is_enough(policy):
+    asking_order = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("refund", intent={"name": "request_refund",
+                                                                                       "confidence": 1.0}),
+                    ActionExecuted("refund_form"), ActiveLoop("refund_form"), SlotSet(REQUESTED_SLOT, "order_number")]
+    swap = asking_order + says("I'd rather exchange it", "request_exchange", confidence=0.8, fills=False)
+    assert predict(policy(switch_forms=SWITCH), swap)[0] == "utter_form_switched"
+    assert predict(policy(switch_forms=SWITCH, switch_free_text_threshold=0.7),
+                   in_form_asking_reason() + says("the colour is wrong", "request_exchange", 0.8))[0] == \
+        "utter_form_switched"
+
+
+def test_a_switch_without_a_response_starts_the_form_at_once(policy):
+    swap = in_form_asking_reason() + says("I'd rather exchange it", "request_exchange")
+    action, events = predict(policy(switch_forms=SWITCH, switch_response=None), swap)
+    assert action == "exchange_form" and ActiveLoop(None) in events
+    started = swap + events + [ActionExecuted("exchange_form", policy=NAME, confidence=1.0,
+                                              metadata={"repair": "switch", "form": "exchange_form"})]
+    assert predict(policy(switch_forms=SWITCH, switch_response=None), started) == (None, [])
+
+
+@pytest.mark.parametrize("config, text, intent, confidence", [
+    ({}, "I'd rather exchange it", "request_exchange", 0.9),  # off by default
+    ({"switch_forms": SWITCH}, "I'd rather exchange it", "request_exchange", 0.4),  # unsure
+    ({"switch_forms": SWITCH}, "I want my money back", "request_refund", 0.9),  # the form's own request
+    # the reason is asked (free text): a reason that reads a little like an exchange is the reason
+    ({"switch_forms": SWITCH}, "the colour is wrong, I wanted blue", "request_exchange", 0.8),
+])
+def test_what_does_not_switch(policy, config, text, intent, confidence):
+    action, _ = predict(policy(**config), in_form_asking_reason() + says(text, intent, confidence))
+    assert action != "utter_form_switched" and action != "exchange_form"
+
+
+def test_switching_needs_its_forms_and_response(policy):
+    with pytest.raises(RasaException, match="gift_form.*switch_forms.request_gift"):
+        policy(switch_forms={"request_gift": "gift_form"}).train([], DOMAIN)
+    bare = Domain.from_yaml('version: "3.1"\nforms:\n  exchange_form:\n    required_slots: []\nresponses:\n'
+                            '  utter_knowledge_answer: [{text: a}]\n  utter_generative_fallback: [{text: b}]\n')
+    with pytest.raises(RasaException, match="utter_form_switched"):
+        policy(cancel_intents=[], switch_forms={"request_exchange": "exchange_form"}).train([], bare)
+    with pytest.raises(RasaException, match="switch_forms must map"):
+        policy(switch_forms=["request_exchange"])
+
+
 def test_training_checks_the_domain_and_options_are_checked(policy):
     with pytest.raises(RasaException, match="utter_missing"):
         policy(default_answer="utter_missing").train([], DOMAIN)
@@ -363,6 +433,8 @@ def test_training_checks_the_domain_and_options_are_checked(policy):
         policy(cancel_intent=["stop"])
     with pytest.raises(RasaException, match="threshold"):
         policy(threshold=2)
+    with pytest.raises(RasaException, match="switch_free_text_threshold"):
+        policy(switch_free_text_threshold=-1)
 
 
 @pytest.mark.parametrize("text, question", [
