@@ -35,13 +35,13 @@ _DEFAULT: Dict[str, Dict[str, Tuple[str, str, str]]] = {
         "stationery": ("stationery", "文具", "文具 图书 书籍 笔记本 钢笔 stationery book books notebook pen"),
     },
     "recipients": {
-        "parents": ("parents", "父母", "爸爸 父亲 老爸 妈妈 母亲 老妈 父母 爸妈 长辈 岳父 岳母 公公 婆婆 "
+        "parents": ("parents", "父母", "爸爸 父亲 老爸 我爸 咱爸 妈妈 母亲 老妈 我妈 咱妈 父母 爸妈 长辈 岳父 岳母 公公 婆婆 "
                     "dad father mom mother mum parents parent in-laws"),
         "elderly": ("older people", "长辈老人", "老人 爷爷 奶奶 外公 外婆 姥姥 姥爷 长辈 老年 "
                     "grandpa grandma grandfather grandmother grandparents elderly seniors"),
-        "men": ("men", "男士", "爸爸 父亲 老爸 老公 男朋友 男友 丈夫 爷爷 外公 哥哥 弟弟 男士 男生 男性 "
+        "men": ("men", "男士", "爸爸 父亲 老爸 我爸 咱爸 老公 男朋友 男友 丈夫 爷爷 外公 哥哥 弟弟 男士 男生 男性 "
                 "dad father husband boyfriend grandpa grandfather brother him man men guy"),
-        "women": ("women", "女士", "妈妈 母亲 老妈 老婆 女朋友 女友 妻子 奶奶 外婆 姐姐 妹妹 女士 女生 女性 闺蜜 "
+        "women": ("women", "女士", "妈妈 母亲 老妈 我妈 咱妈 老婆 女朋友 女友 妻子 奶奶 外婆 姐姐 妹妹 女士 女生 女性 闺蜜 "
                   "mom mother mum wife girlfriend grandma grandmother sister her woman women lady ladies"),
         "kids": ("kids", "孩子", "孩子 小孩 儿子 女儿 宝宝 儿童 小朋友 侄子 外甥 kid kids child children son daughter "
                  "baby toddler nephew niece boy girl year_old year-old"),

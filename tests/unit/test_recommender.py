@@ -80,6 +80,7 @@ def test_chinese_numerals():
 def test_a_request_names_recipient_occasion_style_and_season():
     lexicon = load_lexicon()
     request = parse_request("冬天送爸爸的生日礼物，经典一点", lexicon)
+    assert parse_request("想给我妈买个生日礼物", lexicon).wants["recipients"] == {"parents", "women"}
     assert request.language == "zh" and request.gift
     assert request.wants == {"recipients": {"parents", "men"}, "occasions": {"birthday"}, "styles": {"classic"},
                              "seasons": {"winter"}}
