@@ -185,9 +185,17 @@ def clean_reason(text: Optional[str]) -> Optional[str]:
     return _clean_short(text, REASON_MAX_CHARS)
 
 
+# "换成黑色" / "change it to black": the wish is what follows the verb
+_WANTED_VERB = re.compile(r"^(?:我想|我要|想|要|请|麻烦)?(?:帮我)?(?:换成|换为|改成|改为|换个|换)(?=\S)|"
+                          r"^(?:please\s+|i'?d like to\s+|i want to\s+|can you\s+)?(?:change|swap|switch|exchange)"
+                          r"(?:\s+(?:it|them|this|that))?\s+(?:to|for|into)\s+(?=\S)", re.IGNORECASE)
+
+
 def clean_wanted(text: Optional[str]) -> Optional[str]:
-    """What the customer wants instead of an item (a size, a colour), or None when empty or too long."""
-    return _clean_short(text, WANTED_MAX_CHARS)
+    """What the customer wants instead of an item (a size, a colour), without the verb that asks
+    for it ("换成黑色" -> "黑色", "swap it for a size 44" -> "a size 44"), or None when empty or too long."""
+    wanted = _clean_short(text, WANTED_MAX_CHARS)
+    return (_WANTED_VERB.sub("", wanted) or wanted) if wanted else None
 
 
 def clean_address(text: Optional[str]) -> Optional[str]:

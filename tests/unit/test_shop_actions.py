@@ -566,6 +566,14 @@ def test_an_order_of_several_items_asks_which(db_url):
                         {"order_number": TWO_ITEMS_SHIPPED, "item": "Running shoes", "exchange_to": "Midnight black"})]
 
 
+@pytest.mark.parametrize("said, wanted", [
+    ("换成黑色", "黑色"), ("我想换成42码", "42码"), ("换大一码", "大一码"), ("change it to black", "black"),
+    ("swap them for a size 44", "a size 44"), ("size 43 please", "size 43 please"), ("换", "换"),
+    ("黑色的换成白色", "黑色的换成白色"), ("Exchange for the blue one", "the blue one")])
+def test_the_wish_is_stored_without_the_verb_that_asks_for_it(said, wanted):
+    assert service.clean_wanted(said) == wanted
+
+
 @pytest.mark.parametrize(
     "slots, candidates, reply",
     [({}, {"order_number": AWAITING_SHIPMENT},
