@@ -40,6 +40,12 @@ per-bot Python.
   generative fallback, when no rule covers that intent inside the form), the
   form asks its slot again (``resume_rejected``). Rasa keeps a rejected form
   waiting for a rule to bring it back; without one it never asks again.
+- **Readings that agree** (``agreeing_readings``). When the NLU was torn
+  (``nlu_fallback``: FallbackClassifier's ambiguity or low confidence) between
+  two intents that the asked slot's ``from_intent`` mappings turn into the same
+  value (together at least ``threshold`` sure), the message is that answer: "no, hold off, don't submit it yet" read
+  as deny 0.52 / stop 0.47 at a confirmation that maps both to false is a no,
+  not a turn for the fallback. The slot is set and the form goes on.
 - **Switching forms** (``switch_forms``). During a form, a message whose intent
   starts another form (``switch_forms`` maps intents to forms) with confidence
   >= ``threshold`` (``switch_free_text_threshold`` while a free-text slot is
@@ -93,6 +99,8 @@ from rasa_gpt_components.text import looks_like_question
 logger = logging.getLogger(__name__)
 
 REPAIRS_KINDS = ("digression", "correction", "cancellation", "clarification", "switch")
+# repairs after which the form goes its own way (it may be complete: no listening forced)
+FORM_REPAIRS = ("agreement",)
 # the intents that answer a form's question (a yes, a no, a value, leaving it)
 ANSWER_INTENTS = ("inform", "affirm", "deny", "stop")
 # the slots a clarification fills, for the response's text and buttons
@@ -123,6 +131,8 @@ class RepairSettings:
     # exchanged?" inside the exchange form) is about that request, not a new one: a digression
     own_request_questions: bool = True
     corrections: bool = True
+    # nlu_fallback between two intents the asked slot's from_intent mappings give the same value
+    agreeing_readings: bool = True
     # a message the form rejected (it filled no slot; no rule took it), answered by another
     # policy with one of the digression answers (e.g. the generative fallback): the form asks
     # its slot again, instead of staying rejected until the conversation ends
@@ -224,7 +234,7 @@ class ConversationRepairPolicy(Policy):
         if index is None:
             return self._prediction(probabilities)
         probabilities[index] = 1.0
-        if kind in REPAIRS_KINDS:
+        if kind in REPAIRS_KINDS + FORM_REPAIRS:
             REPAIRS.labels(kind).inc()
             logger.info("ConversationRepairPolicy %s", log_fields(
                 repair=kind, action=action, form=tracker.active_loop_name, slot=tracker.get_slot(REQUESTED_SLOT),
@@ -262,6 +272,10 @@ class ConversationRepairPolicy(Policy):
         intent = tracker.latest_message.intent or {}
         name = intent.get(INTENT_NAME_KEY)
         confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+        if name == "nlu_fallback" and self.settings.agreeing_readings:
+            agreed = _agreed_answer(tracker, domain, form, self.settings.threshold)
+            if agreed is not None:
+                return form, "agreement", [agreed]
         other_form = self.settings.switch_forms.get(name)
         if other_form and other_form != form and confidence >= self._switch_threshold(tracker, domain) \
                 and not _answered_by_mapping(tracker, domain, name):
@@ -390,6 +404,39 @@ def _form_request(tracker: DialogueStateTracker) -> Optional[str]:
         return None
     said = next((e for e in reversed(events[:started]) if isinstance(e, UserUttered)), None)
     return (said.intent or {}).get(INTENT_NAME_KEY) if said else None
+
+
+def _intent_value(domain: Domain, slot_name: Optional[str], intent: str, form: str) -> Tuple[bool, Any]:
+    """(True, value) when a ``from_intent`` mapping of the slot, with its conditions met
+    while ``form`` asks for it, gives ``intent`` that value; else (False, None)."""
+    slot = next((s for s in domain.slots if s.name == slot_name), None)
+    for mapping in slot.mappings if slot is not None else ():
+        named = mapping.get("intent")
+        named = named if isinstance(named, list) else [named]
+        conditions = mapping.get("conditions") or []
+        if mapping.get("type") != "from_intent" or intent not in named:
+            continue
+        if conditions and not any(c.get("active_loop") in (None, form) and c.get("requested_slot") in (None, slot_name)
+                                  for c in conditions):
+            continue
+        return True, mapping.get("value")
+    return False, None
+
+
+def _agreed_answer(tracker: DialogueStateTracker, domain: Domain, form: str, threshold: float) -> Optional[SlotSet]:
+    """The asked slot set to the value that the message's top two intents (under
+    ``nlu_fallback``) both map to, together at least ``threshold`` sure; None when they
+    differ, either maps to nothing, or the NLU was unsure of both."""
+    asked = tracker.get_slot(REQUESTED_SLOT)
+    ranking = [(r.get(INTENT_NAME_KEY), float(r.get(PREDICTED_CONFIDENCE_KEY) or 0.0))
+               for r in (tracker.latest_message.parse_data.get("intent_ranking") or [])]
+    top = sorted((r for r in ranking if r[0] and r[0] != "nlu_fallback"), key=lambda r: -r[1])[:2]
+    if len(top) < 2 or top[0][1] + top[1][1] < threshold:
+        return None
+    readings = [_intent_value(domain, asked, intent, form) for intent, _ in top]
+    if not all(found for found, _ in readings) or readings[0][1] != readings[1][1]:
+        return None
+    return SlotSet(asked, readings[0][1])
 
 
 def _answered_by_mapping(tracker: DialogueStateTracker, domain: Domain, intent: Optional[str]) -> bool:

@@ -355,6 +355,38 @@ def test_cancellation_can_be_left_to_the_bot(policy):
         (None, [])
 
 
+def torn(text, *ranking):
+    """The customer's message, which FallbackClassifier turned into nlu_fallback."""
+    intent = {"name": "nlu_fallback", "confidence": 0.3}
+    parse = {"intent": intent, "text": text,
+             "intent_ranking": [intent] + [{"name": n, "confidence": c} for n, c in ranking]}
+    return [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(text, intent=intent, parse_data=parse)]
+
+
+def test_two_readings_that_give_the_same_answer_are_that_answer(policy):
+    hold_off = confirming() + torn("no, hold off, don't submit it yet", ("deny", 0.52), ("stop", 0.47))
+    assert predict(policy(), hold_off) == ("refund_form", [SlotSet("refund_confirmed", False)])
+    yes = confirming() + torn("yes, file the refund", ("request_refund", 0.5), ("affirm", 0.48))
+    assert predict(policy(), yes) == ("refund_form", [SlotSet("refund_confirmed", True)])
+    # after the form ran, nothing forced: the form goes its own way (here: complete, a rule submits)
+    ran = hold_off + [SlotSet("refund_confirmed", False), ActionExecuted(
+        "refund_form", policy=NAME, confidence=1.0, metadata={"repair": "agreement"})]
+    assert predict(policy(), ran) == (None, [])
+
+
+@pytest.mark.parametrize("config, asked, ranking", [
+    ({}, "confirming", (("deny", 0.5), ("affirm", 0.45))),  # a yes and a no: really torn
+    ({}, "confirming", (("deny", 0.5), ("complaint", 0.45))),  # a reading that is no answer here
+    ({}, "reason", (("deny", 0.5), ("stop", 0.45))),  # the reason has no intent mapping
+    ({}, "confirming", (("deny", 0.25), ("stop", 0.2))),  # unsure of both
+    ({"agreeing_readings": False}, "confirming", (("deny", 0.52), ("stop", 0.47))),
+])
+def test_readings_that_do_not_agree(policy, config, asked, ranking):
+    before = confirming() if asked == "confirming" else in_form_asking_reason()
+    action, _ = predict(policy(**config), before + torn("hmm no", *ranking))
+    assert action != "refund_form"
+
+
 SWITCH = {"request_exchange": "exchange_form", "request_refund": "refund_form"}
 
 
