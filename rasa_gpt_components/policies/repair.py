@@ -48,13 +48,17 @@ per-bot Python.
   not a turn for the fallback. The slot is set and the form goes on.
 - **Switching forms** (``switch_forms``). During a form, a message whose intent
   starts another form (``switch_forms`` maps intents to forms) with confidence
-  >= ``threshold`` (``switch_free_text_threshold`` while a free-text slot is
-  asked, which any message fills) leaves the form without submitting anything
-  and starts that one: "actually, can I swap them for a bigger size instead?" in the refund form
+  >= ``threshold`` (``strict_switch_threshold`` when the message could be
+  something else: an answer to a free-text slot, which any message fills, or a
+  question, which may ask about that request rather than make it) leaves the
+  form without submitting anything and starts that one: "actually, can I swap them for a bigger size instead?" in the refund form
   is an exchange, never the refund reason. ``switch_response`` is said first
   (None: nothing); the slots both forms ask for (the order number) keep their
   values, the first form's other slots are emptied. Unless the asked slot's
-  own mapping takes that intent (it is then the answer).
+  own mapping takes that intent (it is then the answer). A question read as
+  another form's request that is not sure enough to switch is a question about
+  it: answered like a digression ("do you send a courier to pick it up?" read as
+  change_address 0.83 inside the exchange form).
 - **Cancellation.** During a form, a message whose intent is one of
   ``cancel_intents`` leaves it: ``cancel_response`` is said, the form is
   deactivated and its slots are emptied (except ``keep_slots``); nothing the
@@ -140,8 +144,8 @@ class RepairSettings:
     # intent -> the form it starts: inside another form, that intent leaves it and starts this one
     switch_forms: Dict[str, str] = field(default_factory=dict)
     switch_response: Optional[str] = "utter_form_switched"
-    # while a free-text slot is asked, a switch needs this confidence (else `threshold`)
-    switch_free_text_threshold: float = 0.9
+    # the confidence a switch needs at a free-text slot or for a question (else `threshold`)
+    strict_switch_threshold: float = 0.9
     cancel_intents: Tuple[str, ...] = ("stop",)
     cancel_response: Optional[str] = "utter_form_cancelled"
     keep_slots: Tuple[str, ...] = ()
@@ -161,8 +165,8 @@ class RepairSettings:
                 given[key] = tuple(given[key] or ())
         settings = cls(**given)
         if not all(0.0 <= float(v) <= 1.0 for v in (settings.threshold, settings.clarify_margin,
-                                                     settings.switch_free_text_threshold)):
-            raise ValueError("threshold, switch_free_text_threshold and clarify_margin must be between 0 and 1.")
+                                                     settings.strict_switch_threshold)):
+            raise ValueError("threshold, strict_switch_threshold and clarify_margin must be between 0 and 1.")
         if not isinstance(settings.answers, dict):
             raise ValueError("answers must map intents to responses.")
         if not isinstance(settings.switch_forms, dict):
@@ -276,15 +280,17 @@ class ConversationRepairPolicy(Policy):
             agreed = _agreed_answer(tracker, domain, form, self.settings.threshold)
             if agreed is not None:
                 return form, "agreement", [agreed]
+        question = looks_like_question(tracker.latest_message.text or "")
         other_form = self.settings.switch_forms.get(name)
-        if other_form and other_form != form and confidence >= self._switch_threshold(tracker, domain) \
-                and not _answered_by_mapping(tracker, domain, name):
-            return self._switch(tracker, domain, form, other_form)
+        if other_form and other_form != form and not _answered_by_mapping(tracker, domain, name):
+            if confidence >= self._switch_threshold(tracker, domain, question):
+                return self._switch(tracker, domain, form, other_form)
+            if question and confidence >= self.settings.threshold:  # about that request, not making it
+                return self._answer_for(name), "digression", self._taken_back(tracker, domain)
         if self.settings.corrections and self._corrected(tracker, domain, form):
             # a correction is not also the answer to the question asked: "no wait, it's ES…"
             # at "shall I file it?" must not be the yes (nor the refund reason)
             return form, "correction", self._taken_back(tracker, domain, also_asked=True)
-        question = looks_like_question(tracker.latest_message.text or "")
         if _answered_by_mapping(tracker, domain, name):
             if question and name not in self.settings.question_mapping_intents:
                 # a question is not the answer its intent's mapping names: answered, and the value taken back
@@ -369,12 +375,13 @@ class ConversationRepairPolicy(Policy):
             events += [SlotSet(slot, intent), SlotSet(f"{slot}_label", label)]
         return self.settings.clarify_response, "clarification", events
 
-    def _switch_threshold(self, tracker: DialogueStateTracker, domain: Domain) -> float:
+    def _switch_threshold(self, tracker: DialogueStateTracker, domain: Domain, question: bool) -> float:
         """The confidence a switch needs: more when the asked slot is free text, which takes
         any message ("the colour is wrong, I wanted blue" is a refund reason, even read as
-        request_exchange 0.80)."""
-        if tracker.get_slot(REQUESTED_SLOT) in _free_text_slots(domain):
-            return max(self.settings.threshold, self.settings.switch_free_text_threshold)
+        request_exchange 0.80), or when the message is a question, which may be about the
+        other request ("do you send a courier to pick it up?" read as change_address 0.83)."""
+        if question or tracker.get_slot(REQUESTED_SLOT) in _free_text_slots(domain):
+            return max(self.settings.threshold, self.settings.strict_switch_threshold)
         return self.settings.threshold
 
     def _switch(self, tracker: DialogueStateTracker, domain: Domain, form: str,

@@ -414,9 +414,21 @@ def test_outside_a_free_text_slot_the_threshold_is_enough(policy):
                     ActionExecuted("refund_form"), ActiveLoop("refund_form"), SlotSet(REQUESTED_SLOT, "order_number")]
     swap = asking_order + says("I'd rather exchange it", "request_exchange", confidence=0.8, fills=False)
     assert predict(policy(switch_forms=SWITCH), swap)[0] == "utter_form_switched"
-    assert predict(policy(switch_forms=SWITCH, switch_free_text_threshold=0.7),
+    assert predict(policy(switch_forms=SWITCH, strict_switch_threshold=0.7),
                    in_form_asking_reason() + says("the colour is wrong", "request_exchange", 0.8))[0] == \
         "utter_form_switched"
+
+
+def test_a_question_about_another_request_is_answered_unless_it_is_sure(policy):
+    asking_order = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("refund", intent={"name": "request_refund",
+                                                                                       "confidence": 1.0}),
+                    ActionExecuted("refund_form"), ActiveLoop("refund_form"), SlotSet(REQUESTED_SLOT, "order_number")]
+    about = asking_order + says("can worn shoes be exchanged?", "request_exchange", confidence=0.8, fills=False)
+    assert predict(policy(switch_forms=SWITCH), about)[0] == "utter_generative_fallback"
+    assert predict(policy(switch_forms=SWITCH, question_answer="utter_knowledge_answer"), about)[0] == \
+        "utter_knowledge_answer"
+    sure = asking_order + says("can I swap it for a bigger size instead?", "request_exchange", 0.95, fills=False)
+    assert predict(policy(switch_forms=SWITCH), sure)[0] == "utter_form_switched"
 
 
 def test_a_switch_without_a_response_starts_the_form_at_once(policy):
@@ -465,8 +477,8 @@ def test_training_checks_the_domain_and_options_are_checked(policy):
         policy(cancel_intent=["stop"])
     with pytest.raises(RasaException, match="threshold"):
         policy(threshold=2)
-    with pytest.raises(RasaException, match="switch_free_text_threshold"):
-        policy(switch_free_text_threshold=-1)
+    with pytest.raises(RasaException, match="strict_switch_threshold"):
+        policy(strict_switch_threshold=-1)
 
 
 @pytest.mark.parametrize("text, question", [
