@@ -8,7 +8,7 @@ The business rules and the database are the package ``shop`` beside this one
 the domain picks the variation by the slot ``language``, and the values the
 actions fill in (order statuses, product names) are in that language too.
 
-Slots read: language, order_number, refund_reason, refund_confirmed,
+Slots read: language, order_number, refund_reason, refund_confirmed, frustration,
 exchange_item, exchange_to, exchange_confirmed, new_address, customer_id,
 preference, recommend_asked, recommend_context. Slots set: order_number (canonical or None),
 customer_id (the customer of an order looked up), refund_reason,
@@ -278,10 +278,24 @@ class ActionOrderStatus(ShopAction):
         estimate = delivery_time(order.address, language) if order.status in ON_THE_WAY_STATUSES else None
         if estimate:  # "when will it arrive?" after a lookup is this action again (the slot): the answer
             dispatcher.utter_message(response="utter_delivery_estimate", delivery_time=estimate)
-        if not looked_up_before(tracker, order.order_no):  # not again at "when will it arrive?"
+        if not looked_up_before(tracker, order.order_no) and not sounds_unhappy(tracker):
+            # not again at "when will it arrive?", and no sales pitch to an unhappy customer
             await utter_also_bought(dispatcher, order, language)
         # the order's customer: recommendations can then follow their past orders
         return [SlotSet("order_number", order.order_no), SlotSet("customer_id", str(order.customer_id))]
+
+
+# the frustration score (slot ``frustration``) from which a customer counts as unhappy
+UNHAPPY_FRUSTRATION = 0.5
+
+
+def sounds_unhappy(tracker: Tracker) -> bool:
+    """Whether the customer's message reads as negative (SentimentAnalyzer's ``sentiment``) or the
+    conversation's frustration score (GenerativeFallbackPolicy's slot) is at least UNHAPPY_FRUSTRATION."""
+    sentiment = tracker.latest_message.get("sentiment")
+    frustration = tracker.get_slot("frustration")
+    negative = isinstance(sentiment, dict) and sentiment.get("label") == "negative"
+    return negative or (isinstance(frustration, (int, float)) and frustration >= UNHAPPY_FRUSTRATION)
 
 
 def looked_up_before(tracker: Tracker, order_no: Optional[str]) -> bool:

@@ -802,6 +802,18 @@ def test_an_order_lookup_suggests_what_its_buyers_also_bought(recommender_ready)
     assert not any("phone (" in line.split(" (")[0] for line in lines)
 
 
+@pytest.mark.parametrize("sentiment, frustration", [("negative", None), (None, 0.6), ("negative", 0.0)])
+def test_no_sales_pitch_to_an_unhappy_customer(recommender_ready, sentiment, frustration):
+    tracker = make_tracker({"order_number": SHIPPED_SF, "frustration": frustration}, text="where is my order?!")
+    if sentiment:
+        tracker.latest_message["sentiment"] = {"label": sentiment, "confidence": 0.9}
+    replies, _ = run(bot_actions.ActionOrderStatus(), tracker)
+    assert [name for name, _ in replies] == ["utter_order_status", "utter_order_tracking", "utter_delivery_estimate"]
+    calm = make_tracker({"order_number": SHIPPED_SF, "frustration": 0.2}, text="where is my order?")
+    calm.latest_message["sentiment"] = {"label": "neutral", "confidence": 0.9}
+    assert "utter_also_bought" in [name for name, _ in run(bot_actions.ActionOrderStatus(), calm)[0]]
+
+
 def test_an_order_lookup_does_not_wait_for_the_recommender(db_url, monkeypatch):
     started = []
     monkeypatch.setattr(bot_actions, "_build_recommender", lambda url: started.append(url))  # never ready
