@@ -81,7 +81,7 @@ counted in ``rasa_gpt_repairs_total``.
 
 import logging
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
 
 from rasa.core.constants import POLICY_PRIORITY, RULE_POLICY_PRIORITY
 from rasa.core.policies.policy import Policy, PolicyPrediction, SupportedData
@@ -297,7 +297,7 @@ class ConversationRepairPolicy(Policy):
                 return self._answer_for(name), "digression", self._taken_back(tracker, domain, also_asked=True)
             return form, "answer", []
         if name in self.settings.cancel_intents and self.settings.cancel_response:
-            return self.settings.cancel_response, "cancellation", self._cancel_events(tracker, domain, form)
+            return self.settings.cancel_response, "cancellation", _leaving_form(domain, form, self.settings.keep_slots)
         digression = (name in self.settings.digression_intents
                       and (name in ("nlu_fallback", "out_of_scope") or confidence >= self.settings.threshold)
                       and (question or not self.settings.questions_only))
@@ -387,15 +387,8 @@ class ConversationRepairPolicy(Policy):
     def _switch(self, tracker: DialogueStateTracker, domain: Domain, form: str,
                 other_form: str) -> Tuple[str, str, List[Event]]:
         """Leave ``form`` (nothing submitted; the slots ``other_form`` asks too kept) and start ``other_form``."""
-        shared = set(domain.required_slots_for_form(other_form))
-        events: List[Event] = [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)] + [
-            SlotSet(slot, None) for slot in domain.required_slots_for_form(form) if slot not in shared]
+        events = _leaving_form(domain, form, keep=domain.required_slots_for_form(other_form))
         return (self.settings.switch_response or other_form), "switch", events
-
-    def _cancel_events(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> List[Event]:
-        slots = domain.required_slots_for_form(form)
-        return [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)] + [
-            SlotSet(slot, None) for slot in slots if slot not in self.settings.keep_slots]
 
 
 def _free_text_slots(domain: Domain) -> set:
@@ -413,20 +406,31 @@ def _form_request(tracker: DialogueStateTracker) -> Optional[str]:
     return (said.intent or {}).get(INTENT_NAME_KEY) if said else None
 
 
+def _leaving_form(domain: Domain, form: str, keep: Sequence[str] = ()) -> List[Event]:
+    """The form deactivated, nothing asked, and its required slots emptied except ``keep``."""
+    return [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)] + [
+        SlotSet(slot, None) for slot in domain.required_slots_for_form(form) if slot not in keep]
+
+
+def _intent_mappings(domain: Domain, slot_name: Optional[str], intent: Optional[str]) -> List[Dict[str, Any]]:
+    """The slot's ``from_intent`` mappings that name ``intent``."""
+    slot = next((s for s in domain.slots if s.name == slot_name), None)
+    found = []
+    for mapping in slot.mappings if slot is not None and intent else ():
+        named = mapping.get("intent")
+        if mapping.get("type") == "from_intent" and intent in (named if isinstance(named, list) else [named]):
+            found.append(mapping)
+    return found
+
+
 def _intent_value(domain: Domain, slot_name: Optional[str], intent: str, form: str) -> Tuple[bool, Any]:
     """(True, value) when a ``from_intent`` mapping of the slot, with its conditions met
     while ``form`` asks for it, gives ``intent`` that value; else (False, None)."""
-    slot = next((s for s in domain.slots if s.name == slot_name), None)
-    for mapping in slot.mappings if slot is not None else ():
-        named = mapping.get("intent")
-        named = named if isinstance(named, list) else [named]
+    for mapping in _intent_mappings(domain, slot_name, intent):
         conditions = mapping.get("conditions") or []
-        if mapping.get("type") != "from_intent" or intent not in named:
-            continue
-        if conditions and not any(c.get("active_loop") in (None, form) and c.get("requested_slot") in (None, slot_name)
-                                  for c in conditions):
-            continue
-        return True, mapping.get("value")
+        if not conditions or any(c.get("active_loop") in (None, form) and c.get("requested_slot") in (None, slot_name)
+                                 for c in conditions):
+            return True, mapping.get("value")
     return False, None
 
 
@@ -449,15 +453,7 @@ def _agreed_answer(tracker: DialogueStateTracker, domain: Domain, form: str, thr
 def _answered_by_mapping(tracker: DialogueStateTracker, domain: Domain, intent: Optional[str]) -> bool:
     """The latest message filled the asked slot through one of its ``from_intent`` mappings for ``intent``."""
     asked = tracker.get_slot(REQUESTED_SLOT)
-    slot = next((s for s in domain.slots if s.name == asked), None)
-    if slot is None or not intent or asked not in _set_by_latest_message(tracker):
-        return False
-    for mapping in slot.mappings:
-        named = mapping.get("intent")
-        named = named if isinstance(named, list) else [named]
-        if mapping.get("type") == "from_intent" and intent in named:
-            return True
-    return False
+    return asked in _set_by_latest_message(tracker) and bool(_intent_mappings(domain, asked, intent))
 
 
 def _set_by_latest_message(tracker: DialogueStateTracker) -> Dict[str, Tuple[Any, Any]]:

@@ -409,9 +409,7 @@ def test_another_form_s_request_inside_a_form_switches_to_that_form(policy):
 
 
 def test_outside_a_free_text_slot_the_threshold_is_enough(policy):
-    asking_order = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("refund", intent={"name": "request_refund",
-                                                                                       "confidence": 1.0}),
-                    ActionExecuted("refund_form"), ActiveLoop("refund_form"), SlotSet(REQUESTED_SLOT, "order_number")]
+    asking_order = asking_order_number()
     swap = asking_order + says("I'd rather exchange it", "request_exchange", confidence=0.8, fills=False)
     assert predict(policy(switch_forms=SWITCH), swap)[0] == "utter_form_switched"
     assert predict(policy(switch_forms=SWITCH, strict_switch_threshold=0.7),
@@ -420,9 +418,7 @@ def test_outside_a_free_text_slot_the_threshold_is_enough(policy):
 
 
 def test_a_question_about_another_request_is_answered_unless_it_is_sure(policy):
-    asking_order = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("refund", intent={"name": "request_refund",
-                                                                                       "confidence": 1.0}),
-                    ActionExecuted("refund_form"), ActiveLoop("refund_form"), SlotSet(REQUESTED_SLOT, "order_number")]
+    asking_order = asking_order_number()
     about = asking_order + says("can worn shoes be exchanged?", "request_exchange", confidence=0.8, fills=False)
     assert predict(policy(switch_forms=SWITCH), about)[0] == "utter_generative_fallback"
     assert predict(policy(switch_forms=SWITCH, question_answer="utter_knowledge_answer"), about)[0] == \
