@@ -382,6 +382,25 @@ def not_an_answer(tracker: Tracker, text: Any) -> bool:
     return intent in NOT_FREE_TEXT_INTENTS or service.only_an_order_number(text)
 
 
+def corrected_at_confirmation(tracker: Tracker, slot_value: Any) -> bool:
+    """Whether a yes taken at a confirmation from the request itself ("yes, submit the
+    exchange" read as request_exchange) is a correction instead: "不对 我说错了 是T恤要换 换成M码"
+    is read as request_exchange too, and filed the item the customer was correcting."""
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    return slot_value is True and intent != "affirm" and service.corrects_itself(tracker.latest_message.get("text"))
+
+
+def value_before(tracker: Tracker, slot: str) -> Any:
+    """``slot``'s value before the latest message (the form has already set this turn's candidate)."""
+    seen_message = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            seen_message = True
+        elif seen_message and event.get("event") == "slot" and event.get("name") == slot:
+            return event.get("value")
+    return None
+
+
 class OrderFormValidation(FormValidationAction, ABC):
     """A form that asks for an order number: what the customer meant as one and is none
     ("uh it's ES261012 something") is validated like one, so the customer hears that it
@@ -429,12 +448,25 @@ class ValidateRefundForm(OrderFormValidation):
         """A non-empty reason of at most ``service.REASON_MAX_CHARS`` characters, that is one
         (:func:`not_an_answer`); no complaint about an empty slot (the repair policy empties
         it when the customer corrects the order)."""
+        at_confirmation = tracker.get_slot(REQUESTED_SLOT) == "refund_confirmed"
         if slot_value is None or not_an_answer(tracker, slot_value):
-            return {"refund_reason": None}
+            # at the confirmation the reason given before stays (domain.yml: a message there is a new reason)
+            return {"refund_reason": value_before(tracker, "refund_reason") if at_confirmation else None}
         reason = service.clean_reason(slot_value if isinstance(slot_value, str) else None)
         if reason is None:
             dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=service.REASON_MAX_CHARS)
+            if at_confirmation:
+                return {"refund_reason": value_before(tracker, "refund_reason")}
         return {"refund_reason": reason}
+
+    def validate_refund_confirmed(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """A yes, unless it corrects what was said (:func:`corrected_at_confirmation`): then the
+        reason is asked again and nothing is filed."""
+        if corrected_at_confirmation(tracker, slot_value):
+            return {"refund_confirmed": None, "refund_reason": None}
+        return {"refund_confirmed": slot_value}
 
 
 # --- exchanges (another size or colour of an item) --------------------------------------
@@ -552,6 +584,25 @@ class ValidateExchangeForm(OrderFormValidation):
         if wanted is None:
             dispatcher.utter_message(response="utter_invalid_exchange_to", max_length=service.WANTED_MAX_CHARS)
         return {"exchange_to": wanted}
+
+
+    async def validate_exchange_confirmed(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """A yes, unless the message corrects what was said (:func:`corrected_at_confirmation`:
+        the item, when the order has several, and the wish are asked again) or states another
+        wish with its verb ("好的 换成黑色的": the confirmation is asked again, with it)."""
+        if slot_value is not True:
+            return {"exchange_confirmed": slot_value}
+        if corrected_at_confirmation(tracker, slot_value):
+            order = await order_to_validate(dispatcher, self.name(), tracker.get_slot("order_number"))
+            several = order is None or len(order.items) > 1
+            return {"exchange_confirmed": None, "exchange_to": None,
+                    **({"exchange_item": None} if several else {})}
+        wish = service.wish_in(tracker.latest_message.get("text"))
+        if wish and wish != tracker.get_slot("exchange_to"):
+            return {"exchange_confirmed": None, "exchange_to": wish}
+        return {"exchange_confirmed": True}
 
 
 class ActionAskExchangeItem(ShopAction):

@@ -180,9 +180,28 @@ def _clean_short(text: Optional[str], max_chars: int) -> Optional[str]:
     return cleaned if 0 < len(cleaned) <= max_chars else None
 
 
+# a message that says something the customer said before was wrong ("不对 我说错了 是T恤要换",
+# "no, wait, the reason is wrong: ..."): at a confirmation it corrects, it does not confirm
+_CORRECTION = re.compile(r"不对|不是这|说错|搞错|弄错|写错|打错|选错|错了|"
+                         r"\b(?:wrong|mistake|mistaken|i meant|not that one|not the one)\b", re.IGNORECASE)
+# what comes before a corrected reason: "不对，原因是", "no, wait, the reason is wrong:", "sorry,"
+_REASON_INTRO = re.compile(r"^.*?(?:(?:原因|理由)(?:是\s*[:：]?|\s*[:：])|"
+                           r"\breason(?:\s+is(?:\s+wrong)?\s*[:：]?|\s*[:：]))\s*|"
+                           r"^(?:(?:不对|说错了|我说错了|错了|等等|等一下)[\s,，。.!！:：]+|"
+                           r"(?:no|nope|wait|sorry|oops|actually)\s*[,，.!！:：]\s*)+", re.IGNORECASE)
+
+
 def clean_reason(text: Optional[str]) -> Optional[str]:
-    """A refund reason with whitespace collapsed, or None when empty or too long."""
-    return _clean_short(text, REASON_MAX_CHARS)
+    """A refund reason with whitespace collapsed and without the words that introduce it
+    ("原因是过敏了" -> "过敏了", "the reason is they broke" -> "they broke"), or None when
+    empty or too long."""
+    reason = _clean_short(text, REASON_MAX_CHARS)
+    return (_REASON_INTRO.sub("", reason) or reason) if reason else None
+
+
+def corrects_itself(text: Optional[str]) -> bool:
+    """Whether ``text`` says that something said before was wrong."""
+    return bool(text) and bool(_CORRECTION.search(text))
 
 
 # "换成黑色" / "change it to black": the wish is what follows the verb
@@ -191,11 +210,27 @@ _WANTED_VERB = re.compile(r"^(?:我想|我要|想|要|请|麻烦)?(?:帮我)?(?:
                           r"(?:\s+(?:it|them|this|that))?\s+(?:to|for|into)\s+(?=\S)", re.IGNORECASE)
 
 
+# "换成黑色的吧": a particle at the end is no part of the wish
+_TRAILING_PARTICLE = re.compile(r"(?<=\S)[吧啊呀哈嘛]+[。！!.]*$")
+
+
+# a new wish inside a longer message: "换成黑色的吧", "yes but change it to the white one"
+_NEW_WISH = re.compile(r"(?:换成|换为|改成|改为)(?P<zh>\S.*)$|"
+                       r"\b(?:change|swap|switch|exchange)(?:\s+(?:it|them|this|that))?\s+(?:to|for|into)\s+(?P<en>\S.*)$",
+                       re.IGNORECASE)
+
+
+def wish_in(text: Optional[str]) -> Optional[str]:
+    """The wish a message states with its verb ("好的 换成黑色的" -> "黑色的"), or None."""
+    found = _NEW_WISH.search(_clean(text, WANTED_MAX_CHARS * 2)) if text else None
+    return clean_wanted(found.group("zh") or found.group("en")) if found else None
+
+
 def clean_wanted(text: Optional[str]) -> Optional[str]:
     """What the customer wants instead of an item (a size, a colour), without the verb that asks
     for it ("换成黑色" -> "黑色", "swap it for a size 44" -> "a size 44"), or None when empty or too long."""
     wanted = _clean_short(text, WANTED_MAX_CHARS)
-    return (_WANTED_VERB.sub("", wanted) or wanted) if wanted else None
+    return (_WANTED_VERB.sub("", _TRAILING_PARTICLE.sub("", wanted)) or wanted) if wanted else None
 
 
 def clean_address(text: Optional[str]) -> Optional[str]:

@@ -333,8 +333,9 @@ def test_refund_refused_for_orders_that_have_not_shipped(db_url, order_no, langu
 
 REFUND_FORM_DOMAIN = {
     "slots": {"order_number": {"type": "text", "mappings": [{"type": "from_text"}]},
-              "refund_reason": {"type": "text", "mappings": [{"type": "from_text"}]}},
-    "forms": {"refund_form": {"required_slots": ["order_number", "refund_reason"]}},
+              "refund_reason": {"type": "text", "mappings": [{"type": "from_text"}]},
+              "refund_confirmed": {"type": "bool", "mappings": [{"type": "from_intent", "intent": "affirm", "value": True}]}},
+    "forms": {"refund_form": {"required_slots": ["order_number", "refund_reason", "refund_confirmed"]}},
 }
 
 
@@ -384,6 +385,75 @@ def test_an_order_number_or_thanks_is_no_reason_and_asked_again_silently(db_url,
     tracker.latest_message["intent"] = {"name": intent, "confidence": 0.9}
     replies, events = run(form(), tracker, domain)
     assert replies == [] and slot_events(events) == {slot: None}
+
+
+@pytest.mark.parametrize("said, reason", [
+    ("原因是尺码小了", "尺码小了"), ("不对，原因是过敏了", "过敏了"), ("退款理由：不想要了", "不想要了"),
+    ("no, wait, the reason is wrong: the left earcup is broken", "the left earcup is broken"),
+    ("the reason is they broke", "they broke"), ("sorry, the strap broke", "the strap broke"),
+    ("no sound from the left earbud", "no sound from the left earbud"), ("不是很合适", "不是很合适"),
+    ("不知道什么原因坏了", "不知道什么原因坏了"), ("for no reason it stopped working", "for no reason it stopped working")])
+def test_a_reason_is_stored_without_the_words_that_introduce_it(said, reason):
+    assert service.clean_reason(said) == reason
+
+
+@pytest.mark.parametrize("said, corrects", [
+    ("不对 我说错了 是T恤要换 换成M码", True), ("不是这件", True), ("no wait, the reason is wrong", True),
+    ("sorry I meant the other one", True), ("是的，提交吧", False), ("没错，换吧", False), ("yes, submit the exchange", False)])
+def test_a_correction_is_told_from_a_yes(said, corrects):
+    assert service.corrects_itself(said) is corrects
+
+
+def confirmation_tracker(slots: Dict[str, Any], said: str, intent: str, **candidates: Any) -> Tracker:
+    """The turn of a form's confirmation: ``slots`` set before ``said``, this turn's ``candidates`` after it."""
+    events = ([{"event": "slot", "name": name, "value": value} for name, value in slots.items()]
+              + [{"event": "action", "name": "action_listen"}, {"event": "user", "text": said}]
+              + [{"event": "slot", "name": name, "value": value} for name, value in candidates.items()])
+    tracker = make_tracker({**slots, **candidates}, events=events, text=said)
+    tracker.latest_message["intent"] = {"name": intent, "confidence": 1.0}
+    return tracker
+
+
+REFUND_CONFIRMATION = {"language": "zh", "order_number": SHIPPED_SF, "refund_reason": "不喜欢",
+                       "requested_slot": "refund_confirmed"}
+
+
+@pytest.mark.parametrize("said, intent, expected", [
+    ("是的", "affirm", {"refund_confirmed": True}),
+    ("yes, submit the refund", "request_refund", {"refund_confirmed": True}),
+    # read as the request (mapped to yes), yet it corrects: asked the reason again, nothing filed
+    ("不对 我说错了 我要退款是因为过敏", "request_refund", {"refund_confirmed": None, "refund_reason": None})])
+def test_a_correction_at_the_refund_confirmation_is_no_yes(db_url, said, intent, expected):
+    tracker = confirmation_tracker(REFUND_CONFIRMATION, said, intent, refund_confirmed=True)
+    replies, events = run(bot_actions.ValidateRefundForm(), tracker, REFUND_FORM_DOMAIN)
+    assert replies == [] and slot_events(events) == expected
+
+
+@pytest.mark.parametrize("said, intent, reason", [
+    ("不对，原因是过敏了", "inform", "过敏了"),  # the new reason, to confirm
+    ("ES2611200002", "inform", "不喜欢"),  # only the order number again: the reason given before stays
+    ("   ", "inform", "不喜欢")])
+def test_a_new_reason_at_the_refund_confirmation_replaces_the_old_one(db_url, said, intent, reason):
+    tracker = confirmation_tracker(REFUND_CONFIRMATION, said, intent, refund_reason=said)
+    _, events = run(bot_actions.ValidateRefundForm(), tracker, REFUND_FORM_DOMAIN)
+    assert slot_events(events) == {"refund_reason": reason}
+
+
+@pytest.mark.parametrize("order_no, said, intent, expected", [
+    (TWO_ITEMS_SHIPPED, "yes", "affirm", {"exchange_confirmed": True}),
+    (TWO_ITEMS_SHIPPED, "yes, change it to Midnight black", "request_exchange", {"exchange_confirmed": True}),
+    # the n37-53 conversation: the wrong item was filed
+    (TWO_ITEMS_SHIPPED, "不对 我说错了 是另一件要换 换成M码", "request_exchange",
+     {"exchange_confirmed": None, "exchange_to": None, "exchange_item": None}),
+    (SHIPPED_SF, "no wait, wrong size, I meant 44", "request_exchange",  # one item: it stays
+     {"exchange_confirmed": None, "exchange_to": None}),
+    (TWO_ITEMS_SHIPPED, "好的 换成白色的", "request_exchange", {"exchange_confirmed": None, "exchange_to": "白色的"})])
+def test_a_correction_at_the_exchange_confirmation_is_no_yes(db_url, order_no, said, intent, expected):
+    slots = {"language": "en", "order_number": order_no, "exchange_item": "CL-003", "exchange_to": "Midnight black",
+             "requested_slot": "exchange_confirmed"}
+    tracker = confirmation_tracker(slots, said, intent, exchange_confirmed=True)
+    replies, events = run(bot_actions.ValidateExchangeForm(), tracker, EXCHANGE_FORM_DOMAIN)
+    assert replies == [] and slot_events(events) == expected
 
 
 @pytest.mark.parametrize("said", ["ES2611200002 屏幕有亮点", "it broke after 123456 km", "屏幕有亮点"])
@@ -536,9 +606,10 @@ def test_the_item_the_customer_means(said, expected):
 
 
 EXCHANGE_FORM_DOMAIN = {
-    "slots": {name: {"type": "text", "mappings": [{"type": "from_text"}]}
-              for name in ("order_number", "exchange_item", "exchange_to")},
-    "forms": {"exchange_form": {"required_slots": ["order_number", "exchange_item", "exchange_to"]}},
+    "slots": {**{name: {"type": "text", "mappings": [{"type": "from_text"}]}
+                 for name in ("order_number", "exchange_item", "exchange_to")},
+              "exchange_confirmed": {"type": "bool", "mappings": [{"type": "from_intent", "intent": "affirm", "value": True}]}},
+    "forms": {"exchange_form": {"required_slots": ["order_number", "exchange_item", "exchange_to", "exchange_confirmed"]}},
 }
 
 
@@ -569,7 +640,8 @@ def test_an_order_of_several_items_asks_which(db_url):
 @pytest.mark.parametrize("said, wanted", [
     ("换成黑色", "黑色"), ("我想换成42码", "42码"), ("换大一码", "大一码"), ("change it to black", "black"),
     ("swap them for a size 44", "a size 44"), ("size 43 please", "size 43 please"), ("换", "换"),
-    ("黑色的换成白色", "黑色的换成白色"), ("Exchange for the blue one", "the blue one")])
+    ("黑色的换成白色", "黑色的换成白色"), ("Exchange for the blue one", "the blue one"), ("换成黑色的吧", "黑色的"),
+    ("吧", "吧")])
 def test_the_wish_is_stored_without_the_verb_that_asks_for_it(said, wanted):
     assert service.clean_wanted(said) == wanted
 
