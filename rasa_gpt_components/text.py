@@ -107,14 +107,19 @@ TOKEN = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+")
 _QUESTION = re.compile(
     r"[?？]|[吗呢么嘛][\s。！!~～]*$|什么|怎么|怎样|多少|多久|多长时间|几[天个点号时]|哪|谁|啥|咋|为何|如何|何时|"
     r"是否|能不能|可不可以|会不会|有没有|是不是|"
-    r"^\s*(?:what|how|when|where|why|which|who|whose|do|does|did|can|could|is|are|was|were|will|would|should|"
-    r"may|have|has)\b",
+    # an English question word first, after words that only lead in ("ok and how long does it take")
+    r"^\s*(?:(?:ok|okay|and|so|but|also|oh|well|hmm+|um+|uh+|btw|hey|hi|then|wait|sorry|right)[\s,]+)*"
+    r"(?:what|how|when|where|why|which|who|whose|do|does|did|can|could|is|are|was|were|will|would|should|"
+    r"may|have|has)\b|"
+    # or a wh-word after a comma or a sentence ("I paid by card, how long does that take")
+    r"[,，.;!]\s*(?:what|how|when|where|why|which|who)\b",
     re.IGNORECASE)
 
 
 def looks_like_question(text: str) -> bool:
     """Whether a message reads as a question: a question mark, a Chinese question
-    particle or word, or an English question word first."""
+    particle or word, or an English question word first (after lead-in words such as
+    "ok and") or after a comma."""
     return bool(_QUESTION.search(text))
 
 

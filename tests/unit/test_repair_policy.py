@@ -483,6 +483,11 @@ def test_training_checks_the_domain_and_options_are_checked(policy):
     # question words without a question mark (the fourth holdout set: "退回去的运费谁出啊" became a refund reason)
     ("退回去的运费谁出啊", True), ("退款啥时候到账", True), ("这个咋退", True), ("退款要多久", True),
     ("鞋子磨脚，穿着不舒服", False), ("收到就坏了，开不了机", False),
+    # an English question word after lead-in words or a comma (the new-customer run of stop 37:
+    # "ok and how long does the refund take" became a refund reason)
+    ("ok and how long does the refund take", True), ("so can I return it", True),
+    ("I paid by card, how long does that take", True), ("okay, when will it arrive", True),
+    ("yes, do it", False), ("no idea how it happened, it just broke", False), ("and it broke again", False),
 ])
 def test_looks_like_question(text, question):
     assert looks_like_question(text) is question
