@@ -116,6 +116,24 @@ _QUESTION = re.compile(
     re.IGNORECASE)
 
 
+# the words of a message that only says yes or no (and please / thanks): "ok", "yes please",
+# "不用了", "确认", "好的谢谢"; what a knowledge base has no answer for
+_YES_NO_WORDS = ("yes", "yeah", "yep", "yup", "ok", "okay", "kk", "k", "sure", "fine", "alright", "right",
+                 "correct", "confirm", "confirmed", "got it", "cool", "great", "perfect", "no", "nope", "nah",
+                 "not needed", "no need", "please", "pls", "thanks", "thank you", "thx",
+                 "好的", "好吧", "好滴", "好", "行吧", "行", "可以", "嗯嗯", "嗯", "恩", "是的", "是", "对的", "对",
+                 "没错", "确认", "确定", "不用了", "不用", "不要了", "不要", "不了", "没有", "没事", "不", "否",
+                 "谢谢", "麻烦了", "哦", "噢", "👍", "👌", "🙏")
+_YES_NO_WORD = "|".join(re.escape(w) for w in sorted(_YES_NO_WORDS, key=len, reverse=True))
+_ONLY_YES_OR_NO = re.compile(rf"[\W_]*(?:(?:{_YES_NO_WORD})(?![a-z])[\W_]*)+", re.IGNORECASE)
+
+
+def only_yes_or_no(text: str) -> bool:
+    """Whether a message only says yes or no ("ok", "yes please", "不用了", "确认"), with
+    nothing that could be looked up ("就是那个嘛，你懂的" and "so about that" say more)."""
+    return bool(text) and bool(_ONLY_YES_OR_NO.fullmatch(text.strip()))
+
+
 def looks_like_question(text: str) -> bool:
     """Whether a message reads as a question: a question mark, a Chinese question
     particle or word, or an English question word first (after lead-in words such as

@@ -29,7 +29,9 @@ A confident yes or no with nothing to answer ("好", "ok", "no" to the human a
 decline offered) is not a question to search the knowledge base with (it found
 passages that start with "Yes."): with ``acknowledgement_response`` set, a
 message of one of ``acknowledgement_intents`` that only this policy would
-answer gets that response instead of the fallback, at the same confidence.
+answer, and that only says yes or no (``text.only_yes_or_no``: "不用了",
+"确认", "yes please"; not a vague "so about that" the NLU also read as a yes),
+gets that response instead of the fallback, at the same confidence.
 
 It also follows the customer's frustration (``frustration``, a mapping; see
 ``handoff/frustration.py``): right after each user message it sets the score in
@@ -67,6 +69,7 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 from rasa_gpt_components.handoff.conversation import Conversation, read_conversation
 from rasa_gpt_components.handoff.frustration import FrustrationSettings, frustration
 from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
+from rasa_gpt_components.text import only_yes_or_no
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +255,8 @@ class GenerativeFallbackPolicy(Policy):
         elif confidence < float(self.config["nlu_threshold"]):
             action, probability, code = fallback, 1.0, "nlu_low_confidence"
             reason = f"intent {name} has confidence {confidence:.2f} < nlu_threshold"
-        elif acknowledgement and name in self.config["acknowledgement_intents"] and not tracker.active_loop_name:
+        elif (acknowledgement and name in self.config["acknowledgement_intents"] and not tracker.active_loop_name
+              and only_yes_or_no(tracker.latest_message.text or "")):
             return (acknowledgement, float(self.config["core_threshold"]), "acknowledgement",
                     f"{name} with nothing pending: no question to search for")
         else:

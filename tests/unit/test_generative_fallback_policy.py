@@ -122,11 +122,15 @@ def test_a_yes_to_the_human_a_decline_offered_hands_off(policy):
 def test_a_yes_or_no_with_nothing_pending_gets_the_acknowledgement_not_a_search(policy):
     p = policy(acknowledgement_response="utter_greet")  # any response of the domain
     assert p.train([], DOMAIN).name == "p"
-    assert predicted(p, [*user("affirm", 0.95)])[:2] == ("utter_greet", 0.3)  # rules and forms still win
-    assert predicted(p, [*user("affirm", 0.95), ActionExecuted("utter_greet")])[0] == "action_listen"
-    assert predicted(p, [*user("affirm", 0.1)])[0] == "utter_generative_fallback"  # the NLU is not sure
-    assert predicted(p, [*user("order_status", 0.95)])[0] == "utter_generative_fallback"
-    assert predicted(p, [ActiveLoop("refund_form"), *user("deny", 0.95)])[0] == "utter_generative_fallback"
-    assert predicted(policy(), [*user("affirm", 0.95)])[0] == "utter_generative_fallback"  # off by default
+    assert predicted(p, [*user("affirm", 0.95, "ok")])[:2] == ("utter_greet", 0.3)  # rules and forms still win
+    assert predicted(p, [*user("deny", 0.95, "不用了")])[:2] == ("utter_greet", 0.3)
+    assert predicted(p, [*user("affirm", 0.95, "ok"), ActionExecuted("utter_greet")])[0] == "action_listen"
+    assert predicted(p, [*user("affirm", 0.1, "ok")])[0] == "utter_generative_fallback"  # the NLU is not sure
+    assert predicted(p, [*user("order_status", 0.95, "ok")])[0] == "utter_generative_fallback"
+    assert predicted(p, [ActiveLoop("refund_form"), *user("deny", 0.95, "no")])[0] == "utter_generative_fallback"
+    assert predicted(policy(), [*user("affirm", 0.95, "ok")])[0] == "utter_generative_fallback"  # off by default
+    # a vague opener the NLU read as a yes says more than yes: the fallback asks again
+    for vague in ("so about that", "就是那个嘛，你懂的"):
+        assert predicted(p, [*user("affirm", 0.95, vague)])[0] == "utter_generative_fallback"
     with pytest.raises(RasaException, match="'utter_ok' \\(acknowledgement_response\\) is not in the domain"):
         policy(acknowledgement_response="utter_ok").train([], DOMAIN)

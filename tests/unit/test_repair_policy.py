@@ -14,7 +14,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
-from rasa_gpt_components.text import looks_like_question
+from rasa_gpt_components.text import looks_like_question, only_yes_or_no
 
 DOMAIN = Domain.from_yaml(
     """
@@ -475,6 +475,14 @@ def test_training_checks_the_domain_and_options_are_checked(policy):
         policy(threshold=2)
     with pytest.raises(RasaException, match="strict_switch_threshold"):
         policy(strict_switch_threshold=-1)
+
+
+@pytest.mark.parametrize("text, yes_or_no", [
+    ("ok", True), ("yes please", True), ("不用了", True), ("确认", True), ("好的谢谢", True), ("Yes!", True),
+    ("👍", True), ("不用了，谢谢", True), ("so about that", False), ("就是那个嘛，你懂的", False), ("yes, do it", False),
+    ("ok what can I do then?", False), ("okay then", False), ("kinda", False), ("", False)])
+def test_only_yes_or_no(text, yes_or_no):
+    assert only_yes_or_no(text) is yes_or_no
 
 
 @pytest.mark.parametrize("text, question", [
