@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from rasa_gpt_components.knowledge import KnowledgeBase
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
-from rasa_gpt_components.recommend import Recommender, request_from_dict, request_to_dict
+from rasa_gpt_components.recommend import Recommender, asks_for_others, request_from_dict, request_to_dict
 from rasa_gpt_components.yaml_files import read_yaml_file
 
 from shop import service
@@ -795,15 +795,17 @@ def _answers_recommendations(tracker: Tracker) -> bool:
 
 
 def _previous_recommendation(tracker: Tracker) -> tuple:
-    """(request, prices shown) of the recommendation the latest message follows up, or (None, ())."""
+    """(request, prices shown, ids shown) of the recommendation the latest message follows up,
+    or (None, (), ())."""
     context = tracker.get_slot("recommend_context")
     if not isinstance(context, dict) or not _answers_recommendations(tracker):
-        return None, ()
+        return None, (), ()
     try:
-        return request_from_dict(context.get("request") or {}), tuple(float(p) for p in context.get("shown") or ())
+        return (request_from_dict(context.get("request") or {}), tuple(float(p) for p in context.get("shown") or ()),
+                tuple(str(i) for i in context.get("shown_ids") or ()))
     except (TypeError, ValueError):
         logger.warning("action_recommend: slot recommend_context is not a recommendation; ignored")
-        return None, ()
+        return None, (), ()
 
 
 class ActionRecommend(ShopAction):
@@ -817,16 +819,20 @@ class ActionRecommend(ShopAction):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, language: str) -> List[EventType]:
         customer_id = _customer_id(tracker)
         asked = bool(tracker.get_slot("recommend_asked"))
-        previous, shown = _previous_recommendation(tracker)
+        previous, shown, shown_ids = _previous_recommendation(tracker)
         text = _recommend_text(tracker, follows_up=previous is not None)
+        # "换一批" / "something else": the same request without what was shown (so far)
+        exclude = shown_ids if previous is not None and asks_for_others(tracker.latest_message.get("text") or "") else ()
 
         def work():  # type: ignore[no-untyped-def]
             return shop_recommender().recommend(text, None if customer_id is None else str(customer_id), language,
-                                                may_ask=not asked, previous=previous, shown_prices=shown)
+                                                may_ask=not asked, previous=previous, shown_prices=shown,
+                                                exclude=exclude)
 
         found = await asyncio.to_thread(work)
         context = {"request": request_to_dict(found.request) if found.request else None,
-                   "shown": [pick.item.price for pick in found.picks]}
+                   "shown": [pick.item.price for pick in found.picks],
+                   "shown_ids": [*exclude, *(pick.item.id for pick in found.picks)]}
         events: List[EventType] = [SlotSet("recommend_context", context if found.request else None)]
         if found.basis == "clarify":
             dispatcher.utter_message(response="utter_ask_recommendation_details")

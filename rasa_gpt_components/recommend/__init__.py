@@ -2,8 +2,8 @@
 (docs/recommendations.md): ``Recommender`` for a custom action."""
 
 from rasa_gpt_components.recommend.recommender import Pick, Recommendation, Recommender
-from rasa_gpt_components.recommend.request import Request, request_from_dict, request_to_dict
+from rasa_gpt_components.recommend.request import Request, asks_for_others, request_from_dict, request_to_dict
 from rasa_gpt_components.recommend.settings import RecommenderSettings
 
-__all__ = ["Pick", "Recommendation", "Recommender", "RecommenderSettings", "Request", "request_from_dict",
-           "request_to_dict"]
+__all__ = ["Pick", "Recommendation", "Recommender", "RecommenderSettings", "Request", "asks_for_others",
+           "request_from_dict", "request_to_dict"]

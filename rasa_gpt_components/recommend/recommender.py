@@ -116,12 +116,14 @@ class Recommender:
 
     def recommend(self, text: Optional[str] = None, customer: Optional[str] = None, language: Optional[str] = None,
                   may_ask: bool = True, history: Optional[Sequence[Purchase]] = None,
-                  previous: Optional[Request] = None, shown_prices: Sequence[float] = ()) -> Recommendation:
+                  previous: Optional[Request] = None, shown_prices: Sequence[float] = (),
+                  exclude: Iterable[str] = ()) -> Recommendation:
         """Up to ``max_items`` items for the request ``text`` (None: from the
         customer's history, else the popular ones) of ``customer``.
         ``history``: the customer's purchases, when not read from the database.
         ``previous``: the request whose recommendations (costing ``shown_prices``)
-        ``text`` follows up ("anything cheaper?"; ``request.follow_up``)."""
+        ``text`` follows up ("anything cheaper?"; ``request.follow_up``).
+        ``exclude``: ids of items not to recommend (those shown, when "换一批" asks for others)."""
         catalogue, signals, vectors = self._state_now()
         text = clean_text(text, MAX_REQUEST_CHARS) if text else ""
         request = parse_request(text, self.lexicon, language, self.settings.about_low, self.settings.about_high,
@@ -133,6 +135,7 @@ class Recommender:
         if request is not None and not request.specific and not owned and may_ask:
             return Recommendation((), "clarify", request, ("recipient", "budget"))
         allowed = self._allowed(signals, owned, request)
+        allowed[[catalogue.position[i] for i in map(str, exclude) if i in catalogue.position]] = False
         if not allowed.any():
             return Recommendation((), "nothing_fits", request)
         parts = self._evidence(catalogue, signals, vectors, request, owned, language)

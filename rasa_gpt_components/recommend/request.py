@@ -14,7 +14,8 @@ Follow-ups (``follow_up``): a message that refines the recommendations just
 shown ("预算300左右", "anything cheaper?", "what about headphones?") keeps what
 the earlier request asked for and it does not name again; "cheaper" / "便宜点"
 asks for less than the cheapest item shown, "more expensive" / "贵一点" for
-more than the dearest.
+more than the dearest; "换一批" / "something else" (``asks_for_others``) for
+the same request without the items shown (``Recommender.recommend(exclude=)``).
 """
 
 import re
@@ -202,9 +203,18 @@ _CHEAPER = re.compile(r"便宜|低一点|低点|价格低|价位低|\bcheaper\b|
                       r"more affordable|\baffordable\b|\binexpensive\b", re.I)
 _DEARER = re.compile(r"贵一点|贵点|更贵|贵一些|高档|高端|档次高|more expensive|\bpricier\b|higher[- ]end|\bpremium\b|"
                      r"\bfancier\b|\bluxur", re.I)
+# a follow-up that asks for other things than those just shown: "换一批", "还有别的吗", "something else"
+_OTHERS = re.compile(r"换一批|换一些|换几个|换几款|换个别的|别的|其他|其它|另外几|再来几|还有什么|还有啥|"
+                     r"\b(?:something|anything) else\b|\bothers?\b|\bdifferent\b|\bmore options\b|\banother\b",
+                     re.I)
 # words that say how much, not what: a follow-up of only these names nothing of its own
 _PRICE_WORDS = re.compile(r"预算|左右|以内|以下|之内|以上|上下|出头|价格|价位|块钱?|元|\bbudget\b|\bunder\b|\bbelow\b|"
                           r"\baround\b|\babout\b|\bprice[ds]?\b|\byuan\b|\bbucks\b|\bdollars?\b", re.I)
+
+
+def asks_for_others(text: str) -> bool:
+    """Whether a follow-up asks for other items than those just shown ("换一批", "something else")."""
+    return bool(_OTHERS.search(text or ""))
 
 
 def follow_up(request: Request, previous: Request, shown_prices: Sequence[float] = ()) -> Request:
@@ -227,7 +237,8 @@ def follow_up(request: Request, previous: Request, shown_prices: Sequence[float]
         else:
             price = previous.price
     # the earlier words still say what the customer is after, unless this message names a thing of its own
-    own_terms = tuple(t for t in request.known_terms if not any(p.search(t) for p in (_CHEAPER, _DEARER, _PRICE_WORDS)))
+    own_terms = tuple(t for t in request.known_terms
+                      if not any(p.search(t) for p in (_CHEAPER, _DEARER, _PRICE_WORDS, _OTHERS)))
     own_subject = bool(own_terms) or "category" in request.wants
     return Request(
         text=request.text if own_subject else f"{previous.text} {request.text}".strip(),

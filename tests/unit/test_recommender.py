@@ -4,7 +4,7 @@ constraints kept, history and co-purchase used, reasons only from the record."""
 import numpy as np
 import pytest
 
-from rasa_gpt_components.recommend import Recommender, RecommenderSettings
+from rasa_gpt_components.recommend import Recommender, RecommenderSettings, asks_for_others
 from rasa_gpt_components.recommend.catalogue import Purchase, catalogue_from_rows
 from rasa_gpt_components.recommend.lexicon import load_lexicon
 from rasa_gpt_components.recommend.request import (chinese_number, follow_up, parse_price, parse_request,
@@ -174,6 +174,13 @@ def test_more_expensive_is_more_than_the_dearest_shown(recommender):
     later = recommender.recommend("something more expensive", previous=first.request, shown_prices=shown)
     assert later.request.price.low > max(shown) and later.request.price.high is None
     assert later.picks and all(p.item.price > max(shown) for p in later.picks)
+
+
+@pytest.mark.parametrize("text, others", [("换一批", True), ("还有别的吗", True), ("something else?", True),
+                                          ("show me different ones", True), ("有便宜点的吗", False),
+                                          ("what about headphones?", False)])
+def test_asks_for_others(text, others):
+    assert asks_for_others(text) is others
 
 
 def test_a_follow_up_naming_its_own_price_or_thing_replaces_it():

@@ -814,6 +814,24 @@ def test_anything_cheaper_keeps_the_recipient_and_asks_less_than_shown(db_url, f
     assert fresh is None or not fresh["wants"].get("recipients")
 
 
+@pytest.mark.parametrize("first, others", [("推荐个送爸爸的礼物 500以内", "换一批"),
+                                           ("a gift for my dad under 500", "something else?")])
+def test_another_batch_shows_other_items_for_the_same_request(db_url, first, others):
+    """The new-customer run of stop 37: "换一批" after recommendations started the exchange form
+    (NLU data), and the action had no way to leave out what it had shown."""
+    replies, events = run(bot_actions.ActionRecommend(), make_tracker({}, text=first))
+    context = slot_events(events)["recommend_context"]
+    first_shown = products_of(replies[0][1])
+    assert len(context["shown_ids"]) == len(first_shown) == 3
+    later, later_events = run(bot_actions.ActionRecommend(), after_recommendations({"recommend_context": context}, others))
+    assert [name for name, _ in later] == ["utter_recommendations"]
+    assert not set(products_of(later[0][1])) & set(first_shown)  # none shown again
+    assert all(price <= 500 for price in prices_of(later[0][1]))  # the same budget and recipient
+    later_context = slot_events(later_events)["recommend_context"]
+    assert later_context["request"]["wants"]["recipients"] == context["request"]["wants"]["recipients"]
+    assert later_context["shown_ids"][:3] == context["shown_ids"] and len(later_context["shown_ids"]) == 6
+
+
 def test_a_broken_recommendation_context_is_ignored(db_url, caplog):
     tracker = after_recommendations({"recommend_context": {"request": {"text": 5}, "shown": ["x"]}}, "a gift under 300")
     replies, _ = run(bot_actions.ActionRecommend(), tracker)
