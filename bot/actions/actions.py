@@ -371,6 +371,11 @@ class ActionSubmitRefund(ShopAction):
 NOT_FREE_TEXT_INTENTS = ("thank", "greet", "goodbye", "affirm")
 
 
+def latest_intent(tracker: Tracker) -> Optional[str]:
+    """The intent the NLU gave the latest message (``nlu_fallback`` included), or None."""
+    return (tracker.latest_message.get("intent") or {}).get("name")
+
+
 def not_an_answer(tracker: Tracker, text: Any) -> bool:
     """Whether ``text``, taken by a free-text slot (a refund reason, what an exchange is
     for), is no answer: the customer only gave an order number ("ES2611200002", often to
@@ -378,16 +383,15 @@ def not_an_answer(tracker: Tracker, text: Any) -> bool:
     the form asks again, silently (nothing was wrong with what they said)."""
     if not isinstance(text, str):
         return False
-    intent = (tracker.latest_message.get("intent") or {}).get("name")
-    return intent in NOT_FREE_TEXT_INTENTS or service.only_an_order_number(text)
+    return latest_intent(tracker) in NOT_FREE_TEXT_INTENTS or service.only_an_order_number(text)
 
 
 def corrected_at_confirmation(tracker: Tracker, slot_value: Any) -> bool:
     """Whether a yes taken at a confirmation from the request itself ("yes, submit the
     exchange" read as request_exchange) is a correction instead: "不对 我说错了 是T恤要换 换成M码"
     is read as request_exchange too, and filed the item the customer was correcting."""
-    intent = (tracker.latest_message.get("intent") or {}).get("name")
-    return slot_value is True and intent != "affirm" and service.corrects_itself(tracker.latest_message.get("text"))
+    return (slot_value is True and latest_intent(tracker) != "affirm"
+            and service.corrects_itself(tracker.latest_message.get("text")))
 
 
 def value_before(tracker: Tracker, slot: str) -> Any:
@@ -448,15 +452,14 @@ class ValidateRefundForm(OrderFormValidation):
         """A non-empty reason of at most ``service.REASON_MAX_CHARS`` characters, that is one
         (:func:`not_an_answer`); no complaint about an empty slot (the repair policy empties
         it when the customer corrects the order)."""
-        at_confirmation = tracker.get_slot(REQUESTED_SLOT) == "refund_confirmed"
-        if slot_value is None or not_an_answer(tracker, slot_value):
+        reason = None
+        if slot_value is not None and not not_an_answer(tracker, slot_value):
+            reason = service.clean_reason(slot_value if isinstance(slot_value, str) else None)
+            if reason is None:
+                dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=service.REASON_MAX_CHARS)
+        if reason is None and tracker.get_slot(REQUESTED_SLOT) == "refund_confirmed":
             # at the confirmation the reason given before stays (domain.yml: a message there is a new reason)
-            return {"refund_reason": value_before(tracker, "refund_reason") if at_confirmation else None}
-        reason = service.clean_reason(slot_value if isinstance(slot_value, str) else None)
-        if reason is None:
-            dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=service.REASON_MAX_CHARS)
-            if at_confirmation:
-                return {"refund_reason": value_before(tracker, "refund_reason")}
+            return {"refund_reason": value_before(tracker, "refund_reason")}
         return {"refund_reason": reason}
 
     def validate_refund_confirmed(
@@ -584,7 +587,6 @@ class ValidateExchangeForm(OrderFormValidation):
         if wanted is None:
             dispatcher.utter_message(response="utter_invalid_exchange_to", max_length=service.WANTED_MAX_CHARS)
         return {"exchange_to": wanted}
-
 
     async def validate_exchange_confirmed(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -822,7 +824,8 @@ class ActionRecommend(ShopAction):
         previous, shown, shown_ids = _previous_recommendation(tracker)
         text = _recommend_text(tracker, follows_up=previous is not None)
         # "换一批" / "something else": the same request without what was shown (so far)
-        exclude = shown_ids if previous is not None and asks_for_others(tracker.latest_message.get("text") or "") else ()
+        others = previous is not None and asks_for_others(tracker.latest_message.get("text") or "")
+        exclude = shown_ids if others else ()
 
         def work():  # type: ignore[no-untyped-def]
             return shop_recommender().recommend(text, None if customer_id is None else str(customer_id), language,

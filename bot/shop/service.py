@@ -204,10 +204,13 @@ def corrects_itself(text: Optional[str]) -> bool:
     return bool(text) and bool(_CORRECTION.search(text))
 
 
-# "换成黑色" / "change it to black": the wish is what follows the verb
-_WANTED_VERB = re.compile(r"^(?:我想|我要|想|要|请|麻烦)?(?:帮我)?(?:换成|换为|改成|改为|换个|换)(?=\S)|"
-                          r"^(?:please\s+|i'?d like to\s+|i want to\s+|can you\s+)?(?:change|swap|switch|exchange)"
-                          r"(?:\s+(?:it|them|this|that))?\s+(?:to|for|into)\s+(?=\S)", re.IGNORECASE)
+# the verbs that ask for a wish: "换成黑色", "change it to black"
+_ZH_WISH_VERB = r"换成|换为|改成|改为"
+_EN_WISH_VERB = r"(?:change|swap|switch|exchange)(?:\s+(?:it|them|this|that))?\s+(?:to|for|into)\s+"
+# a message that is the wish: it is what follows the verb
+_WANTED_VERB = re.compile(rf"^(?:我想|我要|想|要|请|麻烦)?(?:帮我)?(?:{_ZH_WISH_VERB}|换个|换)(?=\S)|"
+                          rf"^(?:please\s+|i'?d like to\s+|i want to\s+|can you\s+)?{_EN_WISH_VERB}(?=\S)",
+                          re.IGNORECASE)
 
 
 # "换成黑色的吧": a particle at the end is no part of the wish
@@ -215,9 +218,7 @@ _TRAILING_PARTICLE = re.compile(r"(?<=\S)[吧啊呀哈嘛]+[。！!.]*$")
 
 
 # a new wish inside a longer message: "换成黑色的吧", "yes but change it to the white one"
-_NEW_WISH = re.compile(r"(?:换成|换为|改成|改为)(?P<zh>\S.*)$|"
-                       r"\b(?:change|swap|switch|exchange)(?:\s+(?:it|them|this|that))?\s+(?:to|for|into)\s+(?P<en>\S.*)$",
-                       re.IGNORECASE)
+_NEW_WISH = re.compile(rf"(?:{_ZH_WISH_VERB})(?P<zh>\S.*)$|\b{_EN_WISH_VERB}(?P<en>\S.*)$", re.IGNORECASE)
 
 
 def wish_in(text: Optional[str]) -> Optional[str]:
