@@ -10,7 +10,7 @@ Everything below those points takes the text as clean; the helpers here
 
 import re
 import unicodedata
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 MAX_CHARS = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
@@ -134,11 +134,75 @@ def only_yes_or_no(text: str) -> bool:
     return bool(text) and bool(_ONLY_YES_OR_NO.fullmatch(text.strip()))
 
 
+# words with which a customer takes back what they were doing: "算了，还是换货吧",
+# "actually, can I swap them instead?", "on second thought, just refund it"
+_CHANGES_MIND = re.compile(r"算了|还是|改主意|不退了|不换了|不改了|\binstead\b|\brather\b|on second thought|"
+                           r"changed? my mind|\bactually\b", re.IGNORECASE)
+
+
+def changes_mind(text: str) -> bool:
+    """Whether a message takes back what the customer was doing ("算了，还是换货吧",
+    "actually, can I swap them instead?")."""
+    return bool(_CHANGES_MIND.search(text or ""))
+
+
 def looks_like_question(text: str) -> bool:
     """Whether a message reads as a question: a question mark, a Chinese question
     particle or word, or an English question word first (after lead-in words such as
     "ok and") or after a comma."""
     return bool(_QUESTION.search(text))
+
+
+# A negation and, a few words later in the same clause, what it negates: "不用转人工",
+# "别给我转人工", "no need for a human", "I don't want to talk to an agent".
+_NEGATIONS_ZH = ("没必要", "用不着", "不需要", "不用", "不要", "不想", "不必", "无需", "别", "甭")
+_NEGATIONS_EN = ("no need for", "no need to", "no need of", "don't need", "do not need", "dont need",
+                 "don't want", "do not want", "dont want", "don't", "do not", "dont", "no", "not", "without")
+# words between a negation and its object that ask for something after all: "不用了我要转人工",
+# "no I want a human" (a clause that changes its mind); "but" also ends a clause
+_BREAKERS_ZH = ("要", "想", "请", "还是")
+_BREAKERS_EN = frozenset("i we want rather instead please".split())
+_NEGATION_GAP = 4  # Chinese characters or English words
+# clauses end at punctuation, at "but", and at a space between Chinese characters ("不用了 转人工")
+_CLAUSE = re.compile(r"[,，。.!！?？;；、:：\n]+|\bbut\b|(?<=[\u3400-\u9fff])\s+|\s+(?=[\u3400-\u9fff])", re.IGNORECASE)
+
+
+def negates(text: str, objects: Sequence[str]) -> bool:
+    """Whether a clause of ``text`` negates one of ``objects`` (words or phrases, Chinese
+    or English): a negation, then at most four Chinese characters or English words, then
+    the object, with nothing between that asks for it after all. "不用转人工" and "no need
+    for a human" negate "人工" and "human"; "不用了，转人工吧", "我不要机器人，转人工" and
+    "I don't want a bot, I want a human" do not."""
+    return any(_clause_negates(clause.strip().lower(), [o.lower() for o in objects if o])
+               for clause in _CLAUSE.split(text or ""))
+
+
+def _clause_negates(clause: str, objects: Sequence[str]) -> bool:
+    for negation in _NEGATIONS_ZH:
+        for match in re.finditer(re.escape(negation), clause):
+            rest = clause[match.end():].replace(" ", "")
+            for gap in range(_NEGATION_GAP + 1):
+                if any(b in rest[:gap] for b in _BREAKERS_ZH):
+                    break
+                if any(rest[gap:].startswith(o) for o in objects):
+                    return True
+    english = re.findall(r"[a-z']+", clause)
+    line = " ".join(english)
+    for negation in _NEGATIONS_EN:
+        for match in re.finditer(rf"\b{re.escape(negation)}\b", line):
+            after = line[match.end():].split()
+            for gap in range(min(_NEGATION_GAP, len(after)) + 1):
+                if any(w in _BREAKERS_EN for w in after[:gap]):
+                    break
+                if any(" ".join(after[gap:]).startswith(o) and _ends_word(" ".join(after[gap:]), o) for o in objects):
+                    return True
+    return False
+
+
+def _ends_word(text: str, prefix: str) -> bool:
+    """Whether ``prefix`` of ``text`` ends at a word boundary ("agent" in "agents", not "agenda")."""
+    rest = text[len(prefix):]
+    return not rest or not rest[0].isalpha() or rest[0] == "s" and (len(rest) == 1 or not rest[1].isalpha())
 
 
 def sentences(text: str) -> List[str]:

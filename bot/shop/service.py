@@ -50,6 +50,10 @@ _ADDRESS_PART = re.compile(r"\d|[省市区县镇乡村路街巷弄号楼栋室]|
                            r"flat|room|floor|building|block|tower|district|village|town|city|apartment|apt|unit)\b",
                            re.IGNORECASE)
 _QUESTION_END = re.compile(r"(?:[?？]|[吗呢么嘛])\W*$")
+# what comes before the address itself: "改到北京市…", "地址改成…", "please change it to Flat 12B…"
+_ADDRESS_INTRO = re.compile(r"^(?:(?:麻烦|请|帮我)?(?:把)?(?:地址|收货地址)?(?:改到|改成|改为|换到|换成|送到|寄到)(?:地址)?[:：]?\s*|"
+                            r"(?:please\s+)?(?:change|update|send|deliver|ship)\s+(?:it|them|the address)\s+to\s*[:：]?\s*|"
+                            r"(?:the\s+)?new address(?:\s+is)?\s*[:：]?\s*)", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]{3,}|[\u4e00-\u9fff]")  # English words of 3+ letters, Chinese characters
 
 # --- results -----------------------------------------------------------------------
@@ -237,8 +241,10 @@ def clean_wanted(text: Optional[str]) -> Optional[str]:
 def clean_address(text: Optional[str]) -> Optional[str]:
     """A delivery address with whitespace collapsed, or None when too short or too long, or
     when it does not read as an address: no house number or address word ("不用改了，原地址能收"),
-    or a question ("改地址要额外收钱吗？"), which a form asking for the address must not store."""
+    or a question ("改地址要额外收钱吗？"), which a form asking for the address must not store;
+    without the words that introduce it ("改到北京市…" -> "北京市…")."""
     address = _clean(text, ADDRESS_MAX_CHARS)
+    address = _ADDRESS_INTRO.sub("", address) or address
     letters = sum(ch.isalnum() for ch in address)
     if letters < ADDRESS_MIN_CHARS or len(address) > ADDRESS_MAX_CHARS:
         return None

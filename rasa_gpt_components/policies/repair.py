@@ -98,7 +98,7 @@ from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 
 from rasa_gpt_components.metrics import REPAIRS, log_fields
-from rasa_gpt_components.text import looks_like_question
+from rasa_gpt_components.text import changes_mind, looks_like_question
 
 logger = logging.getLogger(__name__)
 
@@ -379,7 +379,11 @@ class ConversationRepairPolicy(Policy):
         """The confidence a switch needs: more when the asked slot is free text, which takes
         any message ("the colour is wrong, I wanted blue" is a refund reason, even read as
         request_exchange 0.80), or when the message is a question, which may be about the
-        other request ("do you send a courier to pick it up?" read as change_address 0.83)."""
+        other request ("do you send a courier to pick it up?" read as change_address 0.83);
+        unless the message, not a question, takes back what the customer was doing ("算了，还是换货吧"
+        read as request_exchange 0.62 is no refund reason)."""
+        if not question and changes_mind(tracker.latest_message.text or ""):
+            return self.settings.threshold
         if question or tracker.get_slot(REQUESTED_SLOT) in _free_text_slots(domain):
             return max(self.settings.threshold, self.settings.strict_switch_threshold)
         return self.settings.threshold

@@ -217,6 +217,22 @@ def asks_for_others(text: str) -> bool:
     return bool(_OTHERS.search(text or ""))
 
 
+# "another" what: a question or a matter, not items
+_OTHER_MATTER = re.compile(r"问题|事情|\bquestions?\b|\bissues?\b|\bthings? to ask\b", re.I)
+
+
+def refines(text: str) -> bool:
+    """Whether a message, right after recommendations, asks to change them: another batch
+    ("换一批", "还有别的吗"), cheaper or dearer ("有便宜点的吗", "anything cheaper?"), or a
+    budget of its own ("under 1000 yuan", "预算300左右"). "我还有其他问题" and "one other
+    question" are about something else."""
+    text = text or ""
+    if _OTHER_MATTER.search(text):
+        return False
+    return (asks_for_others(text) or bool(_CHEAPER.search(text)) or bool(_DEARER.search(text))
+            or parse_price(text).given)
+
+
 def follow_up(request: Request, previous: Request, shown_prices: Sequence[float] = ()) -> Request:
     """``request`` as a refinement of ``previous``, whose recommendations cost
     ``shown_prices``: what it names (a price, a category, a recipient...)

@@ -14,7 +14,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
-from rasa_gpt_components.text import looks_like_question, only_yes_or_no
+from rasa_gpt_components.text import changes_mind, looks_like_question, only_yes_or_no
 
 DOMAIN = Domain.from_yaml(
     """
@@ -563,3 +563,23 @@ responses:
 """)
     with pytest.raises(RasaException, match="clarify_first"):
         clarifying(policy).train([], bare)
+
+
+def test_a_customer_who_changes_their_mind_switches_at_a_free_text_slot_with_the_threshold(policy):
+    # "算了，还是换货吧" read as request_exchange 0.62 while the reason is asked: no refund reason
+    mind = in_form_asking_reason() + says("算了，还是换货吧", "request_exchange", 0.62)
+    assert predict(policy(switch_forms=SWITCH), mind)[0] == "utter_form_switched"
+    assert predict(policy(switch_forms=SWITCH), in_form_asking_reason() + says("算了，还是换货吧", "request_exchange", 0.4))[0] \
+        != "utter_form_switched"  # unsure all the same
+    # "还是" in a question is "or": a question about the other request is answered
+    question = in_form_asking_reason() + says("换货的运费是我出还是你们出？", "request_exchange", 0.7)
+    assert predict(policy(switch_forms=SWITCH), question)[0] == "utter_generative_fallback"
+
+
+@pytest.mark.parametrize("text, changes", [
+    ("算了，还是换货吧", True), ("不退了，换个尺码", True), ("actually I'd like an exchange", True),
+    ("on second thought, exchange it", True), ("I changed my mind", True),
+    ("the colour is wrong, I wanted blue", False), ("鞋子小了", False), ("", False),
+])
+def test_changes_mind(text, changes):
+    assert changes_mind(text) is changes

@@ -190,6 +190,18 @@ def test_an_address_must_read_as_one(text, stored):
     assert (service.clean_address(text) is not None) == stored
 
 
+@pytest.mark.parametrize(
+    "text, address",
+    [("改到北京市海淀区中关村大街27号 1单元302", "北京市海淀区中关村大街27号 1单元302"),
+     ("地址改成：上海市徐汇区漕溪北路18号", "上海市徐汇区漕溪北路18号"),
+     ("please change it to Flat 12B, 8 Harbour Road, Wan Chai", "Flat 12B, 8 Harbour Road, Wan Chai"),
+     ("new address: 8 Harbour Road, Wan Chai", "8 Harbour Road, Wan Chai"),
+     ("江苏省南京市鼓楼区中山北路105号3栋601", "江苏省南京市鼓楼区中山北路105号3栋601")],
+)
+def test_an_address_is_stored_without_the_words_that_introduce_it(text, address):
+    assert service.clean_address(text) == address
+
+
 def test_customer_text_is_cleaned_and_bounded_by_the_shop():
     """The action server does without the plugin's clean_text: the shop cleans what it stores."""
     assert service.clean_reason(" wrong\x00size\n\u200b") == "wrong size"

@@ -1,0 +1,112 @@
+"""FollowUpPolicy on Rasa trackers: a message that builds on the bot's last action
+("换一批" after recommendations, "when will it arrive?" after a lookup) runs that
+action again, whatever the NLU read it as; anything else is left to the other policies."""
+
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import RasaException
+
+from rasa_gpt_components.policies.follow_up import FollowUpPolicy
+from rasa_gpt_components.recommend.request import refines
+
+DOMAIN = Domain.from_yaml(
+    """
+version: "3.1"
+intents: [recommend_product, request_exchange, faq, order_status, human_handoff, greet]
+actions: [action_recommend, action_order_status]
+forms:
+  exchange_form:
+    required_slots: []
+responses:
+  utter_greet: [{text: "Hi!"}]
+"""
+)
+FOLLOW_UPS = {"action_recommend": {"reader": "recommendation"},
+              "action_order_status": {"patterns": ["多久.{0,6}到", r"\bwhen will it arrive\b"]}}
+
+
+@pytest.fixture
+def policy(tmp_path):
+    def build(**config):
+        settings = {**FollowUpPolicy.get_default_config(), "follow_ups": FOLLOW_UPS, **config}
+        return FollowUpPolicy.create(settings, LocalModelStorage(tmp_path), Resource("follow_up"),
+                                     ExecutionContext(GraphSchema({}), "test"))
+    return build
+
+
+def after(action, text, intent, earlier=()):
+    """The bot ran ``action`` for a first message, then the customer says ``text``."""
+    return [*earlier, ActionExecuted(ACTION_LISTEN_NAME),
+            UserUttered("recommend me something", intent={"name": "recommend_product", "confidence": 0.9}),
+            ActionExecuted(action), ActionExecuted(ACTION_LISTEN_NAME),
+            UserUttered(text, intent={"name": intent, "confidence": 0.8})]
+
+
+def predict(policy, events):
+    tracker = DialogueStateTracker.from_events("u", events, slots=DOMAIN.slots)
+    prediction = policy.predict_action_probabilities(tracker, DOMAIN)
+    best = max(range(len(prediction.probabilities)), key=prediction.probabilities.__getitem__)
+    return DOMAIN.action_names_or_texts[best] if prediction.probabilities[best] > 0 else None
+
+
+@pytest.mark.parametrize("action, text, intent", [
+    ("action_recommend", "换一批", "request_exchange"),
+    ("action_recommend", "还有更便宜点的吗", "faq"),
+    ("action_recommend", "under 1000 yuan", "faq"),
+    ("action_order_status", "大概还要多久才能到手？", "faq"),
+    ("action_order_status", "ok, when will it arrive?", "faq"),
+])
+def test_a_follow_up_runs_the_last_action_again_then_listens(policy, action, text, intent):
+    events = after(action, text, intent)
+    assert predict(policy(), events) == action
+    ran = events + [ActionExecuted(action, policy="FollowUpPolicy", confidence=1.0)]
+    assert predict(policy(), ran) == ACTION_LISTEN_NAME
+
+
+@pytest.mark.parametrize("events", [
+    after("action_recommend", "我想换货", "request_exchange"),  # a request of its own
+    after("action_recommend", "我还有其他问题", "faq"),  # another matter, not other items
+    after("action_order_status", "换一批", "request_exchange"),  # the reader of another action
+    after("action_recommend", "换一批", "human_handoff"),  # an intent that is never a follow-up
+    after("utter_greet", "换一批", "request_exchange"),
+    # a follow-up only of the turn just before
+    after("utter_greet", "换一批", "request_exchange", earlier=after("action_recommend", "thanks", "greet")),
+    # inside a form, the form and the repair policy decide
+    after("action_recommend", "换一批", "request_exchange", earlier=[ActiveLoop("exchange_form")]),
+])
+def test_other_messages_are_left_to_the_other_policies(policy, events):
+    assert predict(policy(not_intents=["human_handoff"]), events) is None
+    ran = events + [ActionExecuted("action_recommend")]  # after another policy's action: no opinion
+    assert predict(policy(not_intents=["human_handoff"]), ran) is None
+
+
+@pytest.mark.parametrize("follow_ups, message", [
+    ({"action_recommend": {"reader": "nonsense"}}, "reader"),
+    ({"action_recommend": {"patterns": ["("]}}, "regular expression"),
+    ({"action_recommend": ["换一批"]}, "reader"),
+])
+def test_a_wrong_configuration_is_a_clear_error(policy, follow_ups, message):
+    with pytest.raises(RasaException, match=message):
+        policy(follow_ups=follow_ups)
+
+
+def test_training_checks_the_actions_are_in_the_domain(policy):
+    with pytest.raises(RasaException, match="action_lookup"):
+        policy(follow_ups={"action_lookup": {"reader": "recommendation"}}).train([], DOMAIN)
+    policy().train([], DOMAIN)  # every action known
+
+
+@pytest.mark.parametrize("text, refining", [
+    ("换一批", True), ("还有别的吗", True), ("有便宜点的吗？", True), ("any cheaper ones?", True),
+    ("something pricier", True), ("预算300左右", True), ("under 1000 yuan", True),
+    ("我还有其他问题", False), ("one other question", False), ("我想换货", False), ("谢谢", False),
+    ("where is ES2611210006", False),
+])
+def test_refines_reads_a_request_to_change_the_recommendations(text, refining):
+    assert refines(text) is refining

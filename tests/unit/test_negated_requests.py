@@ -1,0 +1,106 @@
+"""NegatedRequests: "不用转人工" is no request for a human. The text helper that finds
+a negated word, and the component that gives such a message its next reading."""
+
+from typing import List, Tuple
+
+import pytest
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+from rasa_gpt_components.nlu.negated_requests import NEGATED_INTENT, NegatedRequests
+from rasa_gpt_components.text import negates
+
+PERSON = ["人工", "真人", "客服", "human", "agent", "person", "representative", "operator", "transfer"]
+
+
+@pytest.mark.parametrize(
+    "text, negated",
+    [
+        ("不用转人工", True),
+        ("先不用转人工", True),
+        ("不需要人工客服", True),
+        ("别给我转人工", True),
+        ("不用找客服了 我自己看看", True),
+        ("不用人工了，谢谢", True),
+        ("no need for a human", True),
+        ("no thanks, no human needed", True),
+        ("I don't need a human, where is my parcel ES2611210006", True),
+        ("no, I don't want to talk to an agent", True),
+        ("don't transfer me", True),
+        ("NO HUMAN PLEASE", True),
+        # the negation in another clause, or the clause asks after all
+        ("不用了，转人工吧", False),
+        ("不用了 转人工", False),
+        ("不用了 我要转人工", False),
+        ("我不要机器人，转人工", False),
+        ("不要机器人要人工", False),
+        ("我不想跟机器人聊 转人工", False),
+        ("I don't want to talk to a bot I want a human", False),
+        ("not a bot, a human please", False),
+        ("no I want a human", False),
+        ("I'm not sure, can I talk to an agent?", False),
+        # no negation of the word at all
+        ("转人工", False),
+        ("为什么不能转人工", False),
+        ("I want a human", False),
+        ("I do not want an agenda", False),
+        ("", False),
+    ],
+)
+def test_negates_finds_a_negated_request_in_its_own_clause(text, negated):
+    assert negates(text, PERSON) is negated
+
+
+def message(text: str, ranking: List[Tuple[str, float]]) -> Message:
+    readings = [{"name": name, "confidence": confidence} for name, confidence in ranking]
+    return Message({TEXT: text, INTENT: dict(readings[0]), INTENT_RANKING_KEY: readings})
+
+
+def read(text: str, ranking: List[Tuple[str, float]], **config) -> Message:
+    settings = {**NegatedRequests.get_default_config(), "requests": {"human_handoff": PERSON}, **config}
+    return NegatedRequests(settings).process([message(text, ranking)])[0]
+
+
+def test_a_negated_request_gets_the_next_reading_renormalised():
+    parsed = read("I don't need a human, where is my parcel ES2611210006",
+                  [("human_handoff", 0.73), ("order_status", 0.25), ("change_address", 0.02)])
+    assert parsed.get(INTENT) == {"name": "order_status", "confidence": pytest.approx(0.25 / 0.27)}
+    assert [r["name"] for r in parsed.get(INTENT_RANKING_KEY)] == ["order_status", "change_address"]
+    assert parsed.get(NEGATED_INTENT) == {"name": "human_handoff", "confidence": 0.73}
+
+
+def test_a_negated_request_with_no_likely_other_reading_is_a_no():
+    parsed = read("别给我转人工", [("human_handoff", 0.998), ("stop", 0.001), ("deny", 0.001)])
+    assert parsed.get(INTENT) == {"name": "deny", "confidence": 0.998}
+    assert [r["name"] for r in parsed.get(INTENT_RANKING_KEY)] == ["deny", "stop"]
+
+
+def test_without_a_fallback_intent_the_best_other_reading_is_taken_whatever_its_confidence():
+    parsed = read("别给我转人工", [("human_handoff", 0.98), ("stop", 0.015), ("deny", 0.005)], otherwise=None)
+    assert parsed.get(INTENT)["name"] == "stop"
+    assert parsed.get(INTENT)["confidence"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    "text, ranking",
+    [
+        ("不用了，转人工吧", [("human_handoff", 0.6), ("deny", 0.4)]),  # not negated
+        ("不用转人工", [("deny", 0.82), ("human_handoff", 0.18)]),  # not read as the request
+        ("no need to refund it", [("request_refund", 0.9), ("deny", 0.1)]),  # a request not configured
+    ],
+)
+def test_other_messages_are_left_as_read(text, ranking):
+    parsed = read(text, ranking)
+    assert parsed.get(INTENT) == {"name": ranking[0][0], "confidence": ranking[0][1]}
+    assert parsed.get(NEGATED_INTENT) is None
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"requests": {"human_handoff": "human"}}, {"requests": {"human_handoff": []}}, {"requests": ["human_handoff"]},
+     {"requests": {"human_handoff": ["human"]}, "min_confidence": 2}],
+)
+def test_a_wrong_configuration_is_a_clear_error(config):
+    with pytest.raises(InvalidConfigException, match="NegatedRequests"):
+        NegatedRequests({**NegatedRequests.get_default_config(), **config})
