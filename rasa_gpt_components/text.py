@@ -58,10 +58,14 @@ def detect_language(text: str) -> str:
 _CODES = re.compile(r"(?<![A-Za-z])[A-Za-z]{0,4}[-# ]?[0-9][0-9A-Za-z-]*")
 
 
+# clothing sizes: "XL", "xxl", "2XL", "M" say nothing about the language either
+_SIZES = re.compile(r"(?<![A-Za-z])(?:[2-5]?X{1,3}[SL]|XS|[SML])(?![A-Za-z])", re.IGNORECASE)
+
+
 def message_language(text: str) -> Optional[str]:
     """The language of a customer's message, or None when it has no words
-    (only an order number, digits or punctuation)."""
-    rest = _CODES.sub(" ", text)
+    (only an order number, a clothing size, digits or punctuation)."""
+    rest = _SIZES.sub(" ", _CODES.sub(" ", text))
     if not _CJK.search(rest) and not re.search(r"[A-Za-z]{2,}", rest):
         return None
     return detect_language(rest)
@@ -211,10 +215,21 @@ def sentences(text: str) -> List[str]:
     return _SENTENCE.findall(text)
 
 
+_ABBREVIATION = re.compile(r"(?:\be\.g|\bi\.e|\betc|\bvs|\bapprox|\bno|\bnos)\.$", re.IGNORECASE)
+
+
 def up_to_last_sentence_end(text: str) -> str:
-    """``text`` up to its last sentence end ("" when it has none), stripped."""
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-    return text[: ends[-1]].strip() if ends else ""
+    """``text`` up to its last sentence end ("" when it has none), stripped: a full stop,
+    question or exclamation mark ("e.g." is none); else a semicolon, written as "…"."""
+    full, weak = [], []
+    for match in _SENTENCE_END.finditer(text):
+        if match.group() in "；;":
+            weak.append(match.end())
+        elif not _ABBREVIATION.search(text[: match.end()]):
+            full.append(match.end())
+    if full:
+        return text[: full[-1]].strip()
+    return text[: weak[-1] - 1].strip() + "…" if weak else ""
 
 
 def tokens(text: str) -> List[str]:

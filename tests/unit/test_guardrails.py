@@ -1,5 +1,7 @@
 """Each guardrail on its own, then all of them in order."""
 
+import pytest
+
 from rasa_gpt_components.generation import guardrails as g
 
 PASSAGES = [
@@ -56,6 +58,20 @@ def test_length_is_limited_at_a_sentence_end():
     assert verdict.text == "First sentence here. Second sentence is here too."
     assert g.limit_length("x" * 100, 10).text == "x" * 9 + "…"
     assert g.limit_length("short", 10).reasons == []
+
+
+@pytest.mark.parametrize("text, limit, cut", [
+    # a cut passage seen by a new customer: "... worth more than you pay (e.g." and "...mobile number;"
+    ("Coupons only at balance. On some items the deposit is worth more (e.g. pay 50, get 100 off).", 70,
+     "Coupons only at balance."),
+    ("Hong Kong is in our area. Write the address in English; with a local number, and more.", 70,
+     "Hong Kong is in our area."),
+    ("Write the address in Traditional Chinese or English; with a local number and more here", 60,
+     "Write the address in Traditional Chinese or English…"),
+    ("香港在配送范围内，顺丰发货；地址请用繁体或英文填写，并留本地手机号码以便联系", 20, "香港在配送范围内，顺丰发货…"),
+])
+def test_a_passage_is_cut_at_a_full_stop_before_a_semicolon_and_never_after_an_abbreviation(text, limit, cut):
+    assert g.limit_length(text, limit).text == cut
 
 
 def test_check_answer_runs_every_check():

@@ -55,6 +55,9 @@ def languages(message: Message) -> List[str]:
         ("好的", "zh"),
         ("ｈｅｌｌｏ", "en"),  # full-width letters
         ("ES2611200002", None),  # no words: the slot keeps the language
+        ("XL", None),  # a clothing size answered in a Chinese conversation is no English
+        ("2xl", None),
+        ("size M please", "en"),
         ("es-2611-2000-02", None),
         ("13812345678", None),
         ("?", None),
