@@ -150,6 +150,37 @@ def changes_mind(text: str) -> bool:
     return bool(_CHANGES_MIND.search(text or ""))
 
 
+# a message that starts with a plain yes, or a plain no, and says more after it: "对 就是白色",
+# "yes, white is right", "不是，我要白色的"; the rest must not turn it round ("ok wait, no")
+_YES_FIRST = ("yes", "yeah", "yep", "yup", "sure", "correct", "confirmed", "confirm", "ok", "okay",
+              "是的", "对的", "没错", "确认", "确定", "好的", "可以", "嗯嗯", "对", "是", "嗯", "行")
+_NO_FIRST = ("no", "nope", "nah", "不对", "不是", "不要", "不用", "不行", "否", "不")
+_TURNS_ROUND = re.compile(r"\b(?:no|not|nope|wait|but|however|actually|wrong)\b|不|没|别|等等|等一下|但|可是|不过|算了|错",
+                          re.IGNORECASE)
+
+
+def leading_yes_or_no(text: str) -> Optional[bool]:
+    """True when a message starts with a plain yes and nothing after it says otherwise
+    ("对 就是白色", "yes, white is right"), False when it starts with a plain no ("不是，我要
+    白色的", "no, the blue one"), else None (also for a message that is only the yes or no,
+    which the intent classifier reads well)."""
+    stripped = (text or "").strip()
+    for words, answer in ((_NO_FIRST, False), (_YES_FIRST, True)):  # "不是" before "是"
+        for word in words:
+            if not stripped.lower().startswith(word):
+                continue
+            rest = stripped[len(word):]
+            latin = re.match(r"[a-z]", word) is not None
+            if not rest.strip(" ,，。.!！~～") or (latin and rest[:1].isalpha()):
+                continue  # only the word, or the start of another word ("okay" is not "ok" + "ay")
+            if len(word) == 1 and not latin and rest[:1] not in " ,，。.!！~～、":
+                continue  # "是这样的", "不合适": one Chinese character starts another word
+            if answer and _TURNS_ROUND.search(re.sub("没错|没问题", "", rest)):
+                return None
+            return answer
+    return None
+
+
 def looks_like_question(text: str) -> bool:
     """Whether a message reads as a question: a question mark, a Chinese question
     particle or word, or an English question word first (after lead-in words such as

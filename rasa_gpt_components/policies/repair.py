@@ -46,6 +46,10 @@ per-bot Python.
   value (together at least ``threshold`` sure), the message is that answer: "no, hold off, don't submit it yet" read
   as deny 0.52 / stop 0.47 at a confirmation that maps both to false is a no,
   not a turn for the fallback. The slot is set and the form goes on.
+- **A yes that says more** (``leading_yes``). A message, no question, that starts
+  with a plain yes and goes on ("对 就是白色", read as ``inform``) at a slot whose
+  ``from_intent`` mapping gives ``yes_intent`` a value is that yes, unless it filled
+  a slot of the form or something after the yes turns it round ("ok wait, no").
 - **Switching forms** (``switch_forms``). During a form, a message whose intent
   starts another form (``switch_forms`` maps intents to forms) with confidence
   >= ``threshold`` (``strict_switch_threshold`` when the message could be
@@ -98,7 +102,7 @@ from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 
 from rasa_gpt_components.metrics import REPAIRS, log_fields
-from rasa_gpt_components.text import changes_mind, looks_like_question
+from rasa_gpt_components.text import changes_mind, leading_yes_or_no, looks_like_question
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +141,11 @@ class RepairSettings:
     corrections: bool = True
     # nlu_fallback between two intents the asked slot's from_intent mappings give the same value
     agreeing_readings: bool = True
+    # a message, no question, that starts with a plain yes and says more ("对 就是白色", read as
+    # inform) at a slot whose from_intent mapping gives `yes_intent` a value, when the message
+    # filled none of the form's slots
+    leading_yes: bool = True
+    yes_intent: str = "affirm"
     # a message the form rejected (it filled no slot; no rule took it), answered by another
     # policy with one of the digression answers (e.g. the generative fallback): the form asks
     # its slot again, instead of staying rejected until the conversation ends
@@ -298,12 +307,29 @@ class ConversationRepairPolicy(Policy):
             return form, "answer", []
         if name in self.settings.cancel_intents and self.settings.cancel_response:
             return self.settings.cancel_response, "cancellation", _leaving_form(domain, form, self.settings.keep_slots)
+        if self.settings.leading_yes and not question:
+            leading = self._leading_yes(tracker, domain, form)
+            if leading is not None:
+                return form, "agreement", [leading]
         digression = (name in self.settings.digression_intents
                       and (name in ("nlu_fallback", "out_of_scope") or confidence >= self.settings.threshold)
                       and (question or not self.settings.questions_only))
         if not digression and not (question and self._off_script(tracker, domain, name, confidence)):
             return None
         return self._answer_for(name), "digression", self._taken_back(tracker, domain)
+
+    def _leading_yes(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> Optional[SlotSet]:
+        """``leading_yes``: the asked slot set to what its mapping gives a yes when the message
+        starts with one and says more ("对 就是白色" read as inform at a confirmation), unless the
+        message filled a slot of the form (a free-text slot takes it as it is; "不对，原因是过敏了"
+        at the refund confirmation is the reason corrected). A leading no is left to the NLU."""
+        asked = tracker.get_slot(REQUESTED_SLOT)
+        if set(_set_by_latest_message(tracker)) & {asked, *domain.required_slots_for_form(form)}:
+            return None
+        if leading_yes_or_no(tracker.latest_message.text or "") is not True:
+            return None
+        found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
+        return SlotSet(asked, value) if found else None
 
     def _answer_for(self, intent: Optional[str]) -> str:
         """The response that answers a digression with this intent."""

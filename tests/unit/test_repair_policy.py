@@ -14,7 +14,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
-from rasa_gpt_components.text import changes_mind, looks_like_question, only_yes_or_no
+from rasa_gpt_components.text import changes_mind, leading_yes_or_no, looks_like_question, only_yes_or_no
 
 DOMAIN = Domain.from_yaml(
     """
@@ -583,3 +583,40 @@ def test_a_customer_who_changes_their_mind_switches_at_a_free_text_slot_with_the
 ])
 def test_changes_mind(text, changes):
     assert changes_mind(text) is changes
+
+
+def test_a_yes_that_says_more_is_the_yes(policy):
+    # "对 就是白色" read as inform at the confirmation: no mapping takes inform there, the form would reject it
+    yes = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("对 就是白色", intent={"name": "inform", "confidence": 0.95})]
+    assert predict(policy(), confirming() + yes) == ("refund_form", [SlotSet("refund_confirmed", True)])
+    assert predict(policy(leading_yes=False), confirming() + yes)[0] != "refund_form"
+
+
+@pytest.mark.parametrize("events", [
+    # a plain no, the yes turned round, a question: not a yes
+    [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("不是，我要白色的", intent={"name": "inform", "confidence": 0.9})],
+    [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("ok wait, no", intent={"name": "inform", "confidence": 0.9})],
+    [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("好的，那运费谁出？", intent={"name": "inform", "confidence": 0.9})],
+    # the message filled a slot of the form: a correction of the reason, not a yes
+    [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("yes, but the reason is the zip", intent={"name": "inform", "confidence": 0.9}),
+     SlotSet("refund_reason", "the zip")],
+])
+def test_what_is_not_a_leading_yes(policy, events):
+    action, slots = predict(policy(), confirming() + events)
+    assert SlotSet("refund_confirmed", True) not in slots
+
+
+def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
+    # the reason is asked (free text, no from_intent mapping): a message that starts with "yes" is left alone
+    message = in_form_asking_reason() + says("yes, the zip broke", "inform", fills=False)
+    assert predict(policy(), message) == (None, [])
+
+
+@pytest.mark.parametrize("text, answer", [
+    ("对 就是白色", True), ("yes, white is right", True), ("嗯嗯 就这个", True), ("okay fine", True),
+    ("不是，我要白色的", False), ("no, the blue one", False), ("不 我要黑色", False),
+    ("对", None), ("yes", None), ("ok wait, no", None), ("好的 但是要换成黑色", None), ("是这样的，我想问下运费", None),
+    ("不合适", None), ("yesterday I ordered", None), ("nobody told me", None), ("", None),
+])
+def test_leading_yes_or_no(text, answer):
+    assert leading_yes_or_no(text) is answer
