@@ -10,7 +10,7 @@ Everything below those points takes the text as clean; the helpers here
 
 import re
 import unicodedata
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 MAX_CHARS = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
@@ -139,9 +139,11 @@ def only_yes_or_no(text: str) -> bool:
 
 
 # words with which a customer takes back what they were doing: "算了，还是换货吧",
-# "actually, can I swap them instead?", "on second thought, just refund it"
-_CHANGES_MIND = re.compile(r"算了|还是|改主意|不退了|不换了|不改了|\binstead\b|\brather\b|on second thought|"
-                           r"changed? my mind|\bactually\b", re.IGNORECASE)
+# "can I swap them instead?", "on second thought, just refund it" ("还是有杂音", "it's
+# actually smaller than the photo" and "rather small" are reasons, not a change of mind)
+_CHANGES_MIND = re.compile(r"算了|还是(?:帮我|给我|直接)?(?:换|退|改|要|申请)|改主意|不退了|不换了|不改了|\binstead\b|"
+                           r"\b(?:i'?d|i would) rather\b|\brather (?:exchange|swap|return|refund|change)|"
+                           r"on second thought|changed? my mind", re.IGNORECASE)
 
 
 def changes_mind(text: str) -> bool:
@@ -151,33 +153,57 @@ def changes_mind(text: str) -> bool:
 
 
 # a message that starts with a plain yes, or a plain no, and says more after it: "对 就是白色",
-# "yes, white is right", "不是，我要白色的"; the rest must not turn it round ("ok wait, no")
-_YES_FIRST = ("yes", "yeah", "yep", "yup", "sure", "correct", "confirmed", "confirm", "ok", "okay",
-              "是的", "对的", "没错", "确认", "确定", "好的", "可以", "嗯嗯", "对", "是", "嗯", "行")
+# "yes, white is right", "不是，我要白色的"; the rest must not turn it round ("ok wait, no", "好的，
+# 我再想想", "yes I don't want it"). "嗯" and "ok" are as often fillers as a yes: not taken
+_YES_FIRST = ("yes", "yeah", "yep", "yup", "sure", "correct", "confirmed", "confirm",
+              "是的", "对的", "没错", "确认", "确定", "好的", "可以", "对", "是", "行")
 _NO_FIRST = ("no", "nope", "nah", "不对", "不是", "不要", "不用", "不行", "否", "不")
-_TURNS_ROUND = re.compile(r"\b(?:no|not|nope|wait|but|however|actually|wrong)\b|不|没|别|等等|等一下|但|可是|不过|算了|错",
-                          re.IGNORECASE)
+_TURNS_ROUND = re.compile(r"\b(?:no|not|nope|wait|hold on|one sec|but|however|actually|wrong|think|later|tomorrow|"
+                          r"maybe)\b|n't|不|没|别|等|但|可是|不过|算了|错|想想|考虑|明天|再说|稍|问问", re.IGNORECASE)
+# what a yes may add without saying anything new: "对 就是白色" -> "白色", "yes that's right, go ahead" -> ""
+_CONFIRMING_WORDS = re.compile(r"就是|就这样|就这个|这个|那个|没错|没问题|对的|是的|提交吧|提交|确认|可以|麻烦了|谢谢|"
+                               r"[吧的了呀啊哈嗯就]|\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|"
+                               r"thanks|thank you|the|one|just|do it|submit)\b", re.IGNORECASE)
+_PUNCTUATION = re.compile(r"[\W_]+")
 
 
 def leading_yes_or_no(text: str) -> Optional[bool]:
     """True when a message starts with a plain yes and nothing after it says otherwise
     ("对 就是白色", "yes, white is right"), False when it starts with a plain no ("不是，我要
-    白色的", "no, the blue one"), else None (also for a message that is only the yes or no,
-    which the intent classifier reads well)."""
+    白色的", "no, the blue one"), else None: a question, a message that is only the yes
+    or no (which the intent classifier reads well), anything else."""
+    found = _leading(text)
+    return None if found is None else found[0]
+
+
+def after_leading_yes(text: str) -> Optional[str]:
+    """What a message that starts with a plain yes (:func:`leading_yes_or_no`) says after it,
+    without the words that only confirm ("对 就是白色" -> "白色", "yes that's right" -> ""); None
+    for any other message."""
+    found = _leading(text)
+    if found is None or not found[0]:
+        return None
+    return _PUNCTUATION.sub(" ", _CONFIRMING_WORDS.sub(" ", found[1])).strip()
+
+
+def _leading(text: str) -> Optional[Tuple[bool, str]]:
+    """(yes or no, the rest) of a message that starts with a plain yes or no, or None."""
     stripped = (text or "").strip()
+    if looks_like_question(stripped):
+        return None
     for words, answer in ((_NO_FIRST, False), (_YES_FIRST, True)):  # "不是" before "是"
         for word in words:
             if not stripped.lower().startswith(word):
                 continue
             rest = stripped[len(word):]
             latin = re.match(r"[a-z]", word) is not None
-            if not rest.strip(" ,，。.!！~～") or (latin and rest[:1].isalpha()):
-                continue  # only the word, or the start of another word ("okay" is not "ok" + "ay")
+            if not rest.strip(" ,，。.!！~～了") or (latin and rest[:1].isalpha()):
+                continue  # only the word, or the start of another word ("yesterday" is not "yes")
             if len(word) == 1 and not latin and rest[:1] not in " ,，。.!！~～、":
                 continue  # "是这样的", "不合适": one Chinese character starts another word
             if answer and _TURNS_ROUND.search(re.sub("没错|没问题", "", rest)):
                 return None
-            return answer
+            return answer, rest
     return None
 
 
@@ -191,53 +217,85 @@ def looks_like_question(text: str) -> bool:
 # A negation and, a few words later in the same clause, what it negates: "不用转人工",
 # "别给我转人工", "no need for a human", "I don't want to talk to an agent".
 _NEGATIONS_ZH = ("没必要", "用不着", "不需要", "不用", "不要", "不想", "不必", "无需", "别", "甭")
-_NEGATIONS_EN = ("no need for", "no need to", "no need of", "don't need", "do not need", "dont need",
-                 "don't want", "do not want", "dont want", "don't", "do not", "dont", "no", "not", "without")
-# words between a negation and its object that ask for something after all: "不用了我要转人工",
-# "no I want a human" (a clause that changes its mind); "but" also ends a clause
-_BREAKERS_ZH = ("要", "想", "请", "还是")
-_BREAKERS_EN = frozenset("i we want rather instead please".split())
+_NEGATIONS_EN = (("no", "need", "for"), ("no", "need", "to"), ("no", "need", "of"), ("don't", "need"),
+                 ("do", "not", "need"), ("dont", "need"), ("don't", "want"), ("do", "not", "want"),
+                 ("dont", "want"), ("don't",), ("do", "not"), ("dont",), ("no",), ("not",), ("without",))
+# between a negation and its object: words that ask for it after all ("不用了我要转人工", "no I want
+# a human"), that make the negated thing something else ("不用客气", "不要机器人客服", "no AI agent")
+_BREAKERS_ZH = ("要", "想", "请", "还是", "客气", "谢", "机器", "智能", "ai", "自动")
+_BREAKERS_EN = frozenset("i we you want rather instead please bot bots chatbot robot ai virtual automated machine".split())
+# a clause with a bot word is about the bot: "don't transfer me to a bot again", "不要机器人客服"
+_BOT_WORDS = re.compile(r"机器|智能|\bai\b|\b(?:bot|bots|chatbot|robot|virtual|automated|machine)\b")
+# a negated object that is the subject of what follows ("no agent has contacted me"), or a negation
+# after an auxiliary ("I was not transferred", "I have not been connected"): a complaint that no one came
+_AFTER_OBJECT_EN = frozenset("has have had is was were will did does can could would".split())
+_BEFORE_NEGATION_EN = frozenset("was were have has had been".split())
 _NEGATION_GAP = 4  # Chinese characters or English words
 # clauses end at punctuation, at "but", and at a space between Chinese characters ("不用了 转人工")
 _CLAUSE = re.compile(r"[,，。.!！?？;；、:：\n]+|\bbut\b|(?<=[\u3400-\u9fff])\s+|\s+(?=[\u3400-\u9fff])", re.IGNORECASE)
+_CLAUSE_WITH_END = re.compile(r"((?:(?!" + _CLAUSE.pattern + r").)+)(" + _CLAUSE.pattern + r"|$)", re.IGNORECASE | re.S)
+_EN_TOKEN = re.compile(r"[a-z0-9']+")
 
 
 def negates(text: str, objects: Sequence[str]) -> bool:
     """Whether a clause of ``text`` negates one of ``objects`` (words or phrases, Chinese
     or English): a negation, then at most four Chinese characters or English words, then
-    the object, with nothing between that asks for it after all. "不用转人工" and "no need
-    for a human" negate "人工" and "human"; "不用了，转人工吧", "我不要机器人，转人工" and
-    "I don't want a bot, I want a human" do not."""
-    return any(_clause_negates(clause.strip().lower(), [o.lower() for o in objects if o])
-               for clause in _CLAUSE.split(text or ""))
+    the object, with nothing between that asks for it after all or makes it the bot's.
+    "不用转人工" and "no need for a human" negate "人工" and "human"; "不用了，转人工吧",
+    "我不要机器人，转人工", "I don't want a bot, I want a human", a clause that is a question
+    ("why don't you transfer me to a human") and a complaint that no one came ("no agent
+    has contacted me yet", "I was not transferred to an agent") do not."""
+    text = (text or "")[:MAX_CHARS].replace("\u2019", "'").replace("\u2018", "'").lower()
+    zh = [o.lower() for o in objects if o and _CJK.search(o)]
+    en = [tuple(_EN_TOKEN.findall(o.lower())) for o in objects if o and not _CJK.search(o)]
+    parts = _CLAUSE_WITH_END.findall(text)  # (clause, what ends it): "no human???" is a question
+    return any(not looks_like_question(clause + end) and not _BOT_WORDS.search(clause)
+               and (_zh_negates(clause, zh) or _en_negates(_EN_TOKEN.findall(clause), [o for o in en if o]))
+               for clause, end in parts if clause.strip())
 
 
-def _clause_negates(clause: str, objects: Sequence[str]) -> bool:
+def _zh_negates(clause: str, objects: Sequence[str]) -> bool:
+    if not objects:
+        return False
+    squeezed = clause.replace(" ", "")
     for negation in _NEGATIONS_ZH:
-        for match in re.finditer(re.escape(negation), clause):
-            rest = clause[match.end():].replace(" ", "")
+        for match in re.finditer(re.escape(negation), squeezed):
+            rest = squeezed[match.end():]
+            if negation == "别" and (rest[:1] in ("的", "人", "处") or squeezed[max(match.start() - 1, 0):match.start()] in
+                                     ("特", "区", "分", "识", "类", "级", "性")):
+                continue  # "别的客服", "别人", "特别": not a negation
+            if rest.startswith("了"):
+                continue  # "不用了转人工": the negation is complete before what follows
             for gap in range(_NEGATION_GAP + 1):
                 if any(b in rest[:gap] for b in _BREAKERS_ZH):
                     break
-                if any(rest[gap:].startswith(o) for o in objects):
-                    return True
-    english = re.findall(r"[a-z']+", clause)
-    line = " ".join(english)
-    for negation in _NEGATIONS_EN:
-        for match in re.finditer(rf"\b{re.escape(negation)}\b", line):
-            after = line[match.end():].split()
-            for gap in range(min(_NEGATION_GAP, len(after)) + 1):
-                if any(w in _BREAKERS_EN for w in after[:gap]):
-                    break
-                if any(" ".join(after[gap:]).startswith(o) and _ends_word(" ".join(after[gap:]), o) for o in objects):
+                if any(rest.startswith(o, gap) for o in objects):
                     return True
     return False
 
 
-def _ends_word(text: str, prefix: str) -> bool:
-    """Whether ``prefix`` of ``text`` ends at a word boundary ("agent" in "agents", not "agenda")."""
-    rest = text[len(prefix):]
-    return not rest or not rest[0].isalpha() or rest[0] == "s" and (len(rest) == 1 or not rest[1].isalpha())
+def _en_negates(tokens: Sequence[str], objects: Sequence[Tuple[str, ...]]) -> bool:
+    if not objects or not tokens:
+        return False
+    for start in range(len(tokens)):
+        for negation in _NEGATIONS_EN:
+            if tuple(tokens[start:start + len(negation)]) != negation:
+                continue
+            if start and tokens[start - 1] in _BEFORE_NEGATION_EN:
+                break  # "I was not transferred", "have not been connected"
+            after = start + len(negation)
+            for gap in range(_NEGATION_GAP + 1):
+                if any(t in _BREAKERS_EN for t in tokens[after:after + gap]):
+                    break
+                at = after + gap
+                for obj in objects:
+                    found = tokens[at:at + len(obj)]
+                    if len(found) == len(obj) and all(t in (o, o + "s") for t, o in zip(found, obj)):
+                        following = tokens[at + len(obj):at + len(obj) + 1]
+                        if not (following and following[0] in _AFTER_OBJECT_EN):
+                            return True
+            break  # the longest negation at this token only
+    return False
 
 
 def sentences(text: str) -> List[str]:
@@ -246,21 +304,32 @@ def sentences(text: str) -> List[str]:
     return _SENTENCE.findall(text)
 
 
-_ABBREVIATION = re.compile(r"(?:\be\.g|\bi\.e|\betc|\bvs|\bapprox|\bno|\bnos)\.$", re.IGNORECASE)
+# a full stop that ends no sentence: "e.g.", "i.e.", "vs.", "approx.", and "No." before a number
+_ABBREVIATION = re.compile(r"(?:\be\.g|\bi\.e|\bvs|\bapprox)\.$", re.IGNORECASE)
+_NUMBER_SIGN = re.compile(r"\bno\.$", re.IGNORECASE)
+
+
+def _ends_sentence(text: str, end: int) -> bool:
+    """Whether the full stop that ends ``text[:end]`` ends a sentence."""
+    head = text[:end]
+    return not (_ABBREVIATION.search(head) or _NUMBER_SIGN.search(head) and re.match(r"\s*\d", text[end:]))
 
 
 def up_to_last_sentence_end(text: str) -> str:
     """``text`` up to its last sentence end ("" when it has none), stripped: a full stop,
-    question or exclamation mark ("e.g." is none); else a semicolon, written as "…"."""
+    question or exclamation mark ("e.g." and the "No." of "No. 5" are none); a semicolon,
+    written "…", when no such end comes in the second half of the text."""
     full, weak = [], []
     for match in _SENTENCE_END.finditer(text):
         if match.group() in "；;":
             weak.append(match.end())
-        elif not _ABBREVIATION.search(text[: match.end()]):
+        elif _ends_sentence(text, match.end()):
             full.append(match.end())
-    if full:
+    if full and (not weak or 2 * full[-1] >= len(text) or full[-1] > weak[-1]):
         return text[: full[-1]].strip()
-    return text[: weak[-1] - 1].strip() + "…" if weak else ""
+    if weak:
+        return text[: weak[-1] - 1].strip() + "…"
+    return ""
 
 
 def tokens(text: str) -> List[str]:

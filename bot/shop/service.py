@@ -51,9 +51,10 @@ _ADDRESS_PART = re.compile(r"\d|[省市区县镇乡村路街巷弄号楼栋室]|
                            re.IGNORECASE)
 _QUESTION_END = re.compile(r"(?:[?？]|[吗呢么嘛])\W*$")
 # what comes before the address itself: "改到北京市…", "地址改成…", "please change it to Flat 12B…"
-_ADDRESS_INTRO = re.compile(r"^(?:(?:麻烦|请|帮我)?(?:把)?(?:地址|收货地址)?(?:改到|改成|改为|换到|换成|送到|寄到)(?:地址)?[:：]?\s*|"
-                            r"(?:please\s+)?(?:change|update|send|deliver|ship)\s+(?:it|them|the address)\s+to\s*[:：]?\s*|"
-                            r"(?:the\s+)?new address(?:\s+is)?\s*[:：]?\s*)", re.IGNORECASE)
+_ADDRESS_INTRO = re.compile(r"^(?:(?:麻烦|请|帮我|帮忙|我要|我想|想)*(?:把)?(?:收货)?(?:地址)?(?:改到|改成|改为|换到|换成|送到|寄到)"
+                            r"(?:地址)?[:：]?\s*|(?:新|新的)(?:收货)?地址(?:是|为)?[:：]?\s*|"
+                            r"(?:please\s+)?(?:change|update|send|deliver|ship)\s+(?:it|them|my address|the address)\s+to\s*[:：]?\s*|"
+                            r"(?:the\s+|my\s+)?new address(?:\s+is)?\s*[:：]?\s*)", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]{3,}|[\u4e00-\u9fff]")  # English words of 3+ letters, Chinese characters
 
 # --- results -----------------------------------------------------------------------

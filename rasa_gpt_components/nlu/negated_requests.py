@@ -9,8 +9,10 @@ the message negates one of them (``text.negates``: a negation, then at most
 four characters or words, then the word), the intent is dropped from the
 ranking and the message gets the next reading: the best other intent of the
 ranking, renormalised, when the classifier gave it at least
-``min_confidence``; otherwise ``otherwise`` (a no) with the dropped intent's
-confidence. "不用了，转人工吧" and "I don't want a bot, I want a human" are left
+``min_confidence`` (0.2: a reading it gave 5 % is no reading); otherwise
+``otherwise`` (a no) with the dropped intent's confidence. A negated request
+lower in the ranking is dropped from it too (no clarifying question offers
+what the customer declined). "不用了，转人工吧" and "I don't want a bot, I want a human" are left
 alone (the negation is in another clause, or the clause asks after all).
 
 ``config.yml``, after the intent classifier and before FallbackClassifier::
@@ -25,7 +27,8 @@ alone (the negation is in another clause, or the clause asks after all).
       - name: FallbackClassifier
 
 The intent read first is kept in the parse data as ``negated_intent`` (name and
-confidence). It loads no model; nothing to train.
+confidence). It loads no model; nothing to train. Limits: a lexicon, not a
+model (docs/handoff.md).
 """
 
 from typing import Any, Dict, List, Optional, Text
@@ -53,7 +56,7 @@ class NegatedRequests(GraphComponent):
         """``requests``: intent -> the words that name what it asks for; ``otherwise``:
         the intent when no other reading is likely (None: the best other one whatever its
         confidence); ``min_confidence``: how likely the best other reading must be."""
-        return {"requests": {}, "otherwise": "deny", "min_confidence": 0.05}
+        return {"requests": {}, "otherwise": "deny", "min_confidence": 0.2}
 
     def __init__(self, config: Dict[Text, Any]) -> None:
         requests = config.get("requests") or {}
@@ -65,7 +68,7 @@ class NegatedRequests(GraphComponent):
                 "NegatedRequests: 'requests' maps each intent to a list of the words that name what it "
                 "asks for, e.g. {human_handoff: [人工, human, agent]}."
             )
-        minimum = config.get("min_confidence", 0.05)
+        minimum = config.get("min_confidence", 0.2)
         if not isinstance(minimum, (int, float)) or not 0.0 <= minimum <= 1.0:
             raise InvalidConfigException(f"NegatedRequests: 'min_confidence' must be between 0 and 1, got {minimum!r}.")
         self.requests: Dict[str, List[str]] = {str(k): [w.strip() for w in v] for k, v in requests.items()}
@@ -88,8 +91,16 @@ class NegatedRequests(GraphComponent):
         for message in messages:
             intent = message.get(INTENT) or {}
             name = intent.get(INTENT_NAME_KEY)
-            if name in self.requests and negates(clean_text(message.get(TEXT) or ""), self.requests[name]):
+            text = clean_text(message.get(TEXT) or "")
+            if name in self.requests and negates(text, self.requests[name]):
                 self._read_again(message, name, float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0))
+                continue
+            ranking = message.get(INTENT_RANKING_KEY) or []
+            lower = {r.get(INTENT_NAME_KEY) for r in ranking[1:]} & set(self.requests)
+            negated = {request for request in lower if negates(text, self.requests[request])}
+            if negated:
+                message.set(INTENT_RANKING_KEY, [r for r in ranking if r.get(INTENT_NAME_KEY) not in negated],
+                            add_to_output=True)
         return messages
 
     def _read_again(self, message: Message, name: str, confidence: float) -> None:

@@ -46,10 +46,12 @@ per-bot Python.
   value (together at least ``threshold`` sure), the message is that answer: "no, hold off, don't submit it yet" read
   as deny 0.52 / stop 0.47 at a confirmation that maps both to false is a no,
   not a turn for the fallback. The slot is set and the form goes on.
-- **A yes that says more** (``leading_yes``). A message, no question, that starts
-  with a plain yes and goes on ("对 就是白色", read as ``inform``) at a slot whose
-  ``from_intent`` mapping gives ``yes_intent`` a value is that yes, unless it filled
-  a slot of the form or something after the yes turns it round ("ok wait, no").
+- **A yes that says more** (``leading_yes``). A message, no question, read as one
+  of ``leading_yes_intents``, that starts with a plain yes and adds nothing but what
+  the form holds ("对 就是白色" read as ``inform`` when the wish is 白色) at a slot whose
+  ``from_intent`` mapping gives ``yes_intent`` a value is that yes; not when it filled
+  a slot of the form, turns round after the yes ("ok wait, no", "好的，我再想想") or
+  adds something new ("好的，换L码吧", "好的，转人工").
 - **Switching forms** (``switch_forms``). During a form, a message whose intent
   starts another form (``switch_forms`` maps intents to forms) with confidence
   >= ``threshold`` (``strict_switch_threshold`` when the message could be
@@ -102,7 +104,7 @@ from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 
 from rasa_gpt_components.metrics import REPAIRS, log_fields
-from rasa_gpt_components.text import changes_mind, leading_yes_or_no, looks_like_question
+from rasa_gpt_components.text import after_leading_yes, changes_mind, clean_text, looks_like_question
 
 logger = logging.getLogger(__name__)
 
@@ -141,11 +143,12 @@ class RepairSettings:
     corrections: bool = True
     # nlu_fallback between two intents the asked slot's from_intent mappings give the same value
     agreeing_readings: bool = True
-    # a message, no question, that starts with a plain yes and says more ("对 就是白色", read as
-    # inform) at a slot whose from_intent mapping gives `yes_intent` a value, when the message
-    # filled none of the form's slots
+    # a message, no question, read as one of `leading_yes_intents`, that starts with a plain yes
+    # and adds nothing but what the form holds ("对 就是白色" read as inform, the wish being 白色) at
+    # a slot whose from_intent mapping gives `yes_intent` a value, when it filled none of the form's slots
     leading_yes: bool = True
     yes_intent: str = "affirm"
+    leading_yes_intents: Tuple[str, ...] = ("inform", "nlu_fallback")
     # a message the form rejected (it filled no slot; no rule took it), answered by another
     # policy with one of the digression answers (e.g. the generative fallback): the form asks
     # its slot again, instead of staying rejected until the conversation ends
@@ -319,15 +322,22 @@ class ConversationRepairPolicy(Policy):
         return self._answer_for(name), "digression", self._taken_back(tracker, domain)
 
     def _leading_yes(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> Optional[SlotSet]:
-        """``leading_yes``: the asked slot set to what its mapping gives a yes when the message
-        starts with one and says more ("对 就是白色" read as inform at a confirmation), unless the
-        message filled a slot of the form (a free-text slot takes it as it is; "不对，原因是过敏了"
-        at the refund confirmation is the reason corrected). A leading no is left to the NLU."""
+        """``leading_yes``: the asked slot set to what its mapping gives a yes when the message,
+        read as one of ``leading_yes_intents``, starts with one and adds nothing the form does not
+        hold ("对 就是白色" at the confirmation of an exchange to 白色), unless it filled a slot of the
+        form (a free-text slot takes it as it is; "不对，原因是过敏了" at the refund confirmation is the
+        reason corrected). A yes that adds something ("好的，换L码吧", "好的，转人工"), and a leading
+        no, are left to the NLU and the form."""
         asked = tracker.get_slot(REQUESTED_SLOT)
-        if set(_set_by_latest_message(tracker)) & {asked, *domain.required_slots_for_form(form)}:
+        form_slots = domain.required_slots_for_form(form)
+        if tracker.latest_message.intent.get(INTENT_NAME_KEY) not in self.settings.leading_yes_intents:
             return None
-        if leading_yes_or_no(tracker.latest_message.text or "") is not True:
+        if set(_set_by_latest_message(tracker)) & {asked, *form_slots}:
             return None
+        rest = after_leading_yes(clean_text(tracker.latest_message.text or ""))
+        held = [str(tracker.get_slot(slot)).lower() for slot in form_slots if tracker.get_slot(slot) is not None]
+        if rest is None or (rest and not any(rest.lower() in value for value in held)):
+            return None  # no yes, or a yes that adds something new ("好的，换L码吧", "好的，转人工")
         found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
         return SlotSet(asked, value) if found else None
 

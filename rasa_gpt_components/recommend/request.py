@@ -217,17 +217,24 @@ def asks_for_others(text: str) -> bool:
     return bool(_OTHERS.search(text or ""))
 
 
-# "another" what: a question or a matter, not items
-_OTHER_MATTER = re.compile(r"问题|事情|\bquestions?\b|\bissues?\b|\bthings? to ask\b", re.I)
+# "another" what: a question or a matter of the shop, not items ("有别的付款方式吗", "the other
+# order", "为什么这么便宜，是正品吗", "超过99包邮吗")
+_OTHER_MATTER = re.compile(r"问题|事情|付款|支付|运费|邮费|包邮|会员|积分|发票|订单|快递|物流|退|换货|正品|假货|优惠券|"
+                           r"\b(?:questions?|issues?|things? to ask|pay|payment|paying|shipping|delivery|member\w*|"
+                           r"points|invoice|orders?|refund|return|exchange|genuine|authentic|fake|coupons?)\b", re.I)
+# no other items wanted: "没有其他的了", "别的不用了", "I don't need anything else"
+_NO_OTHERS = re.compile(r"(?:没有|没|不用|不要|不需要)[^，,。.!！?？]{0,3}(?:其他|其它|别的)|(?:其他|其它|别的)[^，,。.!！?？]{0,3}"
+                        r"(?:没有|没了|不用|不要|不需要)|\b(?:nothing|not anything) else\b|\bdon'?t (?:need|want) anything\b|"
+                        r"\bthat'?s (?:all|it)\b|\bno more\b", re.I)
 
 
 def refines(text: str) -> bool:
     """Whether a message, right after recommendations, asks to change them: another batch
     ("换一批", "还有别的吗"), cheaper or dearer ("有便宜点的吗", "anything cheaper?"), or a
-    budget of its own ("under 1000 yuan", "预算300左右"). "我还有其他问题" and "one other
-    question" are about something else."""
+    budget of its own ("under 1000 yuan", "预算300左右"). Not another matter of the shop
+    ("我还有其他问题", "有别的付款方式吗", "the other order"), nor no more items ("别的不用了")."""
     text = text or ""
-    if _OTHER_MATTER.search(text):
+    if _OTHER_MATTER.search(text) or _NO_OTHERS.search(text):
         return False
     return (asks_for_others(text) or bool(_CHEAPER.search(text)) or bool(_DEARER.search(text))
             or parse_price(text).given)

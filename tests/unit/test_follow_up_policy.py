@@ -107,6 +107,11 @@ def test_training_checks_the_actions_are_in_the_domain(policy):
     ("something pricier", True), ("预算300左右", True), ("under 1000 yuan", True),
     ("我还有其他问题", False), ("one other question", False), ("我想换货", False), ("谢谢", False),
     ("where is ES2611210006", False),
+    # found by a review: no more items, and other matters of the shop
+    ("没有其他的了", False), ("别的不用了，谢谢", False), ("I don't need anything else", False),
+    ("I want to exchange another item", False), ("the other order hasn't arrived", False),
+    ("Is there another way to pay?", False), ("有别的付款方式吗", False), ("为什么这么便宜，是正品吗", False),
+    ("超过99包邮吗", False), ("is there a premium membership", False),
 ])
 def test_refines_reads_a_request_to_change_the_recommendations(text, refining):
     assert refines(text) is refining

@@ -65,7 +65,11 @@ def test_length_is_limited_at_a_sentence_end():
     ("Coupons only at balance. On some items the deposit is worth more (e.g. pay 50, get 100 off).", 70,
      "Coupons only at balance."),
     ("Hong Kong is in our area. Write the address in English; with a local number, and more.", 70,
-     "Hong Kong is in our area."),
+     "Hong Kong is in our area. Write the address in English…"),  # the full stop in the first half
+    ("Hong Kong is in our area, by SF Express, 3-5 days. Write it in English; with a number", 70,
+     "Hong Kong is in our area, by SF Express, 3-5 days."),
+    ("Is it free? No. It costs 10 yuan, and more is written here", 20, "Is it free? No."),  # "No." a sentence
+    ("Go to Building No. 5 on the left and then more", 30, "Go to Building No. 5 on the l…"),  # "No. 5": no end
     ("Write the address in Traditional Chinese or English; with a local number and more here", 60,
      "Write the address in Traditional Chinese or English…"),
     ("香港在配送范围内，顺丰发货；地址请用繁体或英文填写，并留本地手机号码以便联系", 20, "香港在配送范围内，顺丰发货…"),

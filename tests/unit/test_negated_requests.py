@@ -46,6 +46,14 @@ PERSON = ["人工", "真人", "客服", "human", "agent", "person", "representat
         ("I want a human", False),
         ("I do not want an agenda", False),
         ("", False),
+        # found by a review: "别" as "other", the bot's own name, questions, complaints that no one came
+        ("有别的客服吗", False), ("别人都能转人工", False), ("不要机器人客服，我要人工客服", False),
+        ("no AI agent, real human", False), ("don't transfer me to a bot again, I need a person", False),
+        ("why don't you transfer me to a human", False), ("no human???", False),
+        ("Don't you have a person who can help", False), ("你们为什么不用人工客服", False),
+        ("I was not transferred to an agent, please connect me", False), ("No agent has contacted me yet", False),
+        ("不用了转人工", False), ("不用客气转人工", False),
+        ("I don\u2019t need a human", True),  # a curly apostrophe
     ],
 )
 def test_negates_finds_a_negated_request_in_its_own_clause(text, negated):
@@ -74,6 +82,15 @@ def test_a_negated_request_with_no_likely_other_reading_is_a_no():
     parsed = read("别给我转人工", [("human_handoff", 0.998), ("stop", 0.001), ("deny", 0.001)])
     assert parsed.get(INTENT) == {"name": "deny", "confidence": 0.998}
     assert [r["name"] for r in parsed.get(INTENT_RANKING_KEY)] == ["deny", "stop"]
+    # a reading the classifier gave 6 % is no reading: not made 60 % by renormalising
+    parsed = read("不要转人工，我就问个问题", [("human_handoff", 0.90), ("faq", 0.06), ("stop", 0.04)])
+    assert parsed.get(INTENT) == {"name": "deny", "confidence": 0.90}
+
+
+def test_a_negated_request_lower_in_the_ranking_is_dropped_from_it():
+    parsed = read("不用转人工", [("complaint", 0.48), ("human_handoff", 0.45), ("deny", 0.07)])
+    assert parsed.get(INTENT) == {"name": "complaint", "confidence": 0.48}
+    assert [r["name"] for r in parsed.get(INTENT_RANKING_KEY)] == ["complaint", "deny"]
 
 
 def test_without_a_fallback_intent_the_best_other_reading_is_taken_whatever_its_confidence():

@@ -14,7 +14,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
-from rasa_gpt_components.text import changes_mind, leading_yes_or_no, looks_like_question, only_yes_or_no
+from rasa_gpt_components.text import after_leading_yes, changes_mind, leading_yes_or_no, looks_like_question, only_yes_or_no
 
 DOMAIN = Domain.from_yaml(
     """
@@ -577,33 +577,39 @@ def test_a_customer_who_changes_their_mind_switches_at_a_free_text_slot_with_the
 
 
 @pytest.mark.parametrize("text, changes", [
-    ("算了，还是换货吧", True), ("不退了，换个尺码", True), ("actually I'd like an exchange", True),
-    ("on second thought, exchange it", True), ("I changed my mind", True),
+    ("算了，还是换货吧", True), ("还是帮我换个尺码吧", True), ("不退了，换个尺码", True), ("I'd rather exchange it", True),
+    ("on second thought, exchange it", True), ("I changed my mind", True), ("can I swap it instead", True),
     ("the colour is wrong, I wanted blue", False), ("鞋子小了", False), ("", False),
+    # reasons, found by a review: "still", "actually", "rather small"
+    ("耳机还是有杂音", False), ("洗了之后还是掉色", False), ("Actually, the left earcup is broken", False),
+    ("It's rather small for me", False),
 ])
 def test_changes_mind(text, changes):
     assert changes_mind(text) is changes
 
 
 def test_a_yes_that_says_more_is_the_yes(policy):
-    # "对 就是白色" read as inform at the confirmation: no mapping takes inform there, the form would reject it
-    yes = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("对 就是白色", intent={"name": "inform", "confidence": 0.95})]
-    assert predict(policy(), confirming() + yes) == ("refund_form", [SlotSet("refund_confirmed", True)])
-    assert predict(policy(leading_yes=False), confirming() + yes)[0] != "refund_form"
+    # read as inform at the confirmation: no mapping takes inform there, the form would reject it
+    for text in ("yes, the zip broke, go ahead", "对 就是这个", "yes that's right, submit it"):
+        yes = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(text, intent={"name": "inform", "confidence": 0.95})]
+        assert predict(policy(), confirming() + yes) == ("refund_form", [SlotSet("refund_confirmed", True)]), text
+        assert predict(policy(leading_yes=False), confirming() + yes)[0] != "refund_form"
 
 
-@pytest.mark.parametrize("events", [
-    # a plain no, the yes turned round, a question: not a yes
-    [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("不是，我要白色的", intent={"name": "inform", "confidence": 0.9})],
-    [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("ok wait, no", intent={"name": "inform", "confidence": 0.9})],
-    [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("好的，那运费谁出？", intent={"name": "inform", "confidence": 0.9})],
-    # the message filled a slot of the form: a correction of the reason, not a yes
-    [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("yes, but the reason is the zip", intent={"name": "inform", "confidence": 0.9}),
-     SlotSet("refund_reason", "the zip")],
+@pytest.mark.parametrize("text, intent, slots", [
+    ("不是，我要白色的", "inform", []),  # a plain no is left to the NLU
+    ("ok wait, no", "inform", []),  # turned round
+    ("好的，我再想想", "nlu_fallback", []),
+    ("好的，那运费谁出？", "inform", []),  # a question
+    ("yes, but make it size L", "inform", []),
+    ("yes, make it size L", "inform", []),  # adds what the form does not hold
+    ("好的，转人工", "human_handoff", []),  # an intent that is no answer
+    ("yes, but the reason is the zip", "inform", [SlotSet("refund_reason", "the zip")]),  # a correction
 ])
-def test_what_is_not_a_leading_yes(policy, events):
-    action, slots = predict(policy(), confirming() + events)
-    assert SlotSet("refund_confirmed", True) not in slots
+def test_what_is_not_a_leading_yes(policy, text, intent, slots):
+    events = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(text, intent={"name": intent, "confidence": 0.9}), *slots]
+    action, events = predict(policy(), confirming() + events)
+    assert SlotSet("refund_confirmed", True) not in events
 
 
 def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
@@ -612,11 +618,15 @@ def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
     assert predict(policy(), message) == (None, [])
 
 
-@pytest.mark.parametrize("text, answer", [
-    ("对 就是白色", True), ("yes, white is right", True), ("嗯嗯 就这个", True), ("okay fine", True),
-    ("不是，我要白色的", False), ("no, the blue one", False), ("不 我要黑色", False),
-    ("对", None), ("yes", None), ("ok wait, no", None), ("好的 但是要换成黑色", None), ("是这样的，我想问下运费", None),
-    ("不合适", None), ("yesterday I ordered", None), ("nobody told me", None), ("", None),
+@pytest.mark.parametrize("text, answer, rest", [
+    ("对 就是白色", True, "白色"), ("对，就白色", True, "白色"), ("yes, white is right", True, "white"),
+    ("yes that's right, go ahead", True, ""), ("是的没错", True, ""),
+    ("不是，我要白色的", False, None), ("no, the blue one", False, None), ("不 我要黑色", False, None),
+    ("对", None, None), ("yes", None, None), ("ok wait, no", None, None), ("好的 但是要换成黑色", None, None),
+    ("嗯，我再想想", None, None), ("ok let me think about it", None, None), ("yes I don't want it anymore", None, None),
+    ("sure, tomorrow", None, None), ("可以退吗", None, None), ("是这样的，我想问下运费", None, None),
+    ("不合适", None, None), ("yesterday I ordered", None, None), ("nobody told me", None, None), ("", None, None),
 ])
-def test_leading_yes_or_no(text, answer):
+def test_leading_yes_or_no(text, answer, rest):
     assert leading_yes_or_no(text) is answer
+    assert after_leading_yes(text) == rest

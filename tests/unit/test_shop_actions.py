@@ -196,6 +196,9 @@ def test_an_address_must_read_as_one(text, stored):
      ("地址改成：上海市徐汇区漕溪北路18号", "上海市徐汇区漕溪北路18号"),
      ("please change it to Flat 12B, 8 Harbour Road, Wan Chai", "Flat 12B, 8 Harbour Road, Wan Chai"),
      ("new address: 8 Harbour Road, Wan Chai", "8 Harbour Road, Wan Chai"),
+     ("麻烦帮我把地址改成上海市徐汇区漕溪北路18号", "上海市徐汇区漕溪北路18号"),
+     ("新地址是上海市徐汇区漕溪北路18号", "上海市徐汇区漕溪北路18号"),
+     ("change my address to 8 Harbour Road, Wan Chai", "8 Harbour Road, Wan Chai"),
      ("江苏省南京市鼓楼区中山北路105号3栋601", "江苏省南京市鼓楼区中山北路105号3栋601")],
 )
 def test_an_address_is_stored_without_the_words_that_introduce_it(text, address):
