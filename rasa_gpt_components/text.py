@@ -248,9 +248,10 @@ def negates(text: str, objects: Sequence[str]) -> bool:
     text = (text or "")[:MAX_CHARS].replace("\u2019", "'").replace("\u2018", "'").lower()
     zh = [o.lower() for o in objects if o and _CJK.search(o)]
     en = [tuple(_EN_TOKEN.findall(o.lower())) for o in objects if o and not _CJK.search(o)]
+    en = [words for words in en if words]  # an object of punctuation only names nothing
     parts = _CLAUSE_WITH_END.findall(text)  # (clause, what ends it): "no human???" is a question
     return any(not looks_like_question(clause + end) and not _BOT_WORDS.search(clause)
-               and (_zh_negates(clause, zh) or _en_negates(_EN_TOKEN.findall(clause), [o for o in en if o]))
+               and (_zh_negates(clause, zh) or _en_negates(_EN_TOKEN.findall(clause), en))
                for clause, end in parts if clause.strip())
 
 

@@ -91,14 +91,13 @@ class NegatedRequests(GraphComponent):
         for message in messages:
             intent = message.get(INTENT) or {}
             name = intent.get(INTENT_NAME_KEY)
-            text = clean_text(message.get(TEXT) or "")
-            if name in self.requests and negates(text, self.requests[name]):
-                self._read_again(message, name, float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0))
-                continue
             ranking = message.get(INTENT_RANKING_KEY) or []
-            lower = {r.get(INTENT_NAME_KEY) for r in ranking[1:]} & set(self.requests)
-            negated = {request for request in lower if negates(text, self.requests[request])}
-            if negated:
+            read = ({name} | {r.get(INTENT_NAME_KEY) for r in ranking}) & set(self.requests)
+            text = clean_text(message.get(TEXT) or "") if read else ""
+            negated = {request for request in read if negates(text, self.requests[request])}
+            if name in negated:
+                self._read_again(message, name, float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0))
+            elif negated:  # lower in the ranking: no clarifying question offers it
                 message.set(INTENT_RANKING_KEY, [r for r in ranking if r.get(INTENT_NAME_KEY) not in negated],
                             add_to_output=True)
         return messages

@@ -110,10 +110,9 @@ class FollowUpPolicy(Policy):
         """The action to run (or action_listen after its own), or None."""
         if tracker.active_loop_name or not self.readers:
             return None
-        ran = tracker.get_last_event_for(ActionExecuted)
         if tracker.latest_action_name != ACTION_LISTEN_NAME:
-            own = ran is not None and ran.policy == type(self).__name__
-            return ACTION_LISTEN_NAME if own else None
+            ran = tracker.get_last_event_for(ActionExecuted)
+            return ACTION_LISTEN_NAME if ran is not None and ran.policy == type(self).__name__ else None
         message = tracker.latest_message
         if not message or message.intent.get(INTENT_NAME_KEY) in self.not_intents:
             return None
@@ -122,7 +121,6 @@ class FollowUpPolicy(Policy):
         if reader is None or not reader(clean_text(message.text or "")):
             return None
         return before
-
 
 
 def _reader(action: str, spec: Any) -> Callable[[str], bool]:

@@ -335,9 +335,11 @@ class ConversationRepairPolicy(Policy):
         if set(_set_by_latest_message(tracker)) & {asked, *form_slots}:
             return None
         rest = after_leading_yes(clean_text(tracker.latest_message.text or ""))
+        if rest is None:
+            return None
         held = [str(tracker.get_slot(slot)).lower() for slot in form_slots if tracker.get_slot(slot) is not None]
-        if rest is None or (rest and not any(rest.lower() in value for value in held)):
-            return None  # no yes, or a yes that adds something new ("好的，换L码吧", "好的，转人工")
+        if rest and not any(rest.lower() in value for value in held):
+            return None  # a yes that adds something new ("好的，换L码吧", "好的，转人工")
         found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
         return SlotSet(asked, value) if found else None
 
