@@ -127,7 +127,7 @@ _YES_NO_WORDS = ("yes", "yeah", "yep", "yup", "ok", "okay", "kk", "k", "sure", "
                  "not needed", "no need", "please", "pls", "thanks", "thank you", "thx",
                  "好的", "好吧", "好滴", "好", "行吧", "行", "可以", "嗯嗯", "嗯", "恩", "是的", "是", "对的", "对",
                  "没错", "确认", "确定", "不用了", "不用", "不要了", "不要", "不了", "没有", "没事", "不", "否",
-                 "谢谢", "麻烦了", "哦", "噢", "👍", "👌", "🙏")
+                 "谢谢", "麻烦了", "麻烦你了", "麻烦您了", "哦", "噢", "👍", "👌", "🙏")
 _YES_NO_WORD = "|".join(re.escape(w) for w in sorted(_YES_NO_WORDS, key=len, reverse=True))
 _ONLY_YES_OR_NO = re.compile(rf"[\W_]*(?:(?:{_YES_NO_WORD})(?![a-z])[\W_]*)+", re.IGNORECASE)
 
@@ -136,6 +136,20 @@ def only_yes_or_no(text: str) -> bool:
     """Whether a message only says yes or no ("ok", "yes please", "不用了", "确认"), with
     nothing that could be looked up ("就是那个嘛，你懂的" and "so about that" say more)."""
     return bool(text) and bool(_ONLY_YES_OR_NO.fullmatch(text.strip()))
+
+
+# a yes that asks for it to be done and says nothing else: "好的，麻烦了", "好 麻烦你了", "ok please"
+# ("好的谢谢" and "ok thanks" may as well close the conversation; "不用了，麻烦了" says no)
+_YES_WORDS = re.compile(r"好|行|可以|嗯|恩|是|对|要|\b(?:yes|yeah|yep|yup|ok|okay|sure|fine|alright)\b", re.IGNORECASE)
+_PLEASE_WORDS = re.compile(r"麻烦|\b(?:please|pls)\b", re.IGNORECASE)
+_NO_WORDS = re.compile(r"不|没|否|\b(?:no|nope|nah|not)\b", re.IGNORECASE)
+
+
+def yes_please(text: str) -> bool:
+    """Whether a message only says yes and please ("好的，麻烦了", "ok please"): the answer to
+    an offer, whatever else the words could be read as (the NLU reads "好 麻烦了" as thanks)."""
+    return (only_yes_or_no(text) and bool(_YES_WORDS.search(text)) and bool(_PLEASE_WORDS.search(text))
+            and not _NO_WORDS.search(text))
 
 
 # words with which a customer takes back what they were doing: "算了，还是换货吧",
@@ -150,6 +164,37 @@ def changes_mind(text: str) -> bool:
     """Whether a message takes back what the customer was doing ("算了，还是换货吧",
     "actually, can I swap them instead?")."""
     return bool(_CHANGES_MIND.search(text or ""))
+
+
+# a question that names only something else and means the question before it: "那西安呢" after
+# "寄到哈尔滨要几天？", "and to Macau?", "what about Hong Kong, same price?". Not a message about the
+# customer's own things ("那我的订单呢"), a request ("那退货呢", "what about a refund?"), one with an order
+# number, one that points back ("那这个呢", "and that one?") or asks something of its own ("那怎么办呢",
+# "and how long does that take?")
+_ELLIPSIS_ZH = re.compile(r"(?:那|那么)?(?:要是|如果)?(?:寄到|发到|送到|寄|发|到)?(?P<what>[^\s，,。？?！!～~]{1,8}?)"
+                          r"(?:的话)?呢[？?。！!～~\s]*")
+_ELLIPSIS_EN = re.compile(r"(?:(?:and|but|ok|okay|so|oh)[\s,]+)?(?:(?:what|how) about|and)\s+(?:to\s+|for\s+|in\s+)?"
+                          r"(?P<what>[a-z][a-z' -]{0,30}?)(?:[\s,]+(?:same (?:deal|price|thing)|too|then))?[\s?!.]*",
+                          re.IGNORECASE)
+_ELLIPSIS_NOT = re.compile(r"^个$|[0-9]|我|你|咱|俺|他|她|这|它|订单|单号|怎么|什么|为什么|多少|几|谁|哪|吗|啥|咋|"
+                           r"退|换|改|人工|客服|"
+                           r"\b(?:i|me|my|mine|you|your|we|our|us|order|orders|refunds?|returns?|exchanges?|human|agent|"
+                           r"person|how|what|when|why|who|where|"
+                           r"which|long|much|many|does|do|is|are|can|could|will|would|that|this|it|them|these|"
+                           r"those|one)\b",
+                           re.IGNORECASE)
+
+
+def elliptical_question(text: str) -> bool:
+    """Whether a message names only something else and means the question asked just before
+    it ("那西安呢", "and to Macau?", "what about Hong Kong, same price?"): nothing of the
+    customer's own ("那我的订单呢"), no order number, nothing pointed back at, no question of its own."""
+    stripped = (text or "").strip()
+    for pattern in (_ELLIPSIS_ZH, _ELLIPSIS_EN):
+        found = pattern.fullmatch(stripped)
+        if found and not _ELLIPSIS_NOT.search(found.group("what")):
+            return True
+    return False
 
 
 # a message that starts with a plain yes, or a plain no, and says more after it: "对 就是白色",

@@ -4,7 +4,9 @@ Right after recommendations, "换一批", "还有更便宜点的吗" and "anythi
 for more of the same; the intent classifier reads their words alone ("换" as an
 exchange request, "便宜" as a question for the knowledge base) and the bot starts
 the exchange form or answers from the knowledge base. Right after an order
-lookup, "大概还要多久才能到手？" asks about that order. This policy reads such a
+lookup, "大概还要多久才能到手？" asks about that order; right after a knowledge
+answer, "那西安呢" asks the same question of Xi'an (read as a greeting or as
+nothing the knowledge base knows, it was greeted or declined). This policy reads such a
 message in its context: when the bot's last action before the message is one
 of ``follow_ups``' actions and the message reads as a follow-up to it, it runs
 that action again (which sees the message and the conversation's slots: the
@@ -17,12 +19,15 @@ recommendations shown, the order looked up), then listens.
         follow_ups:
           # the recommendation reader of the plugin: another batch, cheaper, dearer, a budget
           action_recommend: {reader: recommendation}
+          # a question that names only something else: "那西安呢", "and to Macau?"
+          utter_knowledge_answer: {reader: elliptical_question}
           # or regular expressions (case-insensitive), searched in the message
           action_order_status: {patterns: ["还要多久", "when will it arrive"]}
         # intents that are never a follow-up, whatever the message says
         not_intents: [human_handoff, stop]
 
-Readers: ``recommendation`` (``recommend.request.refines``). A message read as
+Readers: ``recommendation`` (``recommend.request.refines``) and
+``elliptical_question`` (``text.elliptical_question``). A message read as
 one of ``not_intents`` is left to the other policies. It predicts with
 confidence 1.0 at a priority above RulePolicy's and ConversationRepairPolicy's,
 only in those situations;
@@ -50,12 +55,12 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from rasa_gpt_components.metrics import REPAIRS, log_fields
 from rasa_gpt_components.recommend.request import refines
-from rasa_gpt_components.text import clean_text
+from rasa_gpt_components.text import clean_text, elliptical_question
 
 logger = logging.getLogger(__name__)
 
 # the readers a follow-up may name: text -> whether it builds on that action's answer
-READERS: Dict[str, Callable[[str], bool]] = {"recommendation": refines}
+READERS: Dict[str, Callable[[str], bool]] = {"recommendation": refines, "elliptical_question": elliptical_question}
 KIND = "follow_up"
 
 

@@ -22,8 +22,10 @@ as one ``key=value`` line and counted in ``rasa_gpt_fallback_decisions_total``
 Its "I don't know" offers a human ("... Would you like me to connect you with a
 human agent?"): when the customer's next message is one of ``accept_intents``
 (default ``affirm``) right after a reply that declined (whichever response
-sent it; no form active), it predicts ``handoff_action``, so a yes to that
-question is followed.
+sent it; no form active), or after one of ``offer_actions`` (other responses
+that offer a human, e.g. to a complaint), it predicts ``handoff_action``, so a
+yes to that question is followed; so does a message that only says yes and
+please (``text.yes_please``: "好的，麻烦了", which the NLU may read as thanks).
 
 A confident yes or no with nothing to answer ("好", "ok", "no" to the human a
 decline offered) is not a question to search the knowledge base with (it found
@@ -69,7 +71,7 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 from rasa_gpt_components.handoff.conversation import Conversation, read_conversation
 from rasa_gpt_components.handoff.frustration import FrustrationSettings, frustration
 from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
-from rasa_gpt_components.text import only_yes_or_no
+from rasa_gpt_components.text import only_yes_or_no, yes_please
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +95,8 @@ class GenerativeFallbackPolicy(Policy):
             "handoff_action": "utter_handoff",
             # a yes to the human that a declining reply offers
             "accept_intents": ["affirm"],
+            # responses that offer a human too (e.g. the bot's reply to a complaint)
+            "offer_actions": [],
             # a yes or no with nothing pending: this response (e.g. "OK, what can I do for you?"),
             # not a knowledge-base search; None: the fallback
             "acknowledgement_intents": ["affirm", "deny"],
@@ -200,12 +204,16 @@ class GenerativeFallbackPolicy(Policy):
         return not any(action in done for turn in conversation.turns for action in turn.actions)
 
     def _offer_accepted(self, tracker: DialogueStateTracker, conversation: Optional[Conversation]) -> bool:
-        """Whether the customer just said yes (``accept_intents``) to the human that the bot's
-        previous reply, a decline, offered; not while a form asks its own yes/no question."""
+        """Whether the customer just said yes (``accept_intents``, or a yes and please whatever
+        the intent: "好的，麻烦了") to the human that the bot's previous reply offered (a decline,
+        or one of ``offer_actions``); not while a form asks its own yes/no question."""
         if conversation is None or len(conversation.turns) < 2 or tracker.active_loop_name:
             return False
+        previous = conversation.turns[-2]
+        if not (previous.declined or set(previous.actions) & set(self.config["offer_actions"])):
+            return False
         latest = tracker.latest_message.intent.get(INTENT_NAME_KEY)
-        return latest in self.config["accept_intents"] and conversation.turns[-2].declined
+        return latest in self.config["accept_intents"] or yes_please(tracker.latest_message.text or "")
 
     def _report_takeover(self, tracker: DialogueStateTracker) -> None:
         """Count and log the turn this policy just took over: its action is the one that
@@ -247,7 +255,7 @@ class GenerativeFallbackPolicy(Policy):
             return None, 0.0, "no_user_message", "no user message yet"
         confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
         if accepted:
-            return handoff, 1.0, "offer_accepted", f"{name} right after a reply that declined and offered a human"
+            return handoff, 1.0, "offer_accepted", f"{name} right after a reply that offered a human (it declined, or is an offer_action)"
         if offer_at is not None:
             return offer, 1.0, "frustration", f"frustration {offer_at:.2f} >= level {self.frustration.level}"
         if name in self.config["fallback_intents"]:
