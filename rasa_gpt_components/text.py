@@ -138,18 +138,25 @@ def only_yes_or_no(text: str) -> bool:
     return bool(text) and bool(_ONLY_YES_OR_NO.fullmatch(text.strip()))
 
 
-# a yes that asks for it to be done and says nothing else: "好的，麻烦了", "好 麻烦你了", "ok please"
-# ("好的谢谢" and "ok thanks" may as well close the conversation; "不用了，麻烦了" says no)
+# the answer to "shall I get you a person?" that says yes and asks for it and nothing else: "好的，麻烦了",
+# "要，帮我转", "好 麻烦你了", "ok please, transfer me" ("好的谢谢" and "ok thanks" may as well close the
+# conversation; "不用了，麻烦了" says no; "好的，那运费谁出？" asks something else)
 _YES_WORDS = re.compile(r"好|行|可以|嗯|恩|是|对|要|\b(?:yes|yeah|yep|yup|ok|okay|sure|fine|alright)\b", re.IGNORECASE)
-_PLEASE_WORDS = re.compile(r"麻烦|\b(?:please|pls)\b", re.IGNORECASE)
-_NO_WORDS = re.compile(r"不|没|否|\b(?:no|nope|nah|not)\b", re.IGNORECASE)
+_ASKING_WORDS = re.compile(r"麻烦(?:你|您)?了?|请|尽快|快点|帮我转(?:一下|接)?|转(?:一下|接|过去)?|人工|"
+                           r"\b(?:please|pls|go ahead|do it|transfer me|connect me|put me through)\b", re.IGNORECASE)
+_FILLERS = re.compile(r"[吧呀啊的了哈嘛]|\b(?:then|now)\b", re.IGNORECASE)
+_NO_WORDS = re.compile(r"不|没|否|别|\b(?:no|nope|nah|not)\b", re.IGNORECASE)
 
 
-def yes_please(text: str) -> bool:
-    """Whether a message only says yes and please ("好的，麻烦了", "ok please"): the answer to
-    an offer, whatever else the words could be read as (the NLU reads "好 麻烦了" as thanks)."""
-    return (only_yes_or_no(text) and bool(_YES_WORDS.search(text)) and bool(_PLEASE_WORDS.search(text))
-            and not _NO_WORDS.search(text))
+def accepts_offer(text: str) -> bool:
+    """Whether a message says yes and asks for it and nothing else ("好的，麻烦了", "要，帮我转",
+    "ok please"): the answer to an offer of a person, whatever else the words could be read
+    as (the NLU read "好 麻烦了" as thanks, and "要，帮我转" as nothing sure)."""
+    text = text or ""
+    if looks_like_question(text) or _NO_WORDS.search(text) or not _YES_WORDS.search(text):
+        return False
+    rest = _FILLERS.sub(" ", _ASKING_WORDS.sub(" ", _YES_WORDS.sub(" ", text)))
+    return not _PUNCTUATION.sub("", rest) and bool(_ASKING_WORDS.search(text))
 
 
 # words with which a customer takes back what they were doing: "算了，还是换货吧",

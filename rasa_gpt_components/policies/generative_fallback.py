@@ -25,7 +25,8 @@ human agent?"): when the customer's next message is one of ``accept_intents``
 sent it; no form active), or after one of ``offer_actions`` (other responses
 that offer a human, e.g. to a complaint), it predicts ``handoff_action``, so a
 yes to that question is followed; so does a message that only says yes and
-please (``text.yes_please``: "好的，麻烦了", which the NLU may read as thanks).
+asks for it (``text.accepts_offer``: "好的，麻烦了", "要，帮我转", which the NLU may read
+as thanks or not surely at all).
 
 A confident yes or no with nothing to answer ("好", "ok", "no" to the human a
 decline offered) is not a question to search the knowledge base with (it found
@@ -71,7 +72,7 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 from rasa_gpt_components.handoff.conversation import Conversation, read_conversation
 from rasa_gpt_components.handoff.frustration import FrustrationSettings, frustration
 from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
-from rasa_gpt_components.text import only_yes_or_no, yes_please
+from rasa_gpt_components.text import only_yes_or_no, accepts_offer
 
 logger = logging.getLogger(__name__)
 
@@ -204,8 +205,8 @@ class GenerativeFallbackPolicy(Policy):
         return not any(action in done for turn in conversation.turns for action in turn.actions)
 
     def _offer_accepted(self, tracker: DialogueStateTracker, conversation: Optional[Conversation]) -> bool:
-        """Whether the customer just said yes (``accept_intents``, or a yes and please whatever
-        the intent: "好的，麻烦了") to the human that the bot's previous reply offered (a decline,
+        """Whether the customer just said yes (``accept_intents``, or a yes that asks for it whatever
+        the intent: "好的，麻烦了", "要，帮我转") to the human that the bot's previous reply offered (a decline,
         or one of ``offer_actions``); not while a form asks its own yes/no question."""
         if conversation is None or len(conversation.turns) < 2 or tracker.active_loop_name:
             return False
@@ -213,7 +214,7 @@ class GenerativeFallbackPolicy(Policy):
         if not (previous.declined or set(previous.actions) & set(self.config["offer_actions"])):
             return False
         latest = tracker.latest_message.intent.get(INTENT_NAME_KEY)
-        return latest in self.config["accept_intents"] or yes_please(tracker.latest_message.text or "")
+        return latest in self.config["accept_intents"] or accepts_offer(tracker.latest_message.text or "")
 
     def _report_takeover(self, tracker: DialogueStateTracker) -> None:
         """Count and log the turn this policy just took over: its action is the one that

@@ -52,6 +52,13 @@ per-bot Python.
   ``from_intent`` mapping gives ``yes_intent`` a value is that yes; not when it filled
   a slot of the form, turns round after the yes ("ok wait, no", "好的，我再想想") or
   adds something new ("好的，换L码吧", "好的，转人工").
+- **A no that says more** (``leading_no``). A message, no question, read as one of
+  ``leading_no_intents`` or as the form's own request, that starts with a plain no
+  ("no wait, I meant navy, not grey" read as a preference at an exchange's
+  confirmation) at a slot whose ``from_intent`` mapping gives ``no_intent`` a value is
+  that no, unless it filled a slot of the form (a correction is one), even where the
+  slot maps its intent to yes ("不对，我要换的是蓝色" read as the exchange request). Nothing
+  is filed.
 - **Switching forms** (``switch_forms``). During a form, a message whose intent
   starts another form (``switch_forms`` maps intents to forms) with confidence
   >= ``threshold`` (``strict_switch_threshold`` when the message could be
@@ -104,7 +111,7 @@ from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 
 from rasa_gpt_components.metrics import REPAIRS, log_fields
-from rasa_gpt_components.text import after_leading_yes, changes_mind, clean_text, looks_like_question
+from rasa_gpt_components.text import after_leading_yes, changes_mind, clean_text, leading_yes_or_no, looks_like_question
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +156,13 @@ class RepairSettings:
     leading_yes: bool = True
     yes_intent: str = "affirm"
     leading_yes_intents: Tuple[str, ...] = ("inform", "nlu_fallback")
+    # a message, no question, read as one of `leading_no_intents` (or as the request that started the
+    # form), that starts with a plain no ("no wait, I meant navy, not grey" read as a preference) at a
+    # slot whose from_intent mapping gives `no_intent` a value, when it filled none of the form's slots
+    # and corrected nothing: that no. Nothing is filed on a no; what follows it is not taken
+    leading_no: bool = True
+    no_intent: str = "deny"
+    leading_no_intents: Tuple[str, ...] = ("inform", "nlu_fallback")
     # a message the form rejected (it filled no slot; no rule took it), answered by another
     # policy with one of the digression answers (e.g. the generative fallback): the form asks
     # its slot again, instead of staying rejected until the conversation ends
@@ -303,6 +317,12 @@ class ConversationRepairPolicy(Policy):
             # a correction is not also the answer to the question asked: "no wait, it's ES…"
             # at "shall I file it?" must not be the yes (nor the refund reason)
             return form, "correction", self._taken_back(tracker, domain, also_asked=True)
+        if self.settings.leading_no and not question:
+            # before the mappings: "不对，我要换的是蓝色" read as the form's request, which the
+            # confirmation maps to yes, must not file the exchange
+            leading = self._leading_no(tracker, domain, form)
+            if leading is not None:
+                return form, "agreement", [leading]
         if _answered_by_mapping(tracker, domain, name):
             if question and name not in self.settings.question_mapping_intents:
                 # a question is not the answer its intent's mapping names: answered, and the value taken back
@@ -326,8 +346,8 @@ class ConversationRepairPolicy(Policy):
         read as one of ``leading_yes_intents``, starts with one and adds nothing the form does not
         hold ("对 就是白色" at the confirmation of an exchange to 白色), unless it filled a slot of the
         form (a free-text slot takes it as it is; "不对，原因是过敏了" at the refund confirmation is the
-        reason corrected). A yes that adds something ("好的，换L码吧", "好的，转人工"), and a leading
-        no, are left to the NLU and the form."""
+        reason corrected). A yes that adds something ("好的，换L码吧", "好的，转人工") is left to the
+        NLU and the form; a leading no is ``_leading_no``'s."""
         asked = tracker.get_slot(REQUESTED_SLOT)
         form_slots = domain.required_slots_for_form(form)
         if tracker.latest_message.intent.get(INTENT_NAME_KEY) not in self.settings.leading_yes_intents:
@@ -341,6 +361,25 @@ class ConversationRepairPolicy(Policy):
         if rest and not any(rest.lower() in value for value in held):
             return None  # a yes that adds something new ("好的，换L码吧", "好的，转人工")
         found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
+        return SlotSet(asked, value) if found else None
+
+    def _leading_no(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> Optional[SlotSet]:
+        """``leading_no``: the asked slot set to what its mapping gives a no when the message, read
+        as one of ``leading_no_intents`` or as the form's own request, starts with a plain no ("no
+        wait, I meant navy, not grey", "不对 打错了 是43" at an exchange's confirmation), unless it
+        filled a slot of the form other than through the asked slot's mapping of its intent (the
+        form's own request is a yes there). What follows the no is not taken: on a no nothing is
+        filed, and the customer says again what they want."""
+        intent = tracker.latest_message.intent.get(INTENT_NAME_KEY)
+        if intent not in self.settings.leading_no_intents and intent != _form_request(tracker):
+            return None
+        asked = tracker.get_slot(REQUESTED_SLOT)
+        filled = set(_set_by_latest_message(tracker)) & {asked, *domain.required_slots_for_form(form)}
+        if filled - {asked} or (asked in filled and not _intent_mappings(domain, asked, intent)):
+            return None  # it answered another slot, or the asked one as free text (a correction)
+        if leading_yes_or_no(clean_text(tracker.latest_message.text or "")) is not False:
+            return None
+        found, value = _intent_value(domain, asked, self.settings.no_intent, form)
         return SlotSet(asked, value) if found else None
 
     def _answer_for(self, intent: Optional[str]) -> str:

@@ -597,7 +597,7 @@ def test_a_yes_that_says_more_is_the_yes(policy):
 
 
 @pytest.mark.parametrize("text, intent, slots", [
-    ("不是，我要白色的", "inform", []),  # a plain no is left to the NLU
+    ("不是，我要白色的", "inform", []),  # a leading no is no yes
     ("ok wait, no", "inform", []),  # turned round
     ("好的，我再想想", "nlu_fallback", []),
     ("好的，那运费谁出？", "inform", []),  # a question
@@ -610,6 +610,34 @@ def test_what_is_not_a_leading_yes(policy, text, intent, slots):
     events = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(text, intent={"name": intent, "confidence": 0.9}), *slots]
     action, events = predict(policy(), confirming() + events)
     assert SlotSet("refund_confirmed", True) not in events
+
+
+def test_a_no_that_says_more_is_the_no(policy):
+    # "no wait, I meant navy" read as a preference for its colour (holdout set 7): nothing is filed
+    for text, intent in (("no wait, I meant navy, not grey", "greet"), ("不对 打错了 是43", "inform"),
+                         ("不对，我想要的是蓝色，刚才说错了", "request_refund")):  # greet: a configured intent
+        no = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(text, intent={"name": intent, "confidence": 0.9})]
+        expected = ("refund_form", [SlotSet("refund_confirmed", False)])
+        assert predict(policy(leading_no_intents=["inform", "greet"]), confirming() + no) == expected, text
+        assert predict(policy(leading_no=False, leading_no_intents=["inform", "greet"]), confirming() + no) != expected
+    # read as the form's own request, which the confirmation maps to yes: still the no, nothing filed
+    no = [ActionExecuted(ACTION_LISTEN_NAME),
+          UserUttered("不对，我要的是蓝色", intent={"name": "request_refund", "confidence": 0.9}),
+          SlotSet("refund_confirmed", True)]
+    assert predict(policy(), confirming() + no) == ("refund_form", [SlotSet("refund_confirmed", False)])
+    assert predict(policy(leading_no=False), confirming() + no) == ("refund_form", [])  # the yes, as before
+
+
+@pytest.mark.parametrize("text, intent, slots", [
+    ("no wait, I meant navy", "complaint", []),  # not one of leading_no_intents, not the form's request
+    ("不对，运费谁出？", "inform", []),  # a question
+    ("no I changed my mind", "inform", [SlotSet("refund_reason", "I changed my mind")]),  # filled a slot
+    ("ok, navy then", "inform", []),  # no no
+])
+def test_what_is_not_a_leading_no(policy, text, intent, slots):
+    events = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(text, intent={"name": intent, "confidence": 0.9}), *slots]
+    action, events = predict(policy(), confirming() + events)
+    assert SlotSet("refund_confirmed", False) not in events
 
 
 def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
