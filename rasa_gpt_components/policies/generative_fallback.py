@@ -72,7 +72,7 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 from rasa_gpt_components.handoff.conversation import Conversation, read_conversation
 from rasa_gpt_components.handoff.frustration import FrustrationSettings, frustration
 from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
-from rasa_gpt_components.text import only_yes_or_no, accepts_offer
+from rasa_gpt_components.text import accepts_offer, only_yes_or_no
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +256,8 @@ class GenerativeFallbackPolicy(Policy):
             return None, 0.0, "no_user_message", "no user message yet"
         confidence = float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
         if accepted:
-            return handoff, 1.0, "offer_accepted", f"{name} right after a reply that offered a human (it declined, or is an offer_action)"
+            return (handoff, 1.0, "offer_accepted",
+                    f"{name} right after a reply that offered a human (it declined, or is an offer_action)")
         if offer_at is not None:
             return offer, 1.0, "frustration", f"frustration {offer_at:.2f} >= level {self.frustration.level}"
         if name in self.config["fallback_intents"]:
