@@ -149,14 +149,15 @@ _NO_WORDS = re.compile(r"不|没|否|别|\b(?:no|nope|nah|not)\b", re.IGNORECASE
 
 
 def accepts_offer(text: str) -> bool:
-    """Whether a message says yes and asks for it and nothing else ("好的，麻烦了", "要，帮我转",
-    "ok please"): the answer to an offer of a person, whatever else the words could be read
-    as (the NLU read "好 麻烦了" as thanks, and "要，帮我转" as nothing sure)."""
+    """Whether a message asks for it, with or without a yes, and says nothing else ("好的，麻烦了",
+    "要，帮我转", "转吧", "ok please", "go ahead"): the answer to an offer of a person, whatever
+    else the words could be read as (the NLU read "好 麻烦了" as thanks, "要，帮我转" and "转吧"
+    as nothing sure)."""
     text = text or ""
-    if looks_like_question(text) or _NO_WORDS.search(text) or not _YES_WORDS.search(text):
+    if looks_like_question(text) or _NO_WORDS.search(text) or not _ASKING_WORDS.search(text):
         return False
     rest = _FILLERS.sub(" ", _ASKING_WORDS.sub(" ", _YES_WORDS.sub(" ", text)))
-    return not _PUNCTUATION.sub("", rest) and bool(_ASKING_WORDS.search(text))
+    return not _PUNCTUATION.sub("", rest)
 
 
 # words with which a customer takes back what they were doing: "算了，还是换货吧",

@@ -121,14 +121,16 @@ def test_a_yes_to_the_human_a_decline_offered_hands_off(policy):
 
 def test_a_yes_that_asks_for_an_offered_human_hands_off_whatever_the_intent(policy):
     """"好的，麻烦了" after the reply to a complaint (holdout sets 1, 3 and 12) was read as thanks,
-    "要，帮我转" (the development set) as nothing sure."""
+    "要，帮我转" (the development set) and "转吧" (holdout 14) as nothing sure."""
     p = policy(offer_actions=["utter_greet"])  # any response of the domain that offers a human
     offered = [*user("greet", 0.9), ActionExecuted("utter_greet"), BotUttered("Shall I get a human?")]
     for intent, text in (("thank", "好的，麻烦了"), ("thank", "好 麻烦你了"), ("nlu_fallback", "要，帮我转"),
-                         ("affirm", "ok please"), ("affirm", "yes")):
+                         ("nlu_fallback", "转吧"), ("nlu_fallback", "go ahead"), ("affirm", "ok please"),
+                         ("affirm", "yes")):
         assert predicted(p, [*offered, *user(intent, 0.9, text)])[:2] == ("utter_handoff", 1.0)
     for intent, text in (("thank", "好的谢谢"), ("thank", "谢谢"), ("deny", "不用了，麻烦了"),
-                         ("faq", "好的，那运费谁出？"), ("nlu_fallback", "好的，帮我查下订单")):
+                         ("faq", "好的，那运费谁出？"), ("nlu_fallback", "好的，帮我查下订单"),
+                         ("nlu_fallback", "转什么转"), ("nlu_fallback", "请问运费多少")):
         assert predicted(p, [*offered, *user(intent, 0.9, text)])[0] != "utter_handoff"
     assert predicted(policy(), [*offered, *user("affirm", 0.9, "yes")])[0] != "utter_handoff"  # not an offer
     assert predicted(p, [*user("greet", 0.9), *declined(), *user("thank", 0.9, "好的，麻烦了")])[0] == "utter_handoff"
