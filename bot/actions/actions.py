@@ -446,6 +446,19 @@ class ValidateRefundForm(OrderFormValidation):
             return {"order_number": None}
         return {"order_number": order.order_no}
 
+    async def extract_refund_reason(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """The reason the request itself gave ("耳机降噪没什么效果，想退", "I want to return order
+        ES2611210006, the blender arrived cracked"), at the form's start: the form does not ask
+        for what the customer already said (:func:`service.reason_in_request`); its confirmation
+        shows it, and a new reason there replaces it."""
+        if (tracker.get_slot(REQUESTED_SLOT) or tracker.get_slot("refund_reason")
+                or latest_intent(tracker) != "request_refund"):
+            return {}
+        reason = service.reason_in_request(tracker.latest_message.get("text"))
+        return {"refund_reason": reason} if reason else {}
+
     def validate_refund_reason(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:

@@ -204,6 +204,50 @@ def clean_reason(text: Optional[str]) -> Optional[str]:
     return (_REASON_INTRO.sub("", reason) or reason) if reason else None
 
 
+# --- a reason given with the request itself ---------------------------------------------
+
+# the words of a refund request: "想退", "要退款", "i want to return", "refund please", "need to go back"
+_REFUND_WORDS = re.compile(r"退货|退款|退掉|退了|退钱|退回|要退|想退|申请退|给我退|能退|可以退|"
+                           r"\b(?:return(?:s|ing|ed)?|refund(?:s|ing|ed)?|money back|send (?:\w+ )?back|"
+                           r"go(?:es)? back|take (?:\w+ )?back)\b", re.IGNORECASE)
+# a message's clauses: split at punctuation, at a dash, at a space between Chinese words ("我要退款 不想要了")
+# and before "because" or "因为"
+_CLAUSE_BREAK = re.compile(r"[，,。;；!！\n]+|\.\s+|(?<=[?？])|\s+[-–—]+\s+|(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])|"
+                           r"(?:因为|由于)|\b(?:because|since|'?cause|cos)\b", re.IGNORECASE)
+# words that say nothing of a reason: a greeting, thanks, please, "算了"
+_SAYS_NOTHING = re.compile(r"你好|您好|在吗|亲|请问|麻烦(?:你|您)?(?:了|处理(?:一)?下|看(?:一)?下)?|帮(?:我|忙)?(?:处理|看)(?:一)?下|"
+                           r"谢谢|尽快|算了|还是|\b(?:hi|hello|hey|sorry|thanks|thank you|please|pls|asap|ok|okay|"
+                           r"um+|uh+|so|well|actually|anyway|never mind)\b", re.IGNORECASE)
+_ORDER_LABEL = re.compile(r"(?:订单号|单号|订单|\border(?:\s+(?:no\.?|number))?)\s*(?:是|is)?\s*[:：]?\s*$", re.IGNORECASE)
+# a clause that asks: a question mark or particle at its end, a question word first ("怎么操作")
+_ASKS = re.compile(r"^(?:请问|怎么|怎样|如何|为什么|为啥|能不能|可不可以|是否|多久|多少|哪|什么时候|"
+                   r"(?:how|what|when|where|which|who|why|can|could|do|does|is|are|will|would)\b)", re.IGNORECASE)
+_ORDER_NO_ANY_CASE = re.compile(_ORDER_NO_IN_TEXT.pattern, re.IGNORECASE)
+_REASON_WORD = re.compile(r"[\u4e00-\u9fff]|[a-z]{2,}(?:'[a-z]+)?", re.IGNORECASE)
+
+
+def reason_in_request(text: Optional[str]) -> Optional[str]:
+    """The reason a refund request gives with itself ("耳机降噪没什么效果，想退" -> "耳机降噪没什么效果",
+    "pls refund ES2611190007, they're not for me" -> "they're not for me"), or None: the clauses
+    that are not the request ("想退", "I want to return order ...") nor a question, an order
+    number, a greeting or thanks. The form then does not ask for what the customer said already;
+    its confirmation shows the reason, to be corrected there."""
+    kept = []
+    for clause in _CLAUSE_BREAK.split(_clean(text, REASON_MAX_CHARS)):
+        clause = clause.strip(" .。~～:：")
+        if not clause or _QUESTION_END.search(clause) or _ASKS.match(clause) or _REFUND_WORDS.search(clause):
+            continue
+        rest = _SAYS_NOTHING.sub(" ", clause)
+        parts = _ORDER_NO_ANY_CASE.split(clause)
+        if len(parts) > 1:  # the clause without its order numbers and what labels them
+            clause = " ".join(_ORDER_LABEL.sub("", part).strip() for part in parts).strip(" :：")
+            rest = _ORDER_WORDS.sub(" ", _SAYS_NOTHING.sub(" ", clause))
+        if len(_REASON_WORD.findall(rest)) >= 2:
+            kept.append(clause)
+    reason = "，".join(kept) if any("\u4e00" <= ch <= "\u9fff" for ch in "".join(kept)) else ", ".join(kept)
+    return reason if 0 < len(reason) <= REASON_MAX_CHARS else None
+
+
 def corrects_itself(text: Optional[str]) -> bool:
     """Whether ``text`` says that something said before was wrong."""
     return bool(text) and bool(_CORRECTION.search(text))

@@ -412,6 +412,36 @@ def test_a_reason_is_stored_without_the_words_that_introduce_it(said, reason):
     assert service.clean_reason(said) == reason
 
 
+@pytest.mark.parametrize("said, reason", [
+    ("耳机降噪没什么效果，想退", "耳机降噪没什么效果"), ("我要退货，订单号ES2611210006，屏幕碎了", "屏幕碎了"),
+    ("我要退款 不想要了", "不想要了"), ("我的订单是ES2611200002，想退货，质量太差了", "质量太差了"),
+    ("I want to return order ES2611210006, the blender arrived cracked", "the blender arrived cracked"),
+    ("pls refund es2611190007, they're not for me", "they're not for me"),
+    ("sorry - I want to return the power bank I got last week, it doesn't hold charge", "it doesn't hold charge"),
+    ("I want a refund because it's broken", "it's broken"), ("order ES2611200002: wrong colour. refund please", "wrong colour"),
+    # only the request, an order number, thanks or a question: no reason given
+    ("hi, i want to return my headphones, order ES2611190007", None), ("ES2611200002这单要退，钱原路退回就行", None),
+    ("Refund request - order ES2611210006, thanks", None), ("ES2611200002 这单要退款，麻烦处理下", None),
+    ("算了，还是退货吧", None), ("我想退货，运费谁出？", None), ("我想退货，怎么操作", None),
+    ("I want to return it. is that possible?", None), ("退款", None), ("", None)])
+def test_the_reason_a_refund_request_gives_with_itself(said, reason):
+    assert service.reason_in_request(said) == reason
+
+
+@pytest.mark.parametrize("requested, intent, before, expected", [
+    (None, "request_refund", None, {"refund_reason": "屏幕碎了"}),  # the form's start
+    ("order_number", "request_refund", None, {}),  # later turns: the form's own questions
+    (None, "inform", None, {}), (None, "request_refund", "有划痕", {})])
+def test_the_refund_form_takes_the_reason_given_with_the_request(requested, intent, before, expected):
+    """"I want to return order ES2611210006, the blender arrived cracked" was asked why (a new
+    customer's try): the reason given with the request is taken, and confirmed with the rest."""
+    said = "我要退货，订单号ES2611200002，屏幕碎了"
+    tracker = make_tracker({"requested_slot": requested, "refund_reason": before}, text=said)
+    tracker.latest_message["intent"] = {"name": intent, "confidence": 0.99}
+    got = asyncio.run(bot_actions.ValidateRefundForm().extract_refund_reason(CollectingDispatcher(), tracker, {}))
+    assert got == expected
+
+
 @pytest.mark.parametrize("said, corrects", [
     ("不对 我说错了 是T恤要换 换成M码", True), ("不是这件", True), ("no wait, the reason is wrong", True),
     ("sorry I meant the other one", True), ("是的，提交吧", False), ("没错，换吧", False), ("yes, submit the exchange", False)])
