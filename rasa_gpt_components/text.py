@@ -120,11 +120,13 @@ _QUESTION = re.compile(
     re.IGNORECASE)
 
 
-# the words of a message that only says yes or no (and please / thanks): "ok", "yes please",
-# "不用了", "确认", "好的谢谢"; what a knowledge base has no answer for
+# the words of a message that only says yes or no (and please / thanks, or never mind): "ok", "yes
+# please", "不用了", "确认", "好的谢谢", "actually never mind", "那算了"; what a knowledge base has no answer for
 _YES_NO_WORDS = ("yes", "yeah", "yep", "yup", "ok", "okay", "kk", "k", "sure", "fine", "alright", "right",
                  "correct", "confirm", "confirmed", "got it", "cool", "great", "perfect", "no", "nope", "nah",
                  "not needed", "no need", "please", "pls", "thanks", "thank you", "thx",
+                 "never mind", "nevermind", "forget it", "forget about it", "actually", "oh",
+                 "算了", "算啦", "那算了", "不弄了", "没事了",
                  "好的", "好吧", "好滴", "好", "行吧", "行", "可以", "嗯嗯", "嗯", "恩", "是的", "是", "对的", "对",
                  "没错", "确认", "确定", "不用了", "不用", "不要了", "不要", "不了", "没有", "没事", "不", "否",
                  "谢谢", "麻烦了", "麻烦你了", "麻烦您了", "哦", "噢", "👍", "👌", "🙏")

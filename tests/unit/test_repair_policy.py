@@ -480,7 +480,9 @@ def test_training_checks_the_domain_and_options_are_checked(policy):
 @pytest.mark.parametrize("text, yes_or_no", [
     ("ok", True), ("yes please", True), ("不用了", True), ("确认", True), ("好的谢谢", True), ("Yes!", True),
     ("👍", True), ("不用了，谢谢", True), ("so about that", False), ("就是那个嘛，你懂的", False), ("yes, do it", False),
-    ("ok what can I do then?", False), ("okay then", False), ("kinda", False), ("", False)])
+    ("ok what can I do then?", False), ("okay then", False), ("kinda", False), ("", False),
+    ("actually never mind", True), ("那算了", True), ("算了算了", True), ("forget it, thanks", True),
+    ("never mind, where is my parcel?", False), ("算了，我的快递到哪了", False)])
 def test_only_yes_or_no(text, yes_or_no):
     assert only_yes_or_no(text) is yes_or_no
 
