@@ -3,7 +3,7 @@ in Rasa, ``tracker.events`` in the action server), from the latest session start
 or restart on."""
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from rasa_gpt_components.text import clean_text
 
@@ -36,6 +36,11 @@ class Turn:
         (the knowledge base had nothing for it), whichever response asked for it:
         ``utter_knowledge_answer`` declines like the fallback does."""
         return "declined" in self.outcomes
+
+    def offered_a_person(self, offer_actions: Iterable[str]) -> bool:
+        """Whether the bot's reply to this message offered a person: an "I don't know" (each
+        offers one) or one of ``offer_actions`` (the frustration offer, the reply to a complaint)."""
+        return self.declined or bool(set(self.actions) & set(offer_actions))
 
     @property
     def answered(self) -> bool:

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Tuple
 from rasa_gpt_components.handoff.summary import SummarySettings
 from rasa_gpt_components.handoff.webhook import WebhookSettings
 
-_TUPLES = ("responses", "small_talk_intents", "handoff_intents", "ignore_entities", "report_slots")
+_TUPLES = ("responses", "small_talk_intents", "handoff_intents", "ignore_entities", "report_slots", "offer_actions")
 
 
 @dataclass(frozen=True)

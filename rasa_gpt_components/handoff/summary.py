@@ -28,6 +28,7 @@ class SummarySettings:
     report_slots: Tuple[str, ...] = ()  # slots whose values the agent sees (e.g. a form's)
     action_labels: Dict[str, str] = field(default_factory=dict)  # action or form -> words for the agent
     offer_action: str = "utter_offer_human"  # GenerativeFallbackPolicy's frustration.offer_action
+    offer_actions: Tuple[str, ...] = ()  # and its offer_actions: other replies that offer a person
     frustration_slot: str = "frustration"  # and its frustration.slot
     fallback_response: str = "utter_generative_fallback"
 
@@ -111,8 +112,8 @@ def _reason(turns: Sequence[Turn], s: SummarySettings) -> str:
         return "bot"
     if turns[-1].intent in s.handoff_intents:
         return "asked"
-    if len(turns) > 1 and (s.offer_action in turns[-2].actions or turns[-2].declined):
-        return "offer_accepted"  # the frustration offer, or the human an "I don't know" offers
+    if len(turns) > 1 and turns[-2].offered_a_person((s.offer_action, *s.offer_actions)):
+        return "offer_accepted"  # the frustration offer, a reply that offers one, an "I don't know"
     return "bot"
 
 

@@ -210,8 +210,7 @@ class GenerativeFallbackPolicy(Policy):
         or one of ``offer_actions``); not while a form asks its own yes/no question."""
         if conversation is None or len(conversation.turns) < 2 or tracker.active_loop_name:
             return False
-        previous = conversation.turns[-2]
-        if not (previous.declined or set(previous.actions) & set(self.config["offer_actions"])):
+        if not conversation.turns[-2].offered_a_person(self.config["offer_actions"]):
             return False
         latest = tracker.latest_message.intent.get(INTENT_NAME_KEY)
         return latest in self.config["accept_intents"] or accepts_offer(tracker.latest_message.text or "")

@@ -9,6 +9,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.handoff.conversation import read_conversation
+from rasa_gpt_components.handoff.settings import HandoffSettings
 from rasa_gpt_components.handoff.summary import SummarySettings, build_summary, render
 from rasa_gpt_components.handoff.webhook import WebhookSettings, deliver, payload, sign, verify_signature
 from rasa_gpt_components.metrics import HANDOFF_DELIVERIES
@@ -93,6 +94,18 @@ def test_a_session_start_begins_a_new_summary_and_an_offer_accepted_is_told():
     events = [e.as_dict() for e in [*old, ActionExecuted("action_session_start"), SessionStarted(), *new]]
     summary = build_summary(read_conversation(events), SummarySettings())
     assert summary["mentioned"] == {} and summary["reason"] == "offer_accepted"
+
+
+def test_a_person_accepted_after_any_reply_that_offers_one_is_told():
+    """The reply to a complaint offers a person too (the policy's ``offer_actions``): "转吧" to it
+    was reported as the bot giving up."""
+    events = [*said("下单十天了还没发货", "complaint"), ActionExecuted("utter_complaint"), BotUttered("需要转人工吗？"),
+              *said("转吧", "nlu_fallback"), ActionExecuted("action_handoff")]
+    conversation = read_conversation([e.as_dict() for e in events])
+    assert build_summary(conversation, SummarySettings(offer_actions=("utter_complaint",)))["reason"] == "offer_accepted"
+    assert build_summary(conversation, SummarySettings())["reason"] == "bot"
+    settings = HandoffSettings.from_config({"offer_actions": ["utter_complaint"]}, "utter_generative_fallback")
+    assert settings.summary.offer_actions == ("utter_complaint",)
 
 
 def test_formats_escape_the_customers_words_and_stay_within_limits():
