@@ -206,18 +206,19 @@ def clean_reason(text: Optional[str]) -> Optional[str]:
 
 # --- a reason given with the request itself ---------------------------------------------
 
-# the words of a refund request: "想退", "要退款", "i want to return", "refund please", "need to go back"
-_REFUND_WORDS = re.compile(r"退货|退款|退掉|退了|退钱|退回|要退|想退|申请退|给我退|能退|可以退|"
+# the words of a refund request: "想退", "帮忙退个款", "i want to return", "refund please", "need to go back"
+_REFUND_WORDS = re.compile(r"退(?!色)|"
                            r"\b(?:return(?:s|ing|ed)?|refund(?:s|ing|ed)?|money back|send (?:\w+ )?back|"
                            r"go(?:es)? back|take (?:\w+ )?back)\b", re.IGNORECASE)
 # a message's clauses: split at punctuation, at a dash, at a space between Chinese words ("我要退款 不想要了")
 # and before "because" or "因为"
 _CLAUSE_BREAK = re.compile(r"[，,。;；!！\n]+|\.\s+|(?<=[?？])|\s+[-–—]+\s+|(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])|"
                            r"(?:因为|由于)|\b(?:because|since|'?cause|cos)\b", re.IGNORECASE)
-# words that say nothing of a reason: a greeting, thanks, please, "算了"
+# words that say nothing of a reason: a greeting, thanks, please, "算了", "let me start over"
 _SAYS_NOTHING = re.compile(r"你好|您好|在吗|亲|请问|麻烦(?:你|您)?(?:了|处理(?:一)?下|看(?:一)?下)?|帮(?:我|忙)?(?:处理|看)(?:一)?下|"
-                           r"谢谢|尽快|算了|还是|\b(?:hi|hello|hey|sorry|thanks|thank you|please|pls|asap|ok|okay|"
-                           r"um+|uh+|so|well|actually|anyway|never mind)\b", re.IGNORECASE)
+                           r"谢谢|尽快|算了|还是|重新|重来|再来|\b(?:hi|hello|hey|sorry|thanks|thank you|please|pls|asap|ok|okay|"
+                           r"um+|uh+|so|well|actually|anyway|never mind|let me|start(?:ing)? (?:over|again)|"
+                           r"(?:over )?again|same order|this order|that order)\b", re.IGNORECASE)
 _ORDER_LABEL = re.compile(r"(?:订单号|单号|订单|\border(?:\s+(?:no\.?|number))?)\s*(?:是|is)?\s*[:：]?\s*$", re.IGNORECASE)
 # a clause that asks: a question mark or particle at its end, a question word first ("怎么操作")
 _ASKS = re.compile(r"^(?:请问|怎么|怎样|如何|为什么|为啥|能不能|可不可以|是否|多久|多少|哪|什么时候|"

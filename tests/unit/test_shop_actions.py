@@ -423,7 +423,9 @@ def test_a_reason_is_stored_without_the_words_that_introduce_it(said, reason):
     ("hi, i want to return my headphones, order ES2611190007", None), ("ES2611200002这单要退，钱原路退回就行", None),
     ("Refund request - order ES2611210006, thanks", None), ("ES2611200002 这单要退款，麻烦处理下", None),
     ("算了，还是退货吧", None), ("我想退货，运费谁出？", None), ("我想退货，怎么操作", None),
-    ("I want to return it. is that possible?", None), ("退款", None), ("", None)])
+    ("I want to return it. is that possible?", None), ("退款", None), ("", None),
+    ("帮忙退个款呗", None), ("帮我退一单", None), ("let me start over, refund for the same order", None),
+    ("衣服洗了就退色，要退款", "衣服洗了就退色")])
 def test_the_reason_a_refund_request_gives_with_itself(said, reason):
     assert service.reason_in_request(said) == reason
 
