@@ -63,6 +63,14 @@ def test_rasa_shell_serves_a_customer_in_english_and_chinese(trained_model, shop
              r"nothing was filed[\s\S]*What would you like instead")
         # off-script in Chinese: the generative fallback answers from the knowledge base
         _say(main, "寄到澳门运费多少钱？", r"顺丰速运[^\n]*30 元")
+        _say(main, "算了", r"Your input ->")
+        # a refund whose request gives the reason: the form confirms it at once; what is wrong,
+        # told again in more words at the confirmation (read as a complaint), is the reason filed
+        _say(main, "I want to return order ES2611200002, the screen is cracked",
+             r'order ES2611200002, reason: "the screen is cracked"')
+        _say(main, "the screen has a huge crack across it, this is really disappointing",
+             r'reason: "the screen has a huge crack across it, this is really disappointing"')
+        _say(main, "yes", r"order ES2611200002 has been submitted \(reference RF000002\)")
         os.write(main, b"/stop\r")
         process.wait(timeout=60)
     finally:
@@ -71,7 +79,9 @@ def test_rasa_shell_serves_a_customer_in_english_and_chinese(trained_model, shop
         os.close(main)
     with sqlite3.connect(shop / "shop.db") as db:
         # the customer's reason, cleaned (NFKC: the full-width comma becomes ","), never the question asked before it
-        assert db.execute("select order_no, reason from refunds").fetchall() == [("ES2611210006", "质量有问题,线头很多")]
+        assert db.execute("select order_no, reason from refunds order by id").fetchall() == [
+            ("ES2611210006", "质量有问题,线头很多"),
+            ("ES2611200002", "the screen has a huge crack across it, this is really disappointing")]
     with sqlite3.connect(shop / "conversations.db") as db:  # the SQL tracker store kept the conversation
         assert db.execute("select count(*) from events").fetchone()[0] > 20
 
