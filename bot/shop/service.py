@@ -238,11 +238,12 @@ def reason_in_request(text: Optional[str]) -> Optional[str]:
         clause = clause.strip(" .。~～:：")
         if not clause or _QUESTION_END.search(clause) or _ASKS.match(clause) or _REFUND_WORDS.search(clause):
             continue
-        rest = _SAYS_NOTHING.sub(" ", clause)
         parts = _ORDER_NO_ANY_CASE.split(clause)
         if len(parts) > 1:  # the clause without its order numbers and what labels them
             clause = " ".join(_ORDER_LABEL.sub("", part).strip() for part in parts).strip(" :：")
-            rest = _ORDER_WORDS.sub(" ", _SAYS_NOTHING.sub(" ", clause))
+        rest = _SAYS_NOTHING.sub(" ", clause)
+        if len(parts) > 1:
+            rest = _ORDER_WORDS.sub(" ", rest)
         if len(_REASON_WORD.findall(rest)) >= 2:
             kept.append(clause)
     reason = "，".join(kept) if any("\u4e00" <= ch <= "\u9fff" for ch in "".join(kept)) else ", ".join(kept)
