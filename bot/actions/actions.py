@@ -376,6 +376,14 @@ def latest_intent(tracker: Tracker) -> Optional[str]:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
+def request_text(tracker: Tracker, intent: str) -> Optional[str]:
+    """The text of the latest message read as ``intent`` (the request that started a form), or None."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user" and ((event.get("parse_data") or {}).get("intent") or {}).get("name") == intent:
+            return event.get("text")
+    return None
+
+
 def not_an_answer(tracker: Tracker, text: Any) -> bool:
     """Whether ``text``, taken by a free-text slot (a refund reason, what an exchange is
     for), is no answer: the customer only gave an order number ("ES2611200002", often to
@@ -568,8 +576,10 @@ class ValidateExchangeForm(OrderFormValidation):
             dispatcher, checked, conversation_language(tracker)
         ):
             return {"order_number": None}
-        # the only item; else the item already chosen, if it is one of this order
-        item = checked.item or _exchange_item(order, tracker)
+        # the only item; else the item already chosen, if it is one of this order; else the item
+        # the request named ("我想把ES2603157742的羊毛衫换成M码"), shown at the confirmation
+        item = (checked.item or _exchange_item(order, tracker)
+                or service.item_in_request(order.items, request_text(tracker, "request_exchange")))
         return {"order_number": checked.order_no, "exchange_item": item.sku if item else None}
 
     async def validate_exchange_item(
@@ -588,6 +598,19 @@ class ValidateExchangeForm(OrderFormValidation):
         ):
             return {"exchange_item": None}
         return {"exchange_item": checked.item.sku}
+
+    async def extract_exchange_to(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """The wish the request itself gave ("exchange order ES2611210006 for a size L",
+        "跑鞋小了，想换大一码"), at the form's start: the form does not ask for what the customer
+        already said (:func:`service.wish_in_request`); its confirmation shows it, and a new
+        wish there replaces it."""
+        if (tracker.get_slot(REQUESTED_SLOT) or tracker.get_slot("exchange_to")
+                or latest_intent(tracker) != "request_exchange"):
+            return {}
+        wish = service.wish_in_request(tracker.latest_message.get("text"))
+        return {"exchange_to": wish} if wish else {}
 
     def validate_exchange_to(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -278,6 +278,36 @@ def wish_in(text: Optional[str]) -> Optional[str]:
     return clean_wanted(found.group("zh") or found.group("en")) if found else None
 
 
+# a wish inside an exchange request: the verbs above, "换大一码" / "换个M码" (换 before a size), and
+# an English verb a few words before its "for" ("exchange order ES2611210006 for a size L")
+_ZH_SIZE_AFTER_VERB = r"换(?:个|一个|一双|一件|一条)?(?=[大小]一?[码号]|\d|[a-z]{1,3}[码号])"
+_WISH_IN_REQUEST = re.compile(rf"(?:{_ZH_WISH_VERB}|{_ZH_SIZE_AFTER_VERB})(?P<zh>\S.*)$|"
+                              r"\b(?:change|swap|switch|exchange)\b(?:\s+\S+){0,5}?\s+(?:to|for|into)\s+(?P<en>\S.*)$",
+                              re.IGNORECASE)
+_ASKED_END = re.compile(r"\s*(?:[吗呢么嘛][?？]?|[?？])+$")
+# no wish: a question word ("change it to what?") or no size or colour at all ("换成别的")
+_NO_WISH = re.compile(r"^(?:what|which|whatever|something else|another one|a different one|other|"
+                      r"什么|啥|哪个|哪种|别的|其他的?|其它的?|另一个|另外一个)$", re.IGNORECASE)
+
+
+def wish_in_request(text: Optional[str]) -> Optional[str]:
+    """The wish an exchange request states with itself ("ES2611210006的跑鞋小了，想换大一码" -> "大一码",
+    "exchange order ES2611210006 for a size L" -> "a size L", "can I swap it for a larger size?" ->
+    "a larger size"), or None: the first clause that asks for something with a wish's verb, without
+    its order numbers and the question's end. The form then does not ask for it again; its
+    confirmation shows it, to be corrected there."""
+    for clause in _CLAUSE_BREAK.split(_clean(text, WANTED_MAX_CHARS * 2)):
+        found = _WISH_IN_REQUEST.search(clause.strip()) if clause else None
+        if not found:
+            continue
+        wish = found.group("zh") or found.group("en")
+        wish = " ".join(_ORDER_LABEL.sub("", part).strip() for part in _ORDER_NO_ANY_CASE.split(wish))
+        wish = clean_wanted(_ASKED_END.sub("", wish).strip(" :："))
+        if wish and _REASON_WORD.search(wish) and not _NO_WISH.match(wish):
+            return wish
+    return None
+
+
 def clean_wanted(text: Optional[str]) -> Optional[str]:
     """What the customer wants instead of an item (a size, a colour), without the verb that asks
     for it ("换成黑色" -> "黑色", "swap it for a size 44" -> "a size 44"), or None when empty or too long."""
@@ -421,6 +451,25 @@ def order_item(items: Sequence[Item], said: Optional[str]) -> Optional[Item]:
     scores = [len(asked & (words(item.name_en) | words(item.name_zh))) for item in items]
     best = max(scores, default=0)
     return items[scores.index(best)] if best and scores.count(best) == 1 else None
+
+
+# words of an exchange request that name no item ("我想把…换货", "I want to exchange order … for")
+_REQUEST_FILLER = re.compile(r"[我想要把将帮请换货退的了这那个件双条一里中小大码号尺寸色]|订单|单号|麻烦|"
+                             r"\b(?:want|wanna|would|like|exchange|swap|switch|change|order|number|the|for|from|"
+                             r"with|please|size|them|this|that|these|those|one|pair|bought|got|ordered)\b",
+                             re.IGNORECASE)
+
+
+def item_in_request(items: Sequence[Item], text: Optional[str]) -> Optional[Item]:
+    """The item of an order of several that an exchange request names ("我想把ES2603157742的羊毛衫换成M码"
+    -> the wool sweater), or None: the words before the request's wish (:func:`wish_in_request`),
+    without its order numbers and the words of any request, name one item only (:func:`order_item`)."""
+    if not text or len(items) < 2:
+        return None
+    said = _clean(text, ITEM_MAX_CHARS * 2)
+    wish = _WISH_IN_REQUEST.search(said)
+    said = _REQUEST_FILLER.sub(" ", _ORDER_NO_ANY_CASE.sub(" ", said[:wish.start(wish.lastgroup)] if wish else said))
+    return order_item(items, said) if _WORD.search(said.casefold()) else None
 
 
 def check_exchange(order: OrderResult, said_item: Optional[str]) -> ExchangeResult:

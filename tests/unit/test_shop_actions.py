@@ -693,6 +693,48 @@ def test_the_wish_is_stored_without_the_verb_that_asks_for_it(said, wanted):
     assert service.clean_wanted(said) == wanted
 
 
+@pytest.mark.parametrize("said, wish", [
+    ("ES2611210006的跑鞋小了，想换大一码", "大一码"), ("exchange order ES2611210006 for a size L", "a size L"),
+    ("hi, I ordered a jacket last week and it's too small, can I swap it for a larger size?", "a larger size"),
+    ("我想把ES2603157742的羊毛衫换成M码", "M码"), ("能换成42码吗？", "42码"), ("T恤小了 换L码", "L码"),
+    ("我想换一双43的", "43的"), ("换货 ES2611210006 换成黑色的吧", "黑色的"),
+    ("I need to swap these to black, order ES2611210006", "black"),
+    # the request alone, an order number, a question word or no size or colour: no wish given
+    ("我要换货", None), ("我要换货，订单号ES2611210006", None), ("I want to exchange my shoes", None),
+    ("exchange it", None), ("换成 订单ES2611210006", None), ("change it to what?", None),
+    ("我想换成别的", None), ("", None)])
+def test_the_wish_an_exchange_request_gives_with_itself(said, wish):
+    assert service.wish_in_request(said) == wish
+
+
+@pytest.mark.parametrize("requested, intent, before, expected", [
+    (None, "request_exchange", None, {"exchange_to": "a size L"}),  # the form's start
+    ("order_number", "request_exchange", None, {}),  # later turns: the form's own questions
+    (None, "inform", None, {}), (None, "request_exchange", "black", {})])
+def test_the_exchange_form_takes_the_wish_given_with_the_request(requested, intent, before, expected):
+    """"exchange order ES2611210006 for a size L" was asked which size (stop 40, left open): the
+    wish given with the request is taken, and confirmed with the rest."""
+    tracker = make_tracker({"requested_slot": requested, "exchange_to": before},
+                           text="exchange order ES2611200002 for a size L")
+    tracker.latest_message["intent"] = {"name": intent, "confidence": 0.99}
+    got = asyncio.run(bot_actions.ValidateExchangeForm().extract_exchange_to(CollectingDispatcher(), tracker, {}))
+    assert got == expected
+
+
+@pytest.mark.parametrize("request_said, item", [
+    ("I need to swap the shoes for a 43", "CL-003"), ("我想把ES2611210006的充电宝换成黑色的", "EL-003"),
+    ("我要换第2件", "EL-003"), ("exchange order ES2611210006 for a size 43", None), ("我要换货", None)])
+def test_an_order_of_several_items_takes_the_item_the_request_named(db_url, request_said, item):
+    """"我想把ES2603157742的羊毛衫换成M码" was asked which item of the three: the item the request
+    named is taken when the order is known (the confirmation shows it), else the form asks."""
+    events = [{"event": "user", "text": request_said, "parse_data": {"intent": {"name": "request_exchange"}}},
+              {"event": "user", "text": TWO_ITEMS_SHIPPED, "parse_data": {"intent": {"name": "inform"}}},
+              {"event": "slot", "name": "order_number", "value": TWO_ITEMS_SHIPPED}]
+    tracker = make_tracker({"order_number": TWO_ITEMS_SHIPPED}, events=events, text=TWO_ITEMS_SHIPPED)
+    replies, got = run(bot_actions.ValidateExchangeForm(), tracker, EXCHANGE_FORM_DOMAIN)
+    assert replies == [] and slot_events(got) == {"order_number": TWO_ITEMS_SHIPPED, "exchange_item": item}
+
+
 @pytest.mark.parametrize(
     "slots, candidates, reply",
     [({}, {"order_number": AWAITING_SHIPMENT},
