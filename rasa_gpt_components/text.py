@@ -128,7 +128,7 @@ _YES_NO_WORDS = ("yes", "yeah", "yep", "yup", "ok", "okay", "kk", "k", "sure", "
                  "never mind", "nevermind", "forget it", "forget about it", "actually", "oh",
                  "算了", "算啦", "那算了", "不弄了", "没事了",
                  "好的", "好吧", "好滴", "好", "行吧", "行", "可以", "嗯嗯", "嗯", "恩", "是的", "是", "对的", "对",
-                 "没错", "确认", "确定", "不用了", "不用", "不要了", "不要", "不了", "没有", "没事", "不", "否",
+                 "没错", "确认", "确定", "不用了", "不用", "不需要了", "不需要", "不要了", "不要", "不了", "没有", "没事", "不", "否",
                  "谢谢", "麻烦了", "麻烦你了", "麻烦您了", "哦", "噢", "👍", "👌", "🙏")
 _YES_NO_WORD = "|".join(re.escape(w) for w in sorted(_YES_NO_WORDS, key=len, reverse=True))
 _ONLY_YES_OR_NO = re.compile(rf"[\W_]*(?:(?:{_YES_NO_WORD})(?![a-z])[\W_]*)+", re.IGNORECASE)

@@ -34,7 +34,9 @@ passages that start with "Yes."): with ``acknowledgement_response`` set, a
 message of one of ``acknowledgement_intents`` that only this policy would
 answer, and that only says yes or no (``text.only_yes_or_no``: "不用了",
 "确认", "yes please"; not a vague "so about that" the NLU also read as a yes),
-gets that response instead of the fallback, at the same confidence.
+gets that response instead of the fallback, at the same confidence; so does a
+no that says more right after an offer of a person ("不用转了 就是吐槽一下",
+"no thanks, just wanted to vent": ``text.leading_yes_or_no``, no question).
 
 It also follows the customer's frustration (``frustration``, a mapping; see
 ``handoff/frustration.py``): right after each user message it sets the score in
@@ -72,7 +74,7 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 from rasa_gpt_components.handoff.conversation import Conversation, read_conversation
 from rasa_gpt_components.handoff.frustration import FrustrationSettings, frustration
 from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
-from rasa_gpt_components.text import accepts_offer, only_yes_or_no
+from rasa_gpt_components.text import accepts_offer, leading_yes_or_no, only_yes_or_no
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +170,8 @@ class GenerativeFallbackPolicy(Policy):
             events.append(SlotSet(self.frustration.slot, round(score, 2)))
         offer = score is not None and self._offer(tracker, domain, conversation, score)
         action, confidence, code, reason = self._decide(tracker, domain, score if offer else None,
-                                                        accepted=self._offer_accepted(tracker, conversation))
+                                                        accepted=self._offer_accepted(tracker, conversation),
+                                                        declined=self._offer_declined(tracker, conversation))
         if action == ACTION_LISTEN_NAME:
             self._report_takeover(tracker)
         if action is None:
@@ -204,16 +207,26 @@ class GenerativeFallbackPolicy(Policy):
         done = {self.frustration.offer_action, self.config["handoff_action"]}
         return not any(action in done for turn in conversation.turns for action in turn.actions)
 
-    def _offer_accepted(self, tracker: DialogueStateTracker, conversation: Optional[Conversation]) -> bool:
-        """Whether the customer just said yes (``accept_intents``, or a yes that asks for it whatever
-        the intent: "好的，麻烦了", "要，帮我转") to the human that the bot's previous reply offered (a decline,
-        or one of ``offer_actions``); not while a form asks its own yes/no question."""
+    def _after_offer(self, tracker: DialogueStateTracker, conversation: Optional[Conversation]) -> bool:
+        """Whether the bot's previous reply offered a person (a decline, or one of ``offer_actions``);
+        not while a form asks its own yes/no question."""
         if conversation is None or len(conversation.turns) < 2 or tracker.active_loop_name:
             return False
-        if not conversation.turns[-2].offered_a_person(self.config["offer_actions"]):
+        return conversation.turns[-2].offered_a_person(self.config["offer_actions"])
+
+    def _offer_accepted(self, tracker: DialogueStateTracker, conversation: Optional[Conversation]) -> bool:
+        """Whether the customer just said yes (``accept_intents``, or a yes that asks for it whatever
+        the intent: "好的，麻烦了", "要，帮我转") to the human that the bot's previous reply offered."""
+        if not self._after_offer(tracker, conversation):
             return False
         latest = tracker.latest_message.intent.get(INTENT_NAME_KEY)
         return latest in self.config["accept_intents"] or accepts_offer(tracker.latest_message.text or "")
+
+    def _offer_declined(self, tracker: DialogueStateTracker, conversation: Optional[Conversation]) -> bool:
+        """Whether the customer just said no, and more, to the human the bot's previous reply offered
+        ("不用转了 就是吐槽一下": a plain no first, no question): nothing to look up."""
+        text = (tracker.latest_message.text if tracker.latest_message else None) or ""
+        return self._after_offer(tracker, conversation) and leading_yes_or_no(text) is False
 
     def _report_takeover(self, tracker: DialogueStateTracker) -> None:
         """Count and log the turn this policy just took over: its action is the one that
@@ -232,10 +245,10 @@ class GenerativeFallbackPolicy(Policy):
             **message_fields(tracker)))
 
     def _decide(self, tracker: DialogueStateTracker, domain: Domain, offer_at: Optional[float] = None,
-                accepted: bool = False) -> Tuple[Optional[str], float, str, str]:
+                accepted: bool = False, declined: bool = False) -> Tuple[Optional[str], float, str, str]:
         """(action or None, confidence, reason code for metrics and logs, reason for people);
-        ``offer_at``: the frustration score when a human is to be offered now; ``accepted``:
-        the customer said yes to the human a decline offered."""
+        ``offer_at``: the frustration score when a human is to be offered now; ``accepted`` /
+        ``declined``: the customer said yes / a no that says more to the human just offered."""
         fallback, handoff = self.config["fallback_response"], self.config["handoff_action"]
         apology = self.config["failed_action_response"]
         offer = self.frustration.offer_action if self.frustration.level is not None else None
@@ -265,7 +278,7 @@ class GenerativeFallbackPolicy(Policy):
             action, probability, code = fallback, 1.0, "nlu_low_confidence"
             reason = f"intent {name} has confidence {confidence:.2f} < nlu_threshold"
         elif (acknowledgement and name in self.config["acknowledgement_intents"] and not tracker.active_loop_name
-              and only_yes_or_no(tracker.latest_message.text or "")):
+              and (declined or only_yes_or_no(tracker.latest_message.text or ""))):
             return (acknowledgement, float(self.config["core_threshold"]), "acknowledgement",
                     f"{name} with nothing pending: no question to search for")
         else:

@@ -151,3 +151,18 @@ def test_a_yes_or_no_with_nothing_pending_gets_the_acknowledgement_not_a_search(
         assert predicted(p, [*user("affirm", 0.95, vague)])[0] == "utter_generative_fallback"
     with pytest.raises(RasaException, match="'utter_ok' \\(acknowledgement_response\\) is not in the domain"):
         policy(acknowledgement_response="utter_ok").train([], DOMAIN)
+
+
+def test_a_no_that_says_more_to_an_offered_human_gets_the_acknowledgement(policy):
+    """"不用转了 就是吐槽一下" to the reply to a complaint (holdout 16), read as stop: the fallback
+    searched the knowledge base with it. A no first, no question, right after an offer: acknowledged."""
+    p = policy(acknowledgement_response="utter_greet", offer_actions=["utter_greet"],
+               acknowledgement_intents=["affirm", "deny", "stop"])
+    offered = [*user("greet", 0.9), ActionExecuted("utter_greet"), BotUttered("Shall I get a human?")]
+    for intent, text in (("stop", "不用转了 就是吐槽一下"), ("deny", "no thanks, just wanted to vent"),
+                         ("deny", "不需要，谢谢")):
+        assert predicted(p, [*offered, *user(intent, 0.9, text)])[:2] == ("utter_greet", 0.3)
+        assert predicted(p, [*user(intent, 0.9, text)])[0] == (
+            "utter_greet" if text == "不需要，谢谢" else "utter_generative_fallback")  # no offer: only a plain no
+    for intent, text in (("deny", "no, but how long does delivery take?"), ("faq", "不用，我想问下运费")):
+        assert predicted(p, [*offered, *user(intent, 0.9, text)])[0] == "utter_generative_fallback"
