@@ -44,6 +44,7 @@ from rasa.utils.endpoints import EndpointConfig
 from rasa_gpt_components.generation.answer import Answer, KnowledgeAnswerer, Outcome, Why, template_answer
 from rasa_gpt_components.generation.backends import BackendError, build_backend
 from rasa_gpt_components.generation.settings import NLGSettings
+from rasa_gpt_components.handoff.conversation import offering_responses
 from rasa_gpt_components.handoff.desk import HandoffDesk
 from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
 from rasa_gpt_components.knowledge.fit import RetrievalFit, knowledge_fingerprint
@@ -157,7 +158,8 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         responses = self.responses
         template = await super().generate(utter_action, tracker, output_channel, **kwargs)
         if template is not None and self.desk.handles(utter_action):
-            record = self.desk.hand_off([event.as_dict() for event in tracker.applied_events()], tracker.sender_id)
+            record = self.desk.hand_off([event.as_dict() for event in tracker.applied_events()], tracker.sender_id,
+                                        offering_responses(responses))
             return {**template, "metadata": {**(template.get("metadata") or {}), "handoff": record}}
         if not self.is_generative(utter_action, responses):
             if template and template.get("text") and (template.get("metadata") or {}).get("rephrase"):

@@ -3,11 +3,13 @@ in Rasa, ``tracker.events`` in the action server), from the latest session start
 or restart on."""
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from rasa_gpt_components.text import clean_text
 
 _STARTS = {"session_started", "restart"}
+# a response whose variations say ``metadata: {offers_handoff: true}`` offers the customer a person
+OFFERS_HANDOFF = "offers_handoff"
 ANSWERED = {"generated", "passage", "rephrased"}  # outcomes of a generative reply that answered
 _LISTEN = "action_listen"
 _BOOKKEEPING = {_LISTEN, "action_session_start", "action_unlikely_intent"}
@@ -110,6 +112,13 @@ def read_conversation(events: Sequence[Dict[str, Any]]) -> Conversation:
                 completed.append(active)
             active = name
     return Conversation(turns, slots, started, completed, active)
+
+
+def offering_responses(responses: Dict[str, List[Dict[str, Any]]]) -> Tuple[str, ...]:
+    """The responses of a domain that offer a person (``metadata: {offers_handoff: true}`` in a
+    variation): declared once, in the domain, for the policy's yes-to-an-offer and the summary's reason."""
+    return tuple(name for name, variations in responses.items()
+                 if any((variation.get("metadata") or {}).get(OFFERS_HANDOFF) for variation in variations or ()))
 
 
 def response_metadata(event: Dict[str, Any]) -> Dict[str, Any]:

@@ -7,6 +7,7 @@ answers."""
 import asyncio
 import logging
 import uuid
+from dataclasses import replace
 from typing import Any, Dict, Sequence, Set
 
 from rasa_gpt_components.handoff.conversation import read_conversation
@@ -31,12 +32,17 @@ class HandoffDesk:
     def handles(self, utter_action: str) -> bool:
         return utter_action in self.settings.responses
 
-    def hand_off(self, events: Sequence[Dict[str, Any]], conversation_id: str) -> Dict[str, Any]:
+    def hand_off(self, events: Sequence[Dict[str, Any]], conversation_id: str,
+                 offer_actions: Sequence[str] = ()) -> Dict[str, Any]:
         """The hand-off record for the tracker (``{"id", "summary"}``); its delivery
-        starts in the background when a webhook is configured."""
+        starts in the background when a webhook is configured. ``offer_actions``: the
+        domain's responses that offer a person, beside the configured ones."""
         conversation = read_conversation(events)
-        score = conversation.slots.get(self.settings.summary.frustration_slot)
-        summary = build_summary(conversation, self.settings.summary, conversation_id,
+        settings = self.settings.summary
+        if offer_actions:
+            settings = replace(settings, offer_actions=(*settings.offer_actions, *offer_actions))
+        score = conversation.slots.get(settings.frustration_slot)
+        summary = build_summary(conversation, settings, conversation_id,
                                 float(score) if isinstance(score, (int, float)) else None)
         handoff_id = uuid.uuid4().hex
         HANDOFFS.labels(summary["reason"]).inc()

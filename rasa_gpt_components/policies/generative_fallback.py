@@ -71,7 +71,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 
-from rasa_gpt_components.handoff.conversation import Conversation, read_conversation
+from rasa_gpt_components.handoff.conversation import Conversation, offering_responses, read_conversation
 from rasa_gpt_components.handoff.frustration import FrustrationSettings, frustration
 from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
 from rasa_gpt_components.text import accepts_offer, leading_yes_or_no, only_yes_or_no
@@ -170,8 +170,8 @@ class GenerativeFallbackPolicy(Policy):
             events.append(SlotSet(self.frustration.slot, round(score, 2)))
         offer = score is not None and self._offer(tracker, domain, conversation, score)
         action, confidence, code, reason = self._decide(tracker, domain, score if offer else None,
-                                                        accepted=self._offer_accepted(tracker, conversation),
-                                                        declined=self._offer_declined(tracker, conversation))
+                                                        accepted=self._offer_accepted(tracker, domain, conversation),
+                                                        declined=self._offer_declined(tracker, domain, conversation))
         if action == ACTION_LISTEN_NAME:
             self._report_takeover(tracker)
         if action is None:
@@ -207,26 +207,29 @@ class GenerativeFallbackPolicy(Policy):
         done = {self.frustration.offer_action, self.config["handoff_action"]}
         return not any(action in done for turn in conversation.turns for action in turn.actions)
 
-    def _after_offer(self, tracker: DialogueStateTracker, conversation: Optional[Conversation]) -> bool:
-        """Whether the bot's previous reply offered a person (a decline, or one of ``offer_actions``);
-        not while a form asks its own yes/no question."""
+    def _after_offer(self, tracker: DialogueStateTracker, domain: Domain, conversation: Optional[Conversation]) -> bool:
+        """Whether the bot's previous reply offered a person (a decline, one of ``offer_actions`` or
+        a response the domain marks ``offers_handoff``); not while a form asks its own yes/no question."""
         if conversation is None or len(conversation.turns) < 2 or tracker.active_loop_name:
             return False
-        return conversation.turns[-2].offered_a_person(self.config["offer_actions"])
+        offers = (*self.config["offer_actions"], *offering_responses(domain.responses))
+        return conversation.turns[-2].offered_a_person(offers)
 
-    def _offer_accepted(self, tracker: DialogueStateTracker, conversation: Optional[Conversation]) -> bool:
+    def _offer_accepted(self, tracker: DialogueStateTracker, domain: Domain,
+                        conversation: Optional[Conversation]) -> bool:
         """Whether the customer just said yes (``accept_intents``, or a yes that asks for it whatever
         the intent: "好的，麻烦了", "要，帮我转") to the human that the bot's previous reply offered."""
-        if not self._after_offer(tracker, conversation):
+        if not self._after_offer(tracker, domain, conversation):
             return False
         latest = tracker.latest_message.intent.get(INTENT_NAME_KEY)
         return latest in self.config["accept_intents"] or accepts_offer(tracker.latest_message.text or "")
 
-    def _offer_declined(self, tracker: DialogueStateTracker, conversation: Optional[Conversation]) -> bool:
+    def _offer_declined(self, tracker: DialogueStateTracker, domain: Domain,
+                        conversation: Optional[Conversation]) -> bool:
         """Whether the customer just said no, and more, to the human the bot's previous reply offered
         ("不用转了 就是吐槽一下": a plain no first, no question): nothing to look up."""
         text = (tracker.latest_message.text if tracker.latest_message else None) or ""
-        return self._after_offer(tracker, conversation) and leading_yes_or_no(text) is False
+        return self._after_offer(tracker, domain, conversation) and leading_yes_or_no(text) is False
 
     def _report_takeover(self, tracker: DialogueStateTracker) -> None:
         """Count and log the turn this policy just took over: its action is the one that

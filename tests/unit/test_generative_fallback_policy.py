@@ -136,6 +136,18 @@ def test_a_yes_that_asks_for_an_offered_human_hands_off_whatever_the_intent(poli
     assert predicted(p, [*user("greet", 0.9), *declined(), *user("thank", 0.9, "好的，麻烦了")])[0] == "utter_handoff"
 
 
+def test_a_yes_to_a_reply_the_domain_marks_as_offering_a_person_hands_off(policy):
+    """``metadata: {offers_handoff: true}`` on a response declares the offer once, in the domain."""
+    marked = Domain.from_yaml(DOMAIN.as_yaml().replace("utter_greet:\n  - text: hi",
+                                                       "utter_greet:\n  - text: hi\n    metadata: {offers_handoff: true}"))
+    assert marked.responses["utter_greet"][0]["metadata"] == {"offers_handoff": True}
+    offered = [*user("greet", 0.9), ActionExecuted("utter_greet"), BotUttered("Shall I get a human?")]
+    events = tracker(*offered, *user("thank", 0.9, "好的，麻烦了"))
+    prediction = policy().predict_action_probabilities(events, marked)
+    assert marked.action_names_or_texts[prediction.max_confidence_index] == "utter_handoff"
+    assert predicted(policy(), [*offered, *user("thank", 0.9, "好的，麻烦了")])[0] != "utter_handoff"  # not marked
+
+
 def test_a_yes_or_no_with_nothing_pending_gets_the_acknowledgement_not_a_search(policy):
     p = policy(acknowledgement_response="utter_greet")  # any response of the domain
     assert p.train([], DOMAIN).name == "p"

@@ -4,11 +4,13 @@ and delivery over real HTTP to a stand-in desk on 127.0.0.1 (up, failing, down).
 import json
 
 import pytest
+from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
-from rasa_gpt_components.handoff.conversation import read_conversation
+from rasa_gpt_components.handoff.conversation import offering_responses, read_conversation
+from rasa_gpt_components.handoff.desk import HandoffDesk
 from rasa_gpt_components.handoff.settings import HandoffSettings
 from rasa_gpt_components.handoff.summary import SummarySettings, build_summary, render
 from rasa_gpt_components.handoff.webhook import WebhookSettings, deliver, payload, sign, verify_signature
@@ -106,6 +108,26 @@ def test_a_person_accepted_after_any_reply_that_offers_one_is_told():
     assert build_summary(conversation, SummarySettings())["reason"] == "bot"
     settings = HandoffSettings.from_config({"offer_actions": ["utter_complaint"]}, "utter_generative_fallback")
     assert settings.summary.offer_actions == ("utter_complaint",)
+
+
+def test_a_reply_the_domain_marks_as_offering_a_person_is_an_offer():
+    """Declared once, in the domain (``metadata: {offers_handoff: true}``), for the policy and the
+    summary: the NLG hands the desk the responses that offer a person."""
+    domain = Domain.from_yaml("""
+version: "3.1"
+responses:
+  utter_complaint:
+    - {condition: [{type: slot, name: language, value: en}], text: "A person?", metadata: {offers_handoff: true}}
+    - {text: "转人工吗？", metadata: {offers_handoff: true}}
+  utter_greet: [{text: hi, metadata: {rephrase: true}}]
+""")
+    assert offering_responses(domain.responses) == ("utter_complaint",)
+    events = [*said("下单十天了还没发货", "complaint"), ActionExecuted("utter_complaint"), BotUttered("需要转人工吗？"),
+              *said("转吧", "nlu_fallback"), ActionExecuted("action_handoff")]
+    desk = HandoffDesk(HandoffSettings.from_config({}, "utter_generative_fallback"))
+    as_dicts = [e.as_dict() for e in events]
+    assert desk.hand_off(as_dicts, "c1", offering_responses(domain.responses))["summary"]["reason"] == "offer_accepted"
+    assert desk.hand_off(as_dicts, "c1")["summary"]["reason"] == "bot"
 
 
 def test_formats_escape_the_customers_words_and_stay_within_limits():
