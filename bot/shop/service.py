@@ -284,26 +284,35 @@ _ZH_SIZE_AFTER_VERB = r"换(?:个|一个|一双|一件|一条)?(?=[大小]一?[�
 _WISH_IN_REQUEST = re.compile(rf"(?:{_ZH_WISH_VERB}|{_ZH_SIZE_AFTER_VERB})(?P<zh>\S.*)$|"
                               r"\b(?:change|swap|switch|exchange)\b(?:\s+\S+){0,5}?\s+(?:to|for|into)\s+(?P<en>\S.*)$",
                               re.IGNORECASE)
+_LAST_FOR = re.compile(r"\s+(?:for|to|into)\s+", re.IGNORECASE)
 _ASKED_END = re.compile(r"\s*(?:[吗呢么嘛][?？]?|[?？])+$")
-# no wish: a question word ("change it to what?") or no size or colour at all ("换成别的")
-_NO_WISH = re.compile(r"^(?:what|which|whatever|something else|another one|a different one|other|"
-                      r"什么|啥|哪个|哪种|别的|其他的?|其它的?|另一个|另外一个)$", re.IGNORECASE)
+_POLITE_END = re.compile(r"[\s,，]*\b(?:please|pls|plz|instead|thanks|thank you)\b[\s.!?]*$", re.IGNORECASE)
+# a wish says which size or colour: a number, a size's letters, a colour, one size up or down
+# ("a size L", "42码", "白色的", "the black one", "大一码"); "another colour", "a different size",
+# "a bigger pair", "that same order", "please" say none, and the form asks
+_COLOURS = ("black|white|grey|gray|silver|gold|red|pink|rose|orange|yellow|green|blue|navy|purple|violet|"
+            "brown|beige|khaki|cream|ivory|teal|turquoise|burgundy|charcoal")
+_CONCRETE_WISH = re.compile(rf"\d|(?-i:\b(?:XX?S|S|M|L|XX?L|XXXL)\b)|\bsize\s+[a-z0-9]|\b(?:{_COLOURS})\b|"
+                            r"\b(?:one|a) size (?:up|down|bigger|smaller)\b|"
+                            r"[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色|[A-Za-z]{1,3}[码号]|[大小][一1][码号]", re.IGNORECASE)
 
 
 def wish_in_request(text: Optional[str]) -> Optional[str]:
     """The wish an exchange request states with itself ("ES2611210006的跑鞋小了，想换大一码" -> "大一码",
-    "exchange order ES2611210006 for a size L" -> "a size L", "can I swap it for a larger size?" ->
-    "a larger size"), or None: the first clause that asks for something with a wish's verb, without
-    its order numbers and the question's end. The form then does not ask for it again; its
-    confirmation shows it, to be corrected there."""
+    "exchange order ES2611210006 for a size L" -> "a size L", "能换成白色的吗？" -> "白色的"), or None:
+    the first clause that asks for something with a wish's verb, without its order numbers, the
+    question's end and a "please", that names a size or a colour (``_CONCRETE_WISH``). The form
+    then does not ask for it again; its confirmation shows it, to be corrected there."""
     for clause in _CLAUSE_BREAK.split(_clean(text, WANTED_MAX_CHARS * 2)):
         found = _WISH_IN_REQUEST.search(clause.strip()) if clause else None
         if not found:
             continue
         wish = found.group("zh") or found.group("en")
+        tail = _LAST_FOR.split(wish)[-1]  # "the shoes I got for my son's birthday for a 43" -> "a 43"
+        wish = tail if _CONCRETE_WISH.search(tail) else wish
         wish = " ".join(_ORDER_LABEL.sub("", part).strip() for part in _ORDER_NO_ANY_CASE.split(wish))
-        wish = clean_wanted(_ASKED_END.sub("", wish).strip(" :："))
-        if wish and _REASON_WORD.search(wish) and not _NO_WISH.match(wish):
+        wish = clean_wanted(_POLITE_END.sub("", _ASKED_END.sub("", wish)).strip(" :："))
+        if wish and _CONCRETE_WISH.search(wish):
             return wish
     return None
 

@@ -695,14 +695,19 @@ def test_the_wish_is_stored_without_the_verb_that_asks_for_it(said, wanted):
 
 @pytest.mark.parametrize("said, wish", [
     ("ES2611210006的跑鞋小了，想换大一码", "大一码"), ("exchange order ES2611210006 for a size L", "a size L"),
-    ("hi, I ordered a jacket last week and it's too small, can I swap it for a larger size?", "a larger size"),
+    ("could I swap it for the black one instead?", "the black one"), ("swap it for size m please", "size m"),
+    ("I'd like to exchange the shoes I got for my son's birthday for a 43", "a 43"),
     ("我想把ES2603157742的羊毛衫换成M码", "M码"), ("能换成42码吗？", "42码"), ("T恤小了 换L码", "L码"),
     ("我想换一双43的", "43的"), ("换货 ES2611210006 换成黑色的吧", "黑色的"),
     ("I need to swap these to black, order ES2611210006", "black"),
     # the request alone, an order number, a question word or no size or colour: no wish given
     ("我要换货", None), ("我要换货，订单号ES2611210006", None), ("I want to exchange my shoes", None),
     ("exchange it", None), ("换成 订单ES2611210006", None), ("change it to what?", None),
-    ("我想换成别的", None), ("", None)])
+    ("我想换成别的", None), ("", None),
+    # the kind of wish without the wish: the form asks which (the conversation sets' requests)
+    ("I'd like to exchange ES2611190007 for another colour", None), ("I want to swap something for a different size", None),
+    ("can I swap it for a larger size?", None), ("exchange for ES2610120001 please", None),
+    ("let's redo the exchange for that same order", None), ("i need to exchange the hoodie i bought for my son", None)])
 def test_the_wish_an_exchange_request_gives_with_itself(said, wish):
     assert service.wish_in_request(said) == wish
 
