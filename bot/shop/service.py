@@ -273,14 +273,18 @@ _NEW_WISH = re.compile(rf"(?:{_ZH_WISH_VERB})(?P<zh>\S.*)$|\b{_EN_WISH_VERB}(?P<
 
 
 def wish_in(text: Optional[str]) -> Optional[str]:
-    """The wish a message states with its verb ("好的 换成黑色的" -> "黑色的"), or None."""
+    """The wish a message states with its verb ("好的 换成黑色的" -> "黑色的", "那换大半码，41.5" ->
+    "大半码": :func:`wish_in_request`), or None."""
+    said = wish_in_request(text)
+    if said:
+        return said
     found = _NEW_WISH.search(_clean(text, WANTED_MAX_CHARS * 2)) if text else None
     return clean_wanted(found.group("zh") or found.group("en")) if found else None
 
 
 # a wish inside an exchange request: the verbs above, "换大一码" / "换个M码" (换 before a size), and
 # an English verb a few words before its "for" ("exchange order ES2611210006 for a size L")
-_ZH_SIZE_AFTER_VERB = r"换(?:个|一个|一双|一件|一条)?(?=[大小]一?[码号]|\d|[a-z]{1,3}[码号])"
+_ZH_SIZE_AFTER_VERB = r"换(?:个|一个|一双|一件|一条)?(?=[大小][半一1]?个?[码号]|\d|[a-z]{1,3}[码号])"
 _WISH_IN_REQUEST = re.compile(rf"(?:{_ZH_WISH_VERB}|{_ZH_SIZE_AFTER_VERB})(?P<zh>\S.*)$|"
                               r"\b(?:change|swap|switch|exchange)\b(?:\s+\S+){0,5}?\s+(?:to|for|into)\s+(?P<en>\S.*)$",
                               re.IGNORECASE)
@@ -294,7 +298,7 @@ _COLOURS = ("black|white|grey|gray|silver|gold|red|pink|rose|orange|yellow|green
             "brown|beige|khaki|cream|ivory|teal|turquoise|burgundy|charcoal")
 _CONCRETE_WISH = re.compile(rf"\d|(?-i:\b(?:XX?S|S|M|L|XX?L|XXXL)\b)|\bsize\s+[a-z0-9]|\b(?:{_COLOURS})\b|"
                             r"\b(?:one|a) size (?:up|down|bigger|smaller)\b|"
-                            r"[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色|[A-Za-z]{1,3}[码号]|[大小][一1][码号]", re.IGNORECASE)
+                            r"[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色|[A-Za-z]{1,3}[码号]|[大小][半一1]个?[码号]", re.IGNORECASE)
 
 
 def wish_in_request(text: Optional[str]) -> Optional[str]:

@@ -494,7 +494,11 @@ def test_a_new_reason_at_the_refund_confirmation_replaces_the_old_one(db_url, sa
      {"exchange_confirmed": None, "exchange_to": None, "exchange_item": None}),
     (SHIPPED_SF, "no wait, wrong size, I meant 44", "request_exchange",  # one item: it stays
      {"exchange_confirmed": None, "exchange_to": None}),
-    (TWO_ITEMS_SHIPPED, "好的 换成白色的", "request_exchange", {"exchange_confirmed": None, "exchange_to": "白色的"})])
+    (TWO_ITEMS_SHIPPED, "好的 换成白色的", "request_exchange", {"exchange_confirmed": None, "exchange_to": "白色的"}),
+    # a new size without 换成, read as the request (a conversation set): no yes to the old wish
+    (TWO_ITEMS_SHIPPED, "那换大半码，41.5", "request_exchange", {"exchange_confirmed": None, "exchange_to": "大半码"}),
+    (TWO_ITEMS_SHIPPED, "swap them for a size 44 instead", "request_exchange",
+     {"exchange_confirmed": None, "exchange_to": "a size 44"})])
 def test_a_correction_at_the_exchange_confirmation_is_no_yes(db_url, order_no, said, intent, expected):
     slots = {"language": "en", "order_number": order_no, "exchange_item": "CL-003", "exchange_to": "Midnight black",
              "requested_slot": "exchange_confirmed"}
