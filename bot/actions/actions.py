@@ -612,13 +612,18 @@ class ValidateExchangeForm(OrderFormValidation):
         wish = service.wish_in_request(tracker.latest_message.get("text"))
         return {"exchange_to": wish} if wish else {}
 
-    def validate_exchange_to(
+    async def validate_exchange_to(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         """What the customer wants instead (a size, a colour): at most ``service.WANTED_MAX_CHARS``
-        characters, that is one (:func:`not_an_answer`); no complaint about an empty slot."""
+        characters, that is one (:func:`not_an_answer`, nor only the item again: "跑步鞋", "#1" when
+        the item was taken from the request); no complaint about an empty slot."""
         if slot_value is None or not_an_answer(tracker, slot_value):
             return {"exchange_to": None}
+        if isinstance(slot_value, str) and tracker.get_slot("order_number"):
+            order = await order_to_validate(dispatcher, self.name(), tracker.get_slot("order_number"))
+            if order is not None and service.only_names_an_item(order.items, slot_value):
+                return {"exchange_to": None}
         wanted = service.clean_wanted(slot_value if isinstance(slot_value, str) else None)
         if wanted is None:
             dispatcher.utter_message(response="utter_invalid_exchange_to", max_length=service.WANTED_MAX_CHARS)

@@ -485,6 +485,17 @@ def item_in_request(items: Sequence[Item], text: Optional[str]) -> Optional[Item
     return order_item(items, said) if _WORD.search(said.casefold()) else None
 
 
+def only_names_an_item(items: Sequence[Item], said: Optional[str]) -> bool:
+    """Whether ``said`` only names an item of the order ("跑步鞋", "the shoes", "#1", "第1件") and
+    no size or colour: no wish ("the shoes, size 44" is one)."""
+    if not said or not items:
+        return False
+    position = _ITEM_POSITION.fullmatch(_clean(said, ITEM_MAX_CHARS).casefold())
+    if position:
+        return 1 <= int(position.group(1)) <= len(items)
+    return order_item(items, said) is not None and not _CONCRETE_WISH.search(said)
+
+
 def check_exchange(order: OrderResult, said_item: Optional[str]) -> ExchangeResult:
     """Whether an item of an order looked up (:func:`find_order`) can be exchanged.
 

@@ -730,6 +730,17 @@ def test_the_exchange_form_takes_the_wish_given_with_the_request(requested, inte
     assert got == expected
 
 
+@pytest.mark.parametrize("said, wish", [
+    ("跑步鞋", None), ("the shoes", None), ("#1", None), ("第2件", None), ("1", None),
+    ("the shoes, size 44", "the shoes, size 44"), ("43码", "43码"), ("42", "42"), ("black", "black")])
+def test_only_the_item_again_is_no_wish(db_url, said, wish):
+    """With the item taken from the request, customers who expected its question answered the
+    wish's with it ("跑步鞋", then "换大一码 42的" at the confirmation filed "跑步鞋" as the wish)."""
+    replies, events = validate_exchange_form({"order_number": TWO_ITEMS_SHIPPED, "exchange_item": "CL-003"},
+                                             exchange_to=said)
+    assert replies == [] and slot_events(events) == {"exchange_to": wish}
+
+
 @pytest.mark.parametrize("request_said, item", [
     ("I need to swap the shoes for a 43", "CL-003"), ("我想把ES2611210006的充电宝换成黑色的", "EL-003"),
     ("我要换第2件", "EL-003"), ("exchange order ES2611210006 for a size 43", None), ("我要换货", None)])
