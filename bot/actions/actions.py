@@ -369,6 +369,8 @@ class ActionSubmitRefund(ShopAction):
 
 # a message with one of these intents only thanks, greets, says goodbye or yes: not what a form asked
 NOT_FREE_TEXT_INTENTS = ("thank", "greet", "goodbye", "affirm")
+# what the exchange confirmation maps (domain.yml; validate_exchange_confirmed reads a new wish in them)
+CONFIRMATION_INTENTS = ("affirm", "deny", "stop", "request_exchange")
 
 
 def latest_intent(tracker: Tracker) -> Optional[str]:
@@ -605,9 +607,15 @@ class ValidateExchangeForm(OrderFormValidation):
         """The wish the request itself gave ("exchange order ES2611210006 for a size L",
         "跑鞋小了，想换大一码"), at the form's start: the form does not ask for what the customer
         already said (:func:`service.wish_in_request`); its confirmation shows it, and a new
-        wish there replaces it."""
-        if (tracker.get_slot(REQUESTED_SLOT) or tracker.get_slot("exchange_to")
-                or latest_intent(tracker) != "request_exchange"):
+        wish there replaces it. At the confirmation, a message that is only a size or a colour
+        ("白色" to "换成“白色的”？", "43码" to "大一码") is the wish, said again or anew: the
+        confirmation is asked again with it (it was no answer, and got the fallback)."""
+        requested = tracker.get_slot(REQUESTED_SLOT)
+        if requested == "exchange_confirmed" and latest_intent(tracker) not in CONFIRMATION_INTENTS:
+            text = tracker.latest_message.get("text")
+            wish = service.wish_in(text) or service.only_a_wish(text)
+            return {"exchange_to": wish} if wish else {}
+        if requested or tracker.get_slot("exchange_to") or latest_intent(tracker) != "request_exchange":
             return {}
         wish = service.wish_in_request(tracker.latest_message.get("text"))
         return {"exchange_to": wish} if wish else {}

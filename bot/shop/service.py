@@ -272,6 +272,19 @@ _TRAILING_PARTICLE = re.compile(r"(?<=\S)[吧啊呀哈嘛]+[。！!.]*$")
 _NEW_WISH = re.compile(rf"(?:{_ZH_WISH_VERB})(?P<zh>\S.*)$|\b{_EN_WISH_VERB}(?P<en>\S.*)$", re.IGNORECASE)
 
 
+ONLY_A_WISH_MAX_CHARS = 16
+
+
+def only_a_wish(text: Optional[str]) -> Optional[str]:
+    """A message that is only a size or a colour ("白色", "43码", "size 44", "black please"), as the
+    wish; None for anything else (a question, an order number, a longer message)."""
+    wanted = clean_wanted(_POLITE_END.sub("", _clean(text, WANTED_MAX_CHARS)))
+    if (not wanted or len(wanted) > ONLY_A_WISH_MAX_CHARS or _QUESTION_END.search(wanted)
+            or _ORDER_NO_ANY_CASE.search(wanted)):
+        return None
+    return wanted if _CONCRETE_WISH.search(wanted) else None
+
+
 def wish_in(text: Optional[str]) -> Optional[str]:
     """The wish a message states with its verb ("好的 换成黑色的" -> "黑色的", "那换大半码，41.5" ->
     "大半码": :func:`wish_in_request`), or None."""

@@ -741,6 +741,21 @@ def test_only_the_item_again_is_no_wish(db_url, said, wish):
     assert replies == [] and slot_events(events) == {"exchange_to": wish}
 
 
+@pytest.mark.parametrize("said, intent, expected", [
+    ("白色", "inform", {"exchange_to": "白色"}), ("43码", "inform", {"exchange_to": "43码"}),
+    ("black please", "nlu_fallback", {"exchange_to": "black"}), ("size 44", "inform", {"exchange_to": "size 44"}),
+    ("对", "affirm", {}), ("白色吗？", "faq", {}), ("ES2611210006", "inform", {}),
+    ("不用了，我还是留着黑色的吧", "deny", {}), ("the postage, who pays it", "faq", {}),
+    ("那换大半码，41.5", "inform", {"exchange_to": "大半码"}), ("好的 换成白色的", "request_exchange", {})])
+def test_a_size_or_colour_alone_at_the_exchange_confirmation_is_the_wish(said, intent, expected):
+    """"白色" to "换成“白色的”，确认提交吗？" and "43码" to "大一码" (the conversation sets, once the
+    wish came from the request) got the fallback: the wish, to be confirmed again."""
+    tracker = make_tracker({"requested_slot": "exchange_confirmed", "exchange_to": "白色的"}, text=said)
+    tracker.latest_message["intent"] = {"name": intent, "confidence": 0.99}
+    got = asyncio.run(bot_actions.ValidateExchangeForm().extract_exchange_to(CollectingDispatcher(), tracker, {}))
+    assert got == expected
+
+
 @pytest.mark.parametrize("request_said, item", [
     ("I need to swap the shoes for a 43", "CL-003"), ("我想把ES2611210006的充电宝换成黑色的", "EL-003"),
     ("我要换第2件", "EL-003"), ("exchange order ES2611210006 for a size 43", None), ("我要换货", None)])
