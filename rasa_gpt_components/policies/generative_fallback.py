@@ -169,9 +169,10 @@ class GenerativeFallbackPolicy(Policy):
         if score is not None and self.frustration.slot in {slot.name for slot in domain.slots}:
             events.append(SlotSet(self.frustration.slot, round(score, 2)))
         offer = score is not None and self._offer(tracker, domain, conversation, score)
+        offered = self._after_offer(tracker, domain, conversation)
         action, confidence, code, reason = self._decide(tracker, domain, score if offer else None,
-                                                        accepted=self._offer_accepted(tracker, domain, conversation),
-                                                        declined=self._offer_declined(tracker, domain, conversation))
+                                                        accepted=offered and self._accepts_offer(tracker),
+                                                        declined=offered and self._declines_offer(tracker))
         if action == ACTION_LISTEN_NAME:
             self._report_takeover(tracker)
         if action is None:
@@ -215,21 +216,19 @@ class GenerativeFallbackPolicy(Policy):
         offers = (*self.config["offer_actions"], *offering_responses(domain.responses))
         return conversation.turns[-2].offered_a_person(offers)
 
-    def _offer_accepted(self, tracker: DialogueStateTracker, domain: Domain,
-                        conversation: Optional[Conversation]) -> bool:
-        """Whether the customer just said yes (``accept_intents``, or a yes that asks for it whatever
-        the intent: "好的，麻烦了", "要，帮我转") to the human that the bot's previous reply offered."""
-        if not self._after_offer(tracker, domain, conversation):
-            return False
+    def _accepts_offer(self, tracker: DialogueStateTracker) -> bool:
+        """Whether the customer's message, right after an offer of a person (:meth:`_after_offer`),
+        says yes (``accept_intents``, or a yes that asks for it whatever the intent: "好的，麻烦了",
+        "要，帮我转")."""
         latest = tracker.latest_message.intent.get(INTENT_NAME_KEY)
         return latest in self.config["accept_intents"] or accepts_offer(tracker.latest_message.text or "")
 
-    def _offer_declined(self, tracker: DialogueStateTracker, domain: Domain,
-                        conversation: Optional[Conversation]) -> bool:
-        """Whether the customer just said no, and more, to the human the bot's previous reply offered
+    @staticmethod
+    def _declines_offer(tracker: DialogueStateTracker) -> bool:
+        """Whether the customer's message, right after an offer of a person, says no and more
         ("不用转了 就是吐槽一下": a plain no first, no question): nothing to look up."""
         text = (tracker.latest_message.text if tracker.latest_message else None) or ""
-        return self._after_offer(tracker, domain, conversation) and leading_yes_or_no(text) is False
+        return leading_yes_or_no(text) is False
 
     def _report_takeover(self, tracker: DialogueStateTracker) -> None:
         """Count and log the turn this policy just took over: its action is the one that
