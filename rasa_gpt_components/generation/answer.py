@@ -247,11 +247,9 @@ class KnowledgeAnswerer:
         if failure is None and verdict is not None:
             return done(Answer(verdict.text, Outcome.GENERATED, Why.PASSED, language, ids, scores, tokens=tokens, guardrails=reasons))
         assert failure is not None
-        # sure: retrieval fitted to the bot (its threshold, chosen on development questions, let the
-        # passage through), else the best score (the reranker only reorders) against
-        # extractive_threshold; a passage in another language (its topic has no version in the
-        # customer's) comes with a line saying so
-        if self.retriever.fit is not None or max(scores) >= s.extractive_threshold:
+        # sure (retrieval's bar): the best passage; one in another language (its topic has no
+        # version in the customer's) comes with a line saying so
+        if self._sure(hits):
             extract = guardrails.limit_length(hits[0].passage.text, s.max_chars).text
             if hits[0].passage.language != language:
                 extract = f"{OTHER_LANGUAGE[language]}\n{extract}"
@@ -259,6 +257,24 @@ class KnowledgeAnswerer:
         if failure is Why.NOT_GENERATED:
             return done(Answer(DECLINE[language], Outcome.DECLINED, Why.NOT_SURE, language, ids, scores))
         return done(Answer(TEMPLATE[language], Outcome.TEMPLATE, failure, language, ids, scores, tokens=tokens, guardrails=reasons))
+
+    def answerable(self, text: str, history: Sequence[Tuple[str, str]] = (), language: Optional[str] = None) -> bool:
+        """Whether ``answer`` would answer ``text`` (cleaned by the caller) from the
+        knowledge base rather than decline it, by retrieval alone: the message passes
+        the input guardrail and retrieval is sure of its best passage (the rule by which
+        the passage is sent when generation does not answer). With generation on, the
+        model may still answer from passages under that bar, or decline."""
+        language = language or detect_language(text)
+        if not text or guardrails.check_input(text, self.settings.blocklist).refused:
+            return False
+        return self._sure(self.retrieve(text, float("inf"), language, previous_message(history)))
+
+    def _sure(self, hits: Sequence[Hit]) -> bool:
+        """Retrieval fitted to the bot (its threshold, chosen on development questions, let
+        the passages through), else the best score (the reranker only reorders) at least
+        ``extractive_threshold``."""
+        return bool(hits) and (self.retriever.fit is not None
+                               or max(h.score for h in hits) >= self.settings.extractive_threshold)
 
     def rephrase(self, text: str, deadline: Optional[float] = None) -> Answer:
         """Reword one of the bot's own responses by ``deadline``; the original

@@ -46,7 +46,7 @@ from rasa_gpt_components.generation.backends import BackendError, build_backend
 from rasa_gpt_components.generation.settings import NLGSettings
 from rasa_gpt_components.handoff.conversation import offering_responses
 from rasa_gpt_components.handoff.desk import HandoffDesk
-from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError
+from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError, answerability
 from rasa_gpt_components.knowledge.fit import RetrievalFit, knowledge_fingerprint
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
 from rasa_gpt_components.metrics import (
@@ -78,6 +78,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         self.desk = HandoffDesk(self.settings.handoff)
         self._executor = ThreadPoolExecutor(max_workers=self.settings.max_concurrency, thread_name_prefix="rasa-gpt-nlg")
         self._slots: Optional[asyncio.Semaphore] = None
+        answerability.register(self)  # policies ask it whether the base answers a message
 
     def _build_answerer(self) -> KnowledgeAnswerer:
         s = self.settings
@@ -165,9 +166,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
             if template and template.get("text") and (template.get("metadata") or {}).get("rephrase"):
                 return await self._rephrased(utter_action, template)
             return template
-        message = tracker.latest_message.text if tracker.latest_message else ""
-        answer = await self.answer(message or "", conversation_history(tracker, self.settings.answer.history_turns),
-                                   conversation_language=tracker.get_slot(LANGUAGE_SLOT))
+        answer = await self.answer(*self._question(tracker))
         text = answer.text
         if answer.outcome is Outcome.TEMPLATE:  # the response's own template text, or the built-in one
             text = (template or {}).get("text") or answer.text
@@ -176,6 +175,21 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         reply["metadata"] = {**(reply.get("metadata") or {}), "generative": answer.metadata()}
         self._report(utter_action, answer)
         return reply
+
+    def _question(self, tracker: DialogueStateTracker) -> Tuple[str, List[Tuple[str, str]], Optional[str]]:
+        """What a generative response answers: the customer's latest message, the
+        conversation before it and the conversation's language (the ``language`` slot)."""
+        message = tracker.latest_message.text if tracker.latest_message else ""
+        return (message or "", conversation_history(tracker, self.settings.answer.history_turns),
+                tracker.get_slot(LANGUAGE_SLOT))
+
+    def answerable(self, tracker: DialogueStateTracker) -> bool:
+        """Whether a generative response would answer the tracker's latest message
+        from the knowledge base (retrieval sure of a passage) rather than decline it;
+        asked by policies through ``knowledge/answerability.py``, in milliseconds."""
+        message, history, conversation_language = self._question(tracker)
+        text = clean_text(message)
+        return self.answerer.answerable(text, history, reply_language(text, conversation_language))
 
     async def answer(self, message: str, history: List[Tuple[str, str]],
                      conversation_language: Optional[str] = None) -> Answer:

@@ -14,7 +14,13 @@ per-bot Python.
   ``default_answer``), not looked up. A value that a
   free-text mapping (``from_text``) took from that message is taken back, so
   "do you ship to Canada?" never becomes a refund reason. Then the form asks
-  its slot again.
+  its slot again. With ``route_by_answerability``, a digression answered by
+  ``knowledge_answer`` or ``default_answer`` gets the first when the knowledge
+  base answers it and the second when it does not, whatever the intent, as the
+  GenerativeNLG serving the bot judges it (``knowledge/answerability.py``): an
+  off-topic question read as ``faq`` is the fallback's, an answerable one read as
+  ``out_of_scope`` the knowledge answer's. What the customer gets is the same
+  (both are answered from the knowledge base); the response now names it.
 - **An answer the domain names.** A message whose intent the asked slot's own
   ``from_intent`` mapping takes, and that filled the slot, is that answer: the
   form goes on, even when the intent is one of ``cancel_intents``. So with a
@@ -109,7 +115,9 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
+from rasa.shared.utils.io import raise_warning
 
+from rasa_gpt_components.knowledge import answerability as knowledge_answerability
 from rasa_gpt_components.metrics import REPAIRS, log_fields
 from rasa_gpt_components.text import after_leading_yes, changes_mind, clean_text, leading_yes_or_no, looks_like_question
 
@@ -136,6 +144,11 @@ class RepairSettings:
     question_digressions: bool = True
     # the response for such a question (an intent outside digression_intents); None: default_answer
     question_answer: Optional[str] = None
+    # a digression answered by `knowledge_answer` or `default_answer` gets the first when the
+    # knowledge base answers it and the second when it does not, as GenerativeNLG (when it serves
+    # the bot in this process) judges it: the response names what the customer gets
+    route_by_answerability: bool = True
+    knowledge_answer: str = "utter_knowledge_answer"
     answer_intents: Tuple[str, ...] = ANSWER_INTENTS
     # a message that reads as a question is the answer a from_intent mapping names only with one
     # of these intents: "does the refund go back to Huabei?" read as request_refund at "shall I
@@ -246,6 +259,10 @@ class ConversationRepairPolicy(Policy):
             if missing:
                 raise RasaException(f"ConversationRepairPolicy: clarification needs the slots {missing} in the "
                                     "domain (type text, mapping custom); see docs/conversation_repair.md.")
+        if self.settings.route_by_answerability and self.settings.knowledge_answer not in known:
+            raise_warning(f"ConversationRepairPolicy: '{self.settings.knowledge_answer}' (knowledge_answer) is not "
+                          "in the domain, so digressions are not routed by what the knowledge base answers. Set "
+                          "knowledge_answer, or route_by_answerability: false; see docs/conversation_repair.md.")
         for key, name in needed.items():
             if name is not None and name not in known:
                 raise RasaException(f"ConversationRepairPolicy: '{name}' ({key}) is not in the domain. Add it "
@@ -260,6 +277,9 @@ class ConversationRepairPolicy(Policy):
         if decision is None:
             return self._prediction(probabilities)
         action, kind, events = decision
+        answerable = self._answerable(action, tracker, domain) if kind == "digression" else None
+        if answerable is not None:
+            action = self.settings.knowledge_answer if answerable else self.settings.default_answer
         index = domain.index_for_action(action)
         if index is None:
             return self._prediction(probabilities)
@@ -268,9 +288,12 @@ class ConversationRepairPolicy(Policy):
             REPAIRS.labels(kind).inc()
             logger.info("ConversationRepairPolicy %s", log_fields(
                 repair=kind, action=action, form=tracker.active_loop_name, slot=tracker.get_slot(REQUESTED_SLOT),
-                intent=tracker.latest_message.intent.get(INTENT_NAME_KEY)))
+                intent=tracker.latest_message.intent.get(INTENT_NAME_KEY),
+                answerable="-" if answerable is None else answerable))
         # a "no user" prediction, like RulePolicy's for an active form: only those can win inside a form
-        metadata = {"repair": kind}
+        metadata: Dict[str, Any] = {"repair": kind}
+        if answerable is not None:
+            metadata["answerable"] = answerable
         if kind == "switch":  # the form to start after the response
             metadata["form"] = self.settings.switch_forms[tracker.latest_message.intent.get(INTENT_NAME_KEY)]
         return self._prediction(probabilities, optional_events=events, is_no_user_prediction=True,
@@ -390,7 +413,25 @@ class ConversationRepairPolicy(Policy):
 
     def _answer_actions(self) -> set:
         """The responses that answer a digression: after one of them the form goes on."""
-        return {self.settings.default_answer, self.settings.question_answer, *self.settings.answers.values()} - {None}
+        s = self.settings
+        routed = s.knowledge_answer if s.route_by_answerability else None
+        return {s.default_answer, s.question_answer, routed, *s.answers.values()} - {None}
+
+    def _answerable(self, action: str, tracker: DialogueStateTracker, domain: Domain) -> Optional[bool]:
+        """``route_by_answerability``: for a digression answered by ``knowledge_answer`` or
+        ``default_answer``, whether the knowledge base answers it, as the NLG serving this
+        bot judges it (``knowledge/answerability.py``); None when it is not asked (another
+        response, no such NLG, the knowledge answer not in the domain) or cannot say."""
+        s = self.settings
+        if not s.route_by_answerability or action not in (s.knowledge_answer, s.default_answer) \
+                or domain.index_for_action(s.knowledge_answer) is None:
+            return None
+        try:
+            return knowledge_answerability.answerable(tracker, domain.responses)
+        except Exception as error:  # retrieval failed: the intent decides, as without the NLG
+            logger.warning("ConversationRepairPolicy: could not ask the knowledge base (%s); the digression is "
+                           "answered by its intent.", type(error).__name__)
+            return None
 
     def _off_script(self, tracker: DialogueStateTracker, domain: Domain, intent: Optional[str],
                     confidence: float) -> bool:

@@ -9,6 +9,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from rasa_gpt_components.generation.nlg import GenerativeNLG, conversation_history
 from rasa_gpt_components.generation.prompts import DECLINE
+from rasa_gpt_components.knowledge import answerability
 from tests.conftest import build_tiny_gpt2
 from tests.fixtures.backends import Scripted
 from tests.fixtures.conversations import NLG_DOMAIN as DOMAIN
@@ -180,3 +181,28 @@ def test_a_message_without_words_is_answered_in_the_conversations_language(nlg, 
     assert run(generator.generate("utter_generative_fallback", in_language("zh"), "rest"))["text"] == DECLINE["zh"]
     assert run(generator.generate("utter_generative_fallback", in_language("en"), "rest"))["text"] == DECLINE["en"]
     assert run(generator.generate("utter_generative_fallback", tracker(said), "rest"))["text"] == DECLINE["en"]  # no slot
+
+
+def test_whether_the_base_answers_is_what_the_answer_pipeline_does(nlg):
+    """``answerable``: retrieval alone says what a generative response then does (a sure
+    passage is answered, nothing relevant declined), for the policies that ask it."""
+    generator = nlg(generation_languages=[])
+    for text, answered in (("How much does shipping cost?", True), ("火星上有水吗", False),
+                           ("how many bones does an adult have?", False)):
+        reply = run(generator.generate("utter_generative_fallback", tracker(text), "rest"))
+        assert generator.answerable(tracker(text)) is answered
+        assert (reply["metadata"]["generative"]["outcome"] == "passage") is answered, text
+
+
+def test_policies_ask_the_nlg_that_serves_the_same_bot(nlg):
+    generator = nlg(generation_languages=[])
+    # Rasa hands the model's responses to the NLG when it loads the model (agent.load_model)
+    generator.responses = bot = {**DOMAIN.responses, "utter_only_this_bot": [{"text": "x"}]}
+    try:
+        assert answerability.answerable(tracker("How much does shipping cost?"), dict(bot)) is True
+        assert answerability.answerable(tracker("火星上有水吗"), dict(bot)) is False
+        other_bot = {**bot, "utter_other": [{"text": "another bot"}]}
+        assert answerability.answerable(tracker("How much does shipping cost?"), other_bot) is None
+    finally:
+        answerability.unregister(generator)
+    assert answerability.answerable(tracker("How much does shipping cost?"), bot) is None

@@ -13,6 +13,7 @@ from rasa.shared.core.events import ActionExecuted, ActionExecutionRejected, Act
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
+from rasa_gpt_components.knowledge import answerability
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
 from rasa_gpt_components.text import after_leading_yes, changes_mind, leading_yes_or_no, looks_like_question, only_yes_or_no
 
@@ -660,3 +661,73 @@ def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
 def test_leading_yes_or_no(text, answer, rest):
     assert leading_yes_or_no(text) is answer
     assert after_leading_yes(text) == rest
+
+
+@pytest.fixture
+def shop_nlg(nlg):
+    """A GenerativeNLG over the unit tests' little knowledge base serving this bot: Rasa
+    hands it the model's responses when it loads the model (agent.load_model)."""
+    generator = nlg(generation_languages=[])
+    generator.responses = DOMAIN.responses
+    yield generator
+    answerability.unregister(generator)
+
+
+def test_a_digression_s_response_names_whether_the_knowledge_base_answers_it(policy, shop_nlg):
+    """With the GenerativeNLG serving the bot: an off-topic question read as faq gets the
+    fallback, an answerable one read as out-of-scope (or another intent) the knowledge answer;
+    the free-text slot is taken back either way."""
+    asked = in_form_asking_reason()
+    off_topic = says("how many bones does an adult have?", "faq")
+    assert predict(policy(), asked + off_topic) == ("utter_generative_fallback", [SlotSet("refund_reason", None)])
+    for intent in ("out_of_scope", "nlu_fallback", "order_status"):
+        assert predict(policy(), asked + says("How much does shipping cost?", intent, 0.9)) == \
+            ("utter_knowledge_answer", [SlotSet("refund_reason", None)])
+    # the policy's metadata says so (the form resumes after either answer)
+    tracker = DialogueStateTracker.from_events("u", asked + off_topic, slots=DOMAIN.slots)
+    assert policy().predict_action_probabilities(tracker, DOMAIN).action_metadata == \
+        {"repair": "digression", "answerable": False}
+    resumed = asked + off_topic + [SlotSet("refund_reason", None), ActionExecuted(
+        "utter_generative_fallback", policy=NAME, confidence=1.0, metadata={"repair": "digression"})]
+    assert predict(policy(), resumed) == ("refund_form", [])
+
+
+def test_without_routing_or_an_nlg_for_the_bot_the_intent_decides(policy, shop_nlg):
+    asked = in_form_asking_reason()
+    assert predict(policy(route_by_answerability=False), asked + says("how many bones does an adult have?", "faq"))[0] \
+        == "utter_knowledge_answer"
+    answerability.unregister(shop_nlg)
+    assert predict(policy(), asked + says("how many bones does an adult have?", "faq"))[0] == "utter_knowledge_answer"
+    assert predict(policy(), asked + says("How much does shipping cost?", "out_of_scope"))[0] == \
+        "utter_generative_fallback"
+
+
+def test_other_digression_answers_are_not_routed(policy, shop_nlg):
+    chosen = policy(answers={"faq": "utter_knowledge_answer", "complaint": "utter_form_cancelled"},
+                    digression_intents=["faq", "complaint", "nlu_fallback", "out_of_scope"])
+    assert predict(chosen, in_form_asking_reason() + says("How much does shipping cost?", "complaint"))[0] == \
+        "utter_form_cancelled"
+
+
+class BrokenKnowledge:
+    """An NLG whose retrieval fails (its encoder cannot run)."""
+
+    responses = DOMAIN.responses
+
+    def answerable(self, tracker):
+        raise RuntimeError("encoder failed")
+
+
+def test_when_the_knowledge_base_cannot_be_asked_the_intent_decides(policy, caplog):
+    broken = BrokenKnowledge()
+    answerability.register(broken)
+    try:
+        assert predict(policy(), in_form_asking_reason() + says("how many bones?", "faq"))[0] == "utter_knowledge_answer"
+    finally:
+        answerability.unregister(broken)
+    assert "could not ask the knowledge base (RuntimeError)" in caplog.text
+
+
+def test_routing_without_the_knowledge_answer_in_the_domain_warns_at_training(policy):
+    with pytest.warns(UserWarning, match="knowledge_answer"):
+        policy(knowledge_answer="utter_kb").train([], DOMAIN)
