@@ -212,7 +212,7 @@ def elliptical_question(text: str) -> bool:
 # 我再想想", "yes I don't want it"). "嗯" and "ok" are as often fillers as a yes: not taken
 _YES_FIRST = ("yes", "yeah", "yep", "yup", "sure", "correct", "confirmed", "confirm",
               "是的", "对的", "没错", "确认", "确定", "好的", "可以", "对", "是", "行")
-_NO_FIRST = ("no", "nope", "nah", "不对", "不是", "不要", "不用", "不行", "否", "不")
+_NO_FIRST = ("no", "nope", "nah", "不对", "不是", "不要", "不用", "不行", "不了", "否", "不")
 _TURNS_ROUND = re.compile(r"\b(?:no|not|nope|wait|hold on|one sec|but|however|actually|wrong|think|later|tomorrow|"
                           r"maybe)\b|n't|不|没|别|等|但|可是|不过|算了|错|想想|考虑|明天|再说|稍|问问", re.IGNORECASE)
 # what a yes may add without saying anything new: "对 就是白色" -> "白色", "yes that's right, go ahead" -> ""
@@ -254,8 +254,8 @@ def _leading(text: str) -> Optional[Tuple[bool, str]]:
             latin = re.match(r"[a-z]", word) is not None
             if not rest.strip(" ,，。.!！~～了") or (latin and rest[:1].isalpha()):
                 continue  # only the word, or the start of another word ("yesterday" is not "yes")
-            if len(word) == 1 and not latin and rest[:1] not in " ,，。.!！~～、":
-                continue  # "是这样的", "不合适": one Chinese character starts another word
+            if (len(word) == 1 or word == "不了") and not latin and rest[:1] not in " ,，。.!！~～、":
+                continue  # "是这样的", "不合适", "不了解": the word starts another word
             if answer and _TURNS_ROUND.search(re.sub("没错|没问题", "", rest)):
                 return None
             return answer, rest

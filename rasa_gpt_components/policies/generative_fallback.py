@@ -36,7 +36,8 @@ answer, and that only says yes or no (``text.only_yes_or_no``: "不用了",
 "确认", "yes please"; not a vague "so about that" the NLU also read as a yes),
 gets that response instead of the fallback, at the same confidence; so does a
 no that says more right after an offer of a person ("不用转了 就是吐槽一下",
-"no thanks, just wanted to vent": ``text.leading_yes_or_no``, no question).
+"no thanks, just wanted to vent": ``text.leading_yes_or_no``, no question),
+read by its best intent when the NLU was torn (``nlu_fallback``).
 
 It also follows the customer's frustration (``frustration``, a mapping; see
 ``handoff/frustration.py``): right after each user message it sets the score in
@@ -274,6 +275,10 @@ class GenerativeFallbackPolicy(Policy):
                     f"{name} right after a reply that offered a human (it declined, or is an offer_action)")
         if offer_at is not None:
             return offer, 1.0, "frustration", f"frustration {offer_at:.2f} >= level {self.frustration.level}"
+        if declined and name == "nlu_fallback":
+            # a plain no right after an offer that the NLU was torn on ("不用转了，就是说一下": deny
+            # 0.50 / stop 0.50): its best reading, as the acknowledgement's intents are all a no or a yes
+            name, confidence = _best_reading(tracker) or (name, confidence)
         if name in self.config["fallback_intents"]:
             action, probability, code, reason = fallback, 1.0, "fallback_intent", f"intent is {name}"
         elif confidence < float(self.config["nlu_threshold"]):
@@ -303,6 +308,14 @@ class GenerativeFallbackPolicy(Policy):
             return None
         live = any(isinstance(event, SessionStarted) for event in tracker.events)
         return name if live else None
+
+
+def _best_reading(tracker: DialogueStateTracker) -> Optional[Tuple[str, float]]:
+    """The intent the NLU ranked first after ``nlu_fallback``, with its confidence, or None."""
+    ranking = [(r.get(INTENT_NAME_KEY), float(r.get(PREDICTED_CONFIDENCE_KEY) or 0.0))
+               for r in (tracker.latest_message.parse_data.get("intent_ranking") or [])]
+    readings = sorted((r for r in ranking if r[0] and r[0] != "nlu_fallback"), key=lambda r: -r[1])
+    return readings[0] if readings else None
 
 
 def message_fields(tracker: DialogueStateTracker) -> Dict[str, Any]:

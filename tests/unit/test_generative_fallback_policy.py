@@ -3,7 +3,7 @@
 import pytest
 from rasa.core.constants import RULE_POLICY_PRIORITY
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SessionStarted
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SessionStarted, UserUttered
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.policies.generative_fallback import consecutive_fallbacks
@@ -178,3 +178,24 @@ def test_a_no_that_says_more_to_an_offered_human_gets_the_acknowledgement(policy
             "utter_greet" if text == "不需要，谢谢" else "utter_generative_fallback")  # no offer: only a plain no
     for intent, text in (("deny", "no, but how long does delivery take?"), ("faq", "不用，我想问下运费")):
         assert predicted(p, [*offered, *user(intent, 0.9, text)])[0] == "utter_generative_fallback"
+
+
+def test_a_no_to_an_offered_human_the_nlu_was_torn_on_is_read_by_its_best_intent(policy):
+    """"不用转了，就是说一下" read as deny 0.50 / stop 0.50 (nlu_fallback, FallbackClassifier's
+    ambiguity) right after an offer: the acknowledgement, as for a sure deny; not without the
+    offer, not when the best reading is no yes or no, nor for a message that is no plain no."""
+    p = policy(acknowledgement_response="utter_greet", offer_actions=["utter_greet"],
+               acknowledgement_intents=["affirm", "deny", "stop"])
+    offered = [*user("greet", 0.9), ActionExecuted("utter_greet"), BotUttered("Shall I get a human?")]
+
+    def torn(text, first, second):
+        return [ActionExecuted("action_listen"), UserUttered(text, intent={"name": "nlu_fallback", "confidence": 0.3},
+                                                           parse_data={"intent_ranking": [
+                                                               {"name": "nlu_fallback", "confidence": 0.3},
+                                                               {"name": first, "confidence": 0.5},
+                                                               {"name": second, "confidence": 0.49}]})]
+
+    assert predicted(p, [*offered, *torn("不用转了，就是说一下", "deny", "stop")])[0] == "utter_greet"
+    assert predicted(p, [*torn("不用转了，就是说一下", "deny", "stop")])[0] == "utter_generative_fallback"
+    assert predicted(p, [*offered, *torn("不用转了，运费多少", "faq", "deny")])[0] == "utter_generative_fallback"
+    assert predicted(p, [*offered, *torn("嗯 就是说一下", "deny", "stop")])[0] == "utter_generative_fallback"

@@ -653,6 +653,7 @@ def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
     ("对 就是白色", True, "白色"), ("对，就白色", True, "白色"), ("yes, white is right", True, "white"),
     ("yes that's right, go ahead", True, ""), ("是的没错", True, ""),
     ("不是，我要白色的", False, None), ("no, the blue one", False, None), ("不 我要黑色", False, None),
+    ("不了 想了想还是黑色耐脏", False, None), ("不了，还是黑色吧", False, None), ("不了解你们的规定", None, None),
     ("对", None, None), ("yes", None, None), ("ok wait, no", None, None), ("好的 但是要换成黑色", None, None),
     ("嗯，我再想想", None, None), ("ok let me think about it", None, None), ("yes I don't want it anymore", None, None),
     ("sure, tomorrow", None, None), ("可以退吗", None, None), ("是这样的，我想问下运费", None, None),
