@@ -19,8 +19,8 @@ per-bot Python.
   base answers it and the second when it does not, whatever the intent, as the
   GenerativeNLG serving the bot judges it (``knowledge/answerability.py``): an
   off-topic question read as ``faq`` is the fallback's, an answerable one read as
-  ``out_of_scope`` the knowledge answer's. What the customer gets is the same
-  (both are answered from the knowledge base); the response now names it.
+  ``out_of_scope`` the knowledge answer's. The answer is the same (one pipeline
+  answers both; only a template's own wording differs); the response now names it.
 - **An answer the domain names.** A message whose intent the asked slot's own
   ``from_intent`` mapping takes, and that filled the slot, is that answer: the
   form goes on, even when the intent is one of ``cancel_intents``. So with a
