@@ -258,7 +258,7 @@ class KnowledgeAnswerer:
             return done(Answer(DECLINE[language], Outcome.DECLINED, Why.NOT_SURE, language, ids, scores))
         return done(Answer(TEMPLATE[language], Outcome.TEMPLATE, failure, language, ids, scores, tokens=tokens, guardrails=reasons))
 
-    def answerable(self, text: str, history: Sequence[Tuple[str, str]] = (), language: Optional[str] = None) -> bool:
+    def answerable(self, text: str, language: Optional[str] = None, history: Sequence[Tuple[str, str]] = ()) -> bool:
         """Whether ``answer`` would answer ``text`` (cleaned by the caller) from the
         knowledge base rather than decline it, by retrieval alone: the message passes
         the input guardrail and retrieval is sure of its best passage (the rule by which

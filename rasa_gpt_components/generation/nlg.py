@@ -188,8 +188,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         from the knowledge base (retrieval sure of a passage) rather than decline it;
         asked by policies through ``knowledge/answerability.py``, in milliseconds."""
         message, history, conversation_language = self._question(tracker)
-        text = clean_text(message)
-        return self.answerer.answerable(text, history, reply_language(text, conversation_language))
+        return self.answerer.answerable(*_prepared(message, conversation_language), history)
 
     async def answer(self, message: str, history: List[Tuple[str, str]],
                      conversation_language: Optional[str] = None) -> Answer:
@@ -198,8 +197,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         a generation slot behind answers that generate. ``message`` is the
         customer's: cleaned here, once, and trusted below. A message without words
         is answered in ``conversation_language`` (the ``language`` slot)."""
-        text = clean_text(message)
-        language = reply_language(text, conversation_language)
+        text, language = _prepared(message, conversation_language)
         if self.answerer.only_retrieves(language):
             return self.answerer.answer(text, history, time.monotonic() + self.budget, language)
         return await self._in_worker(lambda deadline: self.answerer.answer(text, history, deadline, language), language)
@@ -265,6 +263,13 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
             self._slots.release()
         answer.ms = 1000 * (time.monotonic() - started)
         return answer
+
+
+def _prepared(message: str, conversation_language: Optional[str]) -> Tuple[str, str]:
+    """The customer's message cleaned (once: trusted below) and the language to answer it in
+    (``conversation_language``, the ``language`` slot, for a message without words)."""
+    text = clean_text(message)
+    return text, reply_language(text, conversation_language)
 
 
 def conversation_history(tracker: DialogueStateTracker, turns: int) -> List[Tuple[str, str]]:

@@ -75,6 +75,7 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 from rasa_gpt_components.handoff.conversation import Conversation, offering_responses, read_conversation
 from rasa_gpt_components.handoff.frustration import FrustrationSettings, frustration
 from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
+from rasa_gpt_components.policies.readings import ranked_intents
 from rasa_gpt_components.text import accepts_offer, leading_yes_or_no, only_yes_or_no
 
 logger = logging.getLogger(__name__)
@@ -278,7 +279,7 @@ class GenerativeFallbackPolicy(Policy):
         if declined and name == "nlu_fallback":
             # a plain no right after an offer that the NLU was torn on ("不用转了，就是说一下": deny
             # 0.50 / stop 0.50): its best reading, as the acknowledgement's intents are all a no or a yes
-            name, confidence = _best_reading(tracker) or (name, confidence)
+            name, confidence = next(iter(ranked_intents(tracker, readings_only=True)), (name, confidence))
         if name in self.config["fallback_intents"]:
             action, probability, code, reason = fallback, 1.0, "fallback_intent", f"intent is {name}"
         elif confidence < float(self.config["nlu_threshold"]):
@@ -308,14 +309,6 @@ class GenerativeFallbackPolicy(Policy):
             return None
         live = any(isinstance(event, SessionStarted) for event in tracker.events)
         return name if live else None
-
-
-def _best_reading(tracker: DialogueStateTracker) -> Optional[Tuple[str, float]]:
-    """The intent the NLU ranked first after ``nlu_fallback``, with its confidence, or None."""
-    ranking = [(r.get(INTENT_NAME_KEY), float(r.get(PREDICTED_CONFIDENCE_KEY) or 0.0))
-               for r in (tracker.latest_message.parse_data.get("intent_ranking") or [])]
-    readings = sorted((r for r in ranking if r[0] and r[0] != "nlu_fallback"), key=lambda r: -r[1])
-    return readings[0] if readings else None
 
 
 def message_fields(tracker: DialogueStateTracker) -> Dict[str, Any]:

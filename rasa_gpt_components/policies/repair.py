@@ -119,6 +119,7 @@ from rasa.shared.utils.io import raise_warning
 
 from rasa_gpt_components.knowledge import answerability as knowledge_answerability
 from rasa_gpt_components.metrics import REPAIRS, log_fields
+from rasa_gpt_components.policies.readings import ranked_intents
 from rasa_gpt_components.text import after_leading_yes, changes_mind, clean_text, leading_yes_or_no, looks_like_question
 
 logger = logging.getLogger(__name__)
@@ -478,11 +479,10 @@ class ConversationRepairPolicy(Policy):
         if not chosen or tracker.latest_action_name != ACTION_LISTEN_NAME or not message \
                 or (message.text or "").startswith("/"):
             return None
-        ranking = [(r.get(INTENT_NAME_KEY), float(r.get(PREDICTED_CONFIDENCE_KEY) or 0.0))
-                   for r in (message.parse_data.get("intent_ranking") or [])]
+        ranking = ranked_intents(tracker)
         if len(ranking) < 2:
             return None
-        (first, p1), (second, p2) = sorted(ranking, key=lambda r: -r[1])[:2]
+        (first, p1), (second, p2) = ranking[:2]
         if first not in chosen or second not in chosen or p1 - p2 >= self.settings.clarify_margin:
             return None
         language = str(tracker.get_slot(self.settings.language_slot) or "")
@@ -561,9 +561,7 @@ def _agreed_answer(tracker: DialogueStateTracker, domain: Domain, form: str, thr
     ``nlu_fallback``) both map to, together at least ``threshold`` sure; None when they
     differ, either maps to nothing, or the NLU was unsure of both."""
     asked = tracker.get_slot(REQUESTED_SLOT)
-    ranking = [(r.get(INTENT_NAME_KEY), float(r.get(PREDICTED_CONFIDENCE_KEY) or 0.0))
-               for r in (tracker.latest_message.parse_data.get("intent_ranking") or [])]
-    top = sorted((r for r in ranking if r[0] and r[0] != "nlu_fallback"), key=lambda r: -r[1])[:2]
+    top = ranked_intents(tracker, readings_only=True)[:2]
     if len(top) < 2 or top[0][1] + top[1][1] < threshold:
         return None
     readings = [_intent_value(domain, asked, intent, form) for intent, _ in top]
