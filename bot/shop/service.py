@@ -470,8 +470,8 @@ def order_item(items: Sequence[Item], said: Optional[str]) -> Optional[Item]:
         index = int(position.group(1)) - 1
         return items[index] if 0 <= index < len(items) else None
 
-    def words(name: str) -> Set[str]:
-        return {word.removesuffix("s") for word in _WORD.findall(name.casefold())}
+    def words(name: str) -> Set[str]:  # "色" is in every colour ("驼色" names no "藏青色" item)
+        return {word.removesuffix("s") for word in _WORD.findall(name.casefold())} - {"色"}
 
     asked = words(text)
     scores = [len(asked & (words(item.name_en) | words(item.name_zh))) for item in items]

@@ -656,6 +656,16 @@ def test_the_item_the_customer_means(said, expected):
     assert service.order_item((SHOES,), None) == SHOES  # the only item needs no naming
 
 
+NAVY_SWEATER = service.Item("CL-107", "Wool sweater, navy", "羊毛衫 藏青色", 1, 100)
+
+
+@pytest.mark.parametrize("said, names_it", [("驼色", False), ("换成驼色", False), ("杏色的", False),
+                                             ("羊毛衫", True), ("那件羊毛衫", True), ("the sweater", True)])
+def test_a_colour_is_a_wish_not_the_item_whose_name_ends_in_another_colour(said, names_it):
+    assert service.only_names_an_item((NAVY_SWEATER,), said) is names_it
+    assert service.only_names_an_item((NAVY_SWEATER, SHOES), said) is names_it
+
+
 EXCHANGE_FORM_DOMAIN = {
     "slots": {**{name: {"type": "text", "mappings": [{"type": "from_text"}]}
                  for name in ("order_number", "exchange_item", "exchange_to")},
