@@ -354,6 +354,12 @@ def _en_negates(tokens: Sequence[str], objects: Sequence[Tuple[str, ...]]) -> bo
     return False
 
 
+def clauses(text: str) -> List[str]:
+    """The clauses of ``text`` as ``negates`` reads them (split at punctuation, at "but"
+    and at a space beside Chinese characters), stripped; empty ones left out."""
+    return [part.strip() for part in _CLAUSE.split((text or "")[:MAX_CHARS]) if part and part.strip()]
+
+
 def sentences(text: str) -> List[str]:
     """The sentences of ``text``, each with its end mark and the white space
     after it: joined, they give ``text`` back."""

@@ -36,7 +36,7 @@ from rasa_gpt_components.nlu.features import Featurizer
 from rasa_gpt_components.nlu.head import IntentHead, fit_head, holdout_split
 from rasa_gpt_components.nlu.lora import apply_adapter, train_adapter
 from rasa_gpt_components.nlu.settings import ClassifierSettings, default_config
-from rasa_gpt_components.text import clean_text
+from rasa_gpt_components.text import clauses, clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,22 @@ def masked(text: str, entities: List[Dict[str, Any]], types: Sequence[str]) -> s
             out += [text[position:first], f"<{name}>"]
             position = last
     return "".join(out) + text[position:]
+
+
+# parse data of a message whose intent one of its clauses gave (``priority_intents``)
+CLAUSE_READING = "clause_reading"
+
+
+def _first(ranking: List[Dict[str, Any]], name: str, confidence: float) -> Any:
+    """(intent, ranking) with ``name`` first at ``confidence`` (or its own, when higher) and
+    the other entries scaled to share the rest, their order kept; as long as ``ranking``."""
+    own = next((entry["confidence"] for entry in ranking if entry["name"] == name), 0.0)
+    confidence = max(float(confidence), float(own))
+    others = [entry for entry in ranking if entry["name"] != name][: max(len(ranking) - 1, 0)]
+    total = sum(entry["confidence"] for entry in others)
+    scale = (1.0 - confidence) / total if total > 0.0 else 0.0
+    first = {"name": name, "confidence": confidence}
+    return first, [first] + [{"name": e["name"], "confidence": e["confidence"] * scale} for e in others]
 
 
 class BaseModelChangedError(RasaException):
@@ -148,6 +164,10 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
                 "GPTIntentClassifier: only one intent in the training data; "
                 "every message will get it."
             )
+        unknown = sorted(set(self.settings.priority_intents) - set(labels))
+        if unknown:
+            logger.warning("GPTIntentClassifier: priority_intents %s are not intents of the training data; "
+                           "no message will get them.", unknown)
         split = None
         if self.settings.mode == "lora":
             split = self._train_adapter(texts, labels)
@@ -205,11 +225,39 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             ranking_of = self.rank(features, [texts[i] for i in present])
             for index, ranking in zip(present, ranking_of):
                 predictions[index] = ranking
+        from_clauses = self._read_priority_clauses(texts, predictions) if self.settings.priority_intents else {}
         for index, message in enumerate(messages):
             intent, ranking = predictions.get(index, ({"name": None, "confidence": 0.0}, []))
+            if index in from_clauses:
+                message.set(CLAUSE_READING, from_clauses[index], add_to_output=True)
+                intent, ranking = _first(ranking, from_clauses[index]["name"], from_clauses[index]["confidence"])
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
+
+    def _read_priority_clauses(self, texts: List[str], predictions: Dict[int, Any]) -> Dict[int, Dict[str, Any]]:
+        """The messages of several clauses of which one reads as a ``priority_intents``
+        intent with at least ``priority_confidence``: message index -> that reading (name,
+        confidence, the clause, and the message's own ranking, which NegatedRequests gives
+        back when the clause turns out to decline what it names). All clauses of the batch
+        are read in one pass."""
+        names, threshold = self.settings.priority_intents, float(self.settings.priority_confidence)
+        pieces = []  # (message index, clause)
+        for index, (intent, _) in predictions.items():
+            if intent["name"] in names and intent["confidence"] >= threshold:
+                continue  # already read so
+            parts = clauses(texts[index])
+            if len(parts) > 1:
+                pieces += [(index, part) for part in parts]
+        if not pieces:
+            return {}
+        parts = [part for _, part in pieces]
+        best: Dict[int, Dict[str, Any]] = {}
+        for (index, part), (intent, _) in zip(pieces, self.rank(self.features.encode(parts), parts)):
+            if intent["name"] in names and intent["confidence"] >= threshold:
+                if index not in best or intent["confidence"] > best[index]["confidence"]:
+                    best[index] = {**intent, "clause": part, "message_ranking": predictions[index][1]}
+        return best
 
     def rank(self, features: np.ndarray, texts: List[str]) -> List[Any]:
         """(intent, ranking) for each feature row, ranking sorted by confidence.

@@ -42,6 +42,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KE
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from rasa_gpt_components.nlu.gpt_intent_classifier import CLAUSE_READING
 from rasa_gpt_components.text import clean_text, negates
 
 NEGATED_INTENT = "negated_intent"
@@ -89,6 +90,7 @@ class NegatedRequests(GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         """Give each message that negates its request its next reading."""
         for message in messages:
+            self._undo_negated_clause(message)
             intent = message.get(INTENT) or {}
             name = intent.get(INTENT_NAME_KEY)
             ranking = message.get(INTENT_RANKING_KEY) or []
@@ -101,6 +103,18 @@ class NegatedRequests(GraphComponent):
                 message.set(INTENT_RANKING_KEY, [r for r in ranking if r.get(INTENT_NAME_KEY) not in negated],
                             add_to_output=True)
         return messages
+
+    def _undo_negated_clause(self, message: Message) -> None:
+        """A request that GPTIntentClassifier read from one clause (``priority_intents``) and
+        that the message negates ("不用转人工，我的包裹到哪了"): the message's own reading
+        comes back, and is checked like any other below."""
+        reading = message.get(CLAUSE_READING) or {}
+        words = self.requests.get(reading.get(INTENT_NAME_KEY))
+        if words and negates(clean_text(message.get(TEXT) or ""), words):
+            ranking = [dict(r) for r in reading.get("message_ranking") or []]
+            message.set(INTENT, dict(ranking[0]) if ranking else {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
+                        add_to_output=True)
+            message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
 
     def _read_again(self, message: Message, name: str, confidence: float) -> None:
         others = [dict(r) for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != name]

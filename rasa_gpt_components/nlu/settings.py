@@ -45,6 +45,11 @@ class ClassifierSettings:
     # names an order, not what the customer wants done with it
     mask_entities: Tuple[str, ...] = ()
     ranking_length: int = LABEL_RANKING_LENGTH
+    # intents a customer may ask for in one clause of a longer message ("real person please, the
+    # phone was a gift and ..."): each clause of a message of several is read too, and a clause
+    # read as one of these with at least ``priority_confidence`` gives the message that intent
+    priority_intents: Tuple[str, ...] = ()
+    priority_confidence: float = 0.9
     # lora mode: share of each intent's examples kept out of adapter training,
     # for calibration and the out-of-scope threshold
     calibration_holdout: float = 0.15
@@ -54,6 +59,11 @@ class ClassifierSettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", check_features(self.features))
         object.__setattr__(self, "mask_entities", tuple(self.mask_entities or ()))
+        object.__setattr__(self, "priority_intents", tuple(self.priority_intents or ()))
+        if not all(isinstance(name, str) and name for name in self.priority_intents):
+            raise ValueError("priority_intents must be a list of intent names.")
+        if not 0.0 < float(self.priority_confidence) <= 1.0:
+            raise ValueError(f"priority_confidence must be above 0 and at most 1, got {self.priority_confidence}.")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{self.mode}'.")
         if not 0.0 <= float(self.calibration_holdout) < 0.5:

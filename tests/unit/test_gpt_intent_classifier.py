@@ -173,3 +173,43 @@ def test_with_mask_entities_the_order_number_itself_does_not_move_the_intent(tmp
         rankings[len(mask)] = [[(e["name"], round(e["confidence"], 6)) for e in r["intent_ranking"]] for r in results]
     assert rankings[1][0] == rankings[1][1]
     assert rankings[0][0] != rankings[0][1]
+
+
+def test_a_priority_intent_asked_for_in_one_clause_gives_the_message_that_intent(tmp_path, tiny_model):
+    """"我的订单在哪里，转人工": with ``priority_intents`` the clause that asks for a person gives the
+    message its intent, first with the clause's confidence; the message's own ranking is kept in
+    ``clause_reading`` (for NegatedRequests); messages without such a clause are read as before."""
+    intents = {**INTENTS, "human_handoff": ["转人工", "人工客服", "我要找人工", "talk to a human", "agent please",
+                                            "get me a real person"]}
+    models = {}
+    for on, extra in ((False, ""), (True, "  priority_intents: [human_handoff]\n  priority_confidence: 0.5")):
+        project = write_project(tmp_path / f"project{on}", tiny_model, extra=extra, intents=intents)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("RASA_CACHE_DIRECTORY", str(tmp_path / f"cache{on}"))
+            models[on] = train(project, tmp_path / f"models{on}")
+    texts = ["我的订单在哪里，查一下订单 12345，转人工", "hello, where is my order"]
+    plain, prior = parse(models[False], texts), parse(models[True], texts)
+    (clause,) = parse(models[True], ["转人工"])
+    assert clause["intent"]["name"] == "human_handoff" and clause["intent"]["confidence"] >= 0.5
+    assert plain[0]["intent"]["name"] != "human_handoff"  # the whole message is read as something else
+    assert prior[0]["intent"]["name"] == "human_handoff"
+    assert prior[0]["intent"]["confidence"] == pytest.approx(clause["intent"]["confidence"], abs=1e-3)  # batched: padding
+    assert prior[0]["clause_reading"]["clause"] == "转人工"
+    assert prior[0]["clause_reading"]["message_ranking"] == plain[0]["intent_ranking"]
+    ranking = prior[0]["intent_ranking"]
+    assert [e["name"] for e in ranking][0] == "human_handoff" and len(ranking) == len(plain[0]["intent_ranking"])
+    assert sum(e["confidence"] for e in ranking) == pytest.approx(sum(e["confidence"] for e in plain[0]["intent_ranking"]))
+    others = [e["name"] for e in plain[0]["intent_ranking"] if e["name"] != "human_handoff"]
+    assert [e["name"] for e in ranking[1:]] == others[: len(ranking) - 1]  # their order kept
+    assert prior[1]["intent_ranking"] == plain[1]["intent_ranking"] and "clause_reading" not in prior[1]
+
+
+def test_priority_settings_are_checked():
+    from rasa.shared.exceptions import RasaException
+
+    from rasa_gpt_components.nlu.settings import ClassifierSettings
+
+    assert ClassifierSettings.from_config({"priority_intents": ["human_handoff"]}).priority_intents == ("human_handoff",)
+    for bad in ({"priority_intents": [""]}, {"priority_intents": [3]}, {"priority_confidence": 0}, {"priority_confidence": 1.5}):
+        with pytest.raises(RasaException, match="priority_"):
+            ClassifierSettings.from_config(bad)

@@ -9,7 +9,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from rasa_gpt_components.nlu.negated_requests import NEGATED_INTENT, NegatedRequests
-from rasa_gpt_components.text import negates
+from rasa_gpt_components.text import clauses, negates
 
 PERSON = ["人工", "真人", "客服", "human", "agent", "person", "representative", "operator", "transfer"]
 
@@ -58,6 +58,14 @@ PERSON = ["人工", "真人", "客服", "human", "agent", "person", "representat
 )
 def test_negates_finds_a_negated_request_in_its_own_clause(text, negated):
     assert negates(text, PERSON) is negated
+
+
+def test_clauses_are_the_pieces_negates_reads():
+    assert clauses("改好了就行。能帮我接一下人工吗，想顺便换42码") == ["改好了就行", "能帮我接一下人工吗", "想顺便换42码"]
+    assert clauses("real person please, the phone was a gift but I need the money back") == [
+        "real person please", "the phone was a gift", "I need the money back"]
+    assert clauses("不用了 转人工") == ["不用了", "转人工"]
+    assert clauses("转人工") == ["转人工"] and clauses("") == [] and clauses(" ,， ") == []
 
 
 def message(text: str, ranking: List[Tuple[str, float]]) -> Message:
@@ -121,3 +129,27 @@ def test_other_messages_are_left_as_read(text, ranking):
 def test_a_wrong_configuration_is_a_clear_error(config):
     with pytest.raises(InvalidConfigException, match="NegatedRequests"):
         NegatedRequests({**NegatedRequests.get_default_config(), **config})
+
+
+def from_a_clause(text: str, clause: str, confidence: float, own: List[Tuple[str, float]]) -> Message:
+    """A message whose intent GPTIntentClassifier took from one clause (``priority_intents``)."""
+    from rasa_gpt_components.nlu.gpt_intent_classifier import CLAUSE_READING
+
+    readings = [{"name": name, "confidence": c} for name, c in own]
+    first = {"name": "human_handoff", "confidence": confidence}
+    parsed = message(text, [("human_handoff", confidence)] + [(n, c * (1 - confidence)) for n, c in own])
+    parsed.set(CLAUSE_READING, {**first, "clause": clause, "message_ranking": readings})
+    assert parsed.get(INTENT) == first
+    return parsed
+
+
+def test_a_request_read_from_a_clause_that_negates_it_gives_the_message_its_own_reading():
+    settings = {**NegatedRequests.get_default_config(), "requests": {"human_handoff": PERSON}}
+    parsed = NegatedRequests(settings).process(
+        [from_a_clause("我的包裹到哪了？不用转人工", "不用转人工", 0.99, [("order_status", 0.91), ("faq", 0.09)])])[0]
+    assert parsed.get(INTENT) == {"name": "order_status", "confidence": 0.91}
+    assert [r["name"] for r in parsed.get(INTENT_RANKING_KEY)] == ["order_status", "faq"]
+    # a clause that asks for a person is kept
+    parsed = NegatedRequests(settings).process(
+        [from_a_clause("不用了，转人工，鞋子想换大一码", "转人工", 0.98, [("request_exchange", 0.8), ("deny", 0.2)])])[0]
+    assert parsed.get(INTENT) == {"name": "human_handoff", "confidence": 0.98}
