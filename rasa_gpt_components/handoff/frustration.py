@@ -11,7 +11,8 @@ not offered a human three turns later:
   nothing for), and an earlier message of the session too;
 - ``repeated_question``: the message says again what an earlier one said
   (at least ``similarity`` of their character pairs in common);
-- ``shouting``: ``！！``, ``!!``, ``???`` or a message in CAPITALS.
+- ``shouting``: ``！！``, ``!!``, ``???``, a message in CAPITALS, or words in
+  CAPITALS inside one ("you keep telling me it's shipped. I KNOW IT'S SHIPPED").
 
 A weight of 0 switches its signal off. The defaults are set by hand so that
 about two angry messages, or one angry and shouted one after a fallback, reach
@@ -28,6 +29,7 @@ _SHOUT_MARKS = re.compile(r"[!！]{2,}|[?？]{3,}")
 _LETTERS = re.compile(r"[A-Za-z]")
 _UPPER = re.compile(r"[A-Z]")
 _KEEP = re.compile(r"[\w\u3400-\u9fff]")
+_CAPITAL_WORDS = re.compile(r"\b[A-Z][A-Z']*(?:[ \t]+[A-Z][A-Z']*)+\b")  # two or more words in capitals
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,15 @@ SIGNALS = ("negative_sentiment", "repeated_fallback", "repeated_question", "shou
 
 
 def shouting(text: str) -> bool:
-    """``！！``, ``!!``, ``???``, or at least 6 Latin letters, 70 % of them capitals."""
+    """``！！``, ``!!``, ``???``, at least 6 Latin letters, 70 % of them capitals, or words in
+    capitals shouted inside a calmer message: two or more in a row with 6+ letters
+    ("tracking hasn't updated in 4 days. FOUR DAYS"; not "SF Express", "ES2611210006", "LED TV")."""
     if _SHOUT_MARKS.search(text):
         return True
     letters = len(_LETTERS.findall(text))
-    return letters >= 6 and len(_UPPER.findall(text)) >= 0.7 * letters
+    if letters >= 6 and len(_UPPER.findall(text)) >= 0.7 * letters:
+        return True
+    return any(len(_UPPER.findall(run.group())) >= 6 for run in _CAPITAL_WORDS.finditer(text))
 
 
 def _pairs(text: str) -> set:

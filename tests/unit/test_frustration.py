@@ -70,6 +70,10 @@ def test_a_declined_knowledge_answer_counts_as_a_fallback():
 def test_shouting_and_repeats():
     assert shouting("怎么还没到！！！") and shouting("WHERE IS MY PARCEL") and shouting("why???")
     assert not shouting("Where is my parcel?") and not shouting("ES2611210006") and not shouting("OK")
+    # capitals shouted inside a calmer message; acronyms, codes and a capital word alone are not
+    assert shouting("tracking hasn't updated in 4 days. FOUR DAYS") and shouting("you keep telling me. I KNOW IT'S SHIPPED")
+    assert not shouting("sent with SF Express, tracking SF1402611200002") and not shouting("is the LED TV in stock")
+    assert not shouting("I want the XL in NAVY please")
     assert repeats("我的快递到哪了", ["你好", "我的快递到哪里了"], 0.6)
     assert not repeats("我想退货", ["我的快递到哪里了"], 0.6)
     assert not repeats("yes", ["yes"], 0.6)  # too short to count
