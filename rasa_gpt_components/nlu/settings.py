@@ -49,7 +49,7 @@ class ClassifierSettings:
     # phone was a gift and ..."): each clause of a message of several is read too, and a clause
     # read as one of these with at least ``priority_confidence`` gives the message that intent
     priority_intents: Tuple[str, ...] = ()
-    priority_confidence: float = 0.9
+    priority_confidence: float = 0.95
     # lora mode: share of each intent's examples kept out of adapter training,
     # for calibration and the out-of-scope threshold
     calibration_holdout: float = 0.15
