@@ -209,10 +209,13 @@ def elliptical_question(text: str) -> bool:
 
 # a message that starts with a plain yes, or a plain no, and says more after it: "对 就是白色",
 # "yes, white is right", "不是，我要白色的"; the rest must not turn it round ("ok wait, no", "好的，
-# 我再想想", "yes I don't want it"). "嗯" and "ok" are as often fillers as a yes: not taken
+# 我再想想", "yes I don't want it"). "嗯" and "ok" are as often fillers as a yes: only where what follows restates what is held
 _YES_FIRST = ("yes", "yeah", "yep", "yup", "sure", "correct", "confirmed", "confirm",
               "是的", "对的", "没错", "确认", "确定", "好的", "可以", "对", "是", "行")
 _NO_FIRST = ("no", "nope", "nah", "不对", "不是", "不要", "不用", "不行", "不了", "否", "不")
+# a filler or a yes: only a yes where what follows restates what the form holds ("嗯 就灰色" to
+# "换成“灰色的”？"), so :func:`after_leading_yes` takes them, :func:`leading_yes_or_no` does not
+_SOFT_YES_FIRST = ("嗯嗯", "嗯", "恩恩", "恩", "okay", "ok")
 _TURNS_ROUND = re.compile(r"\b(?:no|not|nope|wait|hold on|one sec|but|however|actually|wrong|think|later|tomorrow|"
                           r"maybe)\b|n't|不|没|别|等|但|可是|不过|算了|错|想想|考虑|明天|再说|稍|问问", re.IGNORECASE)
 # what a yes may add without saying anything new: "对 就是白色" -> "白色", "yes that's right, go ahead" -> ""
@@ -232,21 +235,28 @@ def leading_yes_or_no(text: str) -> Optional[bool]:
 
 
 def after_leading_yes(text: str) -> Optional[str]:
-    """What a message that starts with a plain yes (:func:`leading_yes_or_no`) says after it,
-    without the words that only confirm ("对 就是白色" -> "白色", "yes that's right" -> ""); None
-    for any other message."""
-    found = _leading(text)
+    """What a message that starts with a plain yes (:func:`leading_yes_or_no`), or with "嗯" /
+    "ok", says after it, without the words that only confirm ("对 就是白色" -> "白色", "嗯 就灰色"
+    -> "灰色", "yep, grey's the one" -> "grey", "yes that's right" -> ""); None for any other
+    message. The caller takes it as a yes only when that rest restates what it holds."""
+    found = _leading(text, soft=True)
     if found is None or not found[0]:
         return None
-    return _PUNCTUATION.sub(" ", _CONFIRMING_WORDS.sub(" ", found[1])).strip()
+    rest = _CONTRACTED_IS.sub(" is", found[1])  # "grey's the one": "grey is the one"
+    return _PUNCTUATION.sub(" ", _CONFIRMING_WORDS.sub(" ", rest)).strip()
 
 
-def _leading(text: str) -> Optional[Tuple[bool, str]]:
-    """(yes or no, the rest) of a message that starts with a plain yes or no, or None."""
+_CONTRACTED_IS = re.compile(r"(?<=[a-z])['\u2019]s\b", re.IGNORECASE)
+
+
+def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str]]:
+    """(yes or no, the rest) of a message that starts with a plain yes or no (``soft``: or
+    with "嗯" / "ok"), or None."""
     stripped = (text or "").strip()
     if looks_like_question(stripped):
         return None
-    for words, answer in ((_NO_FIRST, False), (_YES_FIRST, True)):  # "不是" before "是"
+    yes_words = _YES_FIRST + (_SOFT_YES_FIRST if soft else ())
+    for words, answer in ((_NO_FIRST, False), (yes_words, True)):  # "不是" before "是"
         for word in words:
             if not stripped.lower().startswith(word):
                 continue

@@ -593,7 +593,8 @@ def test_changes_mind(text, changes):
 
 def test_a_yes_that_says_more_is_the_yes(policy):
     # read as inform at the confirmation: no mapping takes inform there, the form would reject it
-    for text in ("yes, the zip broke, go ahead", "对 就是这个", "yes that's right, submit it"):
+    for text in ("yes, the zip broke, go ahead", "对 就是这个", "yes that's right, submit it",
+                 "ok, the zip broke", "嗯 the zip broke", "yep, the zip's broke"):  # "嗯" / "ok": what the form holds
         yes = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(text, intent={"name": "inform", "confidence": 0.95})]
         assert predict(policy(), confirming() + yes) == ("refund_form", [SlotSet("refund_confirmed", True)]), text
         assert predict(policy(leading_yes=False), confirming() + yes)[0] != "refund_form"
@@ -606,6 +607,7 @@ def test_a_yes_that_says_more_is_the_yes(policy):
     ("好的，那运费谁出？", "inform", []),  # a question
     ("yes, but make it size L", "inform", []),
     ("yes, make it size L", "inform", []),  # adds what the form does not hold
+    ("ok, make it size L", "inform", []), ("嗯，我再想想", "inform", []), ("嗯 好吧", "inform", []),  # "嗯" / "ok"
     ("好的，转人工", "human_handoff", []),  # an intent that is no answer
     ("yes, but the reason is the zip", "inform", [SlotSet("refund_reason", "the zip")]),  # a correction
 ])
@@ -662,6 +664,19 @@ def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
 def test_leading_yes_or_no(text, answer, rest):
     assert leading_yes_or_no(text) is answer
     assert after_leading_yes(text) == rest
+
+
+@pytest.mark.parametrize("text, rest", [
+    ("嗯 就灰色", "灰色"), ("嗯嗯，就这个颜色", "颜色"), ("ok, the 42", "42"), ("okay grey", "grey"),
+    ("yep, grey's the one", "grey"), ("yes it\u2019s the navy", "navy"),
+    ("嗯，我再想想", None), ("ok wait, no", None), ("嗯", None), ("okey dokey", None), ("嗯哼", None),
+])
+def test_a_filler_yes_gives_what_follows_it_but_is_no_plain_yes(text, rest):
+    """"嗯" / "ok" first: what follows is given (the policy takes it as a yes only when the form
+    holds it), but neither is a leading yes on its own ("嗯" is as often a filler)."""
+    assert after_leading_yes(text) == rest
+    if not text.startswith(("yep", "yes")):
+        assert leading_yes_or_no(text) is None
 
 
 @pytest.fixture
