@@ -238,12 +238,17 @@ def after_leading_yes(text: str) -> Optional[str]:
     """What a message that starts with a plain yes (:func:`leading_yes_or_no`), or with "嗯" /
     "ok", says after it, without the words that only confirm ("对 就是白色" -> "白色", "嗯 就灰色"
     -> "灰色", "yep, grey's the one" -> "grey", "yes that's right" -> ""); None for any other
-    message. The caller takes it as a yes only when that rest restates what it holds."""
-    found = _leading(text, soft=True)
+    message. The caller takes it as a yes only when that rest restates what it holds; after
+    "嗯" / "ok" the rest must say something ("嗯……", "ok fine": None)."""
+    found = _leading(text)
+    soft = found is None
+    if soft:
+        found = _leading(text, soft=True)
     if found is None or not found[0]:
         return None
     rest = _CONTRACTED_IS.sub(" is", found[1])  # "grey's the one": "grey is the one"
-    return _PUNCTUATION.sub(" ", _CONFIRMING_WORDS.sub(" ", rest)).strip()
+    rest = _PUNCTUATION.sub(" ", _CONFIRMING_WORDS.sub(" ", rest)).strip()
+    return None if soft and not rest else rest
 
 
 _CONTRACTED_IS = re.compile(r"(?<=[a-z])['\u2019]s\b", re.IGNORECASE)

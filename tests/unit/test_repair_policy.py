@@ -608,6 +608,7 @@ def test_a_yes_that_says_more_is_the_yes(policy):
     ("yes, but make it size L", "inform", []),
     ("yes, make it size L", "inform", []),  # adds what the form does not hold
     ("ok, make it size L", "inform", []), ("嗯，我再想想", "inform", []), ("嗯 好吧", "inform", []),  # "嗯" / "ok"
+    ("嗯……", "nlu_fallback", []),  # hesitation
     ("好的，转人工", "human_handoff", []),  # an intent that is no answer
     ("yes, but the reason is the zip", "inform", [SlotSet("refund_reason", "the zip")]),  # a correction
 ])
@@ -670,6 +671,7 @@ def test_leading_yes_or_no(text, answer, rest):
     ("嗯 就灰色", "灰色"), ("嗯嗯，就这个颜色", "颜色"), ("ok, the 42", "42"), ("okay grey", "grey"),
     ("yep, grey's the one", "grey"), ("yes it\u2019s the navy", "navy"),
     ("嗯，我再想想", None), ("ok wait, no", None), ("嗯", None), ("okey dokey", None), ("嗯哼", None),
+    ("嗯……", None), ("ok fine", None), ("嗯 确认", None),  # a filler, or a yes the NLU reads: nothing restated
 ])
 def test_a_filler_yes_gives_what_follows_it_but_is_no_plain_yes(text, rest):
     """"嗯" / "ok" first: what follows is given (the policy takes it as a yes only when the form
