@@ -223,6 +223,7 @@ _CONFIRMING_WORDS = re.compile(r"就是|就这样|就这个|这个|那个|没错
                                r"[吧的了呀啊哈嗯就]|\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|"
                                r"thanks|thank you|the|one|just|do it|submit)\b", re.IGNORECASE)
 _PUNCTUATION = re.compile(r"[\W_]+")
+_CONTRACTED_IS = re.compile(r"(?<=[a-z])['\u2019]s\b", re.IGNORECASE)  # "grey's": "grey is"
 
 
 def leading_yes_or_no(text: str) -> Optional[bool]:
@@ -240,23 +241,18 @@ def after_leading_yes(text: str) -> Optional[str]:
     -> "灰色", "yep, grey's the one" -> "grey", "yes that's right" -> ""); None for any other
     message. The caller takes it as a yes only when that rest restates what it holds; after
     "嗯" / "ok" the rest must say something ("嗯……", "ok fine": None)."""
-    found = _leading(text)
-    soft = found is None
-    if soft:
-        found = _leading(text, soft=True)
+    found = _leading(text, soft=True)
     if found is None or not found[0]:
         return None
-    rest = _CONTRACTED_IS.sub(" is", found[1])  # "grey's the one": "grey is the one"
+    _, rest, word = found
+    rest = _CONTRACTED_IS.sub(" is", rest)  # "grey's the one": "grey is the one"
     rest = _PUNCTUATION.sub(" ", _CONFIRMING_WORDS.sub(" ", rest)).strip()
-    return None if soft and not rest else rest
+    return None if word in _SOFT_YES_FIRST and not rest else rest
 
 
-_CONTRACTED_IS = re.compile(r"(?<=[a-z])['\u2019]s\b", re.IGNORECASE)
-
-
-def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str]]:
-    """(yes or no, the rest) of a message that starts with a plain yes or no (``soft``: or
-    with "嗯" / "ok"), or None."""
+def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str, str]]:
+    """(yes or no, the rest, the word) of a message that starts with a plain yes or no
+    (``soft``: or with "嗯" / "ok"), or None."""
     stripped = (text or "").strip()
     if looks_like_question(stripped):
         return None
@@ -273,7 +269,7 @@ def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str]]:
                 continue  # "是这样的", "不合适", "不了解": the word starts another word
             if answer and _TURNS_ROUND.search(re.sub("没错|没问题", "", rest)):
                 return None
-            return answer, rest
+            return answer, rest, word
     return None
 
 

@@ -61,8 +61,10 @@ def masked(text: str, entities: List[Dict[str, Any]], types: Sequence[str]) -> s
     return "".join(out) + text[position:]
 
 
-# parse data of a message whose intent one of its clauses gave (``priority_intents``)
+# parse data of a message whose intent one of its clauses gave (``priority_intents``), and
+# its key for the message's own ranking (which NegatedRequests may give back)
 CLAUSE_READING = "clause_reading"
+MESSAGE_RANKING = "message_ranking"
 
 
 def _first(ranking: List[Dict[str, Any]], name: str, confidence: float) -> Any:
@@ -242,9 +244,13 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         back when the clause turns out to decline what it names). All clauses of the batch
         are read in one pass."""
         names, threshold = self.settings.priority_intents, float(self.settings.priority_confidence)
+
+        def asks(intent: Dict[str, Any]) -> bool:
+            return intent["name"] in names and intent["confidence"] >= threshold
+
         pieces = []  # (message index, clause)
         for index, (intent, _) in predictions.items():
-            if intent["name"] in names and intent["confidence"] >= threshold:
+            if asks(intent):
                 continue  # already read so
             parts = clauses(texts[index])
             if len(parts) > 1:
@@ -254,9 +260,9 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         parts = [part for _, part in pieces]
         best: Dict[int, Dict[str, Any]] = {}
         for (index, part), (intent, _) in zip(pieces, self.rank(self.features.encode(parts), parts)):
-            if intent["name"] in names and intent["confidence"] >= threshold:
+            if asks(intent):
                 if index not in best or intent["confidence"] > best[index]["confidence"]:
-                    best[index] = {**intent, "clause": part, "message_ranking": predictions[index][1]}
+                    best[index] = {**intent, "clause": part, MESSAGE_RANKING: predictions[index][1]}
         return best
 
     def rank(self, features: np.ndarray, texts: List[str]) -> List[Any]:

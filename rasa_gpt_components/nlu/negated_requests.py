@@ -42,7 +42,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KE
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from rasa_gpt_components.nlu.gpt_intent_classifier import CLAUSE_READING
+from rasa_gpt_components.nlu.gpt_intent_classifier import CLAUSE_READING, MESSAGE_RANKING
 from rasa_gpt_components.text import clean_text, negates
 
 NEGATED_INTENT = "negated_intent"
@@ -111,7 +111,7 @@ class NegatedRequests(GraphComponent):
         reading = message.get(CLAUSE_READING) or {}
         words = self.requests.get(reading.get(INTENT_NAME_KEY))
         if words and negates(clean_text(message.get(TEXT) or ""), words):
-            ranking = [dict(r) for r in reading.get("message_ranking") or []]
+            ranking = [dict(r) for r in reading.get(MESSAGE_RANKING) or []]
             message.set(INTENT, dict(ranking[0]) if ranking else {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
                         add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
