@@ -2,7 +2,10 @@
 knowledge base, after the model is loaded: the first start (passage embeddings
 computed and cached on disk) and the next (read from the cache).
 
-    rasa-gpt bench startup --entries 1000 [--encoder multilingual-e5-small] --out DIR
+    rasa-gpt bench startup --entries 1000 [--encoder multilingual-e5-small] [--gate coverage] --out DIR
+
+With ``--gate coverage`` the start also reads every text's token states (the
+coverage gate's), computed at the first start and cached on disk too.
 
 The knowledge base is made from the bot's FAQ entries (``--kb``), each copied
 with a different tag in its question, paraphrases and answer until there are
@@ -45,9 +48,11 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     from rasa_gpt_components.generation.nlg import GenerativeNLG
     from rasa_gpt_components.models import load_model
 
-    options: Dict[str, Any] = {}
+    options: Dict[str, Any] = {"retrieval": {}}
     if args.encoder:
-        options["retrieval"] = {"encoder": args.encoder}
+        options["retrieval"]["encoder"] = args.encoder
+    if args.gate:
+        options["retrieval"]["gate"] = args.gate
     if args.model:
         options["model"] = args.model
     tick = time.perf_counter()
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     data: Dict[str, Any] = {"command": "rasa-gpt " + " ".join(getattr(args, "argv", [])),
                             "date": time.strftime("%Y-%m-%d %H:%M"), "machine": report.machine(),
                             "entries": args.entries, "encoder": args.encoder or "GPT model states",
+                            "gate": args.gate or "score",
                             "model_load_seconds": round(time.perf_counter() - tick, 2)}
     with tempfile.TemporaryDirectory(prefix="rasa-gpt-startup-") as folder:
         options["knowledge"] = str(synthetic_base(Path(args.kb), args.entries, Path(folder)))
@@ -79,5 +85,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kb", default="bot/knowledge", help="where the FAQ entries are copied from")
     parser.add_argument("--entries", type=int, default=1000)
     parser.add_argument("--encoder", help="retrieval.encoder (default: the GPT model's states)")
+    parser.add_argument("--gate", choices=["score", "coverage"], help="retrieval.gate (default: score)")
     parser.add_argument("--model", help="local model reference")
     parser.add_argument("--out", required=True, help="report folder")
