@@ -21,7 +21,9 @@ threshold with the best cosine of any form (its ``gate``): the score ranks, the
 cosine decides whether anything is answered. With ``gate: coverage`` the best
 ``coverage_candidates`` topics are read again token by token
 (``knowledge/coverage.py``): those that cover at least ``coverage_threshold`` of
-the question are returned, the best covered first, and nothing else is.
+the question are returned, the best covered first, and nothing else is (a
+question that only names something else, "那西安呢", is read with the previous
+message too).
 
 A follow-up question ("and how long does that take?") may come with the
 customer's previous message (``context_weight`` above 0): the entries are
@@ -45,7 +47,7 @@ from rasa_gpt_components.knowledge.coverage import TokenCoverage
 from rasa_gpt_components.knowledge.embedding_cache import cached_encode
 from rasa_gpt_components.knowledge.scores import COSINE_GATE, Scores, best_per_topic, combine, in_context
 from rasa_gpt_components.models.sentence import SENTENCE_ENCODERS
-from rasa_gpt_components.text import detect_language, words
+from rasa_gpt_components.text import detect_language, elliptical_question, words
 
 if TYPE_CHECKING:  # pragma: no cover
     from rasa_gpt_components.knowledge.fit import RetrievalFit
@@ -211,7 +213,8 @@ class HybridRetriever:
                 gated, best_cosine, moved = np.maximum(score, both), max(best_cosine, read_together[1].max()), True
             order = reordered
         if self.coverage is not None:
-            return self._covered(question, order, scores, score, language, context if moved else None, top_k)
+            read_with = context if moved or (context and elliptical_question(question)) else None
+            return self._covered(question, order, scores, score, language, read_with, top_k)
         threshold = self.threshold
         if self.fit is not None:
             threshold = self.fit.thresholds.get(language or detect_language(question), threshold)
@@ -232,7 +235,8 @@ class HybridRetriever:
     def _covered(self, question: str, order: List[int], scores: Scores, score: np.ndarray,
                  language: Optional[str], context: Optional[str], top_k: Optional[int]) -> List[Hit]:
         """The best ``coverage_candidates`` topics of ``order`` that cover the question (read
-        with ``context`` too, the higher of the two, when the context moved a topic up),
+        with ``context`` too, the higher of the two: given when the context moved a topic up,
+        or when the question only names something else and means the one before it, "那西安呢"),
         best covered first."""
         bm25, dense, _ = scores
         best = order[: int(self.settings.coverage_candidates)]

@@ -154,3 +154,15 @@ def test_the_nlg_says_what_is_wrong_when_the_encoder_has_no_token_states(tmp_pat
               "base_url": "http://127.0.0.1:9", "retrieval": {"bm25_weight": 1.0, "gate": "coverage"}}
     with pytest.raises(RasaException, match="GenerativeNLG: retrieval.gate: coverage reads the states of each token"):
         GenerativeNLG(EndpointConfig.from_dict(config))
+
+
+def test_a_question_that_only_names_something_else_is_read_with_the_previous_message(kb):
+    retriever = HybridRetriever(kb, RetrievalSettings(gate="coverage", coverage_threshold=0.5), WordStates())
+    before = "does delivery take 3 to 5 days"
+    # "what about macau?" means the question before it: alone it covers too little
+    assert retriever.search("what about macau?", language="en") == []
+    hits = retriever.search("what about macau?", language="en", context=before)
+    assert hits[0].passage.id == "macau_en" and hits[0].coverage > 0.5
+    # a question of its own is read alone, whatever came before
+    alone = retriever.search("what about macau in 3 days?", language="en")[0].coverage
+    assert retriever.search("what about macau in 3 days?", language="en", context=before)[0].coverage == alone
