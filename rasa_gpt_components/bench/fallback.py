@@ -26,7 +26,8 @@ from rasa_gpt_components.bench import report
 
 MEASURES = {
     "retrieval_hit_at_1": "answerable questions whose best passage (after reranking) is the labelled one "
-    "or its version in another language (the same topic)",
+    "or its version in another language (the same topic); with a gate inside the retriever (retrieval.gate: "
+    "coverage, or a fit) a declined question has no passage, so this counts only what passed the gate",
     "answer_correct_rate": "answerable questions whose reply contains every key fact of the reference "
     "answer (each fact: one of its alternatives, compared without spaces and case)",
     "decline_rate": "unanswerable questions declined honestly: the decline text (nothing relevant "
@@ -44,7 +45,8 @@ MEASURES = {
     "template_rate": "turns answered by the template because of the budget, the queue, an error or a guardrail",
     "answerable_declined_rate": "answerable questions declined (the decline text, a template or a hand-off)",
     "cross_hit_at_1": "cross-language questions (cross: true, labelled with the entry's version in the other "
-    "language) whose best passage is that entry, in any language; they are not counted among the answerable",
+    "language) whose best passage is that entry, in any language (after the retriever's gate, as above); they "
+    "are not counted among the answerable",
     "cross_correct_rate": "cross-language questions whose reply carries every key fact (in the customer's language)",
     "bm25_*": "the baseline in the same run: BM25 alone (rank-bm25 over the same words, jieba for Chinese) "
     "answers with its best passage when the passage's score reaches a threshold, else declines; the "
