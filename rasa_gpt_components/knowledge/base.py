@@ -64,6 +64,11 @@ class Passage:
         return self.topic or self.id
 
     @property
+    def forms(self) -> List[str]:
+        """The ways the entry asks its question: the question and the paraphrases (not empty)."""
+        return [form for form in (self.title, *self.paraphrases) if form]
+
+    @property
     def search_text(self) -> str:
         """What retrieval matches a question against."""
         return " ".join([self.title, *self.paraphrases, self.text]).strip()

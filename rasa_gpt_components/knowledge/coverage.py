@@ -19,7 +19,6 @@ questions better than the retrieval score or the best cosine, so
 when they cover the question (``retrieval.py``).
 """
 
-import logging
 import math
 from collections import Counter
 from typing import Any, List, Sequence
@@ -28,9 +27,6 @@ import numpy as np
 
 from rasa_gpt_components.knowledge.base import Passage
 from rasa_gpt_components.knowledge.embedding_cache import cached_token_states
-
-logger = logging.getLogger(__name__)
-
 
 class TokenCoverage:
     """``coverage(question, indices)``: how much of ``question`` each passage of
@@ -43,13 +39,12 @@ class TokenCoverage:
             raise ValueError(f"retrieval.gate: coverage reads the states of each token, which {name} does not "
                              "give; set retrieval.encoder to multilingual-e5-small or multilingual-e5-small-int8.")
         self.encoder = encoder
-        forms = [form for p in passages for form in (p.title, *p.paraphrases) if form]
-        form_states = iter(cached_token_states(encoder, forms, "query"))
+        form_states = iter(cached_token_states(encoder, [form for p in passages for form in p.forms], "query"))
         answer_states = cached_token_states(encoder, [p.text or " " for p in passages], "passage")
         self._states: List[np.ndarray] = []
         document_frequency: Counter = Counter()
         for passage, answer in zip(passages, answer_states):
-            parts = [next(form_states) for form in (passage.title, *passage.paraphrases) if form] + [answer]
+            parts = [next(form_states) for _ in passage.forms] + [answer]
             self._states.append(np.vstack([states for _, states in parts]).astype(np.float16))
             document_frequency.update(set(np.concatenate([ids for ids, _ in parts]).tolist()))
         count = len(passages)

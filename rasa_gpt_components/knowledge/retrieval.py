@@ -162,7 +162,7 @@ class HybridRetriever:
         if self.encoder is not None and self._passages:
             forms, owner = [], []
             for index, passage in enumerate(self._passages):
-                for form in (passage.title, *passage.paraphrases, passage.text):
+                for form in (*passage.forms, passage.text):
                     if form:
                         forms.append(form)
                         owner.append(index)

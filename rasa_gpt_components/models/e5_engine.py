@@ -274,6 +274,8 @@ class E5Engine:
         self._layers = Layers(self.file, int8=int8)
         self._window = self.file.positions - 2  # content tokens a window holds (with bos and eos)
         self._space = self.file.pieces.index("\u2581")
+        # what comes before a text's own tokens: bos and "query:" / "passage:" (their space joins the next piece)
+        self._before = {kind: 1 + len(self._tokenizer(prefix.rstrip())) for kind, prefix in PREFIX.items()}
 
     def token_ids(self, text: str, kind: str = "query") -> List[int]:
         """The content tokens of ``text`` with its prefix (no bos/eos)."""
@@ -326,7 +328,7 @@ class E5Engine:
     def _token_states(self, windows: Sequence[Tuple[int, List[int]]], last: np.ndarray, kind: str
                       ) -> List[Tuple[np.ndarray, np.ndarray]]:
         """Each text's content tokens and their unit last-layer states (its first window)."""
-        skip = 1 + len(self._tokenizer(PREFIX[kind].rstrip()))  # bos, "query:" (the space joins the next piece)
+        skip = self._before[kind]
         out: List[Tuple[np.ndarray, np.ndarray]] = []
         for row, (index, ids) in enumerate(windows):
             if index < len(out):

@@ -42,9 +42,10 @@ MAX_CHARS = 512  # characters of a text that are encoded (e5 reads at most 512 t
 BATCH = 32
 # a text's tokens: their ids and their unit states, (tokens, dimension)
 Tokens = Tuple[np.ndarray, np.ndarray]
-# recent texts' token states (e5): the knowledge retrieval's coverage gate reads the
-# message the intent classifier encoded; about 30 KB a short message
-TOKEN_CACHE_SIZE = 256
+# recent texts' token states (e5), at most this many tokens in all (24 MB; a short message
+# has 10-30, a long review up to 510): the knowledge retrieval's coverage gate reads the
+# message the intent classifier encoded
+TOKEN_CACHE_TOKENS = 16_384
 # recent texts' vectors: a message read by several components (intent, sentiment,
 # knowledge query) is encoded once
 CACHE_SIZE = 2048
@@ -92,6 +93,7 @@ class SentenceEncoder:
         self._embed = embed  # (texts, kind) -> (n, views, dimension); with tokens=True also each text's Tokens
         self.has_token_states = tokens  # whether token_states() works (e5: yes; USE: no)
         self._tokens: "OrderedDict[Tuple[str, str], Tokens]" = OrderedDict()
+        self._token_count = 0  # tokens remembered in ``_tokens``
         self.fingerprint = fingerprint
         self.load_seconds = load_seconds
         self._work = threading.Lock()  # the engines are not documented as thread-safe
@@ -125,30 +127,28 @@ class SentenceEncoder:
             for start in range(0, len(todo), BATCH):
                 rows = todo[start : start + BATCH]
                 with self._work:
-                    vectors = self._pass([keys[i] for i in rows], kind)
+                    vectors, _ = self._pass([keys[i] for i in rows], kind)
                     for row, vector in zip(rows, vectors):
                         out[row] = vector
                 bar.update(len(rows))
         return out[:, self.spec.views.index(view)]
 
-    def _pass(self, keys: Sequence[Tuple[str, str]], kind: str) -> np.ndarray:
-        """One pass of the engine over ``keys``' texts: their vectors (all views), remembered
-        with their token states when the engine gives them (the caller holds ``_work``)."""
+    def _pass(self, keys: Sequence[Tuple[str, str]], kind: str) -> Tuple[np.ndarray, Optional[List[Tokens]]]:
+        """One pass of the engine over ``keys``' texts: their vectors (all views) and, when
+        the engine gives them, their token states; both remembered (the caller holds ``_work``)."""
         texts = [text for _, text in keys]
+        tokens: Optional[List[Tokens]] = None
         if self.has_token_states:
             vectors, tokens = self._embed(texts, kind, tokens=True)
             for key, read in zip(keys, tokens):
-                self._tokens[key] = read
-                self._tokens.move_to_end(key)
-            while len(self._tokens) > TOKEN_CACHE_SIZE:
-                self._tokens.popitem(last=False)
+                self._remember_tokens(key, read)
         else:
             vectors = self._embed(texts, kind)
         vectors = np.asarray(vectors, dtype=np.float32)
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-9)
         for key, vector in zip(keys, vectors):
             self._remember(key, vector)
-        return vectors
+        return vectors, tokens
 
     def token_states(self, texts: Sequence[str], kind: str = "query") -> List[Tokens]:
         """Per cleaned text (cut at ``MAX_CHARS``): its content tokens' ids and their
@@ -166,9 +166,17 @@ class SentenceEncoder:
             todo = list(dict.fromkeys(key for key in keys if key not in found))
             for start in range(0, len(todo), BATCH):
                 batch = todo[start : start + BATCH]
-                self._pass(batch, kind)
-                found.update((key, self._tokens[key]) for key in batch)  # a batch fits in the cache
+                _, tokens = self._pass(batch, kind)
+                found.update(zip(batch, tokens or []))
         return [found[key] for key in keys]
+
+    def _remember_tokens(self, key: Tuple[str, str], read: Tokens) -> None:
+        old = self._tokens.pop(key, None)
+        self._token_count += len(read[0]) - (len(old[0]) if old is not None else 0)
+        self._tokens[key] = read
+        while self._token_count > TOKEN_CACHE_TOKENS:
+            _, dropped = self._tokens.popitem(last=False)
+            self._token_count -= len(dropped[0])
 
     def _remember(self, key: Tuple[str, str], vector: np.ndarray) -> None:
         self._cache[key] = vector
@@ -183,6 +191,7 @@ class SentenceEncoder:
         with self._work:
             self._cache.clear()
             self._tokens.clear()
+            self._token_count = 0
 
 
 def load_sentence_encoder(name: str) -> SentenceEncoder:

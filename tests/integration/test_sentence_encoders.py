@@ -248,6 +248,12 @@ def test_e5s_token_states_are_its_last_layer_at_each_content_token():
         assert len(passes) == 1
         (fresh_ids, fresh), = real(["我的快递到哪了？"], "query", tokens=True)[1]
     assert cached_ids.tolist() == fresh_ids.tolist() and np.allclose(cached, fresh, atol=1e-5)
+    # long texts (a review, a knowledge base being encoded) are remembered within a bound on tokens
+    from rasa_gpt_components.models.sentence import TOKEN_CACHE_TOKENS
+
+    encoder.encode([f"{n} {LONG}" for n in range(60)])
+    kept = sum(len(ids) for ids, _ in encoder._tokens.values())
+    assert kept == encoder._token_count and TOKEN_CACHE_TOKENS - 600 < kept <= TOKEN_CACHE_TOKENS
 
 
 def test_the_coverage_gate_on_e5_answers_paraphrases_and_declines_near_misses(tmp_path):
