@@ -601,6 +601,24 @@ class ValidateExchangeForm(OrderFormValidation):
             return {"exchange_item": None}
         return {"exchange_item": checked.item.sku}
 
+    async def extract_exchange_item(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """At the confirmation, a message that only names an item of the order ("跑步鞋", "充电宝那个",
+        "第2件"; :func:`service.only_an_item_answer`) is the item, said again or changed:
+        the confirmation is asked again with it. (It was no answer, so the form rejected it and
+        the fallback answered "跑步鞋" with the knowledge base's passage on returning shoes.)"""
+        order_no = tracker.get_slot("order_number")
+        text = tracker.latest_message.get("text")
+        if (tracker.get_slot(REQUESTED_SLOT) != "exchange_confirmed" or not order_no or not text
+                or latest_intent(tracker) in CONFIRMATION_INTENTS):
+            return {}
+        try:
+            order = await run_in_database(lambda session: service.find_order(session, order_no))
+        except SQLAlchemyError:
+            return {}  # the form's own validation says so when it looks the order up
+        return {"exchange_item": text} if not order.error and service.only_an_item_answer(order.items, text) else {}
+
     async def extract_exchange_to(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:

@@ -509,6 +509,13 @@ def only_names_an_item(items: Sequence[Item], said: Optional[str]) -> bool:
     return order_item(items, said) is not None and not _CONCRETE_WISH.search(said)
 
 
+def only_an_item_answer(items: Sequence[Item], said: Optional[str]) -> bool:
+    """:func:`only_names_an_item`, and no question ("跑步鞋", not "跑步鞋能退吗？"): an item
+    named where the form asks something else (its confirmation)."""
+    cleaned = _clean(said, ITEM_MAX_CHARS)
+    return not _QUESTION_END.search(cleaned) and not _ASKS.match(cleaned) and only_names_an_item(items, said)
+
+
 def check_exchange(order: OrderResult, said_item: Optional[str]) -> ExchangeResult:
     """Whether an item of an order looked up (:func:`find_order`) can be exchanged.
 

@@ -766,6 +766,25 @@ def test_a_size_or_colour_alone_at_the_exchange_confirmation_is_the_wish(said, i
     assert got == expected
 
 
+EXCHANGE_CONFIRMATION = {"language": "zh", "order_number": TWO_ITEMS_SHIPPED, "exchange_item": "CL-003",
+                         "exchange_to": "大一码", "requested_slot": "exchange_confirmed"}
+
+
+@pytest.mark.parametrize("said, intent, expected", [
+    ("跑步鞋", "inform", {"exchange_item": "CL-003"}), ("T恤那个", "nlu_fallback", {}),
+    ("充电宝那个", "inform", {"exchange_item": "EL-003"}), ("第2件", "inform", {"exchange_item": "EL-003"}), ("the shoes", "inform", {"exchange_item": "CL-003"}),
+    ("跑步鞋，43码", "inform", {}), ("对", "affirm", {}), ("跑步鞋能退吗？", "faq", {}),
+    ("can the shoes go back", "inform", {})])
+def test_an_item_alone_at_the_exchange_confirmation_is_the_item(db_url, said, intent, expected):
+    """"跑步鞋" to "将订单 … 中的“跑步鞋”换成“大一码”，确认提交吗？" (the conversation sets, once the
+    item came from the request) was rejected and got the knowledge base's passage on returning
+    shoes: the item, said again or changed, to be confirmed again. Not a wish, a yes or a question;
+    not an item the order does not have (its T-shirt is another order's)."""
+    tracker = confirmation_tracker(EXCHANGE_CONFIRMATION, said, intent)
+    replies, events = run(bot_actions.ValidateExchangeForm(), tracker, EXCHANGE_FORM_DOMAIN)
+    assert replies == [] and {k: v for k, v in slot_events(events).items() if k == "exchange_item"} == expected
+
+
 @pytest.mark.parametrize("request_said, item", [
     ("I need to swap the shoes for a 43", "CL-003"), ("我想把ES2611210006的充电宝换成黑色的", "EL-003"),
     ("我要换第2件", "EL-003"), ("exchange order ES2611210006 for a size 43", None), ("我要换货", None)])
