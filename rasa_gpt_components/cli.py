@@ -126,6 +126,7 @@ def knowledge_fit(args: argparse.Namespace) -> int:
     from rasa_gpt_components.knowledge import KnowledgeBase
     from rasa_gpt_components.knowledge.fit import fit
     from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
+    from rasa_gpt_components.knowledge.scores import COVERAGE_GATE, SCORE_GATE
     from rasa_gpt_components.models.sentence import load_sentence_encoder
 
     knowledge = KnowledgeBase.load(Path(args.kb))
@@ -138,13 +139,17 @@ def knowledge_fit(args: argparse.Namespace) -> int:
         topics = TopicModel.train(knowledge, progress=True)
         topic_file = out.with_suffix(".topics.npz")
         topics.save(topic_file)
-    retriever = HybridRetriever(knowledge, RetrievalSettings(encoder=args.encoder, threshold=0.0),
-                                load_sentence_encoder(args.encoder), topics=topics)
+    encoder = load_sentence_encoder(args.encoder)
+    # an encoder that gives each token's states (e5) can gate on coverage too: the fit weighs it
+    gate = COVERAGE_GATE if getattr(encoder, "has_token_states", False) else SCORE_GATE
+    retriever = HybridRetriever(knowledge, RetrievalSettings(encoder=args.encoder, threshold=0.0, gate=gate),
+                                encoder, topics=topics)
     result = fit(retriever, load_questions(Path(args.dev)), encoder=args.encoder,
                  topic_model=topic_file.name if topic_file else None,
                  followups=load_followups(Path(args.followups)) if args.followups else ())
     result.save(out)
-    print(json.dumps({"out": str(out), "bm25_weight": result.bm25_weight, "topic_model": result.topic_model,
+    print(json.dumps({"out": str(out), "gate": result.gate, "bm25_weight": result.bm25_weight,
+                      "topic_model": result.topic_model,
                       "topic_weight": result.topic_weight, "thresholds": result.thresholds,
                       "context_weight": result.context_weight, "context_candidates": result.context_candidates,
                       "development": result.development}, indent=2, ensure_ascii=False))
@@ -179,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     knowledge = commands.add_parser("knowledge", help="fit retrieval to the bot's own data")
     knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True)
-    fit = knowledge_commands.add_parser("fit", help="BM25 weight and answer thresholds (docs/generative_fallback.md)")
+    fit = knowledge_commands.add_parser("fit", help="BM25 weight, the answer gate and its thresholds "
+                                                    "(docs/generative_fallback.md)")
     fit.add_argument("--kb", default="knowledge", help="the knowledge base folder")
     fit.add_argument("--dev", required=True, help="development questions (bench fallback's format)")
     fit.add_argument("--encoder", default="multilingual-e5-small", choices=sorted(SENTENCE_ENCODERS))

@@ -49,6 +49,7 @@ from rasa_gpt_components.handoff.desk import HandoffDesk
 from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError, answerability
 from rasa_gpt_components.knowledge.fit import RetrievalFit, knowledge_fingerprint
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
+from rasa_gpt_components.knowledge.scores import COVERAGE_GATE
 from rasa_gpt_components.metrics import (
     ANSWERS,
     GENERATION_SECONDS,
@@ -93,7 +94,8 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         retrieval, fit = self._fitted(s.retrieval, knowledge)
         encoder = reranker = None
         gpt_states = retrieval.dense and not retrieval.encoder  # embeddings from the GPT model
-        if retrieval.encoder and (retrieval.dense or retrieval.gate == "coverage"):
+        coverage = COVERAGE_GATE in (retrieval.gate, fit.gate if fit is not None else None)
+        if retrieval.encoder and (retrieval.dense or coverage):
             from rasa_gpt_components.models.sentence import load_sentence_encoder
 
             encoder = load_sentence_encoder(retrieval.encoder)

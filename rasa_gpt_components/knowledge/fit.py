@@ -15,8 +15,11 @@ answerable questions labelled with their entry, and unanswerable ones):
   unanswerable questions declined ((right + declined) / 2, the criterion the
   fallback benchmark's BM25 baseline is given too). Below it the bot declines.
   With an encoder, the threshold may instead apply to the best cosine of any
-  passage's form (the **gate**): whichever of the two balances better on the
-  development questions, both languages together (ties: the score).
+  passage's form, and with an encoder that gives each token's states (e5) to the
+  coverage of the question by the best few entries (``knowledge/coverage.py``;
+  the best covered is answered): the **gate** is whichever balances best on the
+  development questions, both languages together (ties: the score, then the
+  cosine).
 
 - with development follow-up exchanges (``--followups``), **the previous
   message's weight** for follow-up questions (``retrieval.context_weight`` and
@@ -41,12 +44,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import Passage
-from rasa_gpt_components.knowledge.scores import COSINE_GATE, SCORE_GATE, Scores, best_per_topic, combine, in_context
+from rasa_gpt_components.knowledge.scores import (COSINE_GATE, COVERAGE_GATE, SCORE_GATE, Scores, best_per_topic,
+                                                  combine, in_context)
 
 WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))  # BM25's share of the fused score; the topic model's
 CONTEXT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)  # the previous message's weight for follow-up questions
 CONTEXT_CANDIDATES = (3, 5, 8)  # how many of the question's best topics it may reorder
 FORMAT_VERSION = 1
+GATES = (SCORE_GATE, COSINE_GATE, COVERAGE_GATE)  # in the order ties are broken
 
 
 def knowledge_fingerprint(passages: Sequence[Passage]) -> str:
@@ -69,7 +74,7 @@ class RetrievalFit:
     format_version: int = FORMAT_VERSION
     topic_model: Optional[str] = None  # its file (knowledge/topics.py), relative to this one
     topic_weight: float = 0.0  # the topic model's share of the score
-    gate: str = SCORE_GATE  # what the thresholds apply to: the best score, or the best cosine
+    gate: str = SCORE_GATE  # what the thresholds apply to: the best score, the best cosine, or the coverage
     # follow-up questions (fitted with --followups): retrieval.context_weight / context_candidates
     context_weight: Optional[float] = None
     context_candidates: Optional[int] = None
@@ -84,8 +89,8 @@ class RetrievalFit:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             if data.get("format_version") != FORMAT_VERSION:
                 raise ValueError(f"format {data.get('format_version')}, this version reads {FORMAT_VERSION}")
-            if data.get("gate", SCORE_GATE) not in (SCORE_GATE, COSINE_GATE):
-                raise ValueError(f"gate {data.get('gate')!r}, expected {SCORE_GATE!r} or {COSINE_GATE!r}")
+            if data.get("gate", SCORE_GATE) not in GATES:
+                raise ValueError(f"gate {data.get('gate')!r}, expected one of {', '.join(GATES)}")
             return cls(data["encoder"], float(data["bm25_weight"]),
                        {lang: float(t) for lang, t in data["thresholds"].items()},
                        data["knowledge_fingerprint"], data.get("development") or {},
@@ -195,11 +200,16 @@ def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = 
     topic_weight = 0.0
     if retriever.topics is not None:
         topic_weight, development["right_first_by_topic_weight"] = choose_weight(labelled, topics, bm25_weight=weight)
-    by_gate = {gate: _thresholds(questions, scores, weight, topic_weight, gate, topics, topic_of)
-               for gate in ((SCORE_GATE, COSINE_GATE) if retriever.encoder is not None else (SCORE_GATE,))}
+    gates = [SCORE_GATE]
+    if retriever.encoder is not None:
+        gates.append(COSINE_GATE)
+    if getattr(retriever, "coverage", None) is not None:
+        gates.append(COVERAGE_GATE)
+    by_gate = {gate: _thresholds(questions, _gated(retriever, questions, scores, weight, topic_weight, gate), topic_of)
+               for gate in gates}
     balance = {gate: np.mean([(m["right_and_answered"] + m["unanswerable_declined"]) / 2 for m in measured.values()] or [0.0])
                for gate, (_, measured) in by_gate.items()}
-    gate = max(by_gate, key=lambda g: (round(balance[g], 6), g == SCORE_GATE))
+    gate = max(by_gate, key=lambda g: (round(balance[g], 6), -GATES.index(g)))
     thresholds, measured = by_gate[gate]
     development.update(measured)
     development["balance_by_gate"] = {g: round(float(b), 4) for g, b in balance.items()}
@@ -212,21 +222,36 @@ def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = 
                         gate=gate, context_weight=context_weight, context_candidates=context_candidates)
 
 
-def _thresholds(questions: Sequence[Dict[str, Any]], scores: Dict[str, Scores], weight: float, topic_weight: float,
-                gate: str, topics: Sequence[str], topic_of: Any) -> Tuple[Dict[str, float], Dict[str, Any]]:
-    """Each language's threshold on ``gate`` (the best score or the best cosine) and its measures."""
+def _gated(retriever: Any, questions: Sequence[Dict[str, Any]], scores: Dict[str, Scores], weight: float,
+           topic_weight: float, gate: str) -> Dict[str, Tuple[float, str]]:
+    """Per question, what ``gate`` compares with its threshold (the best score, the best
+    cosine, or the best coverage of the best few topics) and the topic it would answer with
+    (the best by score; under the coverage gate, the best covered)."""
+    topics = [p.topic_key for p in retriever.knowledge_base.passages]
+    gated: Dict[str, Tuple[float, str]] = {}
+    for q in questions:
+        score = combine(scores[q["text"]], weight, topic_weight)
+        if gate == COVERAGE_GATE:
+            _, shown, covered = retriever.covered(q["text"], best_per_topic(score, topics), q["language"])
+            best = int(np.argmax(covered))
+            gated[q["text"]] = (float(covered[best]), topics[shown[best]])
+        else:
+            value = score.max() if gate == SCORE_GATE else scores[q["text"]][1].max()
+            gated[q["text"]] = (float(value), topics[int(score.argmax())])
+    return gated
+
+
+def _thresholds(questions: Sequence[Dict[str, Any]], gated: Dict[str, Tuple[float, str]], topic_of: Any
+                ) -> Tuple[Dict[str, float], Dict[str, Any]]:
+    """Each language's threshold on the gated values (:func:`_gated`) and its measures."""
     thresholds: Dict[str, float] = {}
     measured: Dict[str, Any] = {}
     for language in ("zh", "en"):
         mine = [q for q in questions if q["language"] == language]
         if not any(q["kind"] == "unanswerable" for q in mine) or not any(_is_answerable(q) for q in mine):
             continue  # nothing to balance: the retrieval settings' threshold stays
-        score = {q["text"]: combine(scores[q["text"]], weight, topic_weight) for q in mine}
-        gated = {q["text"]: float(score[q["text"]].max() if gate == SCORE_GATE else scores[q["text"]][1].max())
-                 for q in mine}
         thresholds[language], measured[language] = choose_threshold(
-            [(gated[q["text"]], topics[int(score[q["text"]].argmax())] == topic_of(q["passage"]))
-             for q in mine if _is_answerable(q)],
-            [gated[q["text"]] for q in mine if q["kind"] == "unanswerable"])
+            [(gated[q["text"]][0], gated[q["text"]][1] == topic_of(q["passage"])) for q in mine if _is_answerable(q)],
+            [gated[q["text"]][0] for q in mine if q["kind"] == "unanswerable"])
         measured[language]["questions"] = len(mine)
     return thresholds, measured

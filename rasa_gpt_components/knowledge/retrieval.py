@@ -18,12 +18,12 @@ topic model (``knowledge/topics.py``, carried by a retrieval fit) the score is
 ``topic_weight * p(topic) + (1 - topic_weight) * that``, p the classifier's
 calibrated probability of the passage's topic. A fit may instead compare its
 threshold with the best cosine of any form (its ``gate``): the score ranks, the
-cosine decides whether anything is answered. With ``gate: coverage`` the best
-``coverage_candidates`` topics are read again token by token
-(``knowledge/coverage.py``): those that cover at least ``coverage_threshold`` of
-the question are returned, the best covered first, and nothing else is (a
-question that only names something else, "那西安呢", is read with the previous
-message too).
+cosine decides whether anything is answered. With ``gate: coverage`` (or a fit
+whose gate it is, with its thresholds) the best ``coverage_candidates`` topics
+are read again token by token (``knowledge/coverage.py``): those that cover at
+least ``coverage_threshold`` of the question are returned, the best covered
+first, and nothing else is (a question that only names something else, "那西安呢",
+is read with the previous message too).
 
 A follow-up question ("and how long does that take?") may come with the
 customer's previous message (``context_weight`` above 0): the entries are
@@ -38,14 +38,15 @@ English entry.
 """
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from rasa_gpt_components.knowledge.base import KnowledgeBase, Passage
 from rasa_gpt_components.knowledge.coverage import TokenCoverage
 from rasa_gpt_components.knowledge.embedding_cache import cached_encode
-from rasa_gpt_components.knowledge.scores import COSINE_GATE, Scores, best_per_topic, combine, in_context
+from rasa_gpt_components.knowledge.scores import (COSINE_GATE, COVERAGE_GATE, SCORE_GATE, Scores, best_per_topic,
+                                                  combine, in_context)
 from rasa_gpt_components.models.sentence import SENTENCE_ENCODERS
 from rasa_gpt_components.text import detect_language, elliptical_question, words
 
@@ -79,7 +80,7 @@ class RetrievalSettings:
     # extractive_threshold), or `coverage`: how much of the question the best
     # `coverage_candidates` topics cover, at least `coverage_threshold` (a number, or one
     # per language: {zh: 0.8, en: 0.8}); needs an e5 encoder (knowledge/coverage.py)
-    gate: str = "score"
+    gate: str = SCORE_GATE
     coverage_threshold: Union[float, Dict[str, float]] = 0.8
     coverage_candidates: int = 3
 
@@ -115,7 +116,7 @@ class RetrievalSettings:
         return float(self.coverage_threshold)
 
 
-GATES = ("score", "coverage")
+GATES = (SCORE_GATE, COVERAGE_GATE)
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,10 @@ class HybridRetriever:
             self._vectors = _unit(vectors - self._mean)
             self._owner = owner
         self.coverage: Optional[TokenCoverage] = None
-        if settings.gate == "coverage":
-            if fit is not None:
-                raise ValueError("retrieval.gate: coverage and retrieval.fit both decide what is answered; "
-                                 "use one of them.")
+        if settings.gate == COVERAGE_GATE and fit is not None:
+            raise ValueError("retrieval.gate: coverage and retrieval.fit both decide what is answered; use one of "
+                             "them (a fit whose gate is coverage gates so with its own thresholds).")
+        if settings.gate == COVERAGE_GATE or (fit is not None and fit.gate == COVERAGE_GATE):
             self.coverage = TokenCoverage(self._passages, encoder)
 
     @property
@@ -239,16 +240,27 @@ class HybridRetriever:
         or when the question only names something else and means the one before it, "那西安呢"),
         best covered first."""
         bm25, dense, _ = scores
-        best = order[: int(self.settings.coverage_candidates)]
-        shown = [self._version(index, language) for index in best]
-        assert self.coverage is not None
-        covered = self.coverage(question, shown)
-        if context:
-            covered = np.maximum(covered, self.coverage(f"{context} {question}", shown))
-        threshold = self.settings.coverage_threshold_for(language or detect_language(question))
+        best, shown, covered = self.covered(question, order, language, context)
+        language = language or detect_language(question)
+        threshold = self.settings.coverage_threshold_for(language)
+        if self.fit is not None:
+            threshold = self.fit.thresholds.get(language, threshold)
         ranked = [n for n in np.argsort(-covered, kind="stable") if covered[n] >= threshold]
         return [Hit(self._passages[shown[n]], float(score[best[n]]), float(bm25[best[n]]), float(dense[best[n]]),
                     float(covered[n])) for n in ranked[: top_k or self.top_k]]
+
+    def covered(self, question: str, order: List[int], language: Optional[str], context: Optional[str] = None
+                ) -> Tuple[List[int], List[int], np.ndarray]:
+        """The best ``coverage_candidates`` topics of ``order`` (best_per_topic), the passage
+        of each that is shown (its version in ``language``) and how much of the question each
+        covers (read with ``context`` too, the higher of the two), in ``order``'s order."""
+        assert self.coverage is not None
+        best = order[: int(self.settings.coverage_candidates)]
+        shown = [self._version(index, language) for index in best]
+        covered = self.coverage(question, shown)
+        if context:
+            covered = np.maximum(covered, self.coverage(f"{context} {question}", shown))
+        return best, shown, covered
 
     def component_scores(self, question: str) -> Scores:
         """Every passage's BM25 score, cosine and topic probability (0..1; zeros for a

@@ -5,9 +5,10 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-# what a fit's thresholds are compared with: the retrieval score of the best passage, or the
-# best cosine of any passage's form (knowledge/fit.py chooses on development questions)
-SCORE_GATE, COSINE_GATE = "score", "cosine"
+# what a fit's thresholds are compared with: the retrieval score of the best passage, the
+# best cosine of any passage's form, or how much of the question the best few passages cover
+# token by token (knowledge/coverage.py; knowledge/fit.py chooses on development questions)
+SCORE_GATE, COSINE_GATE, COVERAGE_GATE = "score", "cosine", "coverage"
 Scores = Tuple[np.ndarray, np.ndarray, np.ndarray]  # BM25, cosine, topic probability: one value a passage
 
 

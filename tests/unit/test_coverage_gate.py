@@ -166,3 +166,34 @@ def test_a_question_that_only_names_something_else_is_read_with_the_previous_mes
     # a question of its own is read alone, whatever came before
     alone = retriever.search("what about macau in 3 days?", language="en")[0].coverage
     assert retriever.search("what about macau in 3 days?", language="en", context=before)[0].coverage == alone
+
+
+def test_the_fit_chooses_the_coverage_gate_and_its_thresholds_when_they_balance_best(kb, tmp_path):
+    """Near misses share the entry's words and add one it never uses: the score cannot tell
+    them from the answerable questions, coverage can. `rasa-gpt knowledge fit` weighs the
+    coverage gate when the encoder gives token states; the NLG's retriever then gates so,
+    with the fit's thresholds."""
+    from rasa_gpt_components.knowledge.fit import RetrievalFit, fit
+
+    dev = [{"text": t, "language": "en", "kind": "answerable", "passage": p} for t, p in (
+        ("do you ship to macau", "macau_en"), ("delivery to macau takes 3 to 5 days?", "macau_en"),
+        ("how do I use a gift card", "gift_card_en"), ("how do I return an item", "returns_en"))]
+    dev += [{"text": t, "language": "en", "kind": "unanswerable"} for t in (
+        "do you ship hovercraft parts to macau", "how do I return an item by pigeon",
+        "can I use a gift card abroad", "what is the weather")]
+    fitting = HybridRetriever(kb, RetrievalSettings(threshold=0.0, gate="coverage"), WordStates())
+    result = fit(fitting, dev)
+    assert result.gate == "coverage"
+    balance = result.development["balance_by_gate"]
+    assert balance["coverage"] == 1.0 > balance["score"]
+    result.save(tmp_path / "fit.json")
+    loaded = RetrievalFit.load(tmp_path / "fit.json")
+    assert loaded.gate == "coverage" and loaded.thresholds == result.thresholds
+    retriever = HybridRetriever(kb, RetrievalSettings(threshold=0.0), WordStates(), loaded)
+    assert retriever.decides and retriever.coverage is not None
+    assert [h.passage.id for h in retriever.search("do you ship to macau", language="en")][:1] == ["macau_en"]
+    assert retriever.search("do you ship hovercraft parts to macau", language="en") == []
+    # without token states there is no coverage to weigh, and a gate in both places is an error
+    assert fit(HybridRetriever(kb, RetrievalSettings(threshold=0.0), WordStates()), dev).gate != "coverage"
+    with pytest.raises(ValueError, match="use one of them"):
+        HybridRetriever(kb, RetrievalSettings(gate="coverage"), WordStates(), loaded)
