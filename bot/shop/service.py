@@ -295,9 +295,11 @@ def wish_in(text: Optional[str]) -> Optional[str]:
     return clean_wanted(found.group("zh") or found.group("en")) if found else None
 
 
-# a wish inside an exchange request: the verbs above, "换大一码" / "换个M码" (换 before a size), and
+# a wish inside an exchange request: the verbs above, "换大一码" / "换个M码" / "换XL的" / "换黑色的" (换
+# before a size or a colour), and
 # an English verb a few words before its "for" ("exchange order ES2611210006 for a size L")
-_ZH_SIZE_AFTER_VERB = r"换(?:个|一个|一双|一件|一条)?(?=[大小][半一1]?个?[码号]|\d|[a-z]{1,3}[码号])"
+_ZH_SIZE_AFTER_VERB = (r"换(?:个|一个|一双|一件|一条)?"
+                       r"(?=[大小][半一1]?个?[码号]|\d|[a-z]{1,3}(?:[码号]|(?![a-z]))|[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色)")
 _WISH_IN_REQUEST = re.compile(rf"(?:{_ZH_WISH_VERB}|{_ZH_SIZE_AFTER_VERB})(?P<zh>\S.*)$|"
                               r"\b(?:change|swap|switch|exchange)\b(?:\s+\S+){0,5}?\s+(?:to|for|into)\s+(?P<en>\S.*)$",
                               re.IGNORECASE)
@@ -305,11 +307,11 @@ _LAST_FOR = re.compile(r"\s+(?:for|to|into)\s+", re.IGNORECASE)
 _ASKED_END = re.compile(r"\s*(?:[吗呢么嘛][?？]?|[?？])+$")
 _POLITE_END = re.compile(r"[\s,，]*\b(?:please|pls|plz|instead|thanks|thank you)\b[\s.!?]*$", re.IGNORECASE)
 # a wish says which size or colour: a number, a size's letters, a colour, one size up or down
-# ("a size L", "42码", "白色的", "the black one", "大一码"); "another colour", "a different size",
+# ("a size L", "XL的", "42码", "白色的", "the black one", "大一码"); "another colour", "a different size",
 # "a bigger pair", "that same order", "please" say none, and the form asks
 _COLOURS = ("black|white|grey|gray|silver|gold|red|pink|rose|orange|yellow|green|blue|navy|purple|violet|"
             "brown|beige|khaki|cream|ivory|teal|turquoise|burgundy|charcoal")
-_CONCRETE_WISH = re.compile(rf"\d|(?-i:\b(?:XX?S|S|M|L|XX?L|XXXL)\b)|\bsize\s+[a-z0-9]|\b(?:{_COLOURS})\b|"
+_CONCRETE_WISH = re.compile(rf"\d|(?-i:(?<![A-Za-z])(?:XX?S|S|M|L|XX?L|XXXL)(?![A-Za-z]))|\bsize\s+[a-z0-9]|\b(?:{_COLOURS})\b|"
                             r"\b(?:one|a) size (?:up|down|bigger|smaller)\b|"
                             r"[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色|[A-Za-z]{1,3}[码号]|[大小][半一1]个?[码号]", re.IGNORECASE)
 

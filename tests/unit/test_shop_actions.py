@@ -497,6 +497,8 @@ def test_a_new_reason_at_the_refund_confirmation_replaces_the_old_one(db_url, sa
     (TWO_ITEMS_SHIPPED, "好的 换成白色的", "request_exchange", {"exchange_confirmed": None, "exchange_to": "白色的"}),
     # a new size without 换成, read as the request (a conversation set): no yes to the old wish
     (TWO_ITEMS_SHIPPED, "那换大半码，41.5", "request_exchange", {"exchange_confirmed": None, "exchange_to": "大半码"}),
+    # a letter size right after 换 (holdout set 1, once the item was taken): it had filed the old wish
+    (TWO_ITEMS_SHIPPED, "换XL的", "request_exchange", {"exchange_confirmed": None, "exchange_to": "XL的"}),
     (TWO_ITEMS_SHIPPED, "swap them for a size 44 instead", "request_exchange",
      {"exchange_confirmed": None, "exchange_to": "a size 44"})])
 def test_a_correction_at_the_exchange_confirmation_is_no_yes(db_url, order_no, said, intent, expected):
@@ -713,11 +715,13 @@ def test_the_wish_is_stored_without_the_verb_that_asks_for_it(said, wanted):
     ("I'd like to exchange the shoes I got for my son's birthday for a 43", "a 43"),
     ("我想把ES2603157742的羊毛衫换成M码", "M码"), ("能换成42码吗？", "42码"), ("T恤小了 换L码", "L码"),
     ("我想换一双43的", "43的"), ("换货 ES2611210006 换成黑色的吧", "黑色的"),
+    # a letter size or a colour right after 换 ("换XL的" at a confirmation had filed the old wish)
+    ("换XL的", "XL的"), ("那就换M的吧", "M的"), ("换黑色的", "黑色的"), ("T恤换个XL", "XL"),
     ("I need to swap these to black, order ES2611210006", "black"),
     # the request alone, an order number, a question word or no size or colour: no wish given
     ("我要换货", None), ("我要换货，订单号ES2611210006", None), ("I want to exchange my shoes", None),
     ("exchange it", None), ("换成 订单ES2611210006", None), ("change it to what?", None),
-    ("我想换成别的", None), ("", None),
+    ("我想换成别的", None), ("", None), ("换ok吗", None), ("换货OK吗", None), ("换个人工客服", None),
     # the kind of wish without the wish: the form asks which (the conversation sets' requests)
     ("I'd like to exchange ES2611190007 for another colour", None), ("I want to swap something for a different size", None),
     ("can I swap it for a larger size?", None), ("exchange for ES2610120001 please", None),
