@@ -660,7 +660,13 @@ class ValidateExchangeForm(OrderFormValidation):
     ) -> Dict[Text, Any]:
         """A yes, unless the message corrects what was said (:func:`corrected_at_confirmation`:
         the item, when the order has several, and the wish are asked again) or states another
-        wish with its verb ("好的 换成黑色的": the confirmation is asked again, with it)."""
+        wish with its verb ("好的 换成黑色的": the confirmation is asked again, with it). A no that
+        states another wish with its verb ("不要大一码了，换43") is that wish, to confirm, not a
+        no to the exchange."""
+        if slot_value is False:
+            wish = service.wish_in(tracker.latest_message.get("text"))
+            if wish and wish != tracker.get_slot("exchange_to"):
+                return {"exchange_confirmed": None, "exchange_to": wish}
         if slot_value is not True:
             return {"exchange_confirmed": slot_value}
         if corrected_at_confirmation(tracker, slot_value):

@@ -260,7 +260,10 @@ _ZH_WISH_VERB = r"换成|换为|改成|改为"
 _EN_WISH_VERB = r"(?:change|swap|switch|exchange)(?:\s+(?:it|them|this|that))?\s+(?:to|for|into)\s+"
 # a message that is the wish: it is what follows the verb
 _WANTED_VERB = re.compile(rf"^(?:我想|我要|想|要|请|麻烦)?(?:帮我)?(?:{_ZH_WISH_VERB}|换个|换)(?=\S)|"
-                          rf"^(?:please\s+|i'?d like to\s+|i want to\s+|can you\s+)?{_EN_WISH_VERB}(?=\S)",
+                          r"^(?:就|我)?要(?=\S)|"
+                          rf"^(?:(?:yes|yeah|yep|ok|okay|actually|no|nah|sorry)\b[\s,]*(?:but\s+)?)?"
+                          rf"(?:please\s+|i'?d like to\s+|i want to\s+|can you\s+)?"
+                          rf"(?:{_EN_WISH_VERB}|make (?:it|them|that)\s+|go (?:with|for)\s+|in\s+)(?=\S)",
                           re.IGNORECASE)
 
 
@@ -269,7 +272,8 @@ _TRAILING_PARTICLE = re.compile(r"(?<=\S)[吧啊呀哈嘛]+[。！!.]*$")
 
 
 # a new wish inside a longer message: "换成黑色的吧", "yes but change it to the white one"
-_NEW_WISH = re.compile(rf"(?:{_ZH_WISH_VERB})(?P<zh>\S.*)$|\b{_EN_WISH_VERB}(?P<en>\S.*)$", re.IGNORECASE)
+_NEW_WISH = re.compile(rf"(?:{_ZH_WISH_VERB})(?P<zh>\S.*)$|\b(?:{_EN_WISH_VERB}|make (?:it|them|that)\s+)(?P<en>\S.*)$",
+                       re.IGNORECASE)
 
 
 ONLY_A_WISH_MAX_CHARS = 16
@@ -278,8 +282,9 @@ ONLY_A_WISH_MAX_CHARS = 16
 def only_a_wish(text: Optional[str]) -> Optional[str]:
     """A message that is only a size or a colour ("白色", "43码", "size 44", "black please"), as the
     wish; None for anything else (a question, an order number, a longer message)."""
-    wanted = clean_wanted(_POLITE_END.sub("", _clean(text, WANTED_MAX_CHARS)))
-    if (not wanted or len(wanted) > ONLY_A_WISH_MAX_CHARS or _QUESTION_END.search(wanted)
+    said = _clean(text, WANTED_MAX_CHARS)
+    wanted = clean_wanted(_POLITE_END.sub("", said))
+    if (not wanted or len(wanted) > ONLY_A_WISH_MAX_CHARS or _QUESTION_END.search(said) or _QUESTION_END.search(wanted)
             or _ORDER_NO_ANY_CASE.search(wanted)):
         return None
     return wanted if _CONCRETE_WISH.search(wanted) else None
@@ -299,7 +304,8 @@ def wish_in(text: Optional[str]) -> Optional[str]:
 # before a size or a colour), and
 # an English verb a few words before its "for" ("exchange order ES2611210006 for a size L")
 _ZH_SIZE_AFTER_VERB = (r"换(?:个|一个|一双|一件|一条)?"
-                       r"(?=[大小][半一1]?个?[码号]|\d|[a-z]{1,3}(?:[码号]|(?![a-z]))|[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色)")
+                       r"(?=[大小][半一1]?个?[码号]|\d|[a-z]{1,3}(?:[码号]|(?![a-z]))|[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色|"
+                       r"[黑白灰红粉黄绿蓝紫棕]的)")
 _WISH_IN_REQUEST = re.compile(rf"(?:{_ZH_WISH_VERB}|{_ZH_SIZE_AFTER_VERB})(?P<zh>\S.*)$|"
                               r"\b(?:change|swap|switch|exchange)\b(?:\s+\S+){0,5}?\s+(?:to|for|into)\s+(?P<en>\S.*)$",
                               re.IGNORECASE)
@@ -307,13 +313,14 @@ _LAST_FOR = re.compile(r"\s+(?:for|to|into)\s+", re.IGNORECASE)
 _ASKED_END = re.compile(r"\s*(?:[吗呢么嘛][?？]?|[?？])+$")
 _POLITE_END = re.compile(r"[\s,，]*\b(?:please|pls|plz|instead|thanks|thank you)\b[\s.!?]*$", re.IGNORECASE)
 # a wish says which size or colour: a number, a size's letters, a colour, one size up or down
-# ("a size L", "XL的", "42码", "白色的", "the black one", "大一码"); "another colour", "a different size",
+# ("a size L", "XL的", "42码", "白色的", "黑的", "the black one", "大一码"); "another colour", "a different size",
 # "a bigger pair", "that same order", "please" say none, and the form asks
 _COLOURS = ("black|white|grey|gray|silver|gold|red|pink|rose|orange|yellow|green|blue|navy|purple|violet|"
             "brown|beige|khaki|cream|ivory|teal|turquoise|burgundy|charcoal")
 _CONCRETE_WISH = re.compile(rf"\d|(?-i:(?<![A-Za-z])(?:XX?S|S|M|L|XX?L|XXXL)(?![A-Za-z]))|\bsize\s+[a-z0-9]|\b(?:{_COLOURS})\b|"
                             r"\b(?:one|a) size (?:up|down|bigger|smaller)\b|"
-                            r"[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色|[A-Za-z]{1,3}[码号]|[大小][半一1]个?[码号]", re.IGNORECASE)
+                            r"[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色|[黑白灰红粉黄绿蓝紫棕]的|[A-Za-z]{1,3}[码号]|[大小][半一1]个?[码号]",
+                            re.IGNORECASE)
 
 
 def wish_in_request(text: Optional[str]) -> Optional[str]:

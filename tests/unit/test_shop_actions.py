@@ -504,7 +504,21 @@ def test_a_new_reason_at_the_refund_confirmation_replaces_the_old_one(db_url, sa
 def test_a_correction_at_the_exchange_confirmation_is_no_yes(db_url, order_no, said, intent, expected):
     slots = {"language": "en", "order_number": order_no, "exchange_item": "CL-003", "exchange_to": "Midnight black",
              "requested_slot": "exchange_confirmed"}
-    tracker = confirmation_tracker(slots, said, intent, exchange_confirmed=True)
+    tracker = confirmation_tracker(slots, said, intent, exchange_confirmed=intent != "deny")
+    replies, events = run(bot_actions.ValidateExchangeForm(), tracker, EXCHANGE_FORM_DOMAIN)
+    assert replies == [] and slot_events(events) == expected
+
+
+@pytest.mark.parametrize("said, intent, expected", [
+    ("不要大一码了，换43", "deny", {"exchange_confirmed": None, "exchange_to": "43"}),
+    ("no, make it a 44", "deny", {"exchange_confirmed": None, "exchange_to": "a 44"}),
+    ("不换了", "deny", {"exchange_confirmed": False}), ("no wait, I meant navy, not grey", "deny", {"exchange_confirmed": False}),
+    ("不要，换成Midnight black", "deny", {"exchange_confirmed": False})])  # the wish it has: a plain no
+def test_a_no_with_another_wish_at_the_exchange_confirmation_is_that_wish(db_url, said, intent, expected):
+    """An exploratory run (stop 46): "不要大一码了，换43" at the confirmation cancelled the exchange."""
+    slots = {"language": "en", "order_number": TWO_ITEMS_SHIPPED, "exchange_item": "CL-003",
+             "exchange_to": "Midnight black", "requested_slot": "exchange_confirmed"}
+    tracker = confirmation_tracker(slots, said, intent, exchange_confirmed=False)
     replies, events = run(bot_actions.ValidateExchangeForm(), tracker, EXCHANGE_FORM_DOMAIN)
     assert replies == [] and slot_events(events) == expected
 
@@ -760,7 +774,12 @@ def test_only_the_item_again_is_no_wish(db_url, said, wish):
     ("black please", "nlu_fallback", {"exchange_to": "black"}), ("size 44", "inform", {"exchange_to": "size 44"}),
     ("对", "affirm", {}), ("白色吗？", "faq", {}), ("ES2611210006", "inform", {}),
     ("不用了，我还是留着黑色的吧", "deny", {}), ("the postage, who pays it", "faq", {}),
-    ("那换大半码，41.5", "inform", {"exchange_to": "大半码"}), ("好的 换成白色的", "request_exchange", {})])
+    ("那换大半码，41.5", "inform", {"exchange_to": "大半码"}), ("好的 换成白色的", "request_exchange", {}),
+    # an exploratory run (stop 46): the verb or a filler was kept, "黑的" was no colour, a question was a wish
+    ("要43", "inform", {"exchange_to": "43"}), ("黑的", "inform", {"exchange_to": "黑的"}),
+    ("换个黑的", "inform", {"exchange_to": "黑的"}), ("make it a 44", "inform", {"exchange_to": "a 44"}),
+    ("actually make it size 45", "inform", {"exchange_to": "size 45"}),
+    ("yes but in black", "inform", {"exchange_to": "black"}), ("can you do 44 instead?", "faq", {})])
 def test_a_size_or_colour_alone_at_the_exchange_confirmation_is_the_wish(said, intent, expected):
     """"白色" to "换成“白色的”，确认提交吗？" and "43码" to "大一码" (the conversation sets, once the
     wish came from the request) got the fallback: the wish, to be confirmed again."""
