@@ -373,6 +373,13 @@ NOT_FREE_TEXT_INTENTS = ("thank", "greet", "goodbye", "affirm")
 CONFIRMATION_INTENTS = ("affirm", "deny", "stop", "request_exchange")
 
 
+def besides_the_confirmation(tracker: Tracker) -> bool:
+    """Whether the latest message came at the exchange confirmation and is neither its yes nor
+    its no (:data:`CONFIRMATION_INTENTS`): a wish or an item said again, or a question."""
+    return (tracker.get_slot(REQUESTED_SLOT) == "exchange_confirmed"
+            and latest_intent(tracker) not in CONFIRMATION_INTENTS)
+
+
 def latest_intent(tracker: Tracker) -> Optional[str]:
     """The intent the NLU gave the latest message (``nlu_fallback`` included), or None."""
     return (tracker.latest_message.get("intent") or {}).get("name")
@@ -610,14 +617,11 @@ class ValidateExchangeForm(OrderFormValidation):
         the fallback answered "跑步鞋" with the knowledge base's passage on returning shoes.)"""
         order_no = tracker.get_slot("order_number")
         text = tracker.latest_message.get("text")
-        if (tracker.get_slot(REQUESTED_SLOT) != "exchange_confirmed" or not order_no or not text
-                or latest_intent(tracker) in CONFIRMATION_INTENTS):
+        if not besides_the_confirmation(tracker) or not order_no or not text:
             return {}
-        try:
-            order = await run_in_database(lambda session: service.find_order(session, order_no))
-        except SQLAlchemyError:
-            return {}  # the form's own validation says so when it looks the order up
-        return {"exchange_item": text} if not order.error and service.only_an_item_answer(order.items, text) else {}
+        order = await order_to_validate(dispatcher, self.name(), order_no)
+        found = order is not None and not order.error
+        return {"exchange_item": text} if found and service.only_an_item_answer(order.items, text) else {}
 
     async def extract_exchange_to(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -629,7 +633,7 @@ class ValidateExchangeForm(OrderFormValidation):
         ("白色" to "换成“白色的”？", "43码" to "大一码") is the wish, said again or anew: the
         confirmation is asked again with it (it was no answer, and got the fallback)."""
         requested = tracker.get_slot(REQUESTED_SLOT)
-        if requested == "exchange_confirmed" and latest_intent(tracker) not in CONFIRMATION_INTENTS:
+        if besides_the_confirmation(tracker):
             text = tracker.latest_message.get("text")
             wish = service.wish_in(text) or service.only_a_wish(text)
             return {"exchange_to": wish} if wish else {}
@@ -663,21 +667,16 @@ class ValidateExchangeForm(OrderFormValidation):
         wish with its verb ("好的 换成黑色的": the confirmation is asked again, with it). A no that
         states another wish with its verb ("不要大一码了，换43") is that wish, to confirm, not a
         no to the exchange."""
-        if slot_value is False:
-            wish = service.wish_in(tracker.latest_message.get("text"))
-            if wish and wish != tracker.get_slot("exchange_to"):
-                return {"exchange_confirmed": None, "exchange_to": wish}
-        if slot_value is not True:
-            return {"exchange_confirmed": slot_value}
-        if corrected_at_confirmation(tracker, slot_value):
+        if corrected_at_confirmation(tracker, slot_value):  # a yes only
             order = await order_to_validate(dispatcher, self.name(), tracker.get_slot("order_number"))
             several = order is None or len(order.items) > 1
             return {"exchange_confirmed": None, "exchange_to": None,
                     **({"exchange_item": None} if several else {})}
-        wish = service.wish_in(tracker.latest_message.get("text"))
-        if wish and wish != tracker.get_slot("exchange_to"):
-            return {"exchange_confirmed": None, "exchange_to": wish}
-        return {"exchange_confirmed": True}
+        if isinstance(slot_value, bool):  # a yes or a no
+            wish = service.wish_in(tracker.latest_message.get("text"))
+            if wish and wish != tracker.get_slot("exchange_to"):
+                return {"exchange_confirmed": None, "exchange_to": wish}
+        return {"exchange_confirmed": slot_value}
 
 
 class ActionAskExchangeItem(ShopAction):

@@ -227,6 +227,11 @@ _ORDER_NO_ANY_CASE = re.compile(_ORDER_NO_IN_TEXT.pattern, re.IGNORECASE)
 _REASON_WORD = re.compile(r"[\u4e00-\u9fff]|[a-z]{2,}(?:'[a-z]+)?", re.IGNORECASE)
 
 
+def _asks(clause: str) -> bool:
+    """Whether a (cleaned) clause asks something (``_QUESTION_END``, ``_ASKS``)."""
+    return bool(_QUESTION_END.search(clause) or _ASKS.match(clause))
+
+
 def reason_in_request(text: Optional[str]) -> Optional[str]:
     """The reason a refund request gives with itself ("耳机降噪没什么效果，想退" -> "耳机降噪没什么效果",
     "pls refund ES2611190007, they're not for me" -> "they're not for me"), or None: the clauses
@@ -236,7 +241,7 @@ def reason_in_request(text: Optional[str]) -> Optional[str]:
     kept = []
     for clause in _CLAUSE_BREAK.split(_clean(text, REASON_MAX_CHARS)):
         clause = clause.strip(" .。~～:：")
-        if not clause or _QUESTION_END.search(clause) or _ASKS.match(clause) or _REFUND_WORDS.search(clause):
+        if not clause or _asks(clause) or _REFUND_WORDS.search(clause):
             continue
         parts = _ORDER_NO_ANY_CASE.split(clause)
         if len(parts) > 1:  # the clause without its order numbers and what labels them
@@ -521,8 +526,7 @@ def only_names_an_item(items: Sequence[Item], said: Optional[str]) -> bool:
 def only_an_item_answer(items: Sequence[Item], said: Optional[str]) -> bool:
     """:func:`only_names_an_item`, and no question ("跑步鞋", not "跑步鞋能退吗？"): an item
     named where the form asks something else (its confirmation)."""
-    cleaned = _clean(said, ITEM_MAX_CHARS)
-    return not _QUESTION_END.search(cleaned) and not _ASKS.match(cleaned) and only_names_an_item(items, said)
+    return not _asks(_clean(said, ITEM_MAX_CHARS)) and only_names_an_item(items, said)
 
 
 def check_exchange(order: OrderResult, said_item: Optional[str]) -> ExchangeResult:

@@ -48,8 +48,7 @@ from rasa_gpt_components.handoff.conversation import offering_responses
 from rasa_gpt_components.handoff.desk import HandoffDesk
 from rasa_gpt_components.knowledge import KnowledgeBase, KnowledgeBaseError, answerability
 from rasa_gpt_components.knowledge.fit import RetrievalFit, knowledge_fingerprint
-from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
-from rasa_gpt_components.knowledge.scores import COVERAGE_GATE
+from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings, gates_on_coverage
 from rasa_gpt_components.metrics import (
     ANSWERS,
     GENERATION_SECONDS,
@@ -94,8 +93,7 @@ class GenerativeNLG(TemplatedNaturalLanguageGenerator):
         retrieval, fit = self._fitted(s.retrieval, knowledge)
         encoder = reranker = None
         gpt_states = retrieval.dense and not retrieval.encoder  # embeddings from the GPT model
-        coverage = COVERAGE_GATE in (retrieval.gate, fit.gate if fit is not None else None)
-        if retrieval.encoder and (retrieval.dense or coverage):
+        if retrieval.encoder and (retrieval.dense or gates_on_coverage(retrieval, fit)):
             from rasa_gpt_components.models.sentence import load_sentence_encoder
 
             encoder = load_sentence_encoder(retrieval.encoder)

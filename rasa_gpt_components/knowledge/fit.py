@@ -205,7 +205,8 @@ def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = 
         gates.append(COSINE_GATE)
     if getattr(retriever, "coverage", None) is not None:
         gates.append(COVERAGE_GATE)
-    by_gate = {gate: _thresholds(questions, _gated(retriever, questions, scores, weight, topic_weight, gate), topic_of)
+    by_gate = {gate: _thresholds(questions, _gated(retriever, questions, scores, weight, topic_weight, gate, topics),
+                                 topic_of)
                for gate in gates}
     balance = {gate: np.mean([(m["right_and_answered"] + m["unanswerable_declined"]) / 2 for m in measured.values()] or [0.0])
                for gate, (_, measured) in by_gate.items()}
@@ -223,11 +224,10 @@ def fit(retriever: Any, dev: Sequence[Dict[str, Any]], encoder: Optional[str] = 
 
 
 def _gated(retriever: Any, questions: Sequence[Dict[str, Any]], scores: Dict[str, Scores], weight: float,
-           topic_weight: float, gate: str) -> Dict[str, Tuple[float, str]]:
+           topic_weight: float, gate: str, topics: Sequence[str]) -> Dict[str, Tuple[float, str]]:
     """Per question, what ``gate`` compares with its threshold (the best score, the best
     cosine, or the best coverage of the best few topics) and the topic it would answer with
-    (the best by score; under the coverage gate, the best covered)."""
-    topics = [p.topic_key for p in retriever.knowledge_base.passages]
+    (the best by score; under the coverage gate, the best covered); ``topics``: one a passage."""
     gated: Dict[str, Tuple[float, str]] = {}
     for q in questions:
         score = combine(scores[q["text"]], weight, topic_weight)

@@ -119,6 +119,11 @@ class RetrievalSettings:
 GATES = (SCORE_GATE, COVERAGE_GATE)
 
 
+def gates_on_coverage(settings: RetrievalSettings, fit: Optional["RetrievalFit"]) -> bool:
+    """Whether what is answered is decided by coverage: ``gate: coverage``, or a fit whose gate it is."""
+    return settings.gate == COVERAGE_GATE or (fit is not None and fit.gate == COVERAGE_GATE)
+
+
 @dataclass(frozen=True)
 class Hit:
     """A retrieved passage with its scores (all 0..1)."""
@@ -175,7 +180,7 @@ class HybridRetriever:
         if settings.gate == COVERAGE_GATE and fit is not None:
             raise ValueError("retrieval.gate: coverage and retrieval.fit both decide what is answered; use one of "
                              "them (a fit whose gate is coverage gates so with its own thresholds).")
-        if settings.gate == COVERAGE_GATE or (fit is not None and fit.gate == COVERAGE_GATE):
+        if gates_on_coverage(settings, fit):
             self.coverage = TokenCoverage(self._passages, encoder)
 
     @property
