@@ -210,9 +210,11 @@ def elliptical_question(text: str) -> bool:
 # a message that starts with a plain yes, or a plain no, and says more after it: "对 就是白色",
 # "yes, white is right", "不是，我要白色的"; the rest must not turn it round ("ok wait, no", "好的，
 # 我再想想", "yes I don't want it"). "嗯" and "ok" are as often fillers as a yes: only where what follows restates what is held
-_YES_FIRST = ("yes", "yeah", "yep", "yup", "sure", "correct", "confirmed", "confirm",
+_YES_FIRST = ("please do", "sure thing", "go ahead", "yes", "yeah", "yep", "yup", "sure", "correct", "confirmed", "confirm",
               "是的", "对的", "没错", "确认", "确定", "好的", "可以", "对", "是", "行")
-_NO_FIRST = ("no", "nope", "nah", "不对", "不是", "不要", "不用", "不行", "不了", "否", "不")
+# a message that puts it off is a no too: nothing is filed on it ("先别提交，我再量量尺寸", "hold on, not yet")
+_NO_FIRST = ("no", "nope", "nah", "not yet", "hold on", "hang on", "hold off", "don't submit", "dont submit",
+             "不对", "不是", "不要", "不用", "不行", "不了", "先别", "先不", "等等", "等一下", "稍等", "否", "不")
 # a filler or a yes: only a yes where what follows restates what the form holds ("嗯 就灰色" to
 # "换成“灰色的”？"), so :func:`after_leading_yes` takes them, :func:`leading_yes_or_no` does not
 _SOFT_YES_FIRST = ("嗯嗯", "嗯", "恩恩", "恩", "okay", "ok")
@@ -220,7 +222,7 @@ _TURNS_ROUND = re.compile(r"\b(?:no|not|nope|wait|hold on|one sec|but|however|ac
                           r"maybe)\b|n't|不|没|别|等|但|可是|不过|算了|错|想想|考虑|明天|再说|稍|问问", re.IGNORECASE)
 # what a yes may add without saying anything new: "对 就是白色" -> "白色", "yes that's right, go ahead" -> ""
 _CONFIRMING_WORDS = re.compile(r"就是|就这样|就这个|这个|那个|没错|没问题|对的|是的|提交吧|提交|确认|可以|麻烦了|谢谢|"
-                               r"[吧的了呀啊哈嗯就]|\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|"
+                               r"[吧的了呀啊哈嗯就]|\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|and|"
                                r"thanks|thank you|the|one|just|do it|submit)\b", re.IGNORECASE)
 _PUNCTUATION = re.compile(r"[\W_]+")
 _CONTRACTED_IS = re.compile(r"(?<=[a-z])['\u2019]s\b", re.IGNORECASE)  # "grey's": "grey is"

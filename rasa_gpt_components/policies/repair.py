@@ -165,11 +165,12 @@ class RepairSettings:
     # nlu_fallback between two intents the asked slot's from_intent mappings give the same value
     agreeing_readings: bool = True
     # a message, no question, read as one of `leading_yes_intents`, that starts with a plain yes
-    # and adds nothing but what the form holds ("对 就是白色" read as inform, the wish being 白色) at
+    # and adds nothing but what the form holds ("对 就是白色" read as inform, the wish being 白色;
+    # "好的谢谢" read as thank) at
     # a slot whose from_intent mapping gives `yes_intent` a value, when it filled none of the form's slots
     leading_yes: bool = True
     yes_intent: str = "affirm"
-    leading_yes_intents: Tuple[str, ...] = ("inform", "nlu_fallback")
+    leading_yes_intents: Tuple[str, ...] = ("inform", "nlu_fallback", "thank")
     # a message, no question, read as one of `leading_no_intents` (or as the request that started the
     # form), that starts with a plain no ("no wait, I meant navy, not grey" read as a preference) at a
     # slot whose from_intent mapping gives `no_intent` a value, when it filled none of the form's slots

@@ -634,6 +634,19 @@ def test_a_no_that_says_more_is_the_no(policy):
     assert predict(policy(leading_no=False), confirming() + no) == ("refund_form", [])  # the yes, as before
 
 
+def test_thanks_with_a_yes_or_a_putting_off_answer_a_confirmation(policy):
+    # "好的谢谢" read as thank (holdout set 22: the confirmation was thanked and asked again)
+    yes = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("好的谢谢", intent={"name": "thank", "confidence": 0.99})]
+    assert predict(policy(), confirming() + yes) == ("refund_form", [SlotSet("refund_confirmed", True)])
+    assert predict(policy(leading_yes_intents=["inform"]), confirming() + yes)[0] != "refund_form"
+    thanks = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("谢谢", intent={"name": "thank", "confidence": 0.99})]
+    assert SlotSet("refund_confirmed", True) not in predict(policy(), confirming() + thanks)[1]  # no yes in it
+    # "先别提交，我再量量尺寸" read as nlu_fallback (holdout set 17: the fallback answered it)
+    later = [ActionExecuted(ACTION_LISTEN_NAME),
+             UserUttered("先别提交，我再量量尺寸", intent={"name": "nlu_fallback", "confidence": 0.6})]
+    assert predict(policy(), confirming() + later) == ("refund_form", [SlotSet("refund_confirmed", False)])
+
+
 @pytest.mark.parametrize("text, intent, slots", [
     ("no wait, I meant navy", "complaint", []),  # not one of leading_no_intents, not the form's request
     ("不对，运费谁出？", "inform", []),  # a question
@@ -661,6 +674,13 @@ def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
     ("嗯，我再想想", None, None), ("ok let me think about it", None, None), ("yes I don't want it anymore", None, None),
     ("sure, tomorrow", None, None), ("可以退吗", None, None), ("是这样的，我想问下运费", None, None),
     ("不合适", None, None), ("yesterday I ordered", None, None), ("nobody told me", None, None), ("", None, None),
+    # a yes with thanks (read as thank), and a yes worded otherwise (holdout sets 22, exploratory run)
+    ("好的谢谢", True, ""), ("please do, thanks", True, ""), ("sure thing, thanks", True, ""),
+    ("go ahead and submit it", True, ""), ("sure, thanks", True, ""),
+    # put off: a no, nothing filed (holdout set 17, exploratory run)
+    ("先别提交，我再量量尺寸", False, None), ("等等 我再想想", False, None), ("hold on, not yet", False, None),
+    ("not yet, let me measure first", False, None), ("don't submit it yet", False, None),
+    ("nothing yet", None, None), ("等等", None, None), ("先不说这个，运费谁出？", None, None),
 ])
 def test_leading_yes_or_no(text, answer, rest):
     assert leading_yes_or_no(text) is answer
