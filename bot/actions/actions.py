@@ -64,6 +64,14 @@ STATUS_LABELS = {
     "completed": {"en": "Completed", "zh": "已完成"},
     "cancelled": {"en": "Cancelled", "zh": "已取消"},
 }
+# the status of a refund or an exchange (shop.db), as a lookup shows it
+AFTER_SALE_LABELS = {
+    "requested": {"en": "submitted, waiting for review", "zh": "已提交，待审核"},
+    "approved": {"en": "approved", "zh": "已通过审核"},
+    "rejected": {"en": "not approved", "zh": "未通过审核"},
+    "refunded": {"en": "refunded to the original payment method", "zh": "已原路退款"},
+    "sent": {"en": "the replacement has been sent", "zh": "新商品已寄出"},
+}
 # couriers as bot/knowledge/shipping.yml names them
 COURIER_NAMES = {
     "ZTO": {"en": "ZTO Express", "zh": "中通快递"},
@@ -278,11 +286,35 @@ class ActionOrderStatus(ShopAction):
         estimate = delivery_time(order.address, language) if order.status in ON_THE_WAY_STATUSES else None
         if estimate:  # "when will it arrive?" after a lookup is this action again (the slot): the answer
             dispatcher.utter_message(response="utter_delivery_estimate", delivery_time=estimate)
-        if not looked_up_before(tracker, order.order_no) and not sounds_unhappy(tracker):
+        asked = service.after_sales_asked(tracker.latest_message.get("text"))
+        utter_after_sales(dispatcher, order, asked, language)
+        if not asked and not looked_up_before(tracker, order.order_no) and not sounds_unhappy(tracker):
             # not again at "when will it arrive?", and no sales pitch to an unhappy customer
             await utter_also_bought(dispatcher, order, language)
         # the order's customer: recommendations can then follow their past orders
         return [SlotSet("order_number", order.order_no), SlotSet("customer_id", str(order.customer_id))]
+
+
+def utter_after_sales(dispatcher: CollectingDispatcher, order: service.OrderResult, asked: Iterable[str],
+                      language: str) -> None:
+    """How the order's latest refund and exchange stand, and that there is none of a kind the
+    customer asked about ("ES2611200002的退款到账了吗" had started a new refund)."""
+    shown = set()
+    for request in order.after_sales:
+        shown.add(request.kind)
+        status = AFTER_SALE_LABELS.get(request.status, {}).get(language, request.status)
+        if request.kind == "refund":
+            dispatcher.utter_message(response="utter_order_refund", order_number=order.order_no,
+                                     refund_id=_reference("RF", request.request_id), requested_on=request.requested_on.isoformat(),
+                                     status=status)
+        else:
+            item = next((item for item in order.items if item.sku == request.sku), None)
+            dispatcher.utter_message(response="utter_order_exchange", order_number=order.order_no,
+                                     exchange_id=_reference("EX", request.request_id), requested_on=request.requested_on.isoformat(),
+                                     item=_name(item, language) if item else request.sku, status=status)
+    for kind in asked:
+        if kind not in shown:
+            dispatcher.utter_message(response=f"utter_order_no_{kind}", order_number=order.order_no)
 
 
 # the frustration score (slot ``frustration``) from which a customer counts as unhappy

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Callable, Optional, Sequence, Set, Tuple, TypeVar
 
 from sqlalchemy import select
@@ -72,6 +73,17 @@ class Item:
 
 
 @dataclass(frozen=True)
+class AfterSale:
+    """A refund or an exchange requested for an order (the latest of its kind is shown at a lookup)."""
+
+    kind: str  # refund, exchange
+    request_id: int
+    status: str  # requested, approved, rejected, refunded (refund) or sent (exchange)
+    requested_on: date
+    sku: Optional[str] = None  # the item to exchange
+
+
+@dataclass(frozen=True)
 class OrderResult:
     """An order looked up by number, or an ``error``."""
 
@@ -82,6 +94,7 @@ class OrderResult:
     tracking_no: Optional[str] = None
     address: Optional[str] = None
     customer_id: Optional[int] = None
+    after_sales: Tuple[AfterSale, ...] = ()  # the latest refund and the latest exchange, if any
     error: Optional[str] = None  # invalid_order_number, order_not_found
 
 
@@ -222,14 +235,18 @@ _SAYS_NOTHING = re.compile(r"你好|您好|在吗|亲|请问|麻烦(?:你|您)?(
 _ORDER_LABEL = re.compile(r"(?:订单号|单号|订单|\border(?:\s+(?:no\.?|number))?)\s*(?:是|is)?\s*[:：]?\s*$", re.IGNORECASE)
 # a clause that asks: a question mark or particle at its end, a question word first ("怎么操作")
 _ASKS = re.compile(r"^(?:请问|怎么|怎样|如何|为什么|为啥|能不能|可不可以|是否|多久|多少|哪|什么时候|"
-                   r"(?:how|what|when|where|which|who|why|can|could|do|does|is|are|will|would)\b)", re.IGNORECASE)
+                   r"(?:(?:and|also|plus|oh|btw|so)\s+)?(?:how|what|when|where|which|who|why|can|could|do|does|is|are|will|"
+                   r"would)\b)|"
+                   # a question word inside the clause: "还有我另一单到哪了", "另外那单什么时候到" ("怎么" and "为什么"
+                   # are as often a complaint's: "质量怎么这么差", "不知道为什么就坏了")
+                   r"哪(?:里|儿)?|什么时候|多久|多长时间|几天|能不能|可不可以|是不是|是否|有没有", re.IGNORECASE)
 _ORDER_NO_ANY_CASE = re.compile(_ORDER_NO_IN_TEXT.pattern, re.IGNORECASE)
 _REASON_WORD = re.compile(r"[\u4e00-\u9fff]|[a-z]{2,}(?:'[a-z]+)?", re.IGNORECASE)
 
 
 def _asks(clause: str) -> bool:
     """Whether a (cleaned) clause asks something (``_QUESTION_END``, ``_ASKS``)."""
-    return bool(_QUESTION_END.search(clause) or _ASKS.match(clause))
+    return bool(_QUESTION_END.search(clause) or _ASKS.search(clause))
 
 
 def reason_in_request(text: Optional[str]) -> Optional[str]:
@@ -411,7 +428,30 @@ def find_order(session: Session, order_no: Optional[str]) -> OrderResult:
         tracking_no=order.tracking_no,
         address=order.address,
         customer_id=order.customer_id,
+        after_sales=_latest_after_sales(session, canonical),
     )
+
+
+def _latest_after_sales(session: Session, order_no: str) -> Tuple[AfterSale, ...]:
+    """The latest refund and the latest exchange of an order, those it has."""
+    found = []
+    for kind, table in (("refund", Refund), ("exchange", Exchange)):
+        row = session.execute(
+            select(table).where(table.order_no == order_no).order_by(table.created_at.desc(), table.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        if row is not None:
+            found.append(AfterSale(kind, row.id, row.status, row.created_at.date(), getattr(row, "sku", None)))
+    return tuple(found)
+
+
+# a message that asks how a refund or an exchange is going: "退款到账了吗", "where is my refund"
+_AFTER_SALE_WORDS = {"refund": _REFUND_WORDS, "exchange": re.compile(r"换货|\bexchang(?:e|es|ed|ing)\b", re.IGNORECASE)}
+
+
+def after_sales_asked(text: Optional[str]) -> Tuple[str, ...]:
+    """The kinds of request (refund, exchange) a message speaks of: "ES2611200002的退款到账了吗"
+    -> ("refund",); a lookup then says how they stand, or that there is none."""
+    return tuple(kind for kind, words in _AFTER_SALE_WORDS.items() if words.search(text or ""))
 
 
 Row = TypeVar("Row")

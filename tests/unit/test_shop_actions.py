@@ -11,6 +11,7 @@ import logging
 import re
 import subprocess
 import sys
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -295,6 +296,43 @@ def test_order_status_asks_for_a_missing_number(db_url):
     assert run(bot_actions.ActionOrderStatus(), make_tracker())[0] == [("utter_ask_order_number", {})]
 
 
+def test_a_lookup_says_how_the_order_s_refund_and_exchange_stand(recommender_ready):
+    """"ES2611200002的退款到账了吗" had started a new refund (a new customer's try): the lookup
+    shows the order's latest refund and exchange, or that there is none of the kind asked about,
+    and suggests nothing to buy then."""
+    action = bot_actions.ActionOrderStatus()
+    asked = make_tracker({"language": "zh", "order_number": TWO_ITEMS_SHIPPED}, text=f"{TWO_ITEMS_SHIPPED}的退款到账了吗")
+    replies, _ = run(action, asked)
+    assert replies[-1] == ("utter_order_no_refund", {"order_number": TWO_ITEMS_SHIPPED})
+    assert "utter_also_bought" not in [name for name, _ in replies]
+    with db.session_scope(recommender_ready) as session:
+        refund = service.submit_refund(session, TWO_ITEMS_SHIPPED, "鞋子开胶", "key-1")
+        exchange = service.submit_exchange(session, TWO_ITEMS_SHIPPED, "CL-003", "43码", "key-2")
+    assert refund.error is None and exchange.error is None
+    today = datetime.utcnow().date().isoformat()
+    replies, _ = run(action, asked)
+    after_sales = [reply for reply in replies if reply[0] in ("utter_order_refund", "utter_order_exchange")]
+    assert after_sales == [
+        ("utter_order_refund", {"order_number": TWO_ITEMS_SHIPPED, "refund_id": "RF000001", "requested_on": today,
+                                "status": "已提交，待审核"}),
+        ("utter_order_exchange", {"order_number": TWO_ITEMS_SHIPPED, "exchange_id": "EX000001", "requested_on": today,
+                                  "item": "跑步鞋", "status": "已提交，待审核"})]
+    assert "utter_order_no_refund" not in [name for name, _ in replies]
+    # an exchange asked about in English, none there: said so; a plain lookup suggests as before
+    replies, _ = run(action, make_tracker({"order_number": SHIPPED_SF}, text="any news on my exchange?"))
+    assert replies[-1] == ("utter_order_no_exchange", {"order_number": SHIPPED_SF})
+    replies, _ = run(action, make_tracker({"order_number": SHIPPED_SF}, text="where is it?"))
+    assert [name for name, _ in replies][-1] == "utter_also_bought"
+
+
+@pytest.mark.parametrize("said, asked", [
+    ("ES2611200002的退款到账了吗", ("refund",)), ("where is my refund?", ("refund",)), ("换货进度怎么样了", ("exchange",)),
+    ("has my exchange been approved", ("exchange",)), ("到哪了", ()), ("", ()), (None, ()),
+])
+def test_the_requests_a_message_asks_about(said, asked):
+    assert service.after_sales_asked(said) == asked
+
+
 # --- refunds -----------------------------------------------------------------------
 
 
@@ -425,7 +463,11 @@ def test_a_reason_is_stored_without_the_words_that_introduce_it(said, reason):
     ("算了，还是退货吧", None), ("我想退货，运费谁出？", None), ("我想退货，怎么操作", None),
     ("I want to return it. is that possible?", None), ("退款", None), ("", None),
     ("帮忙退个款呗", None), ("帮我退一单", None), ("let me start over, refund for the same order", None),
-    ("衣服洗了就退色，要退款", "衣服洗了就退色")])
+    ("衣服洗了就退色，要退款", "衣服洗了就退色"),
+    # a question beside the request, with its question word inside (a new customer's try: it was the reason)
+    ("我要退款，还有我另一单ES2611210006到哪了", None), ("我要退款，另外那单什么时候到", None),
+    ("refund ES2611200002, and where is my other order", None),
+    ("质量怎么这么差，退款", "质量怎么这么差"), ("不知道为什么就坏了，要退", "不知道为什么就坏了")])
 def test_the_reason_a_refund_request_gives_with_itself(said, reason):
     assert service.reason_in_request(said) == reason
 
