@@ -286,16 +286,16 @@ class ActionOrderStatus(ShopAction):
         estimate = delivery_time(order.address, language) if order.status in ON_THE_WAY_STATUSES else None
         if estimate:  # "when will it arrive?" after a lookup is this action again (the slot): the answer
             dispatcher.utter_message(response="utter_delivery_estimate", delivery_time=estimate)
-        asked = service.after_sales_asked(tracker.latest_message.get("text"))
-        utter_after_sales(dispatcher, order, asked, language)
-        if not asked and not looked_up_before(tracker, order.order_no) and not sounds_unhappy(tracker):
+        asked_about = service.after_sales_asked(tracker.latest_message.get("text"))
+        utter_after_sales(dispatcher, order, asked_about, language)
+        if not asked_about and not looked_up_before(tracker, order.order_no) and not sounds_unhappy(tracker):
             # not again at "when will it arrive?", and no sales pitch to an unhappy customer
             await utter_also_bought(dispatcher, order, language)
         # the order's customer: recommendations can then follow their past orders
         return [SlotSet("order_number", order.order_no), SlotSet("customer_id", str(order.customer_id))]
 
 
-def utter_after_sales(dispatcher: CollectingDispatcher, order: service.OrderResult, asked: Iterable[str],
+def utter_after_sales(dispatcher: CollectingDispatcher, order: service.OrderResult, asked_about: Iterable[str],
                       language: str) -> None:
     """How the order's latest refund and exchange stand, and that there is none of a kind the
     customer asked about ("ES2611200002的退款到账了吗" had started a new refund)."""
@@ -312,7 +312,7 @@ def utter_after_sales(dispatcher: CollectingDispatcher, order: service.OrderResu
             dispatcher.utter_message(response="utter_order_exchange", order_number=order.order_no,
                                      exchange_id=_reference("EX", request.request_id), requested_on=request.requested_on.isoformat(),
                                      item=_name(item, language) if item else request.sku, status=status)
-    for kind in asked:
+    for kind in asked_about:
         if kind not in shown:
             dispatcher.utter_message(response=f"utter_order_no_{kind}", order_number=order.order_no)
 
