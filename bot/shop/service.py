@@ -440,7 +440,8 @@ def _latest_after_sales(session: Session, order_no: str) -> Tuple[AfterSale, ...
             select(table).where(table.order_no == order_no).order_by(table.created_at.desc(), table.id.desc()).limit(1)
         ).scalar_one_or_none()
         if row is not None:
-            found.append(AfterSale(kind, row.id, row.status, row.created_at.date(), getattr(row, "sku", None)))
+            sku = row.sku if kind == "exchange" else None
+            found.append(AfterSale(kind, row.id, row.status, row.created_at.date(), sku))
     return tuple(found)
 
 
