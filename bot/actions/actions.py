@@ -161,8 +161,9 @@ def delivery_time(address: Optional[str], language: str) -> Optional[str]:
     return hits[0].passage.text if hits else None
 
 
-def _status(status: Optional[str], language: str) -> str:
-    return STATUS_LABELS.get(status or "", {}).get(language, status or "")
+def _status(status: Optional[str], language: str, labels: Dict[str, Dict[str, str]] = STATUS_LABELS) -> str:
+    """``status`` as ``labels`` word it in ``language`` (an order's by default), else as it is."""
+    return labels.get(status or "", {}).get(language, status or "")
 
 
 def _price(amount: Decimal) -> str:
@@ -266,7 +267,7 @@ class ActionOrderStatus(ShopAction):
         if not asked:
             dispatcher.utter_message(response="utter_ask_order_number")
             return []
-        order = await run_in_database(lambda session: service.find_order(session, asked))
+        order = await run_in_database(lambda session: service.look_up_order(session, asked))
         if utter_order_error(dispatcher, order.error, order.order_no):
             return [SlotSet("order_number", None)]
         dispatcher.utter_message(
@@ -302,16 +303,14 @@ def utter_after_sales(dispatcher: CollectingDispatcher, order: service.OrderResu
     shown = set()
     for request in order.after_sales:
         shown.add(request.kind)
-        status = AFTER_SALE_LABELS.get(request.status, {}).get(language, request.status)
+        common = {"order_number": order.order_no, "requested_on": request.requested_on.isoformat(),
+                  "status": _status(request.status, language, AFTER_SALE_LABELS)}
         if request.kind == "refund":
-            dispatcher.utter_message(response="utter_order_refund", order_number=order.order_no,
-                                     refund_id=_reference("RF", request.request_id), requested_on=request.requested_on.isoformat(),
-                                     status=status)
+            dispatcher.utter_message(response="utter_order_refund", refund_id=_reference("RF", request.request_id), **common)
         else:
             item = next((item for item in order.items if item.sku == request.sku), None)
-            dispatcher.utter_message(response="utter_order_exchange", order_number=order.order_no,
-                                     exchange_id=_reference("EX", request.request_id), requested_on=request.requested_on.isoformat(),
-                                     item=_name(item, language) if item else request.sku, status=status)
+            dispatcher.utter_message(response="utter_order_exchange", exchange_id=_reference("EX", request.request_id),
+                                     item=_name(item, language) if item else request.sku, **common)
     for kind in asked_about:
         if kind not in shown:
             dispatcher.utter_message(response=f"utter_order_no_{kind}", order_number=order.order_no)

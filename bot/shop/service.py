@@ -94,7 +94,7 @@ class OrderResult:
     tracking_no: Optional[str] = None
     address: Optional[str] = None
     customer_id: Optional[int] = None
-    after_sales: Tuple[AfterSale, ...] = ()  # the latest refund and the latest exchange, if any
+    after_sales: Tuple[AfterSale, ...] = ()  # the latest refund and exchange, if any (look_up_order only)
     error: Optional[str] = None  # invalid_order_number, order_not_found
 
 
@@ -428,8 +428,14 @@ def find_order(session: Session, order_no: Optional[str]) -> OrderResult:
         tracking_no=order.tracking_no,
         address=order.address,
         customer_id=order.customer_id,
-        after_sales=_latest_after_sales(session, canonical),
     )
+
+
+def look_up_order(session: Session, order_no: Optional[str]) -> OrderResult:
+    """:func:`find_order` with the order's latest refund and exchange (``after_sales``): what a
+    customer's lookup shows; the forms' checks need none of it."""
+    order = find_order(session, order_no)
+    return order if order.error else replace(order, after_sales=_latest_after_sales(session, order.order_no))
 
 
 def _latest_after_sales(session: Session, order_no: str) -> Tuple[AfterSale, ...]:
