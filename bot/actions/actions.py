@@ -48,7 +48,14 @@ from sqlalchemy.orm import Session
 
 from rasa_gpt_components.knowledge import KnowledgeBase
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
-from rasa_gpt_components.recommend import Recommender, asks_for_others, request_from_dict, request_to_dict
+from rasa_gpt_components.recommend import (
+    Recommender,
+    asks_about_shown,
+    asks_for_others,
+    request_from_dict,
+    request_to_dict,
+    word_details,
+)
 from rasa_gpt_components.yaml_files import read_yaml_file
 
 from shop import service
@@ -625,19 +632,25 @@ class ValidateExchangeForm(OrderFormValidation):
     async def validate_exchange_item(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        """An item of the order (by SKU, position or name) whose product is in stock, as its SKU."""
+        """An item of the order (by SKU, position or name) whose product is in stock, as its SKU.
+        A wish said with it is kept ("跑步鞋换43码"); a size said instead of an item ("那就换L码")
+        is for the order's one item that comes in sizes, and otherwise kept while the item is
+        asked again (:func:`service.item_and_wish`)."""
         order_no = tracker.get_slot("order_number")
         if not order_no:  # the order was refused: it is asked again first
             return {"exchange_item": None}
         order = await order_to_validate(dispatcher, self.name(), order_no)
         if order is None:
             return {"exchange_item": None}
-        checked = service.check_exchange(order, slot_value if isinstance(slot_value, str) else "")
+        said = slot_value if isinstance(slot_value, str) else ""
+        item, wish = service.item_and_wish(order.items, said)
+        checked = service.check_exchange(order, item.sku if item else said)
+        kept = {"exchange_to": wish} if wish else {}
         if utter_order_error(dispatcher, checked.error, checked.order_no) or utter_exchange_refused(
             dispatcher, checked, conversation_language(tracker)
         ):
-            return {"exchange_item": None}
-        return {"exchange_item": checked.item.sku}
+            return {"exchange_item": None, **kept}
+        return {"exchange_item": checked.item.sku, **kept}
 
     async def extract_exchange_item(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -925,6 +938,18 @@ class ActionRecommend(ShopAction):
         customer_id = _customer_id(tracker)
         asked = bool(tracker.get_slot("recommend_asked"))
         previous, shown, shown_ids = _previous_recommendation(tracker)
+        # "第一个多少钱" / "is the second one in stock?": about the items just shown (the last ids)
+        question = asks_about_shown(tracker.latest_message.get("text") or "") if previous is not None else None
+        if question is not None and shown:
+            catalogue = (await asyncio.to_thread(shop_recommender)).catalogue
+            items = [catalogue.items[catalogue.position[i]] for i in shown_ids[-len(shown):] if i in catalogue.position]
+            asked = question.pick(items)
+            if asked:
+                dispatcher.utter_message(response="utter_shown_items",
+                                         details="\n".join(word_details(item, language) for item in asked))
+            else:  # "the fourth one" of three
+                dispatcher.utter_message(response="utter_which_shown_item", count=len(items))
+            return []  # the recommendations stay the ones to follow up
         text = _recommend_text(tracker, follows_up=previous is not None)
         # "换一批" / "something else": the same request without what was shown (so far)
         others = previous is not None and asks_for_others(tracker.latest_message.get("text") or "")

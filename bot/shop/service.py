@@ -70,6 +70,7 @@ class Item:
     name_zh: str
     quantity: int
     stock: int  # of the product in the shop
+    category: str = ""  # of the product: clothing (shoes too) comes in sizes
 
 
 @dataclass(frozen=True)
@@ -417,7 +418,8 @@ def find_order(session: Session, order_no: Optional[str]) -> OrderResult:
     if order is None:
         return OrderResult(canonical, error=error)
     items = tuple(
-        Item(line.product.sku, line.product.name_en, line.product.name_zh, line.quantity, line.product.stock)
+        Item(line.product.sku, line.product.name_en, line.product.name_zh, line.quantity, line.product.stock,
+             line.product.category)
         for line in order.items
     )
     return OrderResult(
@@ -557,6 +559,37 @@ def item_in_request(items: Sequence[Item], text: Optional[str]) -> Optional[Item
     wish = _WISH_IN_REQUEST.search(said)
     said = _REQUEST_FILLER.sub(" ", _ORDER_NO_ANY_CASE.sub(" ", said[:wish.start(wish.lastgroup)] if wish else said))
     return order_item(items, said) if _WORD.search(said.casefold()) else None
+
+
+SIZED_CATEGORIES = ("clothing",)  # the products that come in sizes (the shop's shoes are clothing)
+# a size, not a colour: "L码", "XL", "size 44", "43码", "41.5", "大一码", "one size up" (not "第2件", "#3")
+_SIZE = re.compile(r"(?-i:(?<![A-Za-z])(?:XX?S|S|M|L|XX?L|XXXL)(?![A-Za-z]))|\bsize\s+[a-z0-9]|"
+                   r"(?<![第#\d.])\d{2}(?:\.5)?(?!\s*[件个\d])|[A-Za-z]{1,3}[码号]|[大小][半一1]?个?[码号]|"
+                   r"\b(?:one|a) size (?:up|down|bigger|smaller)\b|\b(?:bigger|larger|smaller) size\b",
+                   re.IGNORECASE)
+
+
+def item_for_wish(items: Sequence[Item], wish: Optional[str]) -> Optional[Item]:
+    """The item of an order that a wish naming no item is for: a size ("那就换L码", "43码") can
+    only be for an item that comes in sizes (``SIZED_CATEGORIES``); None when the wish names
+    no size, or the order has no such item or several."""
+    if not wish or not _SIZE.search(wish):
+        return None
+    sized = [item for item in items if item.category in SIZED_CATEGORIES]
+    return sized[0] if len(sized) == 1 else None
+
+
+def item_and_wish(items: Sequence[Item], said: Optional[str]) -> Tuple[Optional[Item], Optional[str]]:
+    """(item, wish) an answer to "which item?" gives: the item it names (:func:`order_item`) and
+    a wish said with its verb ("跑步鞋换43码" -> the shoes, "43码"); an answer that names no item
+    but a size or a colour ("那就换L码", "白色", "a larger size") is that wish, if concrete
+    (:func:`only_a_wish`), and the item the one a size can be for (:func:`item_for_wish`), if any. A position ("第3件") is no wish."""
+    item = order_item(items, said) if said else None
+    wish = wish_in(said)
+    if item is None and said and not _ITEM_POSITION.fullmatch(_clean(said, ITEM_MAX_CHARS).casefold()):
+        wish = wish or only_a_wish(said)
+        item = item_for_wish(items, wish or said)  # "I want a larger size": the shoes, the wish asked
+    return item, wish
 
 
 def only_names_an_item(items: Sequence[Item], said: Optional[str]) -> bool:

@@ -17,7 +17,8 @@ recommendations shown, the order looked up), then listens.
     policies:
       - name: rasa_gpt_components.FollowUpPolicy
         follow_ups:
-          # the recommendation reader of the plugin: another batch, cheaper, dearer, a budget
+          # the recommendation reader of the plugin: another batch, cheaper, dearer, a budget,
+          # or a question about the items shown ("第一个多少钱", "is it in stock?")
           action_recommend: {reader: recommendation}
           # a question that names only something else: "那西安呢", "and to Macau?"
           utter_knowledge_answer: {reader: elliptical_question}
@@ -26,7 +27,8 @@ recommendations shown, the order looked up), then listens.
         # intents that are never a follow-up, whatever the message says
         not_intents: [human_handoff, stop]
 
-Readers: ``recommendation`` (``recommend.request.refines``) and
+Readers: ``recommendation`` (``recommend.request.follows_recommendations``: ``refines`` or
+``asks_about_shown``) and
 ``elliptical_question`` (``text.elliptical_question``). A message read as
 one of ``not_intents`` is left to the other policies. It predicts with
 confidence 1.0 at a priority above RulePolicy's and ConversationRepairPolicy's,
@@ -54,13 +56,14 @@ from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from rasa_gpt_components.metrics import REPAIRS, log_fields
-from rasa_gpt_components.recommend.request import refines
+from rasa_gpt_components.recommend.request import follows_recommendations
 from rasa_gpt_components.text import clean_text, elliptical_question
 
 logger = logging.getLogger(__name__)
 
 # the readers a follow-up may name: text -> whether it builds on that action's answer
-READERS: Dict[str, Callable[[str], bool]] = {"recommendation": refines, "elliptical_question": elliptical_question}
+READERS: Dict[str, Callable[[str], bool]] = {"recommendation": follows_recommendations,
+                                             "elliptical_question": elliptical_question}
 KIND = "follow_up"
 
 

@@ -61,3 +61,16 @@ def word_reason(item: Item, why: Why, lexicon: Lexicon, language: str) -> str:
     else:
         parts.append(price)
     return _SEPARATOR["zh" if zh else "en"].join(parts)
+
+
+def word_details(item: Item, language: str) -> str:
+    """What a customer asking about an item shown is told, from its record: "Wireless earbuds,
+    sage green: ¥799, in stock. <description>" / "真无线蓝牙耳机 松石绿：¥799，有货。<description>"."""
+    zh = language == "zh"
+    stock = ("有货" if zh else "in stock") if item.stock > 0 else ("暂时缺货" if zh else "out of stock")
+    name = item.name(language)
+    description = item.descriptions.get(language) or item.descriptions.get("en") or ""
+    if description.startswith(name):  # "Fitness band, sage green: counts steps…": the name once
+        description = description[len(name):].lstrip(" :：,，.。")
+    line = f"{name}：{_price(item.price)}，{stock}。" if zh else f"{name}: {_price(item.price)}, {stock}."
+    return f"{line}{description}" if zh else f"{line} {description}".strip()

@@ -16,6 +16,9 @@ the earlier request asked for and it does not name again; "cheaper" / "便宜点
 asks for less than the cheapest item shown, "more expensive" / "贵一点" for
 more than the dearest; "换一批" / "something else" (``asks_for_others``) for
 the same request without the items shown (``Recommender.recommend(exclude=)``).
+A question about the items shown ("第一个多少钱", "is the second one in stock?",
+``asks_about_shown``) is answered about them (``reasons.word_details``), not with
+new recommendations.
 """
 
 import re
@@ -238,6 +241,67 @@ def refines(text: str) -> bool:
         return False
     return (asks_for_others(text) or bool(_CHEAPER.search(text)) or bool(_DEARER.search(text))
             or parse_price(text).given)
+
+
+# a question about the items just shown: what it asks (a price, stock, what an item is like) ...
+_ABOUT_ITEM = re.compile(r"多少钱|价格|价钱|几块钱?|什么价|有货|库存|还有货|缺货|怎么样|好不好|好用吗|详细|介绍一下|参数|"
+                         r"\bhow much\b|\bprices?\b|\bcosts?\b|\bin stock\b|\bavailable\b|\bsold out\b|"
+                         r"\btell me (?:more )?about\b|\bmore (?:info|information|details)\b|\bdetails\b|"
+                         r"\bany good\b|\bwhat(?:'s| is) (?:it|that|this) like\b", re.I)
+# ... and which one: an ordinal ("第二个", "the first one", "#2", "最后一个"), or this / that
+_ZH_ORDINAL = re.compile(r"第\s*([一二两三四五1-5])\s*[个款件种样双条]?|(最后)(?:一|那)[个款件种双条]")
+_EN_ORDINAL = re.compile(r"\b(first|second|third|fourth|fifth|1st|2nd|3rd|4th|5th|last)\b(?!\s+(?:time|order|message))|"
+                         r"#\s*([1-5])\b|\b(?:number|option|no\.?)\s*([1-5])\b", re.I)
+_ORDINALS = {"一": 0, "1": 0, "first": 0, "1st": 0, "二": 1, "两": 1, "2": 1, "second": 1, "2nd": 1,
+             "三": 2, "3": 2, "third": 2, "3rd": 2, "四": 3, "4": 3, "fourth": 3, "4th": 3,
+             "五": 4, "5": 4, "fifth": 4, "5th": 4, "最后": -1, "last": -1}
+_POINTER = re.compile(r"这个|这款|那个|那款|这件|那件|这双|那双|它们?|这几[个款]|这些|"
+                      r"\b(?:this|that|these|those)(?:\s+ones?)?\b|\bit\b|\bthem\b", re.I)
+# what else such a question may say in Chinese ("那", "请问", "多少"); English: these and ``_FILLER``'s
+_AROUND = re.compile(r"那么?|呢|吗|啊|呀|吧|请问|的|还|有|多少|一下|具体|说说|告诉我|能|是|个|款|"
+                     r"\b(?:and|about|one|ones|how|much|many|still|left|more|tell|know|its|there|that's|it's)\b", re.I)
+
+
+@dataclass(frozen=True)
+class ShownQuestion:
+    """A question about the items just shown: ``position`` (0-based, -1 the last) of the one it
+    asks about, or None for all of them ("这个多少钱？" after three)."""
+
+    position: Optional[int] = None
+
+    def pick(self, items: Sequence[Any]) -> Tuple[Any, ...]:
+        """The items of ``items`` (those shown, in order) it asks about; () when it points past them."""
+        if self.position is None:
+            return tuple(items)
+        index = self.position if self.position >= 0 else len(items) + self.position
+        return (items[index],) if 0 <= index < len(items) else ()
+
+
+def asks_about_shown(text: str) -> Optional[ShownQuestion]:
+    """Right after recommendations, a question about the items shown, or None: an item's price,
+    stock or what it is like, of one by its place ("第一个多少钱", "is the second one in stock?",
+    "最后一款怎么样"), of this / that ("这个多少钱？", "how much is it?": all shown), or a bare
+    "多少钱？" / "how much?"; "那第二个呢" / "and the third one?" asks the same of another. Not
+    another matter of the shop ("运费多少钱", "how much is shipping?"), not a question that names
+    something of its own ("礼品卡多少钱": the catalogue's names are not read here)."""
+    text = text or ""
+    if _OTHER_MATTER.search(text) or refines(text):
+        return None
+    asks = bool(_ABOUT_ITEM.search(text))
+    found = _ZH_ORDINAL.search(text) or _EN_ORDINAL.search(text)
+    rest = _AROUND.sub(" ", _POINTER.sub(" ", _ABOUT_ITEM.sub(" ", _ZH_ORDINAL.sub(" ", _EN_ORDINAL.sub(" ", text)))))
+    if re.search(r"[\u3400-\u9fff]{2,}", rest) or re.search(r"[A-Za-z]{3,}", _FILLER.sub(" ", rest)):
+        return None  # it names something else too
+    if found:
+        word = next(g for g in found.groups() if g)
+        return ShownQuestion(_ORDINALS[word.lower()])
+    return ShownQuestion(None) if asks else None
+
+
+def follows_recommendations(text: str) -> bool:
+    """Whether a message right after recommendations builds on them: it changes them
+    (:func:`refines`) or asks about the items shown (:func:`asks_about_shown`)."""
+    return refines(text) or asks_about_shown(text) is not None
 
 
 def follow_up(request: Request, previous: Request, shown_prices: Sequence[float] = ()) -> Request:

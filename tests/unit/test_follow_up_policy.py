@@ -13,7 +13,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.policies.follow_up import FollowUpPolicy
-from rasa_gpt_components.recommend.request import refines
+from rasa_gpt_components.recommend.request import ShownQuestion, asks_about_shown, refines
 from rasa_gpt_components.text import elliptical_question
 
 DOMAIN = Domain.from_yaml(
@@ -62,6 +62,8 @@ def predict(policy, events):
     ("action_recommend", "换一批", "request_exchange"),
     ("action_recommend", "还有更便宜点的吗", "faq"),
     ("action_recommend", "under 1000 yuan", "faq"),
+    ("action_recommend", "这个多少钱？", "faq"),  # a question about the items shown
+    ("action_recommend", "is the second one in stock?", "order_status"),
     ("action_order_status", "大概还要多久才能到手？", "faq"),
     ("action_order_status", "ok, when will it arrive?", "faq"),
     # the same question of somewhere else, whatever the NLU read it as (holdout sets 12 and 13)
@@ -124,6 +126,32 @@ def test_training_checks_the_actions_are_in_the_domain(policy):
 ])
 def test_refines_reads_a_request_to_change_the_recommendations(text, refining):
     assert refines(text) is refining
+
+
+@pytest.mark.parametrize("text, position", [
+    ("这个多少钱？", None), ("多少钱", None), ("how much are these?", None), ("is it any good?", None),
+    ("第一个多少钱", 0), ("第二款怎么样", 1), ("那第二个呢", 1), ("最后一个有货吗", -1), ("请问第三款具体多少钱", 2),
+    ("how much is the second one?", 1), ("is the first one still in stock?", 0), ("and the third one?", 2),
+    ("tell me more about the last one", -1), ("#2", 1),
+])
+def test_a_question_about_the_items_shown_says_which(text, position):
+    assert asks_about_shown(text) == ShownQuestion(position)
+
+
+@pytest.mark.parametrize("text", [
+    # other matters of the shop, things of their own, changes to the recommendations, no question
+    "运费多少钱", "how much is shipping?", "礼品卡多少钱", "How much is the gift card?", "耳机多少钱",
+    "这个能退吗", "第一个能送到北京吗", "the 2nd one, is it available in black?", "the first time I ordered",
+    "有便宜点的吗", "换一批", "谢谢", "ok thanks",
+])
+def test_other_messages_ask_nothing_about_the_items_shown(text):
+    assert asks_about_shown(text) is None
+
+
+def test_a_question_picks_the_items_it_asks_about():
+    shown = ("a", "b", "c")
+    assert ShownQuestion(None).pick(shown) == shown and ShownQuestion(1).pick(shown) == ("b",)
+    assert ShownQuestion(-1).pick(shown) == ("c",) and ShownQuestion(4).pick(shown) == ()
 
 
 @pytest.mark.parametrize("text, elliptical", [

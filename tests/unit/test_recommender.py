@@ -4,7 +4,7 @@ constraints kept, history and co-purchase used, reasons only from the record."""
 import numpy as np
 import pytest
 
-from rasa_gpt_components.recommend import Recommender, RecommenderSettings, asks_for_others
+from rasa_gpt_components.recommend import Recommender, RecommenderSettings, asks_for_others, word_details
 from rasa_gpt_components.recommend.catalogue import Purchase, catalogue_from_rows
 from rasa_gpt_components.recommend.lexicon import load_lexicon
 from rasa_gpt_components.recommend.request import (chinese_number, follow_up, parse_price, parse_request,
@@ -285,3 +285,15 @@ def test_a_lexicon_file_is_read_as_yaml_1_2_and_its_errors_name_it(tmp_path):
         load_lexicon(str(path))
     with pytest.raises(ValueError, match="nowhere.yml could not be read"):
         load_lexicon(str(tmp_path / "nowhere.yml"))
+
+
+def test_the_details_of_an_item_come_from_its_record_with_its_name_once():
+    catalogue = catalogue_from_rows([
+        {**item("BAND", "electronics", 299, "Fitness band", "运动手环"),
+         "description_en": "Fitness band: counts steps and sleep.", "description_zh": "运动手环：记录步数和睡眠。"},
+        item("TEASET", "home", 299.5, "Tea set", "茶具套装", stock=0)], [])
+    band, teaset = catalogue.items
+    assert word_details(band, "en") == "Fitness band: ¥299, in stock. counts steps and sleep."
+    assert word_details(band, "zh") == "运动手环：¥299，有货。记录步数和睡眠。"
+    assert word_details(teaset, "en") == "Tea set: ¥299.50, out of stock."  # its description only its name
+    assert word_details(teaset, "zh") == "茶具套装：¥299.50，暂时缺货。"

@@ -699,8 +699,8 @@ def test_an_exchange_of_another_item_of_the_order_is_its_own(db_url):
     assert count(db.Exchange, db_url) == 2
 
 
-SHOES, POWER_BANK = (service.Item("CL-003", "Running shoes", "跑步鞋", 1, 100),
-                     service.Item("EL-003", "10,000 mAh power bank", "10000 毫安充电宝", 1, 100))
+SHOES, POWER_BANK = (service.Item("CL-003", "Running shoes", "跑步鞋", 1, 100, "clothing"),
+                     service.Item("EL-003", "10,000 mAh power bank", "10000 毫安充电宝", 1, 100, "electronics"))
 
 
 @pytest.mark.parametrize(
@@ -712,6 +712,24 @@ SHOES, POWER_BANK = (service.Item("CL-003", "Running shoes", "跑步鞋", 1, 100
 def test_the_item_the_customer_means(said, expected):
     assert service.order_item((SHOES, POWER_BANK), said) == expected
     assert service.order_item((SHOES,), None) == SHOES  # the only item needs no naming
+
+
+@pytest.mark.parametrize("said, item, wish", [
+    ("那就换L码", SHOES, "L码"), ("43码", SHOES, "43码"), ("size 9 please", SHOES, "size 9"),
+    ("I want a larger size", SHOES, None),  # the item, and the form asks which size
+    ("跑步鞋换43码", SHOES, "43码"), ("the shoes", SHOES, None), ("第2件", POWER_BANK, None),
+    ("白色", None, "白色"), ("换个黑色的", None, "黑色的"),  # a colour fits either: the item is asked again
+    ("128GB", None, "128GB"),  # a wish, but no clothing size
+    ("第3件", None, None), ("#3", None, None), ("", None, None),
+])
+def test_an_answer_to_which_item_may_say_the_wish_and_a_size_fits_only_clothing(said, item, wish):
+    assert service.item_and_wish((SHOES, POWER_BANK), said) == (item, wish)
+
+
+def test_a_size_names_no_item_when_the_order_has_two_that_come_in_sizes():
+    shirt = service.Item("CL-001", "Cotton T-shirt", "纯棉 T 恤", 1, 100, "clothing")
+    assert service.item_and_wish((SHOES, shirt), "L码") == (None, "L码")
+    assert service.item_for_wish((SHOES, POWER_BANK), "黑色") is None  # a colour is no size
 
 
 NAVY_SWEATER = service.Item("CL-107", "Wool sweater, navy", "羊毛衫 藏青色", 1, 100)
@@ -754,6 +772,15 @@ def test_an_order_of_several_items_asks_which(db_url):
     confirm, _ = run(bot_actions.ActionAskExchangeConfirmed(), exchange_tracker(TWO_ITEMS_SHIPPED, "CL-003"))
     assert confirm == [("utter_ask_exchange_confirmed",
                         {"order_number": TWO_ITEMS_SHIPPED, "item": "Running shoes", "exchange_to": "Midnight black"})]
+
+
+def test_a_size_said_instead_of_the_item_is_the_wish_of_the_one_item_with_sizes(db_url):
+    replies, events = validate_exchange_form({"order_number": TWO_ITEMS_SHIPPED}, exchange_item="那就换L码")
+    assert replies == [] and slot_events(events) == {"exchange_item": "CL-003", "exchange_to": "L码"}
+    # a colour fits either item: the item is asked again, the colour kept for the confirmation
+    replies, events = validate_exchange_form({"order_number": TWO_ITEMS_SHIPPED}, exchange_item="白色")
+    assert [name for name, _ in replies] == ["utter_exchange_item_not_found"]
+    assert slot_events(events) == {"exchange_item": None, "exchange_to": "白色"}
 
 
 @pytest.mark.parametrize("said, wanted", [
@@ -1048,6 +1075,28 @@ def test_another_batch_shows_other_items_for_the_same_request(db_url, first, oth
     later_context = slot_events(later_events)["recommend_context"]
     assert later_context["request"]["wants"]["recipients"] == context["request"]["wants"]["recipients"]
     assert later_context["shown_ids"][:3] == context["shown_ids"] and len(later_context["shown_ids"]) == 6
+
+
+@pytest.mark.parametrize("first, question, language", [("推荐一款适合跑步的耳机", "第二个多少钱？", "zh"),
+                                                      ("running headphones please", "how much is the second one?", "en")])
+def test_a_question_about_an_item_shown_is_answered_from_its_record(db_url, first, question, language):
+    """The new-customer run of stop 48: "这个多少钱？" / "第一个多少钱" right after recommendations got
+    "no information", and the new-customer coupon passage."""
+    replies, events = run(bot_actions.ActionRecommend(), make_tracker({"language": language}, text=first))
+    context = slot_events(events)["recommend_context"]
+    second = products_of(replies[0][1])[1]
+    later, later_events = run(bot_actions.ActionRecommend(),
+                              after_recommendations({"recommend_context": context, "language": language}, question))
+    assert [name for name, _ in later] == ["utter_shown_items"] and later_events == []  # the context kept
+    details = later[0][1]["details"]
+    name = second[2:].split("（" if language == "zh" else " (")[0]
+    price = re.search(r"¥[\d,]+", second).group(0)
+    assert details.startswith(name) and price in details and ("有货" in details or "in stock" in details)
+    # all of them for "this", and a question about a fourth of three
+    everything, _ = run(bot_actions.ActionRecommend(), after_recommendations({"recommend_context": context}, "多少钱"))
+    assert len(everything[0][1]["details"].splitlines()) == 3
+    fourth, _ = run(bot_actions.ActionRecommend(), after_recommendations({"recommend_context": context}, "第四个呢"))
+    assert fourth == [("utter_which_shown_item", {"count": 3})]
 
 
 def test_a_broken_recommendation_context_is_ignored(db_url, caplog):
