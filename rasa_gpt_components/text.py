@@ -275,6 +275,39 @@ def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str, str]]:
     return None
 
 
+# what a customer says before a question without saying what it is about: "hmm first -", "before I
+# pick,", "if I go ahead,", "quick question:", "btw", "先问下，", "等下 我先问一下", "对了，"
+_LEAD_IN_SEPARATOR = r"[\s,.:;!?\-–—~，。：；！？—～、]"
+_LEAD_IN = re.compile(
+    r"^(?:\s*(?:"
+    # English words that lead in only before a comma, a dash, a colon ("first -", "actually,")
+    r"(?:first|first of all|firstly|actually|right|then|so first|quickly|real quick)\s*[,.:;!?\-–—~]"
+    r"|(?:ok|okay|and|so|but|also|oh|ah|well|hmm+|h?m+|um+|uh+|er+m?|btw|by the way|hey|hi|wait|sorry|"
+    r"one sec|one second|hold on|hang on|(?:a |one )?(?:quick|small|side|random|other|last|another|more) "
+    r"(?:question|q|thing)|one (?:more )?(?:question|thing)|just (?:wondering|curious|checking|asking)|"
+    r"i (?:was|am|'m) (?:wondering|curious)|before (?:i|we|you) \w+(?: (?:it|that|this|them|on|ahead))?|"
+    r"(?:totally |completely )?(?:unrelated|off[- ]topic)|while i have you|while i'm at it|"
+    r"before (?:that|then|i forget)|if i (?:go ahead|do (?:it|that|this)|decide to|end up)"
+    r"(?: with (?:it|that|this|the \w+))?|in the meantime|meanwhile)(?![\w'])"
+    # Chinese: particles and lead-ins ("先问下", "对了", "等一下"); "那个" and "还有" only before a pause
+    r"|嗯+|呃+|额+|哦+|噢+|话说|对了|哦对了|另外|顺便(?:问(?:一?下|问|个问题))?|"
+    r"(?:我)?(?:先|想|再)?问(?:一?下|一句|个问题|个事|一个问题)[哈呀啊呗]?|请问一下|等(?:一?下|等)|稍等|"
+    r"(?:在)?(?:那|这|提交|确认|填|选|决定)之前|(?:那个|还有(?:个|一个)?(?:问题|事)?)(?=" + _LEAD_IN_SEPARATOR + r")"
+    r")" + _LEAD_IN_SEPARATOR + r"*)+",
+    re.IGNORECASE)
+
+
+def without_lead_in(text: str) -> Optional[str]:
+    """The question after what a customer says first without saying what it is about ("hmm first
+    - once the beans are back, how many days before the money goes out?" -> "once the beans are
+    back, …"; "等下 我先问一下 你们能送到新疆吗" -> "你们能送到新疆吗"), or None when the message
+    does not start so or nothing would be left. Chatter that names something ("I paid with a
+    Mastercard, will I lose anything?") is kept: it may say what the question is about."""
+    found = _LEAD_IN.match(text or "")
+    rest = text[found.end():].strip() if found and found.end() else ""
+    return rest if rest and _WORD.search(rest) else None
+
+
 def looks_like_question(text: str) -> bool:
     """Whether a message reads as a question: a question mark, a Chinese question
     particle or word, or an English question word first (after lead-in words such as

@@ -48,7 +48,7 @@ from rasa_gpt_components.knowledge.embedding_cache import cached_encode
 from rasa_gpt_components.knowledge.scores import (COSINE_GATE, COVERAGE_GATE, SCORE_GATE, Scores, best_per_topic,
                                                   combine, in_context)
 from rasa_gpt_components.models.sentence import SENTENCE_ENCODERS
-from rasa_gpt_components.text import detect_language, elliptical_question, words
+from rasa_gpt_components.text import detect_language, elliptical_question, without_lead_in, words
 
 if TYPE_CHECKING:  # pragma: no cover
     from rasa_gpt_components.knowledge.fit import RetrievalFit
@@ -83,6 +83,9 @@ class RetrievalSettings:
     gate: str = SCORE_GATE
     coverage_threshold: Union[float, Dict[str, float]] = 0.8
     coverage_candidates: int = 3
+    # the coverage gate also reads the question without what leads in to it ("hmm first -",
+    # "if I go ahead,", "先问下，"; text.without_lead_in), the higher coverage counting
+    coverage_without_lead_in: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.bm25_weight) <= 1.0:
@@ -263,6 +266,9 @@ class HybridRetriever:
         best = order[: int(self.settings.coverage_candidates)]
         shown = [self._version(index, language) for index in best]
         covered = self.coverage(question, shown)
+        trimmed = without_lead_in(question) if self.settings.coverage_without_lead_in else None
+        if trimmed:
+            covered = np.maximum(covered, self.coverage(trimmed, shown))
         if context:
             covered = np.maximum(covered, self.coverage(f"{context} {question}", shown))
         return best, shown, covered

@@ -15,6 +15,7 @@ from rasa.shared.exceptions import RasaException
 from rasa_gpt_components.knowledge import KnowledgeBase
 from rasa_gpt_components.knowledge.coverage import TokenCoverage
 from rasa_gpt_components.knowledge.retrieval import HybridRetriever, RetrievalSettings
+from rasa_gpt_components.text import without_lead_in
 
 KB = """
 version: "1"
@@ -168,6 +169,20 @@ def test_a_question_that_only_names_something_else_is_read_with_the_previous_mes
     assert retriever.search("what about macau in 3 days?", language="en", context=before)[0].coverage == alone
 
 
+def test_what_leads_in_to_a_question_does_not_count_against_it(kb):
+    """"quick question: do you ship to macau" covered less than the question alone: the base never
+    says "quick question". Read without it too (text.without_lead_in), the higher coverage counts."""
+    question, led_in = "do you ship to macau", "quick question: do you ship to macau"
+    on = HybridRetriever(kb, RetrievalSettings(gate="coverage", coverage_threshold=0.8), WordStates())
+    off = HybridRetriever(kb, RetrievalSettings(gate="coverage", coverage_threshold=0.8,
+                                                coverage_without_lead_in=False), WordStates())
+    alone = on.search(question, language="en")[0]
+    assert off.search(led_in, language="en") == []  # "quick" and "question" are words of no entry
+    assert on.search(led_in, language="en")[0].coverage == alone.coverage and alone.passage.id == "macau_en"
+    # chatter that names something is no lead-in: read as it is
+    assert on.search("i paid with a gift card, do you ship to macau", language="en") == []
+
+
 def test_the_fit_chooses_the_coverage_gate_and_its_thresholds_when_they_balance_best(kb, tmp_path):
     """Near misses share the entry's words and add one it never uses: the score cannot tell
     them from the answerable questions, coverage can. `rasa-gpt knowledge fit` weighs the
@@ -197,3 +212,24 @@ def test_the_fit_chooses_the_coverage_gate_and_its_thresholds_when_they_balance_
     assert fit(HybridRetriever(kb, RetrievalSettings(threshold=0.0), WordStates()), dev).gate != "coverage"
     with pytest.raises(ValueError, match="use one of them"):
         HybridRetriever(kb, RetrievalSettings(gate="coverage"), WordStates(), loaded)
+
+
+@pytest.mark.parametrize("text, rest", [
+    ("hmm first - once the beans are back, how many days before the money goes out?",
+     "once the beans are back, how many days before the money goes out?"),
+    ("if I go ahead, who covers the postage?", "who covers the postage?"),
+    ("quick question: do you ship to Canada?", "do you ship to Canada?"),
+    ("btw do you ship to canada", "do you ship to canada"),
+    ("Actually, is there a warranty?", "is there a warranty?"),
+    ("before I confirm, can I pay by card?", "can I pay by card?"),
+    ("等下 我先问下 你们能送到新疆吗", "你们能送到新疆吗"),
+    ("先问一下哈，脸用了过敏可以退吗？", "脸用了过敏可以退吗？"),
+    ("对了发票怎么开", "发票怎么开"),
+    ("那个，多少钱", "多少钱"),
+    # nothing leads in: chatter that names something, a word that starts the question, a bare particle
+    ("I paid with a Mastercard, will I lose anything?", None), ("first time ordering here, do you ship abroad?", None),
+    ("actually is there a warranty?", None), ("how long does it take?", None), ("请问你们几点下班", None),
+    ("那个多少钱", None), ("还有吗", None), ("ok", None), ("嗯", None), ("", None),
+])
+def test_what_leads_in_to_a_question(text, rest):
+    assert without_lead_in(text) == rest
