@@ -12,6 +12,7 @@ synchronous and CPU-bound: call it in a thread (``loop.run_in_executor``).
 """
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from rasa_gpt_components.recommend.catalogue import (
 )
 from rasa_gpt_components.recommend.lexicon import ATTRIBUTES, Lexicon, load_lexicon
 from rasa_gpt_components.recommend.reasons import Why, word_reason
-from rasa_gpt_components.recommend.request import Request, follow_up, parse_request
+from rasa_gpt_components.recommend.request import Request, follow_up, parse_request, terms
 from rasa_gpt_components.recommend.settings import RecommenderSettings
 from rasa_gpt_components.recommend.signals import Signals, build_signals, co_purchase_scores, taste_scores
 from rasa_gpt_components.text import clean_text
@@ -136,6 +137,9 @@ class Recommender:
             return Recommendation((), "clarify", request, ("recipient", "budget"))
         allowed = self._allowed(signals, owned, request)
         allowed[[catalogue.position[i] for i in map(str, exclude) if i in catalogue.position]] = False
+        named = named_items(request, signals, allowed) if request is not None else None
+        if named is not None:  # "适合跑步的耳机": headphones, not running shoes
+            allowed &= named
         if not allowed.any():
             return Recommendation((), "nothing_fits", request)
         parts = self._evidence(catalogue, signals, vectors, request, owned, language)
@@ -262,6 +266,40 @@ class Recommender:
         row = matrix[position].toarray().ravel()  # symmetric: the row is the column
         best = max(seeds, key=lambda q: row[q])
         return catalogue.items[best].name(language) if row[best] > 0 else None
+
+
+# English words after which a request says what its thing is for ("headphones for running")
+_AFTER_THING = re.compile(r"\b(?:for|to|with|that|which|under|below|around|about|as)\b", re.IGNORECASE)
+
+
+def named_items(request: Request, signals: Signals, allowed: np.ndarray) -> Optional[np.ndarray]:
+    """The items that are what the request names, or None when it names fewer than two of the
+    known terms that occur in item names ("耳机", "phone", "case"); items with all of them
+    ("a phone case", "红色的围巾") if some are allowed, else with the one that says what the thing
+    is ("适合跑步的耳机", "running headphones", "headphones for running": the headphones, not the
+    running shoes; in Chinese the last, in English the last before "for", "to", "with"…)."""
+    names = signals.names
+    in_names = frozenset().union(*names)
+    found = []  # (position in the text, term, items whose names have it)
+    text = request.text.lower()
+    for term in request.known_terms:
+        wanted = terms(term) & in_names
+        if not wanted:
+            continue
+        items = np.array([wanted <= name for name in names], dtype=bool)
+        if (items & allowed).any():
+            found.append((text.find(term.lower()), term, items))
+    if len(found) < 2:
+        return None  # one thing named: the ranking finds it ("跑步" alone: the running shoes and the trail ones)
+    every = np.logical_and.reduce([items for _, _, items in found])
+    if (every & allowed).any():
+        return every
+    found.sort(key=lambda f: f[0])
+    if request.language == "zh":
+        return found[-1][2]
+    after = _AFTER_THING.search(text, found[0][0] + 1) if found[0][0] >= 0 else None
+    before = [f for f in found if after is None or f[0] < after.start()]
+    return (before or found)[-1][2]
 
 
 def _attribute_fit(item: Item, request: Request) -> float:

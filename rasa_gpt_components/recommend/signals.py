@@ -6,7 +6,7 @@ about every item (their categories, styles and price level)."""
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import FrozenSet, Sequence
+from typing import FrozenSet, Sequence, Tuple
 
 import numpy as np
 from scipy import sparse
@@ -28,6 +28,7 @@ class Signals:
     categories: np.ndarray  # (n,) the index of each item's category
     styles: sparse.csr_matrix  # (n, styles) 1 where the item has the style
     vocabulary: FrozenSet[str]  # terms of the items' texts that tell items apart (request.terms)
+    names: Tuple[FrozenSet[str], ...] = ()  # each item's distinctive terms of its names (every language)
 
 
 def build_signals(catalogue: Catalogue) -> Signals:
@@ -35,6 +36,7 @@ def build_signals(catalogue: Catalogue) -> Signals:
     buyers = _incidence(catalogue, lambda p: p.customer)
     counts = np.asarray(buyers.sum(axis=0)).ravel()
     most = np.log1p(counts.max()) if n and counts.max() > 0 else 1.0
+    vocabulary = _vocabulary(catalogue)
     return Signals(
         popularity=(np.log1p(counts) / most).astype(np.float32),
         co_purchase=_cosine(buyers),
@@ -44,7 +46,9 @@ def build_signals(catalogue: Catalogue) -> Signals:
         durable=np.array([item.durable for item in catalogue.items], dtype=bool),
         categories=_index([(item.category,) for item in catalogue.items]).indices,
         styles=_index([sorted(item.values("styles")) for item in catalogue.items]),
-        vocabulary=_vocabulary(catalogue),
+        vocabulary=vocabulary,
+        names=tuple(frozenset().union(*(terms(item.name(language)) for language in item.names)) & vocabulary
+                    for item in catalogue.items),
     )
 
 

@@ -297,3 +297,39 @@ def test_the_details_of_an_item_come_from_its_record_with_its_name_once():
     assert word_details(band, "zh") == "运动手环：¥299，有货。记录步数和睡眠。"
     assert word_details(teaset, "en") == "Tea set: ¥299.50, out of stock."  # its description only its name
     assert word_details(teaset, "zh") == "茶具套装：¥299.50，暂时缺货。"
+
+
+SPORT_ITEMS = ITEMS + [
+    item("SHOES", "clothing", 399, "Running shoes", "跑步鞋", occasions="sport", styles="sporty"),
+    item("EARBUDS", "electronics", 699, "Wireless earbuds", "真无线耳机", occasions="sport,travel", styles="trendy"),
+    item("HEADPHONES", "electronics", 899, "Over-ear headphones", "头戴式耳机", occasions="travel,office",
+         styles="luxury"),
+    item("MUG", "home", 59, "Ceramic mug", "陶瓷马克杯"),
+    item("LAMP", "home", 199, "Desk lamp", "台灯"),
+    item("CREAM", "beauty", 159, "Face cream", "面霜"),
+]
+
+
+@pytest.mark.parametrize("text, language, expected", [
+    ("running headphones", "en", {"HEADPHONES"}),  # the new-customer run of stop 48: running shoes only
+    ("headphones for running", "en", {"HEADPHONES"}),
+    ("推荐一款适合跑步的耳机", "zh", {"EARBUDS", "HEADPHONES"}),  # 跑步鞋 first, before
+    ("wireless earbuds for running", "en", {"EARBUDS"}),  # both words name the earbuds
+])
+def test_the_thing_a_request_names_is_what_is_recommended(text, language, expected):
+    recommender = Recommender(RecommenderSettings(encoder=None), catalogue=catalogue_from_rows(SPORT_ITEMS, []))
+    picks = recommender.recommend(text, language=language, may_ask=False).picks
+    assert picks and {pick.item.id for pick in picks} <= expected
+
+
+def test_one_thing_named_is_left_to_the_ranking():
+    """"有没有适合跑步的鞋" names only 跑步 of the items' names (鞋 is one character): kept to the
+    running shoes alone it would leave out the trail ones; the ranking finds them."""
+    from rasa_gpt_components.recommend.recommender import named_items
+    from rasa_gpt_components.recommend.signals import build_signals
+
+    catalogue = catalogue_from_rows(SPORT_ITEMS, [])
+    signals = build_signals(catalogue)
+    request = parse_request("推荐耳机", load_lexicon(), "zh", vocabulary=signals.vocabulary)
+    assert request.known_terms == ("耳机",)
+    assert named_items(request, signals, signals.in_stock) is None
