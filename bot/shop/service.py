@@ -581,13 +581,15 @@ def item_for_wish(items: Sequence[Item], wish: Optional[str]) -> Optional[Item]:
 
 def item_and_wish(items: Sequence[Item], said: Optional[str]) -> Tuple[Optional[Item], Optional[str]]:
     """(item, wish) an answer to "which item?" gives: the item it names (:func:`order_item`) and
-    a wish said with its verb ("跑步鞋换43码" -> the shoes, "43码"); an answer that names no item
-    but a size or a colour ("那就换L码", "白色", "a larger size") is that wish, if concrete
-    (:func:`only_a_wish`), and the item the one a size can be for (:func:`item_for_wish`), if any. A position ("第3件") is no wish."""
+    a wish said with its verb ("跑步鞋换43码" -> the shoes, "43码"; "换个黑色的" -> "黑色的"); an
+    answer that names no item but a size ("L码", "a larger size") is that wish, if concrete
+    (:func:`only_a_wish`), and the item the one a size can be for (:func:`item_for_wish`), if any.
+    A bare colour ("the blue one", "白色的那个") names an item by its colour, no wish; a position
+    ("第3件") neither."""
     item = order_item(items, said) if said else None
     wish = wish_in(said)
     if item is None and said and not _ITEM_POSITION.fullmatch(_clean(said, ITEM_MAX_CHARS).casefold()):
-        wish = wish or only_a_wish(said)
+        wish = wish or (only_a_wish(said) if _SIZE.search(said) else None)
         item = item_for_wish(items, wish or said)  # "I want a larger size": the shoes, the wish asked
     return item, wish
 

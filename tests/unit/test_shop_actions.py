@@ -718,8 +718,9 @@ def test_the_item_the_customer_means(said, expected):
     ("那就换L码", SHOES, "L码"), ("43码", SHOES, "43码"), ("size 9 please", SHOES, "size 9"),
     ("I want a larger size", SHOES, None),  # the item, and the form asks which size
     ("跑步鞋换43码", SHOES, "43码"), ("the shoes", SHOES, None), ("第2件", POWER_BANK, None),
-    ("白色", None, "白色"), ("换个黑色的", None, "黑色的"),  # a colour fits either: the item is asked again
-    ("128GB", None, "128GB"),  # a wish, but no clothing size
+    ("换个黑色的", None, "黑色的"),  # a colour fits either item: kept while the item is asked again
+    ("the blue one", None, None), ("白色", None, None),  # holdout 3: a bare colour names the item, no wish
+    ("128GB", None, None),  # names an item by its storage, like a colour
     ("第3件", None, None), ("#3", None, None), ("", None, None),
 ])
 def test_an_answer_to_which_item_may_say_the_wish_and_a_size_fits_only_clothing(said, item, wish):
@@ -777,10 +778,14 @@ def test_an_order_of_several_items_asks_which(db_url):
 def test_a_size_said_instead_of_the_item_is_the_wish_of_the_one_item_with_sizes(db_url):
     replies, events = validate_exchange_form({"order_number": TWO_ITEMS_SHIPPED}, exchange_item="那就换L码")
     assert replies == [] and slot_events(events) == {"exchange_item": "CL-003", "exchange_to": "L码"}
-    # a colour fits either item: the item is asked again, the colour kept for the confirmation
-    replies, events = validate_exchange_form({"order_number": TWO_ITEMS_SHIPPED}, exchange_item="白色")
+    # a colour said with its verb fits either item: the item is asked again, the colour kept for the
+    # confirmation; a bare colour ("the blue one") names the item by its colour and is not kept
+    replies, events = validate_exchange_form({"order_number": TWO_ITEMS_SHIPPED}, exchange_item="换成白色的")
     assert [name for name, _ in replies] == ["utter_exchange_item_not_found"]
-    assert slot_events(events) == {"exchange_item": None, "exchange_to": "白色"}
+    assert slot_events(events) == {"exchange_item": None, "exchange_to": "白色的"}
+    replies, events = validate_exchange_form({"order_number": TWO_ITEMS_SHIPPED}, exchange_item="the blue one")
+    assert [name for name, _ in replies] == ["utter_exchange_item_not_found"]
+    assert slot_events(events) == {"exchange_item": None}
 
 
 @pytest.mark.parametrize("said, wanted", [
