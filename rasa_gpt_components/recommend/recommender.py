@@ -268,16 +268,20 @@ class Recommender:
         return catalogue.items[best].name(language) if row[best] > 0 else None
 
 
-# English words after which a request says what its thing is for ("headphones for running")
-_AFTER_THING = re.compile(r"\b(?:for|to|with|that|which|under|below|around|about|as)\b", re.IGNORECASE)
+# where the phrase that names the thing ends: a pause ("wireless earbuds, any colour"; "耳机，适合跑步
+#用的"), or in English a word after which it says what the thing is for ("headphones for running")
+_THING_ENDS = {"zh": re.compile(r"[,，;；。!！?？]"),
+               "en": re.compile(r"[,;.!?]|\b(?:for|to|with|that|which|under|below|around|about|as|in)\b",
+                                re.IGNORECASE)}
 
 
 def named_items(request: Request, signals: Signals, allowed: np.ndarray) -> Optional[np.ndarray]:
     """The items that are what the request names, or None when it names fewer than two of the
     known terms that occur in item names ("耳机", "phone", "case"); items with all of them
     ("a phone case", "红色的围巾") if some are allowed, else with the one that says what the thing
-    is ("适合跑步的耳机", "running headphones", "headphones for running": the headphones, not the
-    running shoes; in Chinese the last, in English the last before "for", "to", "with"…)."""
+    is: the last such term of the phrase that names it, up to a pause or, in English, "for",
+    "to", "with"… ("适合跑步的耳机", "running headphones", "headphones for running": the
+    headphones, not the running shoes; "wireless earbuds, any colour": the earbuds)."""
     names = signals.names
     in_names = frozenset().union(*names)
     found = []  # (position in the text, term, items whose names have it)
@@ -295,11 +299,10 @@ def named_items(request: Request, signals: Signals, allowed: np.ndarray) -> Opti
     if (every & allowed).any():
         return every
     found.sort(key=lambda f: f[0])
-    if request.language == "zh":
-        return found[-1][2]
-    after = _AFTER_THING.search(text, found[0][0] + 1) if found[0][0] >= 0 else None
-    before = [f for f in found if after is None or f[0] < after.start()]
-    return (before or found)[-1][2]
+    first = max(found[0][0], 0) + len(found[0][1])
+    end = _THING_ENDS["zh" if request.language == "zh" else "en"].search(text, first)
+    phrase = [f for f in found if end is None or f[0] < end.start()]
+    return phrase[-1][2]
 
 
 def _attribute_fit(item: Item, request: Request) -> float:
