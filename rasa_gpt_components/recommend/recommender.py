@@ -268,20 +268,23 @@ class Recommender:
         return catalogue.items[best].name(language) if row[best] > 0 else None
 
 
-# where the phrase that names the thing ends: a pause ("wireless earbuds, any colour"; "耳机，适合跑步
-#用的"), or in English a word after which it says what the thing is for ("headphones for running")
-_THING_ENDS = {"zh": re.compile(r"[,，;；。!！?？]"),
-               "en": re.compile(r"[,;.!?]|\b(?:for|to|with|that|which|under|below|around|about|as|in)\b",
-                                re.IGNORECASE)}
+# English: where the phrase that names the thing ends, a pause or a word after which the request
+# says what it is for ("wireless earbuds, any colour"; "headphones for running")
+_THING_ENDS = re.compile(r"[,;.!?]|\b(?:for|to|with|that|which|under|below|around|about|as|in)\b", re.IGNORECASE)
+# Chinese: the clause that says what to buy ("我爸老低头看手机，…，想给他买个按摩的")
+_ZH_CLAUSE = re.compile(r"[^,，;；。!！?？]+")
+_ZH_WANTS = re.compile(r"买|要|推荐|送|挑|找|选|来[个一]")
 
 
 def named_items(request: Request, signals: Signals, allowed: np.ndarray) -> Optional[np.ndarray]:
     """The items that are what the request names, or None when it names fewer than two of the
     known terms that occur in item names ("耳机", "phone", "case"); items with all of them
     ("a phone case", "红色的围巾") if some are allowed, else with the one that says what the thing
-    is: the last such term of the phrase that names it, up to a pause or, in English, "for",
-    "to", "with"… ("适合跑步的耳机", "running headphones", "headphones for running": the
-    headphones, not the running shoes; "wireless earbuds, any colour": the earbuds)."""
+    is. In Chinese the last such term of the last clause that says what to buy (买, 要, 推荐, 送…),
+    else the last ("适合跑步的耳机": the headphones, not the running shoes; "我爸老低头看手机，
+    …，想给他买个按摩的": a massager); in English the last of the phrase that names the thing, up
+    to a pause or "for", "to", "with"… ("running headphones", "headphones for running",
+    "wireless earbuds, any colour": the earbuds, not the watercolour paints)."""
     names = signals.names
     in_names = frozenset().union(*names)
     found = []  # (position in the text, term, items whose names have it)
@@ -299,10 +302,13 @@ def named_items(request: Request, signals: Signals, allowed: np.ndarray) -> Opti
     if (every & allowed).any():
         return every
     found.sort(key=lambda f: f[0])
+    if request.language == "zh":  # the last of the last clause that says what to buy, else the last
+        wants = [c for c in _ZH_CLAUSE.finditer(text) if _ZH_WANTS.search(c.group())]
+        last = [f for f in found if wants and wants[-1].start() <= f[0] < wants[-1].end()]
+        return (last or found)[-1][2]
     first = max(found[0][0], 0) + len(found[0][1])
-    end = _THING_ENDS["zh" if request.language == "zh" else "en"].search(text, first)
-    phrase = [f for f in found if end is None or f[0] < end.start()]
-    return phrase[-1][2]
+    end = _THING_ENDS.search(text, first)
+    return [f for f in found if end is None or f[0] < end.start()][-1][2]
 
 
 def _attribute_fit(item: Item, request: Request) -> float:

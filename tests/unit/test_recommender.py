@@ -316,7 +316,8 @@ SPORT_ITEMS = ITEMS + [
     ("推荐一款适合跑步的耳机", "zh", {"EARBUDS", "HEADPHONES"}),  # 跑步鞋 first, before
     ("wireless earbuds for running", "en", {"EARBUDS"}),  # both words name the earbuds
     ("headphones, good for running", "en", {"HEADPHONES"}),  # the phrase before the pause names it
-    ("耳机，跑步的时候戴", "zh", {"EARBUDS", "HEADPHONES"}),
+    ("推荐个耳机，跑步的时候戴", "zh", {"EARBUDS", "HEADPHONES"}),  # the clause that says what to buy
+    ("平时喜欢跑步，想买个耳机", "zh", {"EARBUDS", "HEADPHONES"}),
 ])
 def test_the_thing_a_request_names_is_what_is_recommended(text, language, expected):
     recommender = Recommender(RecommenderSettings(encoder=None), catalogue=catalogue_from_rows(SPORT_ITEMS, []))
