@@ -108,11 +108,14 @@ _SENTENCE_END = re.compile(r"[。！？!?；;]|\.(?=\s|$)")
 TOKEN = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+")
 
 
+# English words that only lead in to what follows ("ok and how long…", "hmm, do you…")
+_LEAD_IN_WORDS_EN = r"ok|okay|and|so|but|also|oh|well|hmm+|um+|uh+|btw|hey|hi|wait|sorry"
+
 _QUESTION = re.compile(
     r"[?？]|[吗呢么嘛][\s。！!~～]*$|什么|怎么|怎样|多少|多久|多长时间|几[天个点号时]|哪|谁|啥|咋|为何|如何|何时|"
     r"是否|能不能|可不可以|会不会|有没有|是不是|"
     # an English question word first, after words that only lead in ("ok and how long does it take")
-    r"^\s*(?:(?:ok|okay|and|so|but|also|oh|well|hmm+|um+|uh+|btw|hey|hi|then|wait|sorry|right)[\s,]+)*"
+    r"^\s*(?:(?:" + _LEAD_IN_WORDS_EN + r"|then|right)[\s,]+)*"
     r"(?:what|how|when|where|why|which|who|whose|do|does|did|can|could|is|are|was|were|will|would|should|"
     r"may|have|has)\b|"
     # or a wh-word after a comma or a sentence ("I paid by card, how long does that take")
@@ -277,12 +280,12 @@ def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str, str]]:
 
 # what a customer says before a question without saying what it is about: "hmm first -", "before I
 # pick,", "if I go ahead,", "quick question:", "btw", "先问下，", "等下 我先问一下", "对了，"
-_LEAD_IN_SEPARATOR = r"[\s,.:;!?\-–—~，。：；！？—～、]"
+_LEAD_IN_SEPARATOR = r"[\s,.:;!?\-–—~，。：；！？～、]"
 _LEAD_IN = re.compile(
     r"^(?:\s*(?:"
     # English words that lead in only before a comma, a dash, a colon ("first -", "actually,")
     r"(?:first|first of all|firstly|actually|right|then|so first|quickly|real quick)\s*[,.:;!?\-–—~]"
-    r"|(?:ok|okay|and|so|but|also|oh|ah|well|hmm+|h?m+|um+|uh+|er+m?|btw|by the way|hey|hi|wait|sorry|"
+    r"|(?:" + _LEAD_IN_WORDS_EN + r"|ah|h?m+|er+m?|by the way|"
     r"one sec|one second|hold on|hang on|(?:a |one )?(?:quick|small|side|random|other|last|another|more) "
     r"(?:question|q|thing)|one (?:more )?(?:question|thing)|just (?:wondering|curious|checking|asking)|"
     r"i (?:was|am|'m) (?:wondering|curious)|before (?:i|we|you) \w+(?: (?:it|that|this|them|on|ahead))?|"

@@ -943,10 +943,10 @@ class ActionRecommend(ShopAction):
         if question is not None and shown:
             catalogue = (await asyncio.to_thread(shop_recommender)).catalogue
             items = [catalogue.items[catalogue.position[i]] for i in shown_ids[-len(shown):] if i in catalogue.position]
-            asked = question.pick(items)
-            if asked:
+            about = question.pick(items)
+            if about:
                 dispatcher.utter_message(response="utter_shown_items",
-                                         details="\n".join(word_details(item, language) for item in asked))
+                                         details="\n".join(word_details(item, language) for item in about))
             else:  # "the fourth one" of three
                 dispatcher.utter_message(response="utter_which_shown_item", count=len(items))
             return []  # the recommendations stay the ones to follow up

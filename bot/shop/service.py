@@ -340,9 +340,12 @@ _POLITE_END = re.compile(r"[\s,，]*\b(?:please|pls|plz|instead|thanks|thank you
 # "a bigger pair", "that same order", "please" say none, and the form asks
 _COLOURS = ("black|white|grey|gray|silver|gold|red|pink|rose|orange|yellow|green|blue|navy|purple|violet|"
             "brown|beige|khaki|cream|ivory|teal|turquoise|burgundy|charcoal")
-_CONCRETE_WISH = re.compile(rf"\d|(?-i:(?<![A-Za-z])(?:XX?S|S|M|L|XX?L|XXXL)(?![A-Za-z]))|\bsize\s+[a-z0-9]|\b(?:{_COLOURS})\b|"
-                            r"\b(?:one|a) size (?:up|down|bigger|smaller)\b|"
-                            r"[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色|[黑白灰红粉黄绿蓝紫棕]的|[A-Za-z]{1,3}[码号]|[大小][半一1]个?[码号]",
+# the ways of naming a size that a wish and a size alone (``_SIZE``, below) share: "L", "XL", "size 44",
+# "one size up", "M码"
+_SIZE_WORDS = (r"(?-i:(?<![A-Za-z])(?:XX?S|S|M|L|XX?L|XXXL)(?![A-Za-z]))|\bsize\s+[a-z0-9]|"
+               r"\b(?:one|a) size (?:up|down|bigger|smaller)\b|[A-Za-z]{1,3}[码号]")
+_CONCRETE_WISH = re.compile(rf"\d|{_SIZE_WORDS}|\b(?:{_COLOURS})\b|"
+                            r"[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色|[黑白灰红粉黄绿蓝紫棕]的|[大小][半一1]个?[码号]",
                             re.IGNORECASE)
 
 
@@ -563,9 +566,8 @@ def item_in_request(items: Sequence[Item], text: Optional[str]) -> Optional[Item
 
 SIZED_CATEGORIES = ("clothing",)  # the products that come in sizes (the shop's shoes are clothing)
 # a size, not a colour: "L码", "XL", "size 44", "43码", "41.5", "大一码", "one size up" (not "第2件", "#3")
-_SIZE = re.compile(r"(?-i:(?<![A-Za-z])(?:XX?S|S|M|L|XX?L|XXXL)(?![A-Za-z]))|\bsize\s+[a-z0-9]|"
-                   r"(?<![第#\d.])\d{2}(?:\.5)?(?!\s*[件个\d])|[A-Za-z]{1,3}[码号]|[大小][半一1]?个?[码号]|"
-                   r"\b(?:one|a) size (?:up|down|bigger|smaller)\b|\b(?:bigger|larger|smaller) size\b",
+_SIZE = re.compile(rf"{_SIZE_WORDS}|(?<![第#\d.])\d{{2}}(?:\.5)?(?!\s*[件个\d])|[大小][半一1]?个?[码号]|"
+                   r"\b(?:bigger|larger|smaller) size\b",
                    re.IGNORECASE)
 
 

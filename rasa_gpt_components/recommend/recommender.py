@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from functools import reduce
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -285,15 +286,14 @@ def named_items(request: Request, signals: Signals, allowed: np.ndarray) -> Opti
     …，想给他买个按摩的": a massager); in English the last of the phrase that names the thing, up
     to a pause or "for", "to", "with"… ("running headphones", "headphones for running",
     "wireless earbuds, any colour": the earbuds, not the watercolour paints)."""
-    names = signals.names
-    in_names = frozenset().union(*names)
     found = []  # (position in the text, term, items whose names have it)
     text = request.text.lower()
     for term in request.known_terms:
-        wanted = terms(term) & in_names
+        wanted = terms(term) & signals.names.keys()
         if not wanted:
             continue
-        items = np.array([wanted <= name for name in names], dtype=bool)
+        items = np.zeros(len(allowed), dtype=bool)
+        items[reduce(np.intersect1d, (signals.names[t] for t in wanted))] = True
         if (items & allowed).any():
             found.append((text.find(term.lower()), term, items))
     if len(found) < 2:

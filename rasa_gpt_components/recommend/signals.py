@@ -5,8 +5,8 @@ their order sets: what goes with what); and what one customer's purchases say
 about every item (their categories, styles and price level)."""
 
 from collections import Counter
-from dataclasses import dataclass
-from typing import FrozenSet, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -28,7 +28,8 @@ class Signals:
     categories: np.ndarray  # (n,) the index of each item's category
     styles: sparse.csr_matrix  # (n, styles) 1 where the item has the style
     vocabulary: FrozenSet[str]  # terms of the items' texts that tell items apart (request.terms)
-    names: Tuple[FrozenSet[str], ...] = ()  # each item's distinctive terms of its names (every language)
+    # each distinctive term of the items' names (every language) -> the positions of the items it names
+    names: Dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def build_signals(catalogue: Catalogue) -> Signals:
@@ -47,9 +48,17 @@ def build_signals(catalogue: Catalogue) -> Signals:
         categories=_index([(item.category,) for item in catalogue.items]).indices,
         styles=_index([sorted(item.values("styles")) for item in catalogue.items]),
         vocabulary=vocabulary,
-        names=tuple(frozenset().union(*(terms(item.name(language)) for language in item.names)) & vocabulary
-                    for item in catalogue.items),
+        names=_name_index(catalogue, vocabulary),
     )
+
+
+def _name_index(catalogue: Catalogue, vocabulary: FrozenSet[str]) -> Dict[str, np.ndarray]:
+    """Each term of ``vocabulary`` in the items' names -> the (sorted) positions of those items."""
+    index: Dict[str, List[int]] = {}
+    for position, item in enumerate(catalogue.items):
+        for term in set().union(*(terms(item.name(language)) for language in item.names)) & vocabulary:
+            index.setdefault(term, []).append(position)
+    return {term: np.array(positions) for term, positions in index.items()}
 
 
 def _vocabulary(catalogue: Catalogue) -> FrozenSet[str]:
