@@ -23,6 +23,7 @@ from rasa_gpt_components.bench import report
 from rasa_gpt_components.bench.datasets import NAMES, OOS, Dataset, load_dataset, sample_shots
 from rasa_gpt_components.bench.lexical_baseline import LexicalBaseline
 from rasa_gpt_components.bench.pipelines import config_yaml, diet_pipeline, fallback_classifier, gpt_pipeline
+from rasa_gpt_components.bench.typos import with_typos
 
 FALLBACK_INTENTS = {None, "nlu_fallback", OOS}
 ERROR_REDUCTION_TARGET = 0.25  # fewer errors than the lexical baseline (issue 16)
@@ -228,7 +229,8 @@ def write_reports(out: Path, data: Dict[str, Any], plots: List[str]) -> None:
         f"Command: `{data['command']}`  ",
         f"Date: {data['date']}  ",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, no GPU; Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads)  ",
-        f"Data: {data['train_size']} training messages, {data['test_size']} {data.get('split', 'test')} messages, {data['intents']} intents",
+        f"Data: {data['train_size']} training messages, {data['test_size']} {data.get('split', 'test')} messages, {data['intents']} intents"
+        + (f"; {data['typos']}" if data.get("typos") else ""),
         "",
         report.markdown_table(["system"] + keys, rows),
         "",
@@ -284,6 +286,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         dataset.test = [dataset.test[i] for i in keep]
     has_oos = any(intent == OOS for _, intent in dataset.test)
     texts = [text for text, _ in dataset.test]
+    if args.typos:  # every system reads the same misspelt messages
+        texts = with_typos(texts, args.seed)
     options = json.loads(args.gpt_options) if args.gpt_options else {}
     if args.model:
         options["model"] = args.model
@@ -318,6 +322,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "train_size": len(train),
         "oos_train": sum(intent == OOS for _, intent in train),
         "test_size": len(texts),
+        "typos": "one seeded typo in one word of 4+ letters of each test message" if args.typos else None,
         "intents": len({i for _, i in train if i != OOS}),
         "anchors": ANCHORS.get(dataset.name),
         "fallback": fallback_classifier(args.ambiguity_threshold) if has_oos else None,
@@ -347,5 +352,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--oos-train", action="store_true",
                         help="add the set's out-of-scope training examples (clinc150's oos_train) as the intent "
                              f"'{OOS}', for every system: what a Rasa bot with an out_of_scope intent trains on")
+    parser.add_argument("--typos", action="store_true",
+                        help="put one seeded typo into one English word of each test message (every system "
+                             "reads the same ones): how the systems take customers' typing")
     parser.add_argument("--dev", action="store_true",
                         help="test on a seeded 20 %% of the training split instead of the test split (for choosing)")

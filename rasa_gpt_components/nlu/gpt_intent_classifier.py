@@ -36,12 +36,14 @@ from rasa_gpt_components.nlu.features import Featurizer
 from rasa_gpt_components.nlu.head import IntentHead, fit_head, holdout_split
 from rasa_gpt_components.nlu.lora import apply_adapter, train_adapter
 from rasa_gpt_components.nlu.settings import ClassifierSettings, default_config
+from rasa_gpt_components.nlu.spelling import SpellingCorrector
 from rasa_gpt_components.text import clauses, clean_text
 
 logger = logging.getLogger(__name__)
 
 HEAD_FILE = "head.npz"
 ADAPTER_FILE = "adapter.npz"
+SPELLING_FILE = "spelling.json"
 META_FILE = "meta.json"
 FORMAT_VERSION = 2  # 2: energy-based out-of-scope threshold
 
@@ -108,6 +110,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         head: Optional[IntentHead] = None,
         fingerprint: Optional[str] = None,
         adapter: Optional[Dict[str, Any]] = None,
+        spelling: Optional[SpellingCorrector] = None,
     ) -> None:
         self.settings = ClassifierSettings.from_config(config)
         self._model_storage = model_storage
@@ -116,6 +119,8 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         self.fingerprint = fingerprint
         # lora mode: {"arrays": adapter matrices, "targets": adapted layer names}
         self.adapter = adapter
+        # correct_spelling: the training examples' words, for repairing typos of messages
+        self.spelling = spelling
         self._features: Optional[Featurizer] = None
 
     @classmethod
@@ -170,6 +175,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         if unknown:
             logger.warning("GPTIntentClassifier: priority_intents %s are not intents of the training data; "
                            "no message will get them.", unknown)
+        self.spelling = SpellingCorrector.fit(texts) if self.settings.correct_spelling else None
         split = None
         if self.settings.mode == "lora":
             split = self._train_adapter(texts, labels)
@@ -220,6 +226,8 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         if self.head is None:
             return messages
         texts = [self._text(m) for m in messages]  # cleaned here, once, for everything below
+        if self.spelling is not None:
+            texts = [self.spelling.correct(text) for text in texts]
         present = [i for i, text in enumerate(texts) if text]
         predictions: Dict[int, Any] = {}
         if present:
@@ -298,6 +306,8 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
             np.savez(directory / HEAD_FILE, **self.head.to_arrays())
             if self.adapter is not None:
                 np.savez(directory / ADAPTER_FILE, **self.adapter["arrays"])
+            if self.spelling is not None:
+                (directory / SPELLING_FILE).write_text(json.dumps(self.spelling.to_json()), encoding="utf-8")
             s = self.settings
             meta = {
                 "format_version": FORMAT_VERSION,
@@ -333,6 +343,10 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
                 if "lora" in meta:
                     with np.load(directory / ADAPTER_FILE, allow_pickle=False) as arrays:
                         adapter = {"arrays": dict(arrays), "targets": meta["lora"]["targets"]}
+                spelling_file = directory / SPELLING_FILE
+                # trained with correct_spelling (a model trained before the option has no file: no repair)
+                spelling = (SpellingCorrector.from_json(json.loads(spelling_file.read_text(encoding="utf-8")))
+                            if spelling_file.exists() else None)
         except (ValueError, FileNotFoundError):
             logger.debug("GPTIntentClassifier: no trained head in '%s'.", resource.name)
             return cls.create(config, model_storage, resource, execution_context)
@@ -348,7 +362,7 @@ class GPTIntentClassifier(IntentClassifier, GraphComponent):
         merged["features"] = meta.get("features", ["gpt"])  # trained before the option existed: GPT only
         if "lora" in meta:
             merged.update(lora_rank=meta["lora"]["rank"], lora_alpha=meta["lora"]["alpha"])
-        component = cls(merged, model_storage, resource, head, meta.get("base_fingerprint"), adapter)
+        component = cls(merged, model_storage, resource, head, meta.get("base_fingerprint"), adapter, spelling)
         found = component.features.fingerprint
         if meta.get("base_fingerprint") and found != meta["base_fingerprint"]:
             raise BaseModelChangedError(

@@ -44,6 +44,10 @@ class ClassifierSettings:
     # whose text the features read as a placeholder: an order number says that the message
     # names an order, not what the customer wants done with it
     mask_entities: Tuple[str, ...] = ()
+    # typos repaired in what the features read ("refnd please" -> "refund please"): an English
+    # word that is neither the training examples' nor an English one becomes the examples' word
+    # one edit away (nlu/spelling.py); the message's own text stays as typed
+    correct_spelling: bool = True
     ranking_length: int = LABEL_RANKING_LENGTH
     # intents a customer may ask for in one clause of a longer message ("real person please, the
     # phone was a gift and ..."): each clause of a message of several is read too, and a clause

@@ -133,3 +133,13 @@ def test_oos_train_on_a_set_without_out_of_scope_examples_is_a_clear_error(tmp_p
     result = run_bench(tmp_path, data, "--dataset", "banking77", "--oos-train")
     assert result.returncode != 0
     assert "banking77 has no out-of-scope training examples" in result.stderr
+
+
+def test_typos_give_every_system_the_same_misspelt_messages_and_say_so(tmp_path):
+    data = write_banking77_like(tmp_path / "datasets")
+    result = run_bench(tmp_path, data, "--dataset", "banking77", "--typos")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["typos"].startswith("one seeded typo") and report["test_size"] == 9
+    assert set(report["systems"]) == {"gpt", "lexical"}
+    assert "one seeded typo in one word" in (tmp_path / "report" / "report.md").read_text()

@@ -213,3 +213,19 @@ def test_priority_settings_are_checked():
     for bad in ({"priority_intents": [""]}, {"priority_intents": [3]}, {"priority_confidence": 0}, {"priority_confidence": 1.5}):
         with pytest.raises(RasaException, match="priority_"):
             ClassifierSettings.from_config(bad)
+
+
+def test_a_typo_is_read_as_the_word_the_examples_use(trained, tmp_path, tiny_model):
+    """With ``correct_spelling`` (the default) the features read "I want a refnd" as "I want a
+    refund": the same ranking; the message's own text stays as typed. Switched off, the typo
+    reads differently, and the model holds no word list."""
+    typed, meant = parse(trained, ["I want a refnd", "I want a refund"])
+    assert typed["text"] == "I want a refnd"
+    assert typed["intent_ranking"] == meant["intent_ranking"]
+    with tarfile.open(trained) as archive:
+        assert any(n.endswith("spelling.json") for n in archive.getnames())
+    off = train(write_project(tmp_path / "p", tiny_model, extra="  correct_spelling: false"), tmp_path / "m")
+    typed, meant = parse(off, ["I want a refnd", "I want a refund"])
+    assert typed["intent_ranking"] != meant["intent_ranking"]
+    with tarfile.open(off) as archive:
+        assert not any(n.endswith("spelling.json") for n in archive.getnames())

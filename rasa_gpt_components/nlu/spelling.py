@@ -1,0 +1,86 @@
+"""Typos repaired in what GPTIntentClassifier's features read: "refnd please",
+"i want to retrun this", "exhange pls".
+
+A typo is a word the sentence encoders have never seen whole: they read it as
+pieces of other words, and the head's character n-grams lose the word's middle.
+The corrector learns the English words of the bot's training examples and how
+often each is used. A word of a message that has ``MIN_LENGTH`` letters or more
+and is neither one of them nor an English word (pyspellchecker's English word
+list) becomes the bot's own word one edit away (a letter deleted, inserted,
+changed, or two neighbours swapped) that is an English word: the one the
+training examples use most. Nothing else changes: Chinese, digits, names the
+word list does not know and words with no such neighbour ("hubei", "tianfu")
+stay as typed.
+
+Only the classifier's reading changes: the message's text, its entities and
+what forms store stay as the customer typed them.
+"""
+
+import re
+from collections import Counter
+from functools import lru_cache
+from typing import Any, Dict, Iterable, Mapping
+
+WORD = re.compile(r"[A-Za-z]+")  # runs of ASCII letters: English words, not Chinese, digits or pinyin-with-tones
+MIN_LENGTH = 4  # shorter words have too many neighbours ("pls", "thx", "ur" are left alone)
+_MEMO = 4096  # words remembered per corrector
+
+
+@lru_cache(maxsize=1)
+def english() -> Any:
+    """pyspellchecker's English word list with frequencies (loaded once per process)."""
+    from spellchecker import SpellChecker
+
+    return SpellChecker(language="en", distance=1)
+
+
+class SpellingCorrector:
+    """``correct(text)``: ``text`` with its typos replaced by the bot's words."""
+
+    def __init__(self, counts: Mapping[str, int]) -> None:
+        self.counts: Dict[str, int] = {str(word): int(n) for word, n in counts.items()}
+        self._english = english()
+        self._memo: Dict[str, str] = {}
+
+    @classmethod
+    def fit(cls, texts: Iterable[str]) -> "SpellingCorrector":
+        """The English words of the training texts, lower-cased, with their counts."""
+        counts: Counter = Counter()
+        for text in texts:
+            counts.update(word.lower() for word in WORD.findall(text))
+        return cls(counts)
+
+    def correct(self, text: str) -> str:
+        """``text`` with each typo replaced (its case kept: "REFND" -> "REFUND")."""
+        return WORD.sub(lambda match: self._replacement(match.group(0)), text)
+
+    def _replacement(self, word: str) -> str:
+        lower = word.lower()
+        if lower not in self._memo:
+            if len(self._memo) >= _MEMO:
+                self._memo.clear()
+            self._memo[lower] = self._corrected(lower)
+        fixed = self._memo[lower]
+        if fixed == lower:
+            return word
+        if word.isupper():
+            return fixed.upper()
+        return fixed.capitalize() if word[0].isupper() else fixed
+
+    def _corrected(self, word: str) -> str:
+        """The bot's word for ``word`` (lower-case), or ``word`` when it is no typo or has no such word."""
+        if len(word) < MIN_LENGTH or word in self.counts or word in self._english:
+            return word
+        candidates = [c for c in self._english.edit_distance_1(word) if c in self.counts and c in self._english]
+        if not candidates:
+            return word
+        # the bot's most used; then English's most frequent; then alphabetical, so the choice is stable
+        return min(candidates, key=lambda c: (-self.counts[c], -self._english[c], c))
+
+    def to_json(self) -> Dict[str, Any]:
+        """What ``from_json`` reads back (stored beside the head, never as a pickle)."""
+        return {"words": dict(sorted(self.counts.items()))}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "SpellingCorrector":
+        return cls(data.get("words") or {})
