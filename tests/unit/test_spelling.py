@@ -44,6 +44,8 @@ def test_the_word_the_examples_use_most_wins(corrector):
     "the east gate, my pride and joy",     # English words, one edit from none of the bot's
     "went to the shop",                    # "went" is one edit from "want", and an English word
     "hubei tianfu chai",                   # names the word list does not know, no bot word one edit away
+    "No. 9 Lane 200, Changle Road, Xuhui District",  # pinyin, though "changle" is one edit from "change"
+    "Flat 6, 88 Nanjing Road, Heping District",      # and "heping" from "helping"
     "我要退款 ES2611210006 refnd",          # Chinese and the order number stay as typed
     "pls thx ur",                          # too short to guess
     "",
@@ -54,6 +56,13 @@ def test_english_words_and_other_text_stay_as_typed(corrector, text):
         assert fixed == text.replace("refnd", "refund")
     else:
         assert fixed == text
+
+
+def test_pinyin_is_told_from_typos():
+    from rasa_gpt_components.nlu.spelling import is_pinyin
+
+    assert all(is_pinyin(w) for w in ("changle", "heping", "xuhui", "chai", "tianfu", "zhongguancun", "wangfujing"))
+    assert not any(is_pinyin(w) for w in ("refnd", "retrun", "exhange", "humna", "cancle", "adress", "wher"))
 
 
 def test_stored_and_read_back(corrector):
