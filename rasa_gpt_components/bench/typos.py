@@ -2,11 +2,11 @@
 edit in one English word of each message, as a customer types in a hurry."""
 
 import random
+import string
 from typing import List, Sequence
 
 from rasa_gpt_components.nlu.spelling import MIN_LENGTH, WORD
 
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
 KINDS = ("delete", "insert", "replace", "swap")
 
 
@@ -21,7 +21,7 @@ def with_typo(text: str, rng: random.Random) -> str:
     word = match.group(0)
     kind = rng.choice(KINDS)
     at = rng.randrange(1, len(word) - 1)  # inside the word: customers rarely miss the first letter
-    letter = rng.choice(LETTERS.replace(word[at].lower(), ""))
+    letter = rng.choice(string.ascii_lowercase.replace(word[at].lower(), ""))
     if kind == "delete":
         typo = word[:at] + word[at + 1:]
     elif kind == "insert":

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterable, Mapping
 
 WORD = re.compile(r"[A-Za-z]+")  # runs of ASCII letters: English words, not Chinese, digits or pinyin-with-tones
 MIN_LENGTH = 4  # shorter words have too many neighbours ("pls", "thx", "ur" are left alone)
-_MEMO = 4096  # words remembered per corrector
+_MEMO = 4096  # words whose reading each corrector remembers
 # the syllables of Mandarin pinyin, without tones: a word made of them is a Chinese name
 PINYIN = frozenset("""
 a ai an ang ao ba bai ban bang bao bei ben beng bi bian biao bie bin bing bo bu ca cai can cang cao ce cen ceng
@@ -68,7 +68,7 @@ class SpellingCorrector:
     def __init__(self, counts: Mapping[str, int]) -> None:
         self.counts: Dict[str, int] = {str(word): int(n) for word, n in counts.items()}
         self._english = english()
-        self._memo: Dict[str, str] = {}
+        self._corrected = lru_cache(maxsize=_MEMO)(self._corrected)  # type: ignore[method-assign]
 
     @classmethod
     def fit(cls, texts: Iterable[str]) -> "SpellingCorrector":
@@ -84,11 +84,7 @@ class SpellingCorrector:
 
     def _replacement(self, word: str) -> str:
         lower = word.lower()
-        if lower not in self._memo:
-            if len(self._memo) >= _MEMO:
-                self._memo.clear()
-            self._memo[lower] = self._corrected(lower)
-        fixed = self._memo[lower]
+        fixed = self._corrected(lower)
         if fixed == lower:
             return word
         if word.isupper():
