@@ -13,6 +13,10 @@ features, and an out-of-scope detector that needs no out-of-scope examples.
   about ``oos_rate`` of in-scope messages are rejected, whatever the data. On
   CLINC150 it separated out-of-scope messages better than a Mahalanobis
   distance to the intent means or the top probability (docs/benchmarks.md).
+  With ``oos_neighbours`` k > 0 the score adds how close a message is to its k
+  nearest training messages (mean cosine of the standardised features), both
+  parts standardised on held-out messages: a message far from every example
+  is out of scope even when the head is sure of an intent.
 
 Everything is kept as numpy arrays (saved with ``np.savez``; no pickles).
 """
@@ -43,6 +47,10 @@ class HeadSettings:
     calibration_folds: int = 5  # temperature fitted on out-of-fold predictions
     oos_detection: bool = True  # out-of-scope detection without out-of-scope examples
     oos_rate: float = 0.02  # share of in-scope messages the threshold may reject
+    # k nearest training messages whose similarity joins the energy in the out-of-scope score
+    # (0: the energy alone), and its weight beside the energy (both standardised)
+    oos_neighbours: int = 0
+    oos_neighbour_weight: float = 0.5
     # "balanced": each intent weighs as much as any other in the loss, however many
     # examples it has (a large intent does not pull messages of small ones to it); None: by count
     class_weight: Optional[str] = "balanced"
@@ -56,6 +64,10 @@ class HeadSettings:
             raise ValueError(f"C must be positive, got {self.C}.")
         if int(self.max_iter) < 1:
             raise ValueError(f"max_iter must be at least 1, got {self.max_iter}.")
+        if int(self.oos_neighbours) < 0 or int(self.oos_neighbours) != self.oos_neighbours:
+            raise ValueError(f"oos_neighbours must be a whole number, 0 or more, got {self.oos_neighbours}.")
+        if float(self.oos_neighbour_weight) < 0:
+            raise ValueError(f"oos_neighbour_weight must be 0 or more, got {self.oos_neighbour_weight}.")
 
 
 @dataclass
@@ -70,7 +82,13 @@ class IntentHead:
     temperature: float = 1.0
     lexical: Optional[CharNgrams] = None
     lexical_weights: Optional[np.ndarray] = None  # [classes, n-grams]
-    oos_threshold: float = float("-inf")  # energies below it are out of scope
+    oos_threshold: float = float("-inf")  # scores below it are out of scope
+    # with oos_neighbours: the training messages' standardised features, unit length
+    neighbours: Optional[np.ndarray] = None
+    neighbour_count: int = 0
+    neighbour_weight: float = 0.0
+    # mean and standard deviation of held-out energies, then of their neighbour similarities
+    score_scale: Optional[np.ndarray] = None
     info: Dict[str, float] = field(default_factory=dict)
     # lexical_weights.T, contiguous: a sparse row times the transposed view made scipy copy
     # the whole [n-grams, classes] matrix for every message (7 ms for 800,000 n-grams)
@@ -100,13 +118,22 @@ class IntentHead:
         confidence in (0.5, 1) that grows with how far below the threshold
         their energy is."""
         scaled = self.logits(features, texts) / self.temperature
-        shortfall = self.oos_threshold - energy(scaled)
+        shortfall = self.oos_threshold - self.oos_score(scaled, features)
         p_oos = np.where(shortfall > 0, 1.0 - 0.5 * np.exp(-np.maximum(shortfall, 0.0)), 0.0)
         return softmax(scaled), p_oos
 
     def is_out_of_scope(self, features: np.ndarray, texts: Optional[Sequence[str]] = None) -> np.ndarray:
         """Boolean ``[n]``: too little evidence for any intent seen in training."""
         return self.predict(features, texts)[1] > 0
+
+    def oos_score(self, scaled_logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """``[n]``: the energy of the calibrated logits, or with neighbours the
+        standardised energy plus the weighted standardised neighbour similarity."""
+        score = energy(scaled_logits)
+        if self.neighbours is None or self.score_scale is None:
+            return score
+        near = neighbour_similarity(_unit(self._standardise(features)), self.neighbours, self.neighbour_count)
+        return _combine(score, near, self.score_scale, self.neighbour_weight)
 
     def _standardise(self, features: np.ndarray) -> np.ndarray:
         return (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
@@ -122,6 +149,10 @@ class IntentHead:
             "temperature": np.array(self.temperature),
             "oos_threshold": np.array(self.oos_threshold),
         }
+        if self.neighbours is not None and self.score_scale is not None:
+            arrays.update(neighbours=self.neighbours.astype(np.float16), score_scale=self.score_scale,
+                          neighbour_count=np.array(self.neighbour_count),
+                          neighbour_weight=np.array(self.neighbour_weight))
         if self.lexical is not None and self.lexical_weights is not None:
             arrays.update(self.lexical.to_arrays())
             arrays["lexical_weights"] = self.lexical_weights.astype(np.float32)
@@ -141,6 +172,10 @@ class IntentHead:
             lexical=lexical,
             lexical_weights=arrays.get("lexical_weights"),
             oos_threshold=float(arrays["oos_threshold"]),
+            neighbours=arrays["neighbours"].astype(np.float32) if "neighbours" in arrays else None,
+            neighbour_count=int(arrays.get("neighbour_count", 0)),
+            neighbour_weight=float(arrays.get("neighbour_weight", 0.0)),
+            score_scale=arrays.get("score_scale"),
         )
 
 
@@ -191,9 +226,43 @@ def fit_head(
     head.info["oof_accuracy"] = float((oof_logits[held_out].argmax(1) == y[held_out]).mean())
     if settings.oos_detection:
         # energies of messages the head did not see: what new in-scope messages look like
-        held_out_energy = energy(oof_logits[held_out] / head.temperature)
-        head.oos_threshold = float(np.quantile(held_out_energy, settings.oos_rate))
+        held_out_score = energy(oof_logits[held_out] / head.temperature)
+        if settings.oos_neighbours > 0:
+            # each held-out message's neighbours among the others: what a new message finds
+            units = _unit(x).astype(np.float32)
+            near = neighbour_similarity(units[held_out], units, int(settings.oos_neighbours), exclude=held_out)
+            head.score_scale = np.array([held_out_score.mean(), held_out_score.std() + _EPS,
+                                         near.mean(), near.std() + _EPS])
+            head.neighbours, head.neighbour_count = units, int(settings.oos_neighbours)
+            head.neighbour_weight = float(settings.oos_neighbour_weight)
+            held_out_score = _combine(held_out_score, near, head.score_scale, head.neighbour_weight)
+        head.oos_threshold = float(np.quantile(held_out_score, settings.oos_rate))
     return head
+
+
+def neighbour_similarity(
+    queries: np.ndarray, neighbours: np.ndarray, k: int, exclude: Optional[np.ndarray] = None, chunk: int = 1024,
+) -> np.ndarray:
+    """``[n]``: the mean cosine similarity of each unit-length query to its ``k``
+    most similar rows of ``neighbours``; ``exclude[i]`` (a row of ``neighbours``)
+    is left out for query i (the query itself)."""
+    queries = np.asarray(queries, dtype=np.float32)
+    k = max(1, min(k, len(neighbours) - (exclude is not None)))
+    out = np.empty(len(queries))
+    for start in range(0, len(queries), chunk):
+        sims = queries[start:start + chunk] @ neighbours.T
+        if exclude is not None:
+            sims[np.arange(len(sims)), exclude[start:start + chunk]] = -np.inf
+        out[start:start + chunk] = np.partition(sims, -k, axis=1)[:, -k:].mean(1)
+    return out
+
+
+def _combine(energies: np.ndarray, near: np.ndarray, scale: np.ndarray, weight: float) -> np.ndarray:
+    return (energies - scale[0]) / scale[1] + weight * (near - scale[2]) / scale[3]
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / (np.linalg.norm(rows, axis=1, keepdims=True) + _EPS)
 
 
 def _fit_logistic(

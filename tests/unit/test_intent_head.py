@@ -122,3 +122,44 @@ def test_balanced_class_weights_keep_a_rare_intent_apart_from_a_large_one():
     assert rare_recall(balanced) > rare_recall(by_count) + 0.2, (rare_recall(balanced), rare_recall(by_count))
     with pytest.raises(ValueError, match="class_weight"):
         HeadSettings(random_seed=0, class_weight="inverse")
+
+
+def off_the_map(seed=3):
+    """Intents that live in the first 8 of 16 dimensions, and messages that look like one
+    of them there but are far from every example in the other 8 (where the examples vary less)."""
+    rng = np.random.default_rng(seed)
+    centres = np.hstack([rng.normal(0, 3, size=(5, 8)), np.zeros((5, 8))])
+    x = np.concatenate([c + np.hstack([rng.normal(0, 0.6, (60, 8)), rng.normal(0, 0.6, (60, 8))]) for c in centres])
+    y = [f"intent_{k}" for k in range(5) for _ in range(60)]
+    test_in = np.concatenate([c + np.hstack([rng.normal(0, 0.6, (40, 8)), rng.normal(0, 0.6, (40, 8))])
+                              for c in centres])
+    far = np.concatenate([c + np.hstack([rng.normal(0, 0.6, (40, 8)), rng.normal(0, 3.0, (40, 8))])
+                          for c in centres])
+    return x, y, test_in, far
+
+
+def test_neighbours_flag_messages_far_from_every_example_that_the_energy_misses():
+    x, y, test_in, far = off_the_map()
+    energy_only = fit_head(x, y, HeadSettings(random_seed=0, oos_rate=0.05))
+    with_neighbours = fit_head(x, y, HeadSettings(random_seed=0, oos_rate=0.05, oos_neighbours=5,
+                                                  oos_neighbour_weight=1.0))
+    assert with_neighbours.is_out_of_scope(far).mean() > energy_only.is_out_of_scope(far).mean() + 0.2
+    assert with_neighbours.is_out_of_scope(test_in).mean() < 0.1
+    # the head's intents are those of energy alone: the neighbours only change what is flagged
+    assert (with_neighbours.predict_proba(test_in).argmax(1) == energy_only.predict_proba(test_in).argmax(1)).all()
+
+
+def test_neighbours_round_trip_through_arrays():
+    x, y, _, far = off_the_map()
+    head = fit_head(x, y, HeadSettings(random_seed=0, oos_neighbours=3))
+    again = IntentHead.from_arrays(head.to_arrays())
+    assert again.neighbour_count == 3 and again.neighbours.shape == x.shape
+    np.testing.assert_allclose(again.predict(far)[1], head.predict(far)[1], atol=1e-3)
+    without = IntentHead.from_arrays(fit_head(x, y, DEFAULTS).to_arrays())
+    assert without.neighbours is None and "neighbours" not in fit_head(x, y, DEFAULTS).to_arrays()
+
+
+@pytest.mark.parametrize("options", [{"oos_neighbours": -1}, {"oos_neighbours": 2.5}, {"oos_neighbour_weight": -0.5}])
+def test_neighbour_settings_are_checked(options):
+    with pytest.raises(ValueError, match=next(iter(options))):
+        HeadSettings(random_seed=0, **options)
