@@ -219,8 +219,9 @@ _YES_FIRST = ("please do", "sure thing", "go ahead", "yes", "yeah", "yep", "yup"
 _NO_FIRST = ("no", "nope", "nah", "not yet", "hold on", "hang on", "hold off", "don't submit", "dont submit",
              "不对", "不是", "不要", "不用", "不行", "不了", "先别", "先不", "等等", "等一下", "稍等", "否", "不")
 # a filler or a yes: only a yes where what follows restates what the form holds ("嗯 就灰色" to
-# "换成“灰色的”？"), so :func:`after_leading_yes` takes them, :func:`leading_yes_or_no` does not
-_SOFT_YES_FIRST = ("嗯嗯", "嗯", "恩恩", "恩", "okay", "ok")
+# "换成“灰色的”？", "好，就XL" to "换成“XL码”？"), so :func:`after_leading_yes` takes them,
+# :func:`leading_yes_or_no` does not
+_SOFT_YES_FIRST = ("嗯嗯", "嗯", "恩恩", "恩", "好", "okay", "ok")
 _TURNS_ROUND = re.compile(r"\b(?:no|not|nope|wait|hold on|one sec|but|however|actually|wrong|think|later|tomorrow|"
                           r"maybe)\b|n't|不|没|别|等|但|可是|不过|算了|错|想想|考虑|明天|再说|稍|问问", re.IGNORECASE)
 # what a yes may add without saying anything new: "对 就是白色" -> "白色", "yes that's right, go ahead" -> ""
@@ -253,6 +254,14 @@ def after_leading_yes(text: str) -> Optional[str]:
     rest = _CONTRACTED_IS.sub(" is", rest)  # "grey's the one": "grey is the one"
     rest = _PUNCTUATION.sub(" ", _CONFIRMING_WORDS.sub(" ", rest)).strip()
     return None if word in _SOFT_YES_FIRST and not rest else rest
+
+
+def restates(rest: str, held: str) -> bool:
+    """Whether ``rest`` (what follows a yes: :func:`after_leading_yes`) says again what ``held``
+    holds: found in it, case aside, and not inside a Latin word or number of it ("XL" in "XL码",
+    "灰色" in "灰色的"; not "L码" in "XL码")."""
+    said = re.escape(rest.strip().lower())
+    return bool(said) and re.search(rf"(?<![a-z0-9]){said}(?![a-z0-9])", held.lower()) is not None
 
 
 def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str, str]]:

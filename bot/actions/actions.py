@@ -56,6 +56,7 @@ from rasa_gpt_components.recommend import (
     request_to_dict,
     word_details,
 )
+from rasa_gpt_components.text import after_leading_yes, clean_text, restates
 from rasa_gpt_components.yaml_files import read_yaml_file
 
 from shop import service
@@ -449,6 +450,23 @@ def corrected_at_confirmation(tracker: Tracker, slot_value: Any) -> bool:
             and service.corrects_itself(tracker.latest_message.get("text")))
 
 
+def restates_the_wish(text: Optional[str], wish: Any) -> bool:
+    """Whether ``text`` starts with a yes and only says again the wish the exchange holds ("好，就XL"
+    to XL码, "ok the black one" to black): a yes, not a new wish to confirm again."""
+    rest = after_leading_yes(clean_text(text or ""))
+    return bool(rest) and isinstance(wish, str) and restates(rest, wish)
+
+
+def corrected_item(order: Optional[service.OrderResult], text: Optional[str]) -> Optional[str]:
+    """The SKU of the item a correction names, of an order of several whose product can be
+    exchanged ("哦我弄混了，要换的是那件印花T恤"), or None."""
+    if order is None or order.error:
+        return None
+    item = service.item_in_request(order.items, text)
+    checked = service.check_exchange(order, item.sku) if item else None
+    return checked.item.sku if checked and checked.item and not checked.error else None
+
+
 def value_before(tracker: Tracker, slot: str) -> Any:
     """``slot``'s value before the latest message (the form has already set this turn's candidate)."""
     seen_message = False
@@ -679,7 +697,10 @@ class ValidateExchangeForm(OrderFormValidation):
         requested = tracker.get_slot(REQUESTED_SLOT)
         if besides_the_confirmation(tracker):
             text = tracker.latest_message.get("text")
-            wish = service.wish_in(text) or service.only_a_wish(text)
+            if restates_the_wish(text, tracker.get_slot("exchange_to")):
+                return {}  # "好，就XL" to an exchange to XL码: a yes (the repair policy's leading_yes)
+            # "好，红色": the wish after the yes
+            wish = service.wish_in(text) or service.only_a_wish(after_leading_yes(clean_text(text or "")) or text)
             return {"exchange_to": wish} if wish else {}
         if requested or tracker.get_slot("exchange_to") or latest_intent(tracker) != "request_exchange":
             return {}
@@ -713,6 +734,10 @@ class ValidateExchangeForm(OrderFormValidation):
         no to the exchange."""
         if corrected_at_confirmation(tracker, slot_value):  # a yes only
             order = await order_to_validate(dispatcher, self.name(), tracker.get_slot("order_number"))
+            item = corrected_item(order, tracker.latest_message.get("text"))
+            if item is not None:  # "哦我弄混了，要换的是那件印花T恤": that item, to confirm with the wish
+                wish = service.wish_in(tracker.latest_message.get("text"))
+                return {"exchange_confirmed": None, "exchange_item": item, **({"exchange_to": wish} if wish else {})}
             several = order is None or len(order.items) > 1
             return {"exchange_confirmed": None, "exchange_to": None,
                     **({"exchange_item": None} if several else {})}

@@ -120,7 +120,9 @@ from rasa.shared.utils.io import raise_warning
 from rasa_gpt_components.knowledge import answerability as knowledge_answerability
 from rasa_gpt_components.metrics import REPAIRS, log_fields
 from rasa_gpt_components.policies.readings import ranked_intents
-from rasa_gpt_components.text import after_leading_yes, changes_mind, clean_text, leading_yes_or_no, looks_like_question
+from rasa_gpt_components.text import (
+    after_leading_yes, changes_mind, clean_text, leading_yes_or_no, looks_like_question, restates,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -382,8 +384,8 @@ class ConversationRepairPolicy(Policy):
         rest = after_leading_yes(clean_text(tracker.latest_message.text or ""))
         if rest is None:
             return None
-        held = [str(tracker.get_slot(slot)).lower() for slot in form_slots if tracker.get_slot(slot) is not None]
-        if rest and not any(rest.lower() in value for value in held):
+        held = [str(tracker.get_slot(slot)) for slot in form_slots if tracker.get_slot(slot) is not None]
+        if rest and not any(restates(rest, value) for value in held):
             return None  # a yes that adds something new ("好的，换L码吧", "好的，转人工")
         found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
         return SlotSet(asked, value) if found else None

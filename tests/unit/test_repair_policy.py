@@ -15,7 +15,9 @@ from rasa.shared.exceptions import RasaException
 
 from rasa_gpt_components.knowledge import answerability
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
-from rasa_gpt_components.text import after_leading_yes, changes_mind, leading_yes_or_no, looks_like_question, only_yes_or_no
+from rasa_gpt_components.text import (
+    after_leading_yes, changes_mind, leading_yes_or_no, looks_like_question, only_yes_or_no, restates,
+)
 
 DOMAIN = Domain.from_yaml(
     """
@@ -692,6 +694,7 @@ def test_leading_yes_or_no(text, answer, rest):
     ("yep, grey's the one", "grey"), ("yes it\u2019s the navy", "navy"),
     ("嗯，我再想想", None), ("ok wait, no", None), ("嗯", None), ("okey dokey", None), ("嗯哼", None),
     ("嗯……", None), ("ok fine", None), ("嗯 确认", None),  # a filler, or a yes the NLU reads: nothing restated
+    ("好，就XL", "XL"), ("好看", None), ("好像不对", None),  # holdout set 26: "好" first, not "好看"
 ])
 def test_a_filler_yes_gives_what_follows_it_but_is_no_plain_yes(text, rest):
     """"嗯" / "ok" first: what follows is given (the policy takes it as a yes only when the form
@@ -769,3 +772,11 @@ def test_when_the_knowledge_base_cannot_be_asked_the_intent_decides(policy, capl
 def test_routing_without_the_knowledge_answer_in_the_domain_warns_at_training(policy):
     with pytest.warns(UserWarning, match="knowledge_answer"):
         policy(knowledge_answer="utter_kb").train([], DOMAIN)
+
+
+@pytest.mark.parametrize("rest, held, same", [
+    ("XL", "XL码", True), ("灰色", "灰色的", True), ("black", "Black", True), ("L码", "XL码", False),
+    ("L", "XL", False), ("4", "43码", False), ("", "XL码", False)])
+def test_what_a_yes_restates_is_found_whole_in_what_the_form_holds(rest, held, same):
+    """"好，L码吧" at a confirmation of XL码 is no yes to XL码."""
+    assert restates(rest, held) is same

@@ -488,7 +488,10 @@ def test_the_refund_form_takes_the_reason_given_with_the_request(requested, inte
 
 @pytest.mark.parametrize("said, corrects", [
     ("不对 我说错了 是T恤要换 换成M码", True), ("不是这件", True), ("no wait, the reason is wrong", True),
-    ("sorry I meant the other one", True), ("是的，提交吧", False), ("没错，换吧", False), ("yes, submit the exchange", False)])
+    ("sorry I meant the other one", True), ("是的，提交吧", False), ("没错，换吧", False), ("yes, submit the exchange", False),
+    # holdout set 26: a mix-up of the customer's own corrects; the shop's mix-up is a reason
+    ("哦我弄混了，要换的是那件T恤", True), ("sorry, I got them mixed up", True), ("你们发货弄混了", False),
+    ("you mixed up my order", False)])
 def test_a_correction_is_told_from_a_yes(said, corrects):
     assert service.corrects_itself(said) is corrects
 
@@ -542,7 +545,12 @@ def test_a_new_reason_at_the_refund_confirmation_replaces_the_old_one(db_url, sa
     # a letter size right after 换 (holdout set 1, once the item was taken): it had filed the old wish
     (TWO_ITEMS_SHIPPED, "换XL的", "request_exchange", {"exchange_confirmed": None, "exchange_to": "XL的"}),
     (TWO_ITEMS_SHIPPED, "swap them for a size 44 instead", "request_exchange",
-     {"exchange_confirmed": None, "exchange_to": "a size 44"})])
+     {"exchange_confirmed": None, "exchange_to": "a size 44"}),
+    # holdout set 26: a correction that names the other item takes it, the wish stays (it was submitted)
+    (TWO_ITEMS_SHIPPED, "哦我弄混了，要换的是那个充电宝", "request_exchange",
+     {"exchange_confirmed": None, "exchange_item": "EL-003"}),
+    (TWO_ITEMS_SHIPPED, "sorry I got them mixed up, it's the power bank, change it to white", "request_exchange",
+     {"exchange_confirmed": None, "exchange_item": "EL-003", "exchange_to": "white"})])
 def test_a_correction_at_the_exchange_confirmation_is_no_yes(db_url, order_no, said, intent, expected):
     slots = {"language": "en", "order_number": order_no, "exchange_item": "CL-003", "exchange_to": "Midnight black",
              "requested_slot": "exchange_confirmed"}
@@ -853,7 +861,9 @@ def test_only_the_item_again_is_no_wish(db_url, said, wish):
     ("要43", "inform", {"exchange_to": "43"}), ("黑的", "inform", {"exchange_to": "黑的"}),
     ("换个黑的", "inform", {"exchange_to": "黑的"}), ("make it a 44", "inform", {"exchange_to": "a 44"}),
     ("actually make it size 45", "inform", {"exchange_to": "size 45"}),
-    ("yes but in black", "inform", {"exchange_to": "black"}), ("can you do 44 instead?", "faq", {})])
+    ("yes but in black", "inform", {"exchange_to": "black"}), ("can you do 44 instead?", "faq", {}),
+    # holdout set 26: a yes that says the wish again is a yes ("好，就XL" to XL码), not a wish "好,就XL"
+    ("好，就白色的", "inform", {}), ("好，红色", "inform", {"exchange_to": "红色"})])
 def test_a_size_or_colour_alone_at_the_exchange_confirmation_is_the_wish(said, intent, expected):
     """"白色" to "换成“白色的”，确认提交吗？" and "43码" to "大一码" (the conversation sets, once the
     wish came from the request) got the fallback: the wish, to be confirmed again."""
