@@ -450,19 +450,12 @@ def corrected_at_confirmation(tracker: Tracker, slot_value: Any) -> bool:
             and service.corrects_itself(tracker.latest_message.get("text")))
 
 
-def restates_the_wish(text: Optional[str], wish: Any) -> bool:
-    """Whether ``text`` starts with a yes and only says again the wish the exchange holds ("好，就XL"
-    to XL码, "ok the black one" to black): a yes, not a new wish to confirm again."""
-    rest = after_leading_yes(clean_text(text or ""))
-    return bool(rest) and isinstance(wish, str) and restates(rest, wish)
-
-
 def corrected_item(order: Optional[service.OrderResult], text: Optional[str]) -> Optional[str]:
     """The SKU of the item a correction names, of an order of several whose product can be
     exchanged ("哦我弄混了，要换的是那件印花T恤"), or None."""
-    if order is None or order.error:
+    if order is None:
         return None
-    item = service.item_in_request(order.items, text)
+    item = service.item_in_request(order.items, text)  # check_exchange refuses an order with an error
     checked = service.check_exchange(order, item.sku) if item else None
     return checked.item.sku if checked and checked.item and not checked.error else None
 
@@ -697,10 +690,11 @@ class ValidateExchangeForm(OrderFormValidation):
         requested = tracker.get_slot(REQUESTED_SLOT)
         if besides_the_confirmation(tracker):
             text = tracker.latest_message.get("text")
-            if restates_the_wish(text, tracker.get_slot("exchange_to")):
+            after_yes = after_leading_yes(clean_text(text or ""))  # "好，红色" -> "红色"
+            held = tracker.get_slot("exchange_to")
+            if after_yes and isinstance(held, str) and restates(after_yes, held):
                 return {}  # "好，就XL" to an exchange to XL码: a yes (the repair policy's leading_yes)
-            # "好，红色": the wish after the yes
-            wish = service.wish_in(text) or service.only_a_wish(after_leading_yes(clean_text(text or "")) or text)
+            wish = service.wish_in(text) or service.only_a_wish(after_yes or text)
             return {"exchange_to": wish} if wish else {}
         if requested or tracker.get_slot("exchange_to") or latest_intent(tracker) != "request_exchange":
             return {}
