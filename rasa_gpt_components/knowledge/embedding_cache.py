@@ -20,10 +20,15 @@ from rasa_gpt_components.models.cache import cache_root
 logger = logging.getLogger(__name__)
 
 
+# 2: multilingual-e5-small-int8 computes int8 products on every CPU (before, float32 where
+# the CPU had no VNNI, under the same fingerprint)
+CACHE_VERSION = 2
+
+
 def cache_key(encoder: Any, texts: Sequence[str]) -> str:
     """What the vectors depend on: the encoder's fingerprint and settings, and the texts."""
     settings = getattr(encoder, "settings", None)
-    described = {"fingerprint": encoder.fingerprint,
+    described = {"version": CACHE_VERSION, "fingerprint": encoder.fingerprint,
                  "settings": {k: v for k, v in vars(settings).items() if k not in ("batch_size", "cache_size", "compute")}
                  if settings is not None else None}
     digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode("utf-8"))

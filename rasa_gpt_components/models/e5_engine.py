@@ -164,7 +164,8 @@ LINEARS = ("qkv", "out", "up", "down")
 def int8_supported() -> bool:
     """Whether torch's x86 int8 products run here at full precision: an x86 quantised
     engine and a CPU with VNNI (without it the product saturates at 16 bits unless the
-    activations keep 7 bits, which moved the vectors three times as far)."""
+    activations keep 7 bits, which moved the vectors three times as far). Elsewhere the
+    same products are computed in float32 (``int8_product``)."""
     import torch
 
     if not {"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines):
@@ -176,10 +177,8 @@ def int8_supported() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
-def pack_int8(weight: "torch.Tensor", bias: "torch.Tensor") -> Any:
-    """``weight`` quantised to int8 per output row (scale: the row's largest magnitude / 127),
-    packed with ``bias`` for torch's dynamic int8 product (the activations are quantised
-    per call)."""
+def quantize_rows(weight: "torch.Tensor") -> "torch.Tensor":
+    """``weight`` quantised to int8 per output row (scale: the row's largest magnitude / 127)."""
     import warnings
 
     import torch
@@ -187,18 +186,58 @@ def pack_int8(weight: "torch.Tensor", bias: "torch.Tensor") -> Any:
     scale = weight.abs().amax(1).clamp_min(1e-12).double() / 127.0
     with warnings.catch_warnings():  # torch 2.13 marks quantised tensors as deprecated
         warnings.simplefilter("ignore", UserWarning)
-        q = torch.quantize_per_channel(weight, scale, torch.zeros(len(scale), dtype=torch.long), 0, torch.qint8)
-    return torch.ops.quantized.linear_prepack(q, bias)
+        return torch.quantize_per_channel(weight, scale, torch.zeros(len(scale), dtype=torch.long), 0, torch.qint8)
+
+
+def pack_int8(weight: "torch.Tensor", bias: "torch.Tensor") -> Any:
+    """``weight``'s rows in int8 (``quantize_rows``), packed with ``bias`` for torch's dynamic
+    int8 product (the activations are quantised per call)."""
+    import torch
+
+    return torch.ops.quantized.linear_prepack(quantize_rows(weight), bias)
+
+
+def activation_qparams(low: float, high: float) -> Tuple[float, int]:
+    """(scale, zero point) with which torch's dynamic int8 product quantises activations
+    whose smallest and largest values are ``low`` and ``high`` (to 0..255, all 8 bits):
+    ATen's ``ChooseQuantizationParams``, in the same double arithmetic."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = (high - low) / 255.0
+    if np.float32(scale) == 0.0 or not np.isfinite(np.float32(1.0) / np.float32(scale)):
+        scale = 0.1
+    from_low, from_high = -low / scale, 255.0 - high / scale
+    # ATen's choice between the two (its "errors": |qmin| - |low / scale| and |qmax| - |high / scale|)
+    zero = from_low if -abs(low / scale) < 255.0 - abs(high / scale) else from_high
+    return float(np.float32(scale)), int(min(max(round(zero), 0), 255))
+
+
+def int8_product(x: "torch.Tensor", weight: "torch.Tensor", scale: "torch.Tensor",
+                 bias: "torch.Tensor") -> "torch.Tensor":
+    """What ``torch.ops.quantized.linear_dynamic`` (all 8 bits) computes with a CPU's VNNI,
+    in float32 on any CPU: ``x`` quantised to 0..255 over its whole range (as torch does,
+    ``activation_qparams``, rounded half to even), times ``weight``, the int8 rows of
+    ``quantize_rows`` held as float32, with its rows' ``scale``. The products of integers
+    are summed exactly while they stay below 2**24 (e5's do: ~10**6); so the vectors are
+    the same as on a VNNI machine to float32's rounding (tests/unit/test_int8_product.py)."""
+    import torch
+    import torch.nn.functional as F
+
+    low, high = torch.aminmax(x)
+    step, zero = activation_qparams(float(low), float(high))
+    codes = x.mul(float(np.float32(1.0) / np.float32(step))).add_(zero).round_().clamp_(0, 255).sub_(zero)
+    return F.linear(codes, weight).mul_(step * scale).add_(bias)
 
 
 class Layers:
     """The transformer of the file, float32, as a few torch calls a layer (query, key and
     value in one product): e5-small is a BERT (post-LayerNorm, GELU, 12 heads).
 
-    With ``int8`` its four products a layer run in int8 where ``int8_supported()`` (weights
-    per output row, the activations quantised on the fly; torch's x86 dynamic-quantised
-    linear), in float32 elsewhere: 2.3 times as fast for a short message on one core here;
-    vectors at cosine ~0.997 of float32's (docs/models.md)."""
+    With ``int8`` its four products a layer are int8 products (weights per output row, the
+    activations quantised on the fly): torch's x86 dynamic-quantised linear where
+    ``int8_supported()`` (2.3 times as fast as float32 for a short message on one core),
+    the same arithmetic in float32 elsewhere (``int8_product``; as fast as float32), so a
+    machine without VNNI gives the vectors a VNNI machine gives; at cosine ~0.997 of
+    float32's (docs/models.md)."""
 
     def __init__(self, f: E5File, int8: bool = False) -> None:
         import torch
@@ -225,21 +264,28 @@ class Layers:
                 "up": q4("fi."), "up_bias": f32("fi.b"), "down": q4("fo.", f.ffn), "down_bias": f32("fo.b"),
                 "norm2": (f32("oln.w"), f32("oln.b")),
             })
-        self.int8 = int8 and int8_supported()
-        if int8 and not self.int8:
+        self.int8 = int8
+        self.native_int8 = int8 and int8_supported()  # torch's int8 product; else int8_product
+        if int8 and not self.native_int8:
             logger.info("multilingual-e5-small-int8: this CPU has no VNNI (or torch no x86 int8 "
-                        "engine); computing in float32 (the same vectors within cosine 0.997).")
-        if self.int8:
-            for w in self.layers:
-                for name in LINEARS:
+                        "engine); computing its int8 products in float32 (the same vectors).")
+        for w in self.layers if int8 else ():
+            for name in LINEARS:
+                if self.native_int8:
                     w[name] = pack_int8(w.pop(name), w.pop(f"{name}_bias"))
+                else:
+                    rows = quantize_rows(w[name])
+                    w[name] = rows.int_repr().float()
+                    w[f"{name}_scale"] = rows.q_per_channel_scales().float()
 
     def _linear(self, x: "torch.Tensor", w: Dict[str, Any], name: str) -> "torch.Tensor":
         import torch
         import torch.nn.functional as F
 
-        if self.int8:
+        if self.native_int8:
             return torch.ops.quantized.linear_dynamic(x, w[name], False)  # False: all 8 bits (VNNI)
+        if self.int8:
+            return int8_product(x, w[name], w[f"{name}_scale"], w[f"{name}_bias"])
         return F.linear(x, w[name], w[f"{name}_bias"])
 
     def __call__(self, words: "torch.Tensor", mask: "torch.Tensor") -> Tuple["torch.Tensor", "torch.Tensor"]:
