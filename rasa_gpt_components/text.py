@@ -225,9 +225,11 @@ _SOFT_YES_FIRST = ("嗯嗯", "嗯", "恩恩", "恩", "好", "okay", "ok")
 _TURNS_ROUND = re.compile(r"\b(?:no|not|nope|wait|hold on|one sec|but|however|actually|wrong|think|later|tomorrow|"
                           r"maybe)\b|n't|不|没|别|等|但|可是|不过|算了|错|想想|考虑|明天|再说|稍|问问", re.IGNORECASE)
 # what a yes may add without saying anything new: "对 就是白色" -> "白色", "yes that's right, go ahead" -> ""
+# (praise of what is held confirms it too: "是，米白挺好", "yes, grey is perfect")
 _CONFIRMING_WORDS = re.compile(r"就是|就这样|就这个|这个|那个|没错|没问题|对的|是的|提交吧|提交|确认|可以|麻烦了|谢谢|"
-                               r"[吧的了呀啊哈嗯就]|\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|and|"
-                               r"thanks|thank you|the|one|just|do it|submit)\b", re.IGNORECASE)
+                               r"挺好|很好|好看|[吧的了呀啊哈嗯就]|"
+                               r"\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|and|"
+                               r"thanks|thank you|the|one|just|do it|submit|great|good|perfect|nice|lovely)\b", re.IGNORECASE)
 _PUNCTUATION = re.compile(r"[\W_]+")
 _CONTRACTED_IS = re.compile(r"(?<=[a-z])['\u2019]s\b", re.IGNORECASE)  # "grey's": "grey is"
 

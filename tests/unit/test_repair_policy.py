@@ -683,6 +683,9 @@ def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
     ("先别提交，我再量量尺寸", False, None), ("等等 我再想想", False, None), ("hold on, not yet", False, None),
     ("not yet, let me measure first", False, None), ("don't submit it yet", False, None),
     ("nothing yet", None, None), ("等等", None, None), ("先不说这个，运费谁出？", None, None),
+    # a yes that praises what is held (holdout set 27); after a 不 it is no plain yes
+    ("是，米白挺好", True, "米白"), ("yes, grey is perfect", True, "grey"), ("对，颜色很好", True, "颜色"),
+    ("是，米白不好看", None, None),
 ])
 def test_leading_yes_or_no(text, answer, rest):
     assert leading_yes_or_no(text) is answer
