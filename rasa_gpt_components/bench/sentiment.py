@@ -121,7 +121,7 @@ class System:
         self.labels = list(self.component.head.labels)
 
     def proba(self, texts: List[str]) -> np.ndarray:
-        probabilities = self.component.head.predict_proba(self.component.features(texts), texts)
+        probabilities = self.component.probabilities(texts)
         self.component.encoder.clear_cache()  # the timed messages must not be remembered features
         return probabilities
 
@@ -207,6 +207,7 @@ def bench_set(data: SentimentSet, args: argparse.Namespace, options: Dict[str, A
         result["systems"][name] = {"train_seconds": train_seconds, **evaluate(system, test_texts, truth, latency_texts)}
         if name == "gpt":
             result["sentence_view"] = system.component.view  # None: a GPT model's states
+            result["lexical_share"] = system.component.lexical_share  # the n-gram head's share
     result["comparison"] = compare(data.name, result["systems"]["gpt"], result["systems"]["baseline"])
     return result
 
@@ -247,7 +248,8 @@ def write_reports(out: Path, data: Dict[str, Any]) -> None:
         lines += [
             "",
             f"## {name} ({result['language']}): {result['train_size']} training, {result['test_size']} {result['split']} messages"
-            + (f"; sentence view `{result['sentence_view']}`" if result.get("sentence_view") else ""),
+            + (f"; sentence view `{result['sentence_view']}`" if result.get("sentence_view") else "")
+            + (f"; n-gram head's share {result['lexical_share']:.1f}" if "lexical_share" in result else ""),
             "",
             report.markdown_table(
                 ["system"] + keys + ["F1 per class"],

@@ -90,6 +90,9 @@ class IntentHead:
     # mean and standard deviation of held-out energies, then of their neighbour similarities
     score_scale: Optional[np.ndarray] = None
     info: Dict[str, float] = field(default_factory=dict)
+    # after fit_head: (held-out rows, their classes, their calibrated probabilities from the
+    # calibration fits); not persisted. Heads fitted on the same labels and seed hold out the same rows
+    held_out: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default=None, repr=False, compare=False)
     # lexical_weights.T, contiguous: a sparse row times the transposed view made scipy copy
     # the whole [n-grams, classes] matrix for every message (7 ms for 800,000 n-grams)
     _lexical_columns: Optional[Tuple[np.ndarray, np.ndarray]] = field(default=None, init=False, repr=False,
@@ -224,6 +227,7 @@ def fit_head(
     held_out = np.concatenate([test_index for _, test_index in folds])
     head.temperature = fit_temperature(oof_logits[held_out], y[held_out])
     head.info["oof_accuracy"] = float((oof_logits[held_out].argmax(1) == y[held_out]).mean())
+    head.held_out = (held_out, y[held_out], softmax(oof_logits[held_out] / head.temperature))
     if settings.oos_detection:
         # energies of messages the head did not see: what new in-scope messages look like
         held_out_score = energy(oof_logits[held_out] / head.temperature)

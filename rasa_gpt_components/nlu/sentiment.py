@@ -25,6 +25,7 @@ Each message gets ``sentiment``: ``{"label", "confidence", "scores"}``
 import csv
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Text, Tuple, Union
 
@@ -50,7 +51,9 @@ logger = logging.getLogger(__name__)
 
 SENTIMENT = "sentiment"
 HEAD_FILE = "sentiment_head.npz"
+LEXICAL_HEAD_FILE = "sentiment_lexical_head.npz"
 META_FILE = "meta.json"
+SHARES = np.linspace(0.0, 1.0, 11)  # the lexical head's share of the averaged probabilities
 FORMAT_VERSION = 1
 _FROZEN = ("model", "layer", "pooling", "max_length", "dtype", "sentence_view")  # training-time choices win at load
 PREFERRED_VIEW = "last4"  # a sentence encoder's view when ``sentence_view`` is not set
@@ -97,6 +100,9 @@ class SentimentAnalyzer(GraphComponent):
         self._model_storage = model_storage
         self._resource = resource
         self.head = head
+        # the n-gram head whose probabilities are averaged with the head's, and its share (fit)
+        self.lexical_head: Optional[IntentHead] = None
+        self.lexical_share = 0.0
         self.fingerprint = fingerprint
         self._encoder: Optional[Union[GPTEncoder, SentenceEncoder]] = None
 
@@ -168,12 +174,20 @@ class SentimentAnalyzer(GraphComponent):
             raise RasaException(
                 f"SentimentAnalyzer: the training data needs at least two labels, got {sorted(set(labels))}."
             )
-        features = self.features(texts, progress=self.settings.show_progress)
-        self.head = fit_head(features, labels, self.settings.head, texts=texts)
+        s = self.settings
+        features = self.features(texts, progress=s.show_progress)
+        self.head = fit_head(features, labels, s.head, texts=texts)
+        self.lexical_head, self.lexical_share = None, 0.0
+        if s.lexical_head:
+            self.lexical_head = fit_head(_no_features(len(texts)), labels,
+                                         replace(s.head, lexical=True, C=float(s.lexical_head_C)), texts=texts)
+            self.lexical_share = lexical_share(self.head, self.lexical_head)
+            if self.lexical_share == 0.0:
+                self.lexical_head = None
         self.fingerprint = self.encoder.fingerprint
         logger.info(
-            "SentimentAnalyzer trained on %d messages, labels %s (temperature %.2f).",
-            len(texts), self.head.labels, self.head.temperature,
+            "SentimentAnalyzer trained on %d messages, labels %s (temperature %.2f; n-gram head's share %.1f).",
+            len(texts), self.head.labels, self.head.temperature, self.lexical_share,
         )
 
     # -- prediction -------------------------------------------------------
@@ -194,10 +208,19 @@ class SentimentAnalyzer(GraphComponent):
         """Nothing to add to the bot's training examples (no component trains on sentiment)."""
         return training_data
 
-    def predict(self, texts: List[str]) -> List[Dict[str, Any]]:
-        """``{"label", "confidence", "scores"}`` for each cleaned, non-empty text."""
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities ``[n, labels]`` of cleaned, non-empty ``texts``: the head's,
+        averaged with the n-gram head's by its share when it has one."""
         assert self.head is not None
         probabilities = self.head.predict_proba(self.features(texts), texts)
+        if self.lexical_head is not None and self.lexical_share > 0:
+            lexical = self.lexical_head.predict_proba(_no_features(len(texts)), texts)
+            probabilities = (1.0 - self.lexical_share) * probabilities + self.lexical_share * lexical
+        return probabilities
+
+    def predict(self, texts: List[str]) -> List[Dict[str, Any]]:
+        """``{"label", "confidence", "scores"}`` for each cleaned, non-empty text."""
+        probabilities = self.probabilities(texts)
         results = []
         for row in probabilities:
             best = int(np.argmax(row))
@@ -219,6 +242,8 @@ class SentimentAnalyzer(GraphComponent):
         s = self.settings
         with self._model_storage.write_to(self._resource) as directory:
             np.savez(directory / HEAD_FILE, **self.head.to_arrays())
+            if self.lexical_head is not None:
+                np.savez(directory / LEXICAL_HEAD_FILE, **self.lexical_head.to_arrays())
             meta = {
                 "format_version": FORMAT_VERSION,
                 "base_fingerprint": self.fingerprint,
@@ -228,6 +253,7 @@ class SentimentAnalyzer(GraphComponent):
                 "max_length": s.encoder.max_length,
                 "dtype": s.dtype,
                 "sentence_view": self.view,
+                "lexical_share": self.lexical_share if self.lexical_head is not None else 0.0,
             }
             (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -246,6 +272,10 @@ class SentimentAnalyzer(GraphComponent):
                 meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
                 with np.load(directory / HEAD_FILE, allow_pickle=False) as arrays:
                     head = IntentHead.from_arrays(dict(arrays))
+                lexical_head = None
+                if (directory / LEXICAL_HEAD_FILE).exists():
+                    with np.load(directory / LEXICAL_HEAD_FILE, allow_pickle=False) as arrays:
+                        lexical_head = IntentHead.from_arrays(dict(arrays))
         except (ValueError, FileNotFoundError):
             logger.debug("SentimentAnalyzer: no trained head in '%s'.", resource.name)
             return cls(config, model_storage, resource)
@@ -257,6 +287,8 @@ class SentimentAnalyzer(GraphComponent):
         meta.setdefault("sentence_view", "last")  # heads trained before it existed read the sentence vector
         merged = {**config, **{key: meta[key] for key in _FROZEN}}
         component = cls(merged, model_storage, resource, head, meta.get("base_fingerprint"))
+        if lexical_head is not None:  # trained with one (models trained before it have none)
+            component.lexical_head, component.lexical_share = lexical_head, float(meta.get("lexical_share", 0.0))
         found = component.encoder.fingerprint
         if meta.get("base_fingerprint") and found != meta["base_fingerprint"]:
             raise RasaException(
@@ -265,3 +297,22 @@ class SentimentAnalyzer(GraphComponent):
             )
         component.encoder.warm_up()
         return component
+
+
+def _no_features(count: int) -> np.ndarray:
+    """The n-gram head's sentence features: none (one constant column; it reads the texts)."""
+    return np.zeros((count, 1))
+
+
+def lexical_share(head: IntentHead, lexical_head: IntentHead) -> float:
+    """The n-gram head's share in the averaged probabilities: of ``SHARES``, the one with the
+    highest accuracy on the rows both heads held out at training (the same rows: the same labels
+    and seed); the smallest share among equals. 0 when either head was not calibrated."""
+    if head.held_out is None or lexical_head.held_out is None or head.labels != lexical_head.labels:
+        return 0.0
+    rows, truth, p_head = head.held_out
+    if not np.array_equal(rows, lexical_head.held_out[0]):
+        return 0.0
+    p_lexical = lexical_head.held_out[2]
+    accuracy = [float((((1.0 - share) * p_head + share * p_lexical).argmax(1) == truth).mean()) for share in SHARES]
+    return float(SHARES[int(np.argmax(accuracy))])  # argmax: the first, smallest share among equals

@@ -41,10 +41,20 @@ class SentimentSettings:
     # (the mean of e5's last four layers; chosen by cross-validation, docs/handoff.md) where
     # the encoder gives it, else ``last``; not read for a GPT model
     sentence_view: Optional[str] = None
+    # a second head on the character n-grams alone (inverse regularisation ``lexical_head_C``),
+    # its calibrated probabilities averaged with the head's, its share chosen on the head's
+    # held-out rows at training (0 when it adds nothing there); chosen by cross-validation
+    # on the training parts of both public sets (docs/benchmarks.md, "Sentiment")
+    lexical_head: bool = True
+    lexical_head_C: float = 10.0
     dtype: str = "float32"
     num_threads: Optional[int] = None
     random_seed: int = 0
     show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        if float(self.lexical_head_C) <= 0:
+            raise ValueError(f"lexical_head_C must be positive, got {self.lexical_head_C}.")
 
     @classmethod
     def from_config(cls, config: Dict[Text, Any]) -> "SentimentSettings":

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from rasa.shared.exceptions import RasaException
 
+from rasa_gpt_components.nlu.head import IntentHead
+from rasa_gpt_components.nlu.sentiment import lexical_share
 from rasa_gpt_components.nlu.sentiment_settings import SentimentSettings, default_config
 from tests.fixtures.nlu_project import parse, train, write_project
 from tests.fixtures.sentiment_data import examples, write_csv
@@ -84,6 +86,7 @@ def test_defaults_are_declared_once_and_round_trip():
         ({"pooling": "max"}, "pooling"),
         ({"C": 0}, "C must be positive"),
         ({"oos_rate": 0.1}, "oos_rate"),  # sentiment has no out-of-scope detection
+        ({"lexical_head_C": -1}, "lexical_head_C must be positive"),
     ],
 )
 def test_bad_options_are_clear_errors(config, message):
@@ -99,3 +102,27 @@ def test_missing_or_wrong_training_data_fails_clearly(tmp_path, tiny_model):
     project = write_project(tmp_path / "q", tiny_model, extra=sentiment_step(tiny_model, bad))
     with pytest.raises(Exception, match="no column"):
         train(project, tmp_path / "m2")
+
+
+def _head_holding_out(probabilities, truth, rows=None):
+    labels = ["negative", "positive"]
+    head = IntentHead(labels, np.zeros(1), np.ones(1), np.zeros((2, 1)), np.zeros(2))
+    rows = np.arange(len(truth)) if rows is None else rows
+    head.held_out = (rows, np.asarray(truth), np.asarray(probabilities, dtype=float))
+    return head
+
+
+def test_the_ngram_heads_share_is_chosen_on_the_held_out_rows():
+    """The n-gram head joins with the share that serves the held-out rows best, the smallest
+    among equals; none when it adds nothing or the two heads held out different rows."""
+    truth = [0, 0, 1, 1]
+    # the head is sure and wrong on row 1, the n-gram head unsure and right everywhere
+    head = _head_holding_out([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.1, 0.9]], truth)
+    helpful = _head_holding_out([[0.7, 0.3], [0.6, 0.4], [0.4, 0.6], [0.4, 0.6]], truth)
+    share = lexical_share(head, helpful)
+    assert 0.0 < share < 1.0
+    blended = (1 - share) * head.held_out[2] + share * helpful.held_out[2]
+    assert (blended.argmax(1) == truth).all()
+    useless = _head_holding_out([[0.5, 0.5]] * 4, truth)
+    assert lexical_share(_head_holding_out([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]], truth), useless) == 0.0
+    assert lexical_share(head, _head_holding_out(helpful.held_out[2], truth, rows=np.arange(4) + 1)) == 0.0
