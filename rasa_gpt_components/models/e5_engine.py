@@ -235,7 +235,7 @@ class Layers:
     With ``int8`` its four products a layer are int8 products (weights per output row, the
     activations quantised on the fly): torch's x86 dynamic-quantised linear where
     ``int8_supported()`` (2.3 times as fast as float32 for a short message on one core),
-    the same arithmetic in float32 elsewhere (``int8_product``; as fast as float32), so a
+    the same arithmetic in float32 elsewhere (``int8_product``; a little slower than float32), so a
     machine without VNNI gives the vectors a VNNI machine gives; at cosine ~0.997 of
     float32's (docs/models.md)."""
 

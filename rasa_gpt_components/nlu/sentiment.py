@@ -253,7 +253,7 @@ class SentimentAnalyzer(GraphComponent):
                 "max_length": s.encoder.max_length,
                 "dtype": s.dtype,
                 "sentence_view": self.view,
-                "lexical_share": self.lexical_share if self.lexical_head is not None else 0.0,
+                "lexical_share": self.lexical_share,  # 0 when fit kept no n-gram head
             }
             (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
