@@ -141,8 +141,9 @@ class IntentHead:
     def _standardise(self, features: np.ndarray) -> np.ndarray:
         return (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
 
-    def to_arrays(self) -> Dict[str, np.ndarray]:
-        """Everything needed to rebuild the head, as named arrays."""
+    def to_arrays(self, with_ngrams: bool = True) -> Dict[str, np.ndarray]:
+        """Everything needed to rebuild the head, as named arrays; ``with_ngrams=False``
+        leaves out the n-gram vocabulary (another head stores it; set ``lexical`` after loading)."""
         arrays = {
             "labels": np.array(self.labels, dtype=str),
             "mean": self.mean,
@@ -157,7 +158,8 @@ class IntentHead:
                           neighbour_count=np.array(self.neighbour_count),
                           neighbour_weight=np.array(self.neighbour_weight))
         if self.lexical is not None and self.lexical_weights is not None:
-            arrays.update(self.lexical.to_arrays())
+            if with_ngrams:
+                arrays.update(self.lexical.to_arrays())
             arrays["lexical_weights"] = self.lexical_weights.astype(np.float32)
         return arrays
 
@@ -188,6 +190,7 @@ def fit_head(
     settings: HeadSettings,
     texts: Optional[Sequence[str]] = None,
     calibration_split: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+    ngrams: Optional[CharNgrams] = None,
 ) -> IntentHead:
     """Fit the classifier, its temperature and the out-of-scope detector.
 
@@ -195,6 +198,7 @@ def fit_head(
     ``settings.lexical`` is on.
     ``calibration_split`` (train rows, held-out rows) replaces the out-of-fold
     splits, e.g. when the features come from an encoder fine-tuned on some rows.
+    ``ngrams``: a vocabulary already fitted on ``texts`` (another head's), used instead of fitting one.
     """
     features = np.asarray(features, dtype=np.float64)
     names = sorted(set(labels))
@@ -203,7 +207,9 @@ def fit_head(
     scale = features.std(0) + _EPS
     x = (features - mean) / scale
     c, max_iter = float(settings.C), int(settings.max_iter)
-    lexical = CharNgrams.fit(texts) if texts is not None and settings.lexical else None
+    lexical = None
+    if texts is not None and settings.lexical:
+        lexical = ngrams if ngrams is not None else CharNgrams.fit(texts)
     lex = lexical.transform(texts) if lexical is not None else None
     if len(names) == 1:
         return IntentHead(names, mean, scale, np.zeros((1, x.shape[1])), np.zeros(1))

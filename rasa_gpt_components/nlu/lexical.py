@@ -8,7 +8,7 @@ Stored as plain arrays (vocabulary and idf), never as a pickle.
 """
 
 from collections import Counter
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -28,6 +28,8 @@ class CharNgrams:
         self.idf = np.asarray(idf, dtype=np.float32)
         self.min_n, self.max_n = min_n, max_n
         self._analyze = _analyzer(min_n, max_n)
+        # the last batch and its rows: two heads sharing this vocabulary transform a batch once
+        self._last: Optional[Tuple[Tuple[str, ...], csr_matrix]] = None
 
     @classmethod
     def fit(cls, texts: Sequence[str], min_n: int = 1, max_n: int = 4, min_df: int = 1) -> "CharNgrams":
@@ -47,7 +49,13 @@ class CharNgrams:
         return len(self.vocabulary)
 
     def transform(self, texts: Iterable[str]) -> csr_matrix:
-        """``[n, dimension]`` sparse matrix."""
+        """``[n, dimension]`` sparse matrix (the same object for the same texts twice running)."""
+        batch = tuple(texts)
+        if self._last is None or self._last[0] != batch:
+            self._last = (batch, self._transform(batch))
+        return self._last[1]
+
+    def _transform(self, texts: Sequence[str]) -> csr_matrix:
         rows: List[int] = []
         cols: List[int] = []
         values: List[float] = []

@@ -180,7 +180,8 @@ class SentimentAnalyzer(GraphComponent):
         self.lexical_head, self.lexical_share = None, 0.0
         if s.lexical_head:
             self.lexical_head = fit_head(_no_features(len(texts)), labels,
-                                         replace(s.head, lexical=True, C=float(s.lexical_head_C)), texts=texts)
+                                         replace(s.head, lexical=True, C=float(s.lexical_head_C)), texts=texts,
+                                         ngrams=self.head.lexical)  # one vocabulary, one transform a batch
             self.lexical_share = lexical_share(self.head, self.lexical_head)
             if self.lexical_share == 0.0:
                 self.lexical_head = None
@@ -243,7 +244,8 @@ class SentimentAnalyzer(GraphComponent):
         with self._model_storage.write_to(self._resource) as directory:
             np.savez(directory / HEAD_FILE, **self.head.to_arrays())
             if self.lexical_head is not None:
-                np.savez(directory / LEXICAL_HEAD_FILE, **self.lexical_head.to_arrays())
+                shared = self.lexical_head.lexical is self.head.lexical  # stored once, with the head
+                np.savez(directory / LEXICAL_HEAD_FILE, **self.lexical_head.to_arrays(with_ngrams=not shared))
             meta = {
                 "format_version": FORMAT_VERSION,
                 "base_fingerprint": self.fingerprint,
@@ -288,6 +290,10 @@ class SentimentAnalyzer(GraphComponent):
         merged = {**config, **{key: meta[key] for key in _FROZEN}}
         component = cls(merged, model_storage, resource, head, meta.get("base_fingerprint"))
         if lexical_head is not None:  # trained with one (models trained before it have none)
+            if lexical_head.lexical is None:  # its vocabulary is the head's, stored once
+                lexical_head.lexical = head.lexical
+            if lexical_head.lexical is None:
+                raise RasaException("SentimentAnalyzer: the n-gram head's vocabulary is missing. Retrain it.")
             component.lexical_head, component.lexical_share = lexical_head, float(meta.get("lexical_share", 0.0))
         found = component.encoder.fingerprint
         if meta.get("base_fingerprint") and found != meta["base_fingerprint"]:

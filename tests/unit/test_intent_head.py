@@ -108,6 +108,32 @@ def test_char_ngrams_round_trip_and_unknown_text():
     assert (again.transform(["my order"]) != grams.transform(["my order"])).nnz == 0
 
 
+def test_heads_can_share_one_ngram_vocabulary_and_store_it_once():
+    from rasa_gpt_components.nlu.lexical import CharNgrams
+
+    texts = ["where is my order", "我的订单呢", "refund please", "我要退款", "order status", "退款多久到账"]
+    y = ["order", "order", "refund", "refund", "order", "refund"]
+    settings = HeadSettings(random_seed=0, oos_detection=False, calibration_folds=2)
+    x = np.random.default_rng(0).normal(size=(len(texts), 4))
+    own = fit_head(x, y, settings, texts=texts)
+    shared = fit_head(x, y, settings, texts=texts, ngrams=own.lexical)
+    assert shared.lexical is own.lexical
+    np.testing.assert_allclose(shared.lexical_weights, own.lexical_weights, rtol=1e-5, atol=1e-7)
+    arrays = shared.to_arrays(with_ngrams=False)
+    assert "lex_terms" not in arrays and "lex_terms" in own.to_arrays()
+    again = IntentHead.from_arrays(arrays)
+    assert again.lexical is None
+    again.lexical = own.lexical
+    np.testing.assert_allclose(again.predict_proba(x, texts), shared.predict_proba(x, texts), rtol=1e-5)
+
+    grams = CharNgrams.fit(texts)
+    first = grams.transform(["my order", "退款"])
+    assert grams.transform(("my order", "退款")) is first  # the same batch is transformed once
+    other = grams.transform(["refund"])
+    assert other is not first and other.shape[0] == 1
+    assert (grams.transform(["my order", "退款"]) != first).nnz == 0
+
+
 def test_balanced_class_weights_keep_a_rare_intent_apart_from_a_large_one():
     rng = np.random.default_rng(0)
     x = np.vstack([rng.normal(0.0, 1.0, (300, 8)), rng.normal(0.8, 1.0, (15, 8))])  # overlapping

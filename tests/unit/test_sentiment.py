@@ -62,6 +62,17 @@ def test_archive_holds_the_head_not_the_base_weights(trained):
         names = archive.getnames()
     assert any(n.endswith("sentiment_head.npz") for n in names)
     assert not any(n.endswith((".safetensors", ".bin", ".gguf", ".pkl")) for n in names)
+    # on a random tiny GPT the n-grams carry the signal: the n-gram head is kept, and its
+    # vocabulary (the head's) is stored once, with the head
+    heads = {}
+    with tarfile.open(trained) as archive:
+        for member in archive.getmembers():
+            if member.name.endswith(("sentiment_head.npz", "sentiment_lexical_head.npz")):
+                with np.load(archive.extractfile(member), allow_pickle=False) as arrays:
+                    heads[Path(member.name).name] = set(arrays.files)
+    assert "lex_terms" in heads["sentiment_head.npz"]
+    assert "lexical_weights" in heads["sentiment_lexical_head.npz"]
+    assert "lex_terms" not in heads["sentiment_lexical_head.npz"]
 
 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 5_000, "😀 \x00\x1b[31m 好", "\ud800broken"])
