@@ -122,7 +122,7 @@ class System:
 
     def proba(self, texts: List[str]) -> np.ndarray:
         probabilities = self.component.probabilities(texts)
-        self.component.encoder.clear_cache()  # the timed messages must not be remembered features
+        self.component.clear_cache()  # the timed messages must not be remembered features
         return probabilities
 
     def one_message(self, text: str) -> None:
@@ -137,7 +137,7 @@ class System:
         self.component.encoder.encode([text])
 
     def after_shared(self) -> None:
-        self.component.encoder.clear_cache()
+        self.component.clear_cache()
 
 
 def evaluate(system: Any, texts: List[str], truth: List[str], latency_texts: List[str]) -> Dict[str, Any]:

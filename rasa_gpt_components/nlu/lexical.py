@@ -55,6 +55,10 @@ class CharNgrams:
             self._last = (batch, self._transform(batch))
         return self._last[1]
 
+    def forget(self) -> None:
+        """Drop the remembered batch (a benchmark that times the same text twice)."""
+        self._last = None
+
     def _transform(self, texts: Sequence[str]) -> csr_matrix:
         rows: List[int] = []
         cols: List[int] = []

@@ -219,6 +219,14 @@ class SentimentAnalyzer(GraphComponent):
             probabilities = (1.0 - self.lexical_share) * probabilities + self.lexical_share * lexical
         return probabilities
 
+    def clear_cache(self) -> None:
+        """Forget what the encoder and the n-gram vocabulary remember of the last messages."""
+        if self._encoder is not None:
+            self._encoder.clear_cache()
+        for head in (self.head, self.lexical_head):
+            if head is not None and head.lexical is not None:
+                head.lexical.forget()
+
     def predict(self, texts: List[str]) -> List[Dict[str, Any]]:
         """``{"label", "confidence", "scores"}`` for each cleaned, non-empty text."""
         probabilities = self.probabilities(texts)
