@@ -721,20 +721,24 @@ class ValidateExchangeForm(OrderFormValidation):
     async def validate_exchange_confirmed(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        """A yes, unless the message corrects what was said (:func:`corrected_at_confirmation`:
+        """A yes, unless the message names another item of the order (that item, to confirm) or
+        corrects what was said (:func:`corrected_at_confirmation`:
         the item, when the order has several, and the wish are asked again) or states another
         wish with its verb ("好的 换成黑色的": the confirmation is asked again, with it). A no that
         states another wish with its verb ("不要大一码了，换43") is that wish, to confirm, not a
         no to the exchange."""
-        if corrected_at_confirmation(tracker, slot_value):  # a yes only
+        if slot_value is True and latest_intent(tracker) != "affirm":  # a yes taken from the request itself
+            text = tracker.latest_message.get("text")
             order = await order_to_validate(dispatcher, self.name(), tracker.get_slot("order_number"))
-            item = corrected_item(order, tracker.latest_message.get("text"))
-            if item is not None:  # "哦我弄混了，要换的是那件印花T恤": that item, to confirm with the wish
-                wish = service.wish_in(tracker.latest_message.get("text"))
+            item = corrected_item(order, text)
+            if item is not None and (item != tracker.get_slot("exchange_item") or corrected_at_confirmation(
+                    tracker, slot_value)):  # "哦我弄混了，要换的是那件印花T恤", "需要换的是T恤": that item
+                wish = service.wish_in(text)
                 return {"exchange_confirmed": None, "exchange_item": item, **({"exchange_to": wish} if wish else {})}
-            several = order is None or len(order.items) > 1
-            return {"exchange_confirmed": None, "exchange_to": None,
-                    **({"exchange_item": None} if several else {})}
+            if corrected_at_confirmation(tracker, slot_value):
+                several = order is None or len(order.items) > 1
+                return {"exchange_confirmed": None, "exchange_to": None,
+                        **({"exchange_item": None} if several else {})}
         if isinstance(slot_value, bool):  # a yes or a no
             wish = service.wish_in(tracker.latest_message.get("text"))
             if wish and wish != tracker.get_slot("exchange_to"):

@@ -491,7 +491,9 @@ def test_the_refund_form_takes_the_reason_given_with_the_request(requested, inte
     ("sorry I meant the other one", True), ("是的，提交吧", False), ("没错，换吧", False), ("yes, submit the exchange", False),
     # holdout set 26: a mix-up of the customer's own corrects; the shop's mix-up is a reason
     ("哦我弄混了，要换的是那件T恤", True), ("sorry, I got them mixed up", True), ("你们发货弄混了", False),
-    ("you mixed up my order", False)])
+    ("you mixed up my order", False),
+    # holdout set 28: "got it backwards" corrects
+    ("搞反了，需要换的其实是T恤", True), ("sorry, it's the other way round", True)])
 def test_a_correction_is_told_from_a_yes(said, corrects):
     assert service.corrects_itself(said) is corrects
 
@@ -550,7 +552,10 @@ def test_a_new_reason_at_the_refund_confirmation_replaces_the_old_one(db_url, sa
     (TWO_ITEMS_SHIPPED, "哦我弄混了，要换的是那个充电宝", "request_exchange",
      {"exchange_confirmed": None, "exchange_item": "EL-003"}),
     (TWO_ITEMS_SHIPPED, "sorry I got them mixed up, it's the power bank, change it to white", "request_exchange",
-     {"exchange_confirmed": None, "exchange_item": "EL-003", "exchange_to": "white"})])
+     {"exchange_confirmed": None, "exchange_item": "EL-003", "exchange_to": "white"}),
+    # holdout set 28: the other item named, read as the request, filed the item held
+    (TWO_ITEMS_SHIPPED, "需要换的其实是充电宝", "request_exchange", {"exchange_confirmed": None, "exchange_item": "EL-003"}),
+    (TWO_ITEMS_SHIPPED, "yes, exchange the running shoes", "request_exchange", {"exchange_confirmed": True})])
 def test_a_correction_at_the_exchange_confirmation_is_no_yes(db_url, order_no, said, intent, expected):
     slots = {"language": "en", "order_number": order_no, "exchange_item": "CL-003", "exchange_to": "Midnight black",
              "requested_slot": "exchange_confirmed"}
