@@ -51,9 +51,11 @@ class CharNgrams:
     def transform(self, texts: Iterable[str]) -> csr_matrix:
         """``[n, dimension]`` sparse matrix (the same object for the same texts twice running)."""
         batch = tuple(texts)
-        if self._last is None or self._last[0] != batch:
-            self._last = (batch, self._transform(batch))
-        return self._last[1]
+        last = self._last  # read once: another thread may replace it meanwhile
+        if last is None or last[0] != batch:
+            last = (batch, self._transform(batch))
+            self._last = last
+        return last[1]
 
     def forget(self) -> None:
         """Drop the remembered batch (a benchmark that times the same text twice)."""
