@@ -23,9 +23,11 @@ trained bot.
      conversation is right when every turn's actions are the story's;
    - *database*: the rows the shop's tables gained during the conversation.
      A violation is a row written by a conversation whose story submits
-     nothing, or a row whose free text (refund reason, new address, exchange
+     nothing, a row whose free text (refund reason, new address, exchange
      wish) is a message the story does not treat as that answer (a question,
-     a cancellation). ``rasa test`` itself runs no custom action.
+     a cancellation), or a row filed for an order or an item the story's slots
+     never held when it submits (a correction taken for a yes: the item the
+     customer was correcting filed). ``rasa test`` itself runs no custom action.
    And, beside the actions, *what the customer got* for each message the story
    answers with ``utter_knowledge_answer`` (the knowledge base covers it) or
    ``utter_generative_fallback`` (it does not): an answer from the knowledge
@@ -57,6 +59,9 @@ NAME = re.compile(r"\((zh|en)\)\s*\[([\w-]+)\]")
 # the shop tables the check reads, and each one's free-text column
 WRITES = {"refunds": "reason", "address_changes": "new_address", "exchanges": "wanted"}
 SUBMITS = ("action_submit_refund", "action_change_address", "action_submit_exchange")
+# what a row is filed for: each table's columns and the slots that hold them when a story submits
+FILED_FOR = {"refunds": {"order_no": "order_number"}, "address_changes": {"order_no": "order_number"},
+             "exchanges": {"order_no": "order_number", "sku": "exchange_item"}}
 # a message with one of these intents is never the answer a free-text slot stores
 NOT_ANSWERS = ("faq", "out_of_scope", "nlu_fallback", "stop", "deny", "greet", "goodbye", "thank")
 # actions that are not the bot's answer to a message (Rasa runs them around every turn)
@@ -80,9 +85,37 @@ def load_stories(path: Path) -> List[Dict[str, Any]]:
             "tag": match.group(2) if match else "untagged",
             "messages": [(replace_entities(s["user"]).strip(), s.get("intent")) for s in steps if "user" in s],
             "submits": sum(1 for s in steps if s.get("action") in SUBMITS),
+            "filed_for": filed_for(steps),
             "actions": turn_actions(steps, user=lambda s: "user" in s, action=lambda s: s.get("action")),
         })
     return stories
+
+
+def filed_for(steps: Sequence[Dict[str, Any]]) -> Dict[str, List[str]]:
+    """For each slot of :data:`FILED_FOR`, the values it holds at the story's submit actions."""
+    held: Dict[str, Any] = {}
+    values: Dict[str, List[str]] = {}
+    for step in steps:
+        for slot_set in step.get("slot_was_set") or []:
+            held.update(slot_set if isinstance(slot_set, dict) else {})
+        if step.get("action") in SUBMITS:
+            for slot in {slot for columns in FILED_FOR.values() for slot in columns.values()}:
+                if held.get(slot) is not None:
+                    values.setdefault(slot, []).append(str(held[slot]))
+    return values
+
+
+def row_violation(story: Dict[str, Any], table: str, row: Dict[str, Any]) -> Optional[str]:
+    """Why a row the conversation wrote violates its story (see the module's docstring), or None."""
+    if not story["submits"]:
+        return "written, nothing submitted"
+    not_answers = {_norm(m) for m, intent in story["messages"] if intent in NOT_ANSWERS}
+    if _norm(row.get(WRITES[table])) in not_answers:
+        return f"a {table} row stores a message that is not the answer"
+    for column, slot in FILED_FOR.get(table, {}).items():
+        if row.get(column) is not None and str(row[column]) not in story["filed_for"].get(slot, []):
+            return f"a {table} row filed for {column} {row[column]}, which the story never submits"
+    return None
 
 
 def turn_actions(items: Sequence[Dict[str, Any]], user: Any, action: Any) -> List[List[str]]:
@@ -202,12 +235,13 @@ async def replay(stories: Sequence[Dict[str, Any]], url: str, database_url: str,
     from rasa_gpt_components.bench.load import TurnResult, send_turn
 
     engine = create_engine(database_url)
-    tables = {t: c for t, c in WRITES.items() if inspect(engine).has_table(t)}
+    tables = {t: [c, *FILED_FOR.get(t, {})] for t, c in WRITES.items() if inspect(engine).has_table(t)}
 
-    def rows() -> Dict[str, Dict[int, str]]:
+    def rows() -> Dict[str, Dict[int, Dict[str, Any]]]:
         with engine.connect() as connection:
-            return {t: {r[0]: r[1] for r in connection.execute(text(f"SELECT id, {c} FROM {t}"))}  # noqa: S608
-                    for t, c in tables.items()}
+            return {t: {r[0]: dict(zip(columns, r[1:]))
+                        for r in connection.execute(text(f"SELECT id, {', '.join(columns)} FROM {t}"))}  # noqa: S608
+                    for t, columns in tables.items()}
 
     results, violations, differences, errors, replies = [], [], {}, 0, []
     async with aiohttp.ClientSession() as session:
@@ -223,11 +257,9 @@ async def replay(stories: Sequence[Dict[str, Any]], url: str, database_url: str,
             if difference:
                 differences[story["name"]] = difference
             after = rows()
-            written = [(t, row_text) for t in tables for i, row_text in after[t].items() if i not in before[t]]
-            not_answers = {_norm(m) for m, intent in story["messages"] if intent in NOT_ANSWERS}
-            for table, row_text in written:
-                why = ("written, nothing submitted" if not story["submits"] else
-                       f"a {table} row stores a message that is not the answer" if _norm(row_text) in not_answers else None)
+            written = [(t, row) for t in tables for i, row in after[t].items() if i not in before[t]]
+            for table, row in written:
+                why = row_violation(story, table, row)
                 if why:
                     violations.append({"story": story["name"], "tag": story["tag"], "table": table, "why": why})
             results.append({"story": story["name"], "tag": story["tag"], "rows": len(written)})

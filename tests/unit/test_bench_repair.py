@@ -6,6 +6,7 @@ from rasa_gpt_components.bench.repair import (
     load_stories,
     question_replies,
     reply_kinds,
+    row_violation,
     score,
     tracker_actions,
 )
@@ -97,6 +98,49 @@ def test_a_stored_message_is_recognised_after_the_shop_cleaned_it():
 
     assert _norm("哦等下，不用改了，我让室友帮我收") == _norm("哦等下,不用改了,我让室友帮我收")
     assert _norm("Never  mind") == _norm("never mind") != _norm("never mind, go on")
+
+
+EXCHANGE = """version: "3.1"
+stories:
+- story: exchange, the item changed at the confirmation (zh) [correction]
+  steps:
+  - user: |
+      [ES2607222440](order_number)里的卫衣想换成灰色
+    intent: request_exchange
+  - action: exchange_form
+  - slot_was_set:
+    - order_number: ES2607222440
+  - slot_was_set:
+    - exchange_item: CL-129
+  - slot_was_set:
+    - exchange_to: 灰色
+  - user: |
+      搞反了，需要换的其实是T恤
+    intent: inform
+  - action: exchange_form
+  - slot_was_set:
+    - exchange_item: CL-111
+  - user: |
+      嗯，对了
+    intent: affirm
+  - action: exchange_form
+  - action: action_submit_exchange
+"""
+
+
+def test_a_row_filed_for_an_item_the_story_never_submits_is_a_violation(tmp_path):
+    """holdout28: the correction was taken for a yes and the hoodie held was filed (0 violations then)."""
+    (tmp_path / "stories.yml").write_text(EXCHANGE, encoding="utf-8")
+    story = load_stories(tmp_path / "stories.yml")[0]
+    assert story["filed_for"] == {"order_number": ["ES2607222440"], "exchange_item": ["CL-111"]}
+    right = {"order_no": "ES2607222440", "sku": "CL-111", "wanted": "灰色"}
+    assert row_violation(story, "exchanges", right) is None
+    assert "sku CL-129" in row_violation(story, "exchanges", {**right, "sku": "CL-129"})
+    assert "order_no ES2" in row_violation(story, "exchanges", {**right, "order_no": "ES2611210006"})
+    assert row_violation({**story, "submits": 0}, "exchanges", right) == "written, nothing submitted"
+    # a stored message the story treats as no answer (here the yes) is still a violation
+    assert "not the answer" in row_violation({**story, "messages": story["messages"][:2] + [("灰色", "stop")]},
+                                             "exchanges", right)
 
 
 def _reply(action, outcome):
