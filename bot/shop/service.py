@@ -206,7 +206,7 @@ _CORRECTION = re.compile(r"不对|不是这|说错|搞错|弄错|写错|打错|�
                          r"\b(?:wrong|mistake|mistaken|i meant|not that one|not the one|the other way (?:a)?round|"
                          r"i (?:got )?(?:them |it |those )?mixed (?:them |it |those )?up)\b", re.IGNORECASE)
 # what comes before a corrected reason: "不对，原因是", "no, wait, the reason is wrong:", "sorry,"
-_REASON_INTRO = re.compile(r"^.*?(?:(?:原因|理由)(?:是\s*[:：]?|\s*[:：])|"
+_REASON_INTRO = re.compile(r"^.*?(?:(?:原因|理由)(?:(?:是|改成|改为|换成)\s*[:：]?|\s*[:：])|"
                            r"\breason(?:\s+is(?:\s+wrong)?\s*[:：]?|\s*[:：]))\s*|"
                            r"^(?:(?:不对|说错了|我说错了|错了|等等|等一下)[\s,，。.!！:：]+|"
                            r"(?:no|nope|wait|sorry|oops|actually)\s*[,，.!！:：]\s*)+", re.IGNORECASE)

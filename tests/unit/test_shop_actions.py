@@ -526,11 +526,21 @@ def test_a_correction_at_the_refund_confirmation_is_no_yes(db_url, said, intent,
 @pytest.mark.parametrize("said, intent, reason", [
     ("不对，原因是过敏了", "inform", "过敏了"),  # the new reason, to confirm
     ("ES2611200002", "inform", "不喜欢"),  # only the order number again: the reason given before stays
-    ("   ", "inform", "不喜欢")])
+    ("   ", "inform", "不喜欢"),
+    ("yes, but the reason is it leaks", "inform", "it leaks"),
+    ("对，不过原因改成起红疹", "inform", "起红疹")])  # no plain yes: the new reason
 def test_a_new_reason_at_the_refund_confirmation_replaces_the_old_one(db_url, said, intent, reason):
     tracker = confirmation_tracker(REFUND_CONFIRMATION, said, intent, refund_reason=said)
     _, events = run(bot_actions.ValidateRefundForm(), tracker, REFUND_FORM_DOMAIN)
     assert slot_events(events) == {"refund_reason": reason}
+
+
+@pytest.mark.parametrize("said", ["correct, the 50 ml bottle", "是的，就是那瓶50ml的"])
+def test_a_yes_that_says_more_at_the_refund_confirmation_is_a_yes(db_url, said):
+    """Holdout set 27: read as inform, it replaced the reason, and the confirmation was asked again."""
+    tracker = confirmation_tracker(REFUND_CONFIRMATION, said, "inform", refund_reason=said)
+    _, events = run(bot_actions.ValidateRefundForm(), tracker, REFUND_FORM_DOMAIN)
+    assert slot_events(events) == {"refund_reason": "不喜欢", "refund_confirmed": True}
 
 
 @pytest.mark.parametrize("order_no, said, intent, expected", [
