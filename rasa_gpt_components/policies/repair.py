@@ -57,7 +57,10 @@ per-bot Python.
   the form holds ("对 就是白色" read as ``inform`` when the wish is 白色) at a slot whose
   ``from_intent`` mapping gives ``yes_intent`` a value is that yes; not when it filled
   a slot of the form, turns round after the yes ("ok wait, no", "好的，我再想想") or
-  adds something new ("好的，换L码吧", "好的，转人工").
+  adds something new ("好的，换L码吧", "好的，转人工"), unless the NLU was torn
+  (``nlu_fallback``) between two readings one of which the slot maps to the yes:
+  "行，就照这个退吧" read as stop 0.48 / request_refund 0.47 at a refund
+  confirmation is the yes its first word says.
 - **A no that says more** (``leading_no``). A message, no question, read as one of
   ``leading_no_intents`` or as the form's own request, that starts with a plain no
   ("no wait, I meant navy, not grey" read as a preference at an exchange's
@@ -108,6 +111,7 @@ from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, REQUESTED_SLOT
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
@@ -384,11 +388,14 @@ class ConversationRepairPolicy(Policy):
         rest = after_leading_yes(clean_text(tracker.latest_message.text or ""))
         if rest is None:
             return None
-        held = [str(tracker.get_slot(slot)) for slot in form_slots if tracker.get_slot(slot) is not None]
-        if rest and not any(restates(rest, value) for value in held):
-            return None  # a yes that adds something new ("好的，换L码吧", "好的，转人工")
         found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
-        return SlotSet(asked, value) if found else None
+        if not found:
+            return None
+        held = [str(tracker.get_slot(slot)) for slot in form_slots if tracker.get_slot(slot) is not None]
+        if rest and not any(restates(rest, held_value) for held_value in held) \
+                and not _torn_towards(tracker, domain, form, value):
+            return None  # a yes that adds something new ("好的，换L码吧", "好的，转人工")
+        return SlotSet(asked, value)
 
     def _leading_no(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> Optional[SlotSet]:
         """``leading_no``: the asked slot set to what its mapping gives a no when the message, read
@@ -571,6 +578,17 @@ def _agreed_answer(tracker: DialogueStateTracker, domain: Domain, form: str, thr
     if not all(found for found, _ in readings) or readings[0][1] != readings[1][1]:
         return None
     return SlotSet(asked, readings[0][1])
+
+
+def _torn_towards(tracker: DialogueStateTracker, domain: Domain, form: str, value: Any) -> bool:
+    """Whether the NLU was torn (``nlu_fallback``) between two readings of the message, one of
+    which the asked slot maps to ``value``: "行，就照这个退吧" at a refund confirmation, read as
+    stop 0.48 / request_refund 0.47, says with its words what its leading yes says."""
+    if tracker.latest_message.intent.get(INTENT_NAME_KEY) != DEFAULT_NLU_FALLBACK_INTENT_NAME:
+        return False
+    asked = tracker.get_slot(REQUESTED_SLOT)
+    return any(_intent_value(domain, asked, intent, form) == (True, value)
+               for intent, _ in ranked_intents(tracker, readings_only=True)[:2])
 
 
 def _answered_by_mapping(tracker: DialogueStateTracker, domain: Domain, intent: Optional[str]) -> bool:

@@ -602,6 +602,21 @@ def test_a_yes_that_says_more_is_the_yes(policy):
         assert predict(policy(leading_yes=False), confirming() + yes)[0] != "refund_form"
 
 
+def test_a_yes_that_says_more_is_the_yes_when_the_nlu_was_torn_towards_it(policy):
+    # holdout set 29: "行，就照这个退吧" read as stop 0.48 / request_refund 0.47 got the fallback
+    message = torn("行，就照这个退吧", ("stop", 0.48), ("request_refund", 0.47))
+    assert predict(policy(), confirming() + message) == ("refund_form", [SlotSet("refund_confirmed", True)])
+    # no reading the slot maps to the yes: the yes adds something new, left alone
+    other = torn("行，就照这个退吧", ("stop", 0.48), ("complaint", 0.47))
+    assert SlotSet("refund_confirmed", True) not in predict(policy(), confirming() + other)[1]
+    # the yes-reading third, not among the two the NLU was torn between
+    third = torn("行，就照这个退吧", ("stop", 0.48), ("complaint", 0.40), ("request_refund", 0.1))
+    assert SlotSet("refund_confirmed", True) not in predict(policy(), confirming() + third)[1]
+    # no leading yes: the torn reading alone decides nothing
+    plain = torn("就照这个退吧", ("stop", 0.48), ("request_refund", 0.47))
+    assert SlotSet("refund_confirmed", True) not in predict(policy(), confirming() + plain)[1]
+
+
 @pytest.mark.parametrize("text, intent, slots", [
     ("不是，我要白色的", "inform", []),  # a leading no is no yes
     ("ok wait, no", "inform", []),  # turned round
