@@ -165,6 +165,18 @@ def accepts_offer(text: str) -> bool:
     return not _PUNCTUATION.sub("", rest)
 
 
+# a message that says something is not needed, wherever it says it: "it's fine, no need to
+# escalate, just letting you know", "没事，没必要转，我就说一声" (no plain no first)
+_NO_NEED = re.compile(r"不用|不需要|没必要|用不着|\bno need\b|\bnot (?:needed|necessary)\b|\b(?:don'?t|do not) need\b",
+                      re.IGNORECASE)
+
+
+def says_no_need(text: str) -> bool:
+    """Whether a message, no question, says that something is not needed ("it's fine, no need
+    to escalate", "没事，没必要转"): to an offer of a person, a no."""
+    return bool(text) and not looks_like_question(text) and bool(_NO_NEED.search(text))
+
+
 # words with which a customer takes back what they were doing: "算了，还是换货吧",
 # "can I swap them instead?", "on second thought, just refund it" ("还是有杂音", "it's
 # actually smaller than the photo" and "rather small" are reasons, not a change of mind)

@@ -36,7 +36,8 @@ answer, and that only says yes or no (``text.only_yes_or_no``: "不用了",
 "确认", "yes please"; not a vague "so about that" the NLU also read as a yes),
 gets that response instead of the fallback, at the same confidence; so does a
 no that says more right after an offer of a person ("不用转了 就是吐槽一下",
-"no thanks, just wanted to vent": ``text.leading_yes_or_no``, no question),
+"no thanks, just wanted to vent": ``text.leading_yes_or_no``, no question; "it's
+fine, no need to escalate": ``text.says_no_need``),
 read by its best intent when the NLU was torn (``nlu_fallback``).
 
 It also follows the customer's frustration (``frustration``, a mapping; see
@@ -76,7 +77,7 @@ from rasa_gpt_components.handoff.conversation import Conversation, offering_resp
 from rasa_gpt_components.handoff.frustration import FrustrationSettings, frustration
 from rasa_gpt_components.metrics import FALLBACK_DECISIONS, log_fields
 from rasa_gpt_components.policies.readings import ranked_intents
-from rasa_gpt_components.text import accepts_offer, leading_yes_or_no, only_yes_or_no
+from rasa_gpt_components.text import accepts_offer, leading_yes_or_no, only_yes_or_no, says_no_need
 
 logger = logging.getLogger(__name__)
 
@@ -228,9 +229,10 @@ class GenerativeFallbackPolicy(Policy):
     @staticmethod
     def _declines_offer(tracker: DialogueStateTracker) -> bool:
         """Whether the customer's message, right after an offer of a person, says no and more
-        ("不用转了 就是吐槽一下": a plain no first, no question): nothing to look up."""
+        ("不用转了 就是吐槽一下": a plain no first, no question; "it's fine, no need to escalate,
+        just letting you know": no need said, no question): nothing to look up."""
         text = (tracker.latest_message.text if tracker.latest_message else None) or ""
-        return leading_yes_or_no(text) is False
+        return leading_yes_or_no(text) is False or says_no_need(text)
 
     def _report_takeover(self, tracker: DialogueStateTracker) -> None:
         """Count and log the turn this policy just took over: its action is the one that

@@ -178,6 +178,13 @@ def test_a_no_that_says_more_to_an_offered_human_gets_the_acknowledgement(policy
             "utter_greet" if text == "不需要，谢谢" else "utter_generative_fallback")  # no offer: only a plain no
     for intent, text in (("deny", "no, but how long does delivery take?"), ("faq", "不用，我想问下运费")):
         assert predicted(p, [*offered, *user(intent, 0.9, text)])[0] == "utter_generative_fallback"
+    # no need said without a no first (holdout 29: "it's fine, no need to escalate, just letting you know")
+    for intent, text in (("stop", "it's fine, no need to escalate, just letting you know"),
+                         ("deny", "没事，没必要转，我就说一声")):
+        assert predicted(p, [*offered, *user(intent, 0.9, text)])[:2] == ("utter_greet", 0.3)
+        assert predicted(p, [*user(intent, 0.9, text)])[0] == "utter_generative_fallback"  # no offer
+    for intent, text in (("stop", "it's fine, is there no need to sign for it?"), ("stop", "it's fine, just letting you know")):
+        assert predicted(p, [*offered, *user(intent, 0.9, text)])[0] == "utter_generative_fallback"  # a question; no need unsaid
 
 
 def test_a_no_to_an_offered_human_the_nlu_was_torn_on_is_read_by_its_best_intent(policy):
