@@ -60,6 +60,11 @@ _NEIGHBOURS = re.compile(r"(?<![一二两三四五六七八九十百千万\d])(?
                          r"(?P<unit>[十百千万])")
 _DOLLARS = re.compile(r"^(?:\$|usd|dollars?|bucks)$", re.I)
 MIN_PRICE = 10  # a smaller number without a currency is a count
+# what follows a number that counts things, not money: "about 80 mugs", "大概50个", "for 30 people"
+_COUNTED = re.compile(r"\s*(?:[个件只支套盒瓶双台份张本条位名人杯把副包袋罐箱]|"
+                      r"(?:pcs|people|persons?|guests?|staff|employees|children|kids|units?|items?|pieces?|pairs?|"
+                      r"sets?|packs?|boxes|bottles|copies|(?!(?:less|plus|this|does|bucks|dollars|thanks)\b)[a-z]{3,}s)\b)",
+                      re.IGNORECASE)
 
 
 def chinese_number(text: str) -> Optional[float]:
@@ -94,8 +99,9 @@ def _value(match: "re.Match[str]", name: str) -> Tuple[Optional[float], bool]:
     else:
         number = chinese_number(raw)
     marks = [match.groupdict().get(f"{name}_cur") or "", match.groupdict().get(f"{name}_unit") or ""]
-    if number is not None and number < MIN_PRICE and not any(m.strip() for m in marks):
-        number = None  # "2-3 gifts", "top 5": counts, not prices
+    if number is not None and not any(m.strip() for m in marks) and (
+            number < MIN_PRICE or _COUNTED.match(match.string, match.end(name))):
+        number = None  # "2-3 gifts", "top 5", "about 80 mugs": counts, not prices
     return number, any(_DOLLARS.match(m.strip()) for m in marks)
 
 

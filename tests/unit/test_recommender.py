@@ -61,13 +61,18 @@ def recommender():
     ("max 2k.", None, 2000, None),
     ("the limit is 150 yuan", None, 150, None),
     ("两三百块", 120, 300, 250),
+    ("about 80 yuan for mugs", 48, 96, 80),  # a count word later, the currency first
+    ("under 300 for this", None, 300, None), ("about 200 as a budget", 120, 240, 200),
 ])
 def test_prices_in_both_languages(text, low, high, target):
     price = parse_price(text)
     assert (price.low, price.high, price.target) == (low, high, target)
 
 
-@pytest.mark.parametrize("text", ["我的订单 ES2611200002 到哪了", "EL-101 还有货吗", "recommend 2-3 gifts", "top 5 please"])
+@pytest.mark.parametrize("text", ["我的订单 ES2611200002 到哪了", "EL-101 还有货吗", "recommend 2-3 gifts", "top 5 please",
+                                  # holdout set 28: the quantity of a company order was read as a budget of 80
+                                  "we need about 80 mugs with our company logo", "大概50个保温杯，公司年会用",
+                                  "around 30 people are coming, any ideas?", "最多20件"])
 def test_codes_and_counts_are_not_prices(text):
     assert not parse_price(text).given
 
