@@ -63,7 +63,7 @@ MIN_PRICE = 10  # a smaller number without a currency is a count
 # what follows a number that counts things, not money: "about 80 mugs", "大概50个", "for 30 people"
 _COUNTED = re.compile(r"\s*(?:[个件只支套盒瓶双台份张本条位名人杯把副包袋罐箱]|"
                       r"(?:pcs|people|persons?|guests?|staff|employees|children|kids|units?|items?|pieces?|pairs?|"
-                      r"sets?|packs?|boxes|bottles|copies|(?!(?:less|plus|this|does|bucks|dollars|thanks)\b)[a-z]{3,}s)\b)",
+                      r"sets?|packs?|boxes|bottles|copies|(?!(?:less|plus|this|does|tops|bucks|dollars|thanks)\b)[a-z]{3,}s)\b)",
                       re.IGNORECASE)
 
 

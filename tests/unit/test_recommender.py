@@ -63,6 +63,7 @@ def recommender():
     ("两三百块", 120, 300, 250),
     ("about 80 yuan for mugs", 48, 96, 80),  # a count word later, the currency first
     ("under 300 for this", None, 300, None), ("about 200 as a budget", 120, 240, 200),
+    ("around 400 tops", 240, 480, 400),
 ])
 def test_prices_in_both_languages(text, low, high, target):
     price = parse_price(text)
