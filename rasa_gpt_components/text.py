@@ -127,7 +127,7 @@ _QUESTION = re.compile(
 # please", "不用了", "确认", "好的谢谢", "actually never mind", "那算了"; what a knowledge base has no answer for
 _YES_NO_WORDS = ("yes", "yeah", "yep", "yup", "ok", "okay", "kk", "k", "sure", "fine", "alright", "right",
                  "correct", "confirm", "confirmed", "got it", "cool", "great", "perfect", "no", "nope", "nah",
-                 "not needed", "no need", "please", "pls", "thanks", "thank you", "thx",
+                 "not needed", "no need", "please", "pls", "thanks", "thank you", "thx", "cheers", "ta", "lovely",
                  "never mind", "nevermind", "forget it", "forget about it", "actually", "oh",
                  "算了", "算啦", "那算了", "不弄了", "没事了",
                  "好的", "好吧", "好滴", "好", "行吧", "行", "可以", "嗯嗯", "嗯", "恩", "是的", "是", "对的", "对",

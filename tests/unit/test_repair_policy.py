@@ -485,7 +485,9 @@ def test_training_checks_the_domain_and_options_are_checked(policy):
     ("👍", True), ("不用了，谢谢", True), ("so about that", False), ("就是那个嘛，你懂的", False), ("yes, do it", False),
     ("ok what can I do then?", False), ("okay then", False), ("kinda", False), ("", False),
     ("actually never mind", True), ("那算了", True), ("算了算了", True), ("forget it, thanks", True),
-    ("never mind, where is my parcel?", False), ("算了，我的快递到哪了", False)])
+    ("never mind, where is my parcel?", False), ("算了，我的快递到哪了", False),
+    # thanks worded otherwise (holdout set 2: "perfect, ta" read as affirm got the fallback's "I don't know")
+    ("perfect, ta", True), ("lovely, cheers", True), ("ta, where's the tab?", False), ("data", False)])
 def test_only_yes_or_no(text, yes_or_no):
     assert only_yes_or_no(text) is yes_or_no
 
