@@ -235,6 +235,9 @@ _SAYS_NOTHING = re.compile(r"你好|您好|在吗|亲|请问|麻烦(?:你|您)?(
                            r"谢谢|尽快|算了|还是|重新|重来|再来|\b(?:hi|hello|hey|sorry|thanks|thank you|please|pls|asap|ok|okay|"
                            r"um+|uh+|so|well|actually|anyway|never mind|let me|start(?:ing)? (?:over|again)|"
                            r"(?:over )?again|same order|this order|that order)\b", re.IGNORECASE)
+# the end of words that name what an order holds, right before its number: "the science kit from ES…",
+# "the lamp in ES…", "瑜伽垫那单ES…", "耳机这一单 ES…"
+_NAMES_THE_ORDER = re.compile(r"(?:\b(?:from|in|of|on|under|with)|[这那](?:一|个)?单(?:号|号码)?)\s*[:：]?\s*$", re.IGNORECASE)
 _ORDER_LABEL = re.compile(r"(?:订单号|单号|订单|\border(?:\s+(?:no\.?|number))?)\s*(?:是|is)?\s*[:：]?\s*$", re.IGNORECASE)
 # a clause that asks: a question mark or particle at its end, a question word first ("怎么操作")
 _ASKS = re.compile(r"^(?:请问|怎么|怎样|如何|为什么|为啥|能不能|可不可以|是否|多久|多少|哪|什么时候|"
@@ -264,6 +267,8 @@ def reason_in_request(text: Optional[str]) -> Optional[str]:
         if not clause or _asks(clause) or _REFUND_WORDS.search(clause):
             continue
         parts = _ORDER_NO_ANY_CASE.split(clause)
+        if len(parts) > 1 and not parts[-1].strip() and _NAMES_THE_ORDER.search(parts[-2]):
+            continue  # what was bought, named before its number: "the science kit from ES…", "瑜伽垫那单ES…"
         if len(parts) > 1:  # the clause without its order numbers and what labels them
             clause = " ".join(_ORDER_LABEL.sub("", part).strip() for part in parts).strip(" :：")
         rest = _SAYS_NOTHING.sub(" ", clause)
