@@ -727,8 +727,8 @@ class ValidateExchangeForm(OrderFormValidation):
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         """A yes, unless the message names another item of the order (that item, to confirm) or
-        corrects what was said (:func:`corrected_at_confirmation`:
-        the item, when the order has several, and the wish are asked again) or states another
+        corrects what was said (:func:`corrected_at_confirmation`: the wish it states, to confirm;
+        without one, the item, when the order has several, and the wish are asked again) or states another
         wish with its verb ("好的 换成黑色的": the confirmation is asked again, with it). A no that
         states another wish with its verb ("不要大一码了，换43") is that wish, to confirm, not a
         no to the exchange."""
@@ -741,6 +741,9 @@ class ValidateExchangeForm(OrderFormValidation):
                 wish = service.wish_in(text)
                 return {"exchange_confirmed": None, "exchange_item": item, **({"exchange_to": wish} if wish else {})}
             if corrected_at_confirmation(tracker, slot_value):
+                wish = service.wish_in(text)
+                if wish and wish != tracker.get_slot("exchange_to") and not service.means_another_item(text):
+                    return {"exchange_confirmed": None, "exchange_to": wish}  # "刚才说错了，换大一码": that wish
                 several = order is None or len(order.items) > 1
                 return {"exchange_confirmed": None, "exchange_to": None,
                         **({"exchange_item": None} if several else {})}

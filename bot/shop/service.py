@@ -280,6 +280,15 @@ def reason_in_request(text: Optional[str]) -> Optional[str]:
     return reason if 0 < len(reason) <= REASON_MAX_CHARS else None
 
 
+# a message that speaks of another item than the one held, without naming it: "是另一件要换", "the other one"
+_ANOTHER_ITEM = re.compile(r"另一|别的|其他|其它|\b(?:the other|another)\b", re.IGNORECASE)
+
+
+def means_another_item(text: Optional[str]) -> bool:
+    """Whether ``text`` speaks of another item of the order than the one held ("是另一件要换")."""
+    return bool(text) and bool(_ANOTHER_ITEM.search(text))
+
+
 def corrects_itself(text: Optional[str]) -> bool:
     """Whether ``text`` says that something said before was wrong."""
     return bool(text) and bool(_CORRECTION.search(text))

@@ -554,6 +554,10 @@ def test_a_yes_that_says_more_at_the_refund_confirmation_is_a_yes(db_url, said):
      {"exchange_confirmed": None, "exchange_to": None, "exchange_item": None}),
     (SHIPPED_SF, "no wait, wrong size, I meant 44", "request_exchange",  # one item: it stays
      {"exchange_confirmed": None, "exchange_to": None}),
+    # holdout set 30: a correction that states the wish with its verb is that wish, to confirm (it was asked again)
+    (TWO_ITEMS_SHIPPED, "刚才说错了，换大一码", "request_exchange", {"exchange_confirmed": None, "exchange_to": "大一码"}),
+    (TWO_ITEMS_SHIPPED, "sorry, my mistake, change it to white", "request_exchange",
+     {"exchange_confirmed": None, "exchange_to": "white"}),
     (TWO_ITEMS_SHIPPED, "好的 换成白色的", "request_exchange", {"exchange_confirmed": None, "exchange_to": "白色的"}),
     # a new size without 换成, read as the request (a conversation set): no yes to the old wish
     (TWO_ITEMS_SHIPPED, "那换大半码，41.5", "request_exchange", {"exchange_confirmed": None, "exchange_to": "大半码"}),
