@@ -301,6 +301,49 @@ def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str, str]]:
     return None
 
 
+# a confirmation that says again what is held and goes ahead at its end: "red's good, thanks, submit it",
+# "大一码对了，交了吧", "瑜伽垫的原因就这个，提交吧", "换藏青挺好，就按这个来"
+_GO_AHEAD = (r"submit(?:\s+(?:it|that|away))?|file it|go on|go ahead|confirm(?:\s+it)?|proceed|do it|send it(?:\s+in)?|"
+             r"帮我交上去|交上去吧?|提交吧?|交了吧?|就?按这个来|就这么换|就这么办|确认")
+_AGREEING = (r"okay|ok|yes|yep|yeah|correct|right|fine|good|great|perfect|thanks|thank you|please|"
+             r"that'?s (?:the one|it|right)|对了|对的|没错|可以|行|好的|好嘞|就这个|就这样|就行|挺好|是的|[吧了哈啊呀]")
+_TAIL = re.compile(rf"(?:[\s,，.。!！~～:：;；]*(?:(?P<go>{_GO_AHEAD})|{_AGREEING})(?![a-z]))[\s,，.。!！~～]*$", re.IGNORECASE)
+_RESTATING_WORDS = re.compile(r"的?原因|理由|is what i (?:asked|wanted)(?: for)?|(?:is|was) (?:the )?(?:reason|one|right|correct)|"
+                              r"就这个|就这样|就行|对了|可以|挺好|很好|好嘞|换成|换|[的吧了哈就]|'s\b", re.IGNORECASE)
+_FILLER_WORDS = {"a", "an", "the", "is", "it", "its", "that", "this", "one", "and", "with", "of", "on", "in", "to", "for",
+                 "reason", "problem", "issue", "good", "right", "correct", "fine", "me", "my", "i"}
+
+
+def confirms_after(text: str, held: Sequence[str]) -> bool:
+    """Whether a message goes ahead at its end ("submit it", "提交吧", "就按这个来", "go on") after
+    saying only what ``held`` holds, or nothing ("red's good, thanks, submit it" when the wish is
+    red; "kit with broken wires, correct, go on" when the reason speaks of the kit's wires): at
+    least half of the words before the go-ahead are found in the held values (a Chinese run by
+    any two characters of it, a Latin word by its first four letters); no question, nothing that
+    turns it round ("blue's good, submit it" when the wish is red says something new)."""
+    stripped = (text or "").strip()
+    if not stripped or looks_like_question(stripped):
+        return False
+    head, went = stripped, False
+    while True:
+        found = _TAIL.search(head)
+        if not found or found.start() == len(head):
+            break
+        went = went or bool(found.group("go"))
+        head = head[:found.start()]
+    if not went or _TURNS_ROUND.search(head):
+        return False
+    head = _CONTRACTED_IS.sub(" is", head)
+    words = [w for w in re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]+", _RESTATING_WORDS.sub(" ", head).lower())
+             if w not in _FILLER_WORDS]
+    if not words:
+        return True  # only a yes and a go-ahead ("ok, submit it")
+    said = " ".join(held).lower()
+    found_words = sum(1 for w in words if (any(w[i:i + 2] in said for i in range(len(w) - 1)) if "\u4e00" <= w[0] <= "\u9fff"
+                                           else re.search(rf"(?<![a-z0-9]){re.escape(w[:4])}", said) is not None))
+    return 2 * found_words >= len(words)
+
+
 # what a customer says before a question without saying what it is about: "hmm first -", "before I
 # pick,", "if I go ahead,", "quick question:", "btw", "先问下，", "等下 我先问一下", "对了，"
 _LEAD_IN_SEPARATOR = r"[\s,.:;!?\-–—~，。：；！？～、]"

@@ -60,7 +60,10 @@ per-bot Python.
   adds something new ("好的，换L码吧", "好的，转人工"), unless the NLU was torn
   (``nlu_fallback``) between two readings one of which the slot maps to the yes:
   "行，就照这个退吧" read as stop 0.48 / request_refund 0.47 at a refund
-  confirmation is the yes its first word says.
+  confirmation is the yes its first word says. So is a message that says
+  again what the form holds and goes ahead at its end ("red's good, thanks,
+  submit it", "大一码对了，交了吧": ``text.confirms_after``); a free-text slot it
+  filled (the refund reason at its confirmation) is taken back.
 - **A no that says more** (``leading_no``). A message, no question, read as one of
   ``leading_no_intents`` or as the form's own request, that starts with a plain no
   ("no wait, I meant navy, not grey" read as a preference at an exchange's
@@ -125,7 +128,7 @@ from rasa_gpt_components.knowledge import answerability as knowledge_answerabili
 from rasa_gpt_components.metrics import REPAIRS, log_fields
 from rasa_gpt_components.policies.readings import ranked_intents
 from rasa_gpt_components.text import (
-    after_leading_yes, changes_mind, clean_text, leading_yes_or_no, looks_like_question, restates,
+    after_leading_yes, changes_mind, clean_text, confirms_after, leading_yes_or_no, looks_like_question, restates,
 )
 
 logger = logging.getLogger(__name__)
@@ -365,6 +368,9 @@ class ConversationRepairPolicy(Policy):
             leading = self._leading_yes(tracker, domain, form)
             if leading is not None:
                 return form, "agreement", [leading]
+            trailing = self._trailing_yes(tracker, domain, form)
+            if trailing:
+                return form, "agreement", trailing
         digression = (name in self.settings.digression_intents
                       and (name in ("nlu_fallback", "out_of_scope") or confidence >= self.settings.threshold)
                       and (question or not self.settings.questions_only))
@@ -396,6 +402,26 @@ class ConversationRepairPolicy(Policy):
                 and not _torn_towards(tracker, domain, form, value):
             return None  # a yes that adds something new ("好的，换L码吧", "好的，转人工")
         return SlotSet(asked, value)
+
+    def _trailing_yes(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> List[Event]:
+        """``leading_yes`` too: a message read as one of ``leading_yes_intents`` that says again what
+        the form held before it and goes ahead at its end (:func:`text.confirms_after`: "red's good,
+        thanks, submit it", "大一码对了，交了吧") is the yes; a free-text slot it filled is taken back
+        (it restated the reason, it did not give a new one). [] when it is not that, or filled a
+        slot of the form that is not free text."""
+        asked = tracker.get_slot(REQUESTED_SLOT)
+        if tracker.latest_message.intent.get(INTENT_NAME_KEY) not in self.settings.leading_yes_intents:
+            return []
+        form_slots = domain.required_slots_for_form(form)
+        changed = _set_by_latest_message(tracker)
+        if (set(changed) & {asked, *form_slots}) - _free_text_slots(domain):
+            return []
+        found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
+        held = [str(changed[slot][0] if slot in changed else tracker.get_slot(slot)) for slot in form_slots
+                if (changed[slot][0] if slot in changed else tracker.get_slot(slot)) is not None]
+        if not found or not confirms_after(clean_text(tracker.latest_message.text or ""), held):
+            return []
+        return [SlotSet(asked, value), *self._taken_back(tracker, domain)]
 
     def _leading_no(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> Optional[SlotSet]:
         """``leading_no``: the asked slot set to what its mapping gives a no when the message, read

@@ -16,7 +16,7 @@ from rasa.shared.exceptions import RasaException
 from rasa_gpt_components.knowledge import answerability
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
 from rasa_gpt_components.text import (
-    after_leading_yes, changes_mind, leading_yes_or_no, looks_like_question, only_yes_or_no, restates,
+    after_leading_yes, changes_mind, confirms_after, leading_yes_or_no, looks_like_question, only_yes_or_no, restates,
 )
 
 DOMAIN = Domain.from_yaml(
@@ -602,6 +602,36 @@ def test_a_yes_that_says_more_is_the_yes(policy):
         yes = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(text, intent={"name": "inform", "confidence": 0.95})]
         assert predict(policy(), confirming() + yes) == ("refund_form", [SlotSet("refund_confirmed", True)]), text
         assert predict(policy(leading_yes=False), confirming() + yes)[0] != "refund_form"
+
+
+def test_a_yes_at_the_end_after_what_the_form_holds_is_the_yes(policy):
+    # holdout set 30: "the zip broke, correct, go on" read as inform at the refund confirmation
+    # became the new reason and the confirmation was asked again
+    said = in_form_asking_reason() + says("the zip broke", "inform") + [
+        ActionExecuted("refund_form"), SlotSet(REQUESTED_SLOT, "refund_confirmed"),
+        ActionExecuted(ACTION_LISTEN_NAME), UserUttered("zip broke, correct, go on", intent={"name": "inform", "confidence": 0.9}),
+        SlotSet("refund_reason", "zip broke, correct, go on")]
+    action, events = predict(policy(), said)
+    assert (action, events) == ("refund_form", [SlotSet("refund_confirmed", True), SlotSet("refund_reason", "the zip broke")])
+    assert SlotSet("refund_confirmed", True) not in predict(policy(leading_yes=False), said)[1]
+    # something new before the go-ahead: a new reason, left to the form
+    new = in_form_asking_reason() + says("the zip broke", "inform") + [
+        ActionExecuted("refund_form"), SlotSet(REQUESTED_SLOT, "refund_confirmed"),
+        ActionExecuted(ACTION_LISTEN_NAME), UserUttered("the lining is torn, submit it", intent={"name": "inform", "confidence": 0.9}),
+        SlotSet("refund_reason", "the lining is torn, submit it")]
+    assert SlotSet("refund_confirmed", True) not in predict(policy(), new)[1]
+
+
+@pytest.mark.parametrize("text, held, agrees", [
+    ("red's good, thanks, submit it", ["red please"], True), ("大一码对了，交了吧", ["大一码"], True),
+    ("瑜伽垫的原因就这个，提交吧", ["瑜伽垫太滑了"], True), ("换藏青挺好，就按这个来", ["藏青"], True),
+    ("S is what I asked for, file it", ["S"], True), ("ok, submit it", ["red"], True),
+    ("blue's good, submit it", ["red please"], False),  # something new
+    ("red is good", ["red"], False),  # no go-ahead
+    ("不是红色，提交吧", ["红色"], False), ("red, but wait, submit it", ["red"], False),  # turned round
+    ("can you submit it?", ["red"], False), ("", ["red"], False)])
+def test_confirms_after(text, held, agrees):
+    assert confirms_after(text, held) is agrees
 
 
 def test_a_yes_that_says_more_is_the_yes_when_the_nlu_was_torn_towards_it(policy):
