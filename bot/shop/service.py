@@ -296,7 +296,7 @@ def corrects_itself(text: Optional[str]) -> bool:
 
 # the verbs that ask for a wish: "换成黑色", "change it to black"
 _ZH_WISH_VERB = r"换成|换为|改成|改为"
-_EN_WISH_VERB = r"(?:change|swap|switch|exchange)(?:\s+(?:it|them|this|that))?\s+(?:to|for|into)\s+"
+_EN_WISH_VERB = r"(?:change|swap|switch|exchange|trade)(?:\s+(?:it|them|this|that))?\s+(?:to|for|into)\s+"
 # a message that is the wish: it is what follows the verb
 _WANTED_VERB = re.compile(rf"^(?:我想|我要|想|要|请|麻烦)?(?:帮我)?(?:{_ZH_WISH_VERB}|换个|换)(?=\S)|"
                           r"^(?:就|我)?要(?=\S)|"
@@ -346,7 +346,7 @@ _ZH_SIZE_AFTER_VERB = (r"换(?:个|一个|一双|一件|一条)?"
                        r"(?=[大小][半一1]?个?[码号]|\d|[a-z]{1,3}(?:[码号]|(?![a-z]))|[黑白灰银金红粉橙黄绿蓝紫棕咖米青藏卡]色|"
                        r"[黑白灰红粉黄绿蓝紫棕]的)")
 _WISH_IN_REQUEST = re.compile(rf"(?:{_ZH_WISH_VERB}|{_ZH_SIZE_AFTER_VERB})(?P<zh>\S.*)$|"
-                              r"\b(?:change|swap|switch|exchange)\b(?:\s+\S+){0,5}?\s+(?:to|for|into)\s+(?P<en>\S.*)$",
+                              r"\b(?:change|swap|switch|exchange|trade)\b(?:\s+\S+){0,5}?\s+(?:to|for|into)\s+(?P<en>\S.*)$",
                               re.IGNORECASE)
 _LAST_FOR = re.compile(r"\s+(?:for|to|into)\s+", re.IGNORECASE)
 _ASKED_END = re.compile(r"\s*(?:[吗呢么嘛][?？]?|[?？])+$")
