@@ -339,9 +339,15 @@ def confirms_after(text: str, held: Sequence[str]) -> bool:
     if not words:
         return True  # only a yes and a go-ahead ("ok, submit it")
     said = " ".join(held).lower()
-    found_words = sum(1 for w in words if (any(w[i:i + 2] in said for i in range(len(w) - 1)) if "\u4e00" <= w[0] <= "\u9fff"
-                                           else re.search(rf"(?<![a-z0-9]){re.escape(w[:4])}", said) is not None))
-    return 2 * found_words >= len(words)
+    return 2 * sum(_found_in(word, said) for word in words) >= len(words)
+
+
+def _found_in(word: str, said: str) -> bool:
+    """Whether ``said`` holds ``word``: a Chinese run by any two characters of it ("灰色杯子" in
+    "灰色"), a Latin word by its first four letters ("dumbbell" in "dumbbells")."""
+    if "\u4e00" <= word[0] <= "\u9fff":
+        return any(word[i:i + 2] in said for i in range(max(len(word) - 1, 1)))
+    return re.search(rf"(?<![a-z0-9]){re.escape(word[:4])}", said) is not None
 
 
 # what a customer says before a question without saying what it is about: "hmm first -", "before I
