@@ -732,25 +732,24 @@ class ValidateExchangeForm(OrderFormValidation):
         wish with its verb ("好的 换成黑色的": the confirmation is asked again, with it). A no that
         states another wish with its verb ("不要大一码了，换43") is that wish, to confirm, not a
         no to the exchange."""
+        text = tracker.latest_message.get("text")
+        wish = service.wish_in(text)
+        new_wish = bool(wish) and wish != tracker.get_slot("exchange_to")
         if slot_value is True and latest_intent(tracker) != "affirm":  # a yes taken from the request itself
-            text = tracker.latest_message.get("text")
             order = await order_to_validate(dispatcher, self.name(), tracker.get_slot("order_number"))
             item = corrected_item(order, text)
-            if item is not None and (item != tracker.get_slot("exchange_item") or corrected_at_confirmation(
-                    tracker, slot_value)):  # "哦我弄混了，要换的是那件印花T恤", "需要换的是T恤": that item
-                wish = service.wish_in(text)
+            corrected = corrected_at_confirmation(tracker, slot_value)
+            if item is not None and (item != tracker.get_slot("exchange_item") or corrected):
+                # "哦我弄混了，要换的是那件印花T恤", "需要换的是T恤": that item
                 return {"exchange_confirmed": None, "exchange_item": item, **({"exchange_to": wish} if wish else {})}
-            if corrected_at_confirmation(tracker, slot_value):
-                wish = service.wish_in(text)
-                if wish and wish != tracker.get_slot("exchange_to") and not service.means_another_item(text):
+            if corrected:
+                if new_wish and not service.means_another_item(text):
                     return {"exchange_confirmed": None, "exchange_to": wish}  # "刚才说错了，换大一码": that wish
                 several = order is None or len(order.items) > 1
                 return {"exchange_confirmed": None, "exchange_to": None,
                         **({"exchange_item": None} if several else {})}
-        if isinstance(slot_value, bool):  # a yes or a no
-            wish = service.wish_in(tracker.latest_message.get("text"))
-            if wish and wish != tracker.get_slot("exchange_to"):
-                return {"exchange_confirmed": None, "exchange_to": wish}
+        if isinstance(slot_value, bool) and new_wish:  # a yes or a no that states another wish
+            return {"exchange_confirmed": None, "exchange_to": wish}
         return {"exchange_confirmed": slot_value}
 
 

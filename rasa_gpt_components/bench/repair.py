@@ -62,6 +62,7 @@ SUBMITS = ("action_submit_refund", "action_change_address", "action_submit_excha
 # what a row is filed for: each table's columns and the slots that hold them when a story submits
 FILED_FOR = {"refunds": {"order_no": "order_number"}, "address_changes": {"order_no": "order_number"},
              "exchanges": {"order_no": "order_number", "sku": "exchange_item"}}
+FILED_SLOTS = sorted({slot for columns in FILED_FOR.values() for slot in columns.values()})
 # a message with one of these intents is never the answer a free-text slot stores
 NOT_ANSWERS = ("faq", "out_of_scope", "nlu_fallback", "stop", "deny", "greet", "goodbye", "thank")
 # actions that are not the bot's answer to a message (Rasa runs them around every turn)
@@ -99,7 +100,7 @@ def filed_for(steps: Sequence[Dict[str, Any]]) -> Dict[str, List[str]]:
         for slot_set in step.get("slot_was_set") or []:
             held.update(slot_set if isinstance(slot_set, dict) else {})
         if step.get("action") in SUBMITS:
-            for slot in {slot for columns in FILED_FOR.values() for slot in columns.values()}:
+            for slot in FILED_SLOTS:
                 if held.get(slot) is not None:
                     values.setdefault(slot, []).append(str(held[slot]))
     return values

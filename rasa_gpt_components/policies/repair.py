@@ -397,7 +397,7 @@ class ConversationRepairPolicy(Policy):
         found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
         if not found:
             return None
-        held = [str(tracker.get_slot(slot)) for slot in form_slots if tracker.get_slot(slot) is not None]
+        held = _held_before(tracker, form_slots)
         if rest and not any(restates(rest, held_value) for held_value in held) \
                 and not _torn_towards(tracker, domain, form, value):
             return None  # a yes that adds something new ("好的，换L码吧", "好的，转人工")
@@ -417,9 +417,8 @@ class ConversationRepairPolicy(Policy):
         if (set(changed) & {asked, *form_slots}) - _free_text_slots(domain):
             return []
         found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
-        held = [str(changed[slot][0] if slot in changed else tracker.get_slot(slot)) for slot in form_slots
-                if (changed[slot][0] if slot in changed else tracker.get_slot(slot)) is not None]
-        if not found or not confirms_after(clean_text(tracker.latest_message.text or ""), held):
+        if not found or not confirms_after(clean_text(tracker.latest_message.text or ""),
+                                           _held_before(tracker, form_slots)):
             return []
         return [SlotSet(asked, value), *self._taken_back(tracker, domain)]
 
@@ -615,6 +614,13 @@ def _torn_towards(tracker: DialogueStateTracker, domain: Domain, form: str, valu
     asked = tracker.get_slot(REQUESTED_SLOT)
     return any(_intent_value(domain, asked, intent, form) == (True, value)
                for intent, _ in ranked_intents(tracker, readings_only=True)[:2])
+
+
+def _held_before(tracker: DialogueStateTracker, slots: Sequence[str]) -> List[str]:
+    """The values ``slots`` held before the latest user message (as text), the empty ones left out."""
+    changed = _set_by_latest_message(tracker)
+    values = [changed[slot][0] if slot in changed else tracker.get_slot(slot) for slot in slots]
+    return [str(value) for value in values if value is not None]
 
 
 def _answered_by_mapping(tracker: DialogueStateTracker, domain: Domain, intent: Optional[str]) -> bool:
