@@ -130,7 +130,7 @@ _YES_NO_WORDS = ("yes", "yeah", "yep", "yup", "ok", "okay", "kk", "k", "sure", "
                  "not needed", "no need", "please", "pls", "thanks", "thank you", "thx", "cheers", "ta", "lovely",
                  "never mind", "nevermind", "forget it", "forget about it", "actually", "oh",
                  "算了", "算啦", "那算了", "不弄了", "没事了",
-                 "好的", "好吧", "好滴", "好", "行吧", "行", "可以", "嗯嗯", "嗯", "恩", "是的", "是", "对的", "对",
+                 "好的", "好吧", "好滴", "好嘞", "好哒", "好", "行吧", "行", "可以", "嗯嗯", "嗯", "恩", "是的", "是", "对的", "对",
                  "没错", "确认", "确定", "不用了", "不用", "不需要了", "不需要", "不要了", "不要", "不了", "没有", "没事", "不", "否",
                  "谢谢", "麻烦了", "麻烦你了", "麻烦您了", "哦", "噢", "👍", "👌", "🙏")
 _YES_NO_WORD = "|".join(re.escape(w) for w in sorted(_YES_NO_WORDS, key=len, reverse=True))
@@ -226,7 +226,7 @@ def elliptical_question(text: str) -> bool:
 # "yes, white is right", "不是，我要白色的"; the rest must not turn it round ("ok wait, no", "好的，
 # 我再想想", "yes I don't want it"). "嗯" and "ok" are as often fillers as a yes: only where what follows restates what is held
 _YES_FIRST = ("please do", "sure thing", "go ahead", "yes", "yeah", "yep", "yup", "sure", "correct", "confirmed", "confirm",
-              "是的", "对的", "没错", "确认", "确定", "好的", "可以", "对", "是", "行")
+              "是的", "对的", "没错", "确认", "确定", "好的", "好嘞", "好哒", "可以", "对", "是", "行")
 # a message that puts it off is a no too: nothing is filed on it ("先别提交，我再量量尺寸", "hold on, not yet")
 _NO_FIRST = ("no", "nope", "nah", "not yet", "hold on", "hang on", "hold off", "don't submit", "dont submit",
              "不对", "不是", "不要", "不用", "不行", "不了", "先别", "先不", "等等", "等一下", "稍等", "否", "不")

@@ -389,7 +389,7 @@ class ConversationRepairPolicy(Policy):
         form_slots = domain.required_slots_for_form(form)
         if tracker.latest_message.intent.get(INTENT_NAME_KEY) not in self.settings.leading_yes_intents:
             return None
-        if set(_set_by_latest_message(tracker)) & {asked, *form_slots}:
+        if set(_changed_by_latest_message(tracker)) & {asked, *form_slots}:
             return None
         rest = after_leading_yes(clean_text(tracker.latest_message.text or ""))
         if rest is None:
@@ -413,7 +413,7 @@ class ConversationRepairPolicy(Policy):
         if tracker.latest_message.intent.get(INTENT_NAME_KEY) not in self.settings.leading_yes_intents:
             return []
         form_slots = domain.required_slots_for_form(form)
-        changed = _set_by_latest_message(tracker)
+        changed = _changed_by_latest_message(tracker)
         if (set(changed) & {asked, *form_slots}) - _free_text_slots(domain):
             return []
         found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
@@ -627,6 +627,13 @@ def _answered_by_mapping(tracker: DialogueStateTracker, domain: Domain, intent: 
     """The latest message filled the asked slot through one of its ``from_intent`` mappings for ``intent``."""
     asked = tracker.get_slot(REQUESTED_SLOT)
     return asked in _set_by_latest_message(tracker) and bool(_intent_mappings(domain, asked, intent))
+
+
+def _changed_by_latest_message(tracker: DialogueStateTracker) -> Dict[str, Tuple[Any, Any]]:
+    """:func:`_set_by_latest_message` without the slots set to the value they held: "好嘞，耳机就
+    这么换" at the exchange confirmation sets the item to the headphones it was, which says it
+    again, not something new."""
+    return {slot: values for slot, values in _set_by_latest_message(tracker).items() if values[0] != values[1]}
 
 
 def _set_by_latest_message(tracker: DialogueStateTracker) -> Dict[str, Tuple[Any, Any]]:

@@ -487,7 +487,8 @@ def test_training_checks_the_domain_and_options_are_checked(policy):
     ("actually never mind", True), ("那算了", True), ("算了算了", True), ("forget it, thanks", True),
     ("never mind, where is my parcel?", False), ("算了，我的快递到哪了", False),
     # thanks worded otherwise (holdout set 2: "perfect, ta" read as affirm got the fallback's "I don't know")
-    ("perfect, ta", True), ("lovely, cheers", True), ("ta, where's the tab?", False), ("data", False)])
+    ("perfect, ta", True), ("lovely, cheers", True), ("ta, where's the tab?", False), ("data", False),
+    ("好嘞", True), ("好嘞，谢谢", True)])
 def test_only_yes_or_no(text, yes_or_no):
     assert only_yes_or_no(text) is yes_or_no
 
@@ -622,6 +623,18 @@ def test_a_yes_at_the_end_after_what_the_form_holds_is_the_yes(policy):
     assert SlotSet("refund_confirmed", True) not in predict(policy(), new)[1]
 
 
+def test_a_slot_set_again_to_what_it_held_does_not_stop_the_yes(policy):
+    # holdout set 30: "好嘞，耳机就这么换" at the exchange confirmation set the item to the one it was,
+    # and the confirmation was asked again
+    again = [ActionExecuted(ACTION_LISTEN_NAME),
+             UserUttered("ES2611210006 zip broke, go ahead", intent={"name": "inform", "confidence": 0.9}),
+             SlotSet("order_number", "ES2611210006")]
+    assert SlotSet("refund_confirmed", True) in predict(policy(), confirming() + again)[1]
+    # another order number is something new: left to the form
+    other = again[:2] + [SlotSet("order_number", "ES2611210007")]
+    assert SlotSet("refund_confirmed", True) not in predict(policy(), confirming() + other)[1]
+
+
 @pytest.mark.parametrize("text, held, agrees", [
     ("red's good, thanks, submit it", ["red please"], True), ("大一码对了，交了吧", ["大一码"], True),
     ("瑜伽垫的原因就这个，提交吧", ["瑜伽垫太滑了"], True), ("换藏青挺好，就按这个来", ["藏青"], True),
@@ -733,6 +746,8 @@ def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
     # a yes that praises what is held (holdout set 27); after a 不 it is no plain yes
     ("是，米白挺好", True, "米白"), ("yes, grey is perfect", True, "grey"), ("对，颜色很好", True, "颜色"),
     ("是，米白不好看", None, None),
+    # "好嘞" (holdout set 30: "好嘞，耳机就这么换" was asked again)
+    ("好嘞，就是黑色", True, "黑色"), ("好嘞，我再想想", None, None),
 ])
 def test_leading_yes_or_no(text, answer, rest):
     assert leading_yes_or_no(text) is answer
