@@ -353,22 +353,29 @@ def _found_in(word: str, said: str) -> bool:
 # what a customer says before a question without saying what it is about: "hmm first -", "before I
 # pick,", "if I go ahead,", "quick question:", "btw", "先问下，", "等下 我先问一下", "对了，"
 _LEAD_IN_SEPARATOR = r"[\s,.:;!?\-–—~，。：；！？～、]"
-_LEAD_IN = re.compile(
-    r"^(?:\s*(?:"
+_LEAD_IN_WORDS = (
     # English words that lead in only before a comma, a dash, a colon ("first -", "actually,")
     r"(?:first|first of all|firstly|actually|right|then|so first|quickly|real quick)\s*[,.:;!?\-–—~]"
     r"|(?:" + _LEAD_IN_WORDS_EN + r"|ah|h?m+|er+m?|by the way|"
-    r"one sec|one second|hold on|hang on|(?:a |one )?(?:quick|small|side|random|other|last|another|more) "
+    r"one sec|one second|hold on|hang on|(?:a |one )?(?:quick|small|side|random|other|last|another|more|separate) "
     r"(?:question|q|thing)|one (?:more )?(?:question|thing)|just (?:wondering|curious|checking|asking)|"
-    r"i (?:was|am|'m) (?:wondering|curious)|before (?:i|we|you) \w+(?: (?:it|that|this|them|on|ahead))?|"
+    r"i (?:was|am|'m) (?:wondering|curious)|"
+    r"before (?:i|we|you) \w+(?: to)?(?: (?:it|that|this|them|on|ahead|yes|no))?|before (?:the|my) \w+|"
     r"(?:totally |completely )?(?:unrelated|off[- ]topic)|while i have you|while i'm at it|"
+    r"while i (?:dig|look|search|hunt|find|check)\w*(?: (?:it|that|this|them|up|for|out|the|my|order|number))*|"
     r"before (?:that|then|i forget)|if i (?:go ahead|do (?:it|that|this)|decide to|end up)"
     r"(?: with (?:it|that|this|the \w+))?|in the meantime|meanwhile)(?![\w'])"
-    # Chinese: particles and lead-ins ("先问下", "对了", "等一下"); "那个" and "还有" only before a pause
-    r"|嗯+|呃+|额+|哦+|噢+|话说|对了|哦对了|另外|顺便(?:问(?:一?下|问|个问题))?|"
-    r"(?:我)?(?:先|想|再)?问(?:一?下|一句|个问题|个事|一个问题)[哈呀啊呗]?|请问一下|等(?:一?下|等)|稍等|"
-    r"(?:在)?(?:那|这|提交|确认|填|选|决定)之前|(?:那个|还有(?:个|一个)?(?:问题|事)?)(?=" + _LEAD_IN_SEPARATOR + r")"
-    r")" + _LEAD_IN_SEPARATOR + r"*)+",
+    # Chinese: particles and lead-ins ("先问下", "对了", "等一下"); "那个" and "还有" only before a pause;
+    # "X之前" / "X前" only before a question about to be asked ("发地址之前问一下", "说原因前先问个事")
+    r"|嗯+|呃+|额+|哦+|噢+|话说|题外话|对了|哦对了|另外|顺便(?:问(?:一?下|问|个问题))?|"
+    r"(?:我)?(?:先|想|再)?问(?:一?下|一句|问|个问题|个事|一个问题)[哈呀啊呗]?|请问一下|等(?:一?下|等)|稍等|"
+    r"(?:在)?(?:那|这|提交|确认|填|选|决定)之前|[\u4e00-\u9fff]{1,6}?之?前(?=(?:我)?先?问)|"
+    r"(?:那个|还有(?:个|一个)?(?:问题|事)?)(?=" + _LEAD_IN_SEPARATOR + r")")
+# a first sentence that only holds the conversation ("let me dig it up.", "我翻一下订单号。"), when
+# a lead-in follows it: "give me a sec to find the order. meanwhile, …", "单号我等下发你。先问一句，…"
+_HOLDING_SENTENCE = r"[^.。!！?？]{1,60}?[.。!！]\s*(?=(?:" + _LEAD_IN_WORDS + r"))"
+_LEAD_IN = re.compile(
+    r"^(?:" + _HOLDING_SENTENCE + r")?(?:\s*(?:" + _LEAD_IN_WORDS + r")" + _LEAD_IN_SEPARATOR + r"*)+",
     re.IGNORECASE)
 
 

@@ -226,10 +226,22 @@ def test_the_fit_chooses_the_coverage_gate_and_its_thresholds_when_they_balance_
     ("先问一下哈，脸用了过敏可以退吗？", "脸用了过敏可以退吗？"),
     ("对了发票怎么开", "发票怎么开"),
     ("那个，多少钱", "多少钱"),
+    # a question about to be asked before a step of the form, a sentence that holds the conversation
+    # before a lead-in (holdout sets 28-30)
+    ("发地址之前问一下，你们几点发货？", "你们几点发货？"), ("说原因前先问个事，能开发票吗", "能开发票吗"),
+    ("改之前先问问，能退差价吗", "能退差价吗"), ("题外话，你们招人吗", "你们招人吗"),
+    ("单号我等下发你。先问一句，能送到新疆吗？", "能送到新疆吗？"),
+    ("let me dig it up. meanwhile, do you ship to Macau?", "do you ship to Macau?"),
+    ("one thing before the reason: who is the courier?", "who is the courier?"),
+    ("before I get to that, do you ship to Macau?", "do you ship to Macau?"),
+    ("while I dig it up: can I sign in with WeChat?", "can I sign in with WeChat?"),
+    ("also, separate thing: why is the cart capped?", "why is the cart capped?"),
     # nothing leads in: chatter that names something, a word that starts the question, a bare particle
     ("I paid with a Mastercard, will I lose anything?", None), ("first time ordering here, do you ship abroad?", None),
     ("actually is there a warranty?", None), ("how long does it take?", None), ("请问你们几点下班", None),
     ("那个多少钱", None), ("还有吗", None), ("ok", None), ("嗯", None), ("", None),
+    # a time before something, a first sentence with no lead-in after it
+    ("我三天前买的耳机能退吗", None), ("双十一前买的能保价吗", None), ("It broke after two days. can I get a refund?", None),
 ])
 def test_what_leads_in_to_a_question(text, rest):
     assert without_lead_in(text) == rest
