@@ -130,7 +130,7 @@ _YES_NO_WORDS = ("yes", "yeah", "yep", "yup", "ok", "okay", "kk", "k", "sure", "
                  "not needed", "no need", "please", "pls", "thanks", "thank you", "thx", "cheers", "ta", "lovely",
                  "never mind", "nevermind", "forget it", "forget about it", "actually", "oh",
                  "算了", "算啦", "那算了", "不弄了", "没事了",
-                 "好的", "好吧", "好滴", "好嘞", "好哒", "好", "行吧", "行", "可以", "嗯嗯", "嗯", "恩", "是的", "是", "对的", "对",
+                 "好的", "好吧", "好滴", "好嘞", "好哒", "好", "明白了", "明白", "没问题", "行吧", "行", "可以", "嗯嗯", "嗯", "恩", "是的", "是", "对的", "对",
                  "没错", "确认", "确定", "不用了", "不用", "不需要了", "不需要", "不要了", "不要", "不了", "没有", "没事", "不", "否",
                  "谢谢", "麻烦了", "麻烦你了", "麻烦您了", "哦", "噢", "👍", "👌", "🙏")
 _YES_NO_WORD = "|".join(re.escape(w) for w in sorted(_YES_NO_WORDS, key=len, reverse=True))
@@ -236,11 +236,13 @@ _NO_FIRST = ("no", "nope", "nah", "not yet", "hold on", "hang on", "hold off", "
 _SOFT_YES_FIRST = ("嗯嗯", "嗯", "恩恩", "恩", "好", "okay", "ok")
 _TURNS_ROUND = re.compile(r"\b(?:no|not|nope|wait|hold on|one sec|but|however|actually|wrong|think|later|tomorrow|"
                           r"maybe)\b|n't|不|没|别|等|但|可是|不过|算了|错|想想|考虑|明天|再说|稍|问问", re.IGNORECASE)
+# words of a no that say yes: "没问题", "no problem"
+_NOT_TURNING = re.compile(r"没错|没问题|\bno (?:problem|worries)\b", re.IGNORECASE)
 # what a yes may add without saying anything new: "对 就是白色" -> "白色", "yes that's right, go ahead" -> ""
 # (praise of what is held confirms it too: "是，米白挺好", "yes, grey is perfect")
 _CONFIRMING_WORDS = re.compile(r"就是|就这样|就这个|这个|那个|没错|没问题|对的|是的|提交吧|提交|确认|可以|麻烦了|谢谢|"
                                r"挺好|很好|好看|[吧的了呀啊哈嗯就]|"
-                               r"\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|and|"
+                               r"\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|and|no problem|no worries|"
                                r"thanks|thank you|the|one|just|do it|submit|great|good|perfect|nice|lovely)\b", re.IGNORECASE)
 _PUNCTUATION = re.compile(r"[\W_]+")
 _CONTRACTED_IS = re.compile(r"(?<=[a-z])['\u2019]s\b", re.IGNORECASE)  # "grey's": "grey is"
@@ -295,7 +297,7 @@ def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str, str]]:
                 continue  # only the word, or the start of another word ("yesterday" is not "yes")
             if (len(word) == 1 or word == "不了") and not latin and rest[:1] not in " ,，。.!！~～、":
                 continue  # "是这样的", "不合适", "不了解": the word starts another word
-            if answer and _TURNS_ROUND.search(re.sub("没错|没问题", "", rest)):
+            if answer and _TURNS_ROUND.search(_NOT_TURNING.sub("", rest)):
                 return None
             return answer, rest, word
     return None
@@ -303,24 +305,31 @@ def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str, str]]:
 
 # a confirmation that says again what is held and goes ahead at its end: "red's good, thanks, submit it",
 # "大一码对了，交了吧", "瑜伽垫的原因就这个，提交吧", "换藏青挺好，就按这个来"
-_GO_AHEAD = (r"submit(?:\s+(?:it|that|away))?|file it|go on|go ahead|confirm(?:\s+it)?|proceed|do it|send it(?:\s+in)?|"
-             r"帮我交上去|交上去吧?|提交吧?|交了吧?|就?按这个来|就这么换|就这么办|确认")
-_AGREEING = (r"okay|ok|yes|yep|yeah|correct|right|fine|good|great|perfect|thanks|thank you|please|"
-             r"that'?s (?:the one|it|right)|对了|对的|没错|可以|行|好的|好嘞|就这个|就这样|就行|挺好|是的|[吧了哈啊呀]")
-_TAIL = re.compile(rf"(?:[\s,，.。!！~～:：;；]*(?:(?P<go>{_GO_AHEAD})|{_AGREEING})(?![a-z]))[\s,，.。!！~～]*$", re.IGNORECASE)
+# ("麻烦提交", "please submit it", "照常退": as it was)
+_GO_AHEAD = (r"(?:please\s+)?(?:submit(?:\s+(?:it|that|away))?|file it|go on|go ahead|confirm(?:\s+it)?|proceed|do it|"
+             r"send it(?:\s+in)?)|(?:(?:麻烦|请)(?:你|您)?|帮我)*(?:交上去吧?|提交吧?|交了吧?|就?按这个来|就这么换|就这么办|确认|"
+             r"照常(?:退|换|改|办|提交)?吧?|照旧)")
+# a plain yes at the end says it too, after what is held ("dark green, yes, that's the one I meant")
+_PLAIN_YES = r"yes|yep|yeah|correct|对的|是的|没错|没问题"
+_AGREEING = (r"okay|ok|right|fine|good|great|perfect|thanks|thank you|please|"
+             r"that'?s (?:the one|it|right)(?: i (?:meant|wanted|asked for))?|对了|可以|行|好的|好嘞|就这个|就这样|就行|挺好|"
+             r"[吧了哈啊呀]")
+_TAIL = re.compile(rf"(?:[\s,，.。!！~～:：;；]*(?:(?P<go>{_GO_AHEAD})|(?P<yes>{_PLAIN_YES})|{_AGREEING})(?![a-z]))"
+                   rf"[\s,，.。!！~～]*$", re.IGNORECASE)
 _RESTATING_WORDS = re.compile(r"的?原因|理由|is what i (?:asked|wanted)(?: for)?|(?:is|was) (?:the )?(?:reason|one|right|correct)|"
-                              r"就这个|就这样|就行|对了|可以|挺好|很好|好嘞|换成|换|[的吧了哈就]|'s\b", re.IGNORECASE)
+                              r"就这个|就这样|就行|对了|可以|挺好|很好|好嘞|换成|换|[这那][单件条双个]|[的吧了哈就]|'s\b",
+                              re.IGNORECASE)
 _FILLER_WORDS = {"a", "an", "the", "is", "it", "its", "that", "this", "one", "and", "with", "of", "on", "in", "to", "for",
-                 "reason", "problem", "issue", "good", "right", "correct", "fine", "me", "my", "i"}
+                 "reason", "problem", "issue", "good", "right", "correct", "fine", "me", "my", "i", "size", "colour",
+                 "color"}
 
 
 def confirms_after(text: str, held: Sequence[str]) -> bool:
-    """Whether a message goes ahead at its end ("submit it", "提交吧", "就按这个来", "go on") after
-    saying only what ``held`` holds, or nothing ("red's good, thanks, submit it" when the wish is
-    red; "kit with broken wires, correct, go on" when the reason speaks of the kit's wires): at
-    least half of the words before the go-ahead are found in the held values (a Chinese run by
-    any two characters of it, a Latin word by its first four letters); no question, nothing that
-    turns it round ("blue's good, submit it" when the wish is red says something new)."""
+    """Whether a message goes ahead or says a plain yes at its end ("submit it", "提交吧", "就按这个来",
+    "go on", "yes") after saying only what ``held`` holds, or nothing ("red's good, thanks, submit
+    it" when the wish is red; "kit with broken wires, correct, go on" when the reason speaks of the
+    kit's wires): :func:`says_again` of the words before it; no question, nothing that turns it
+    round ("blue's good, submit it" when the wish is red says something new)."""
     stripped = (text or "").strip()
     if not stripped or looks_like_question(stripped):
         return False
@@ -329,24 +338,43 @@ def confirms_after(text: str, held: Sequence[str]) -> bool:
         found = _TAIL.search(head)
         if not found or found.start() == len(head):
             break
-        went = went or bool(found.group("go"))
+        went = went or bool(found.group("go") or found.group("yes"))
         head = head[:found.start()]
-    if not went or _TURNS_ROUND.search(head):
+    if not went or _TURNS_ROUND.search(_NOT_TURNING.sub("", head)):
         return False
-    head = _CONTRACTED_IS.sub(" is", head)
-    words = [w for w in re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]+", _RESTATING_WORDS.sub(" ", head).lower())
-             if w not in _FILLER_WORDS]
-    if not words:
-        return True  # only a yes and a go-ahead ("ok, submit it")
+    words = _content_words(head)
+    return not words or _mostly_found(words, held)  # only a yes and a go-ahead ("ok, submit it")
+
+
+def says_again(text: str, held: Sequence[str]) -> bool:
+    """Whether a message says again what ``held`` holds, and something: its words but for the ones
+    that only confirm or say yes ("好", "明白", "就这个", "the one"), two thirds of them at least
+    found in the held values (a Chinese run by any two characters of it, a Latin word by its first
+    four letters): "卫衣大一码" when the item is 儿童连帽卫衣 and the wish 大一码."""
+    words = _content_words(text)
+    return bool(words) and _mostly_found(words, held)
+
+
+def _content_words(text: str) -> List[str]:
+    text = _CONTRACTED_IS.sub(" is", text or "")
+    return [w for w in re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]+", _RESTATING_WORDS.sub(" ", text).lower())
+            if w not in _FILLER_WORDS and not only_yes_or_no(w)]
+
+
+def _mostly_found(words: Sequence[str], held: Sequence[str]) -> bool:
     said = " ".join(held).lower()
-    return 2 * sum(_found_in(word, said) for word in words) >= len(words)
+    return 3 * sum(_found_in(word, said) for word in words) >= 2 * len(words)
 
 
 def _found_in(word: str, said: str) -> bool:
-    """Whether ``said`` holds ``word``: a Chinese run by any two characters of it ("灰色杯子" in
-    "灰色"), a Latin word by its first four letters ("dumbbell" in "dumbbells")."""
+    """Whether ``said`` holds ``word``: a Chinese run when two thirds of its characters are in pairs
+    of it found there ("灰色围巾" in "灰色那条 羊绒围巾"; not "蓝色围巾": only 围巾 is; one character:
+    itself), a Latin word by its first four letters ("dumbbell" in "dumbbells")."""
     if "\u4e00" <= word[0] <= "\u9fff":
-        return any(word[i:i + 2] in said for i in range(max(len(word) - 1, 1)))
+        if len(word) == 1:
+            return word in said
+        covered = {i + j for i in range(len(word) - 1) if word[i:i + 2] in said for j in (0, 1)}
+        return 3 * len(covered) >= 2 * len(word)
     return re.search(rf"(?<![a-z0-9]){re.escape(word[:4])}", said) is not None
 
 

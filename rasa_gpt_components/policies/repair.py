@@ -105,6 +105,7 @@ counted in ``rasa_gpt_repairs_total``.
 """
 
 import logging
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
 
@@ -117,7 +118,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, REQUESTED_SLOT
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, Event, SlotSet, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
@@ -129,6 +130,7 @@ from rasa_gpt_components.metrics import REPAIRS, log_fields
 from rasa_gpt_components.policies.readings import ranked_intents
 from rasa_gpt_components.text import (
     after_leading_yes, changes_mind, clean_text, confirms_after, leading_yes_or_no, looks_like_question, restates,
+    says_again,
 )
 
 logger = logging.getLogger(__name__)
@@ -366,8 +368,8 @@ class ConversationRepairPolicy(Policy):
             return self.settings.cancel_response, "cancellation", _leaving_form(domain, form, self.settings.keep_slots)
         if self.settings.leading_yes and not question:
             leading = self._leading_yes(tracker, domain, form)
-            if leading is not None:
-                return form, "agreement", [leading]
+            if leading:
+                return form, "agreement", leading
             trailing = self._trailing_yes(tracker, domain, form)
             if trailing:
                 return form, "agreement", trailing
@@ -378,30 +380,32 @@ class ConversationRepairPolicy(Policy):
             return None
         return self._answer_for(name), "digression", self._taken_back(tracker, domain)
 
-    def _leading_yes(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> Optional[SlotSet]:
+    def _leading_yes(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> List[Event]:
         """``leading_yes``: the asked slot set to what its mapping gives a yes when the message,
         read as one of ``leading_yes_intents``, starts with one and adds nothing the form does not
-        hold ("对 就是白色" at the confirmation of an exchange to 白色), unless it filled a slot of the
-        form (a free-text slot takes it as it is; "不对，原因是过敏了" at the refund confirmation is the
-        reason corrected). A yes that adds something ("好的，换L码吧", "好的，转人工") is left to the
-        NLU and the form; a leading no is ``_leading_no``'s."""
+        hold ("对 就是白色" at the confirmation of an exchange to 白色; "好的，卫衣大一码，没问题了":
+        :func:`text.says_again`), unless it filled a slot of the form that is not free text, or a
+        free-text slot with something new. What it says again in a free-text slot is taken back. A
+        yes that adds something ("好的，换L码吧", "好的，转人工") is left to the NLU and the form; a
+        leading no is ``_leading_no``'s. [] when it is not that."""
         asked = tracker.get_slot(REQUESTED_SLOT)
         form_slots = domain.required_slots_for_form(form)
         if tracker.latest_message.intent.get(INTENT_NAME_KEY) not in self.settings.leading_yes_intents:
-            return None
-        if set(_changed_by_latest_message(tracker)) & {asked, *form_slots}:
-            return None
+            return []
+        filled = set(_changed_by_latest_message(tracker)) & {asked, *form_slots}
+        if filled - _free_text_slots(domain):
+            return []
         rest = after_leading_yes(clean_text(tracker.latest_message.text or ""))
         if rest is None:
-            return None
+            return []
         found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
         if not found:
-            return None
+            return []
         held = _held_before(tracker, form_slots)
-        if rest and not any(restates(rest, held_value) for held_value in held) \
-                and not _torn_towards(tracker, domain, form, value):
-            return None  # a yes that adds something new ("好的，换L码吧", "好的，转人工")
-        return SlotSet(asked, value)
+        said_again = any(restates(rest, held_value) for held_value in held) or says_again(rest, held)
+        if rest and not said_again and (filled or not _torn_towards(tracker, domain, form, value)):
+            return []  # a yes that adds something new ("好的，换L码吧", "好的，转人工")
+        return [SlotSet(asked, value), *self._taken_back(tracker, domain)]
 
     def _trailing_yes(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> List[Event]:
         """``leading_yes`` too: a message read as one of ``leading_yes_intents`` that says again what
@@ -617,10 +621,27 @@ def _torn_towards(tracker: DialogueStateTracker, domain: Domain, form: str, valu
 
 
 def _held_before(tracker: DialogueStateTracker, slots: Sequence[str]) -> List[str]:
-    """The values ``slots`` held before the latest user message (as text), the empty ones left out."""
+    """The values ``slots`` held before the latest user message (as text), the empty ones left out,
+    and what the bot's last question quoted of them: an item is held by its code, and the
+    confirmation shows its name (“儿童连帽卫衣 灰色”, "Trail running shoes, camel")."""
     changed = _set_by_latest_message(tracker)
     values = [changed[slot][0] if slot in changed else tracker.get_slot(slot) for slot in slots]
-    return [str(value) for value in values if value is not None]
+    return [str(value) for value in values if value is not None] + _quoted_in_last_question(tracker)
+
+
+_QUOTED = re.compile(r"“([^”]{1,200})”|\"([^\"]{1,200})\"")
+
+
+def _quoted_in_last_question(tracker: DialogueStateTracker) -> List[str]:
+    """What the bot's last message before the latest user message put in quotes."""
+    events = list(tracker.events)
+    last_user = max((i for i, e in enumerate(events) if isinstance(e, UserUttered)), default=0)
+    for event in reversed(events[:last_user]):
+        if isinstance(event, UserUttered):
+            break
+        if isinstance(event, BotUttered):
+            return [a or b for a, b in _QUOTED.findall(event.text or "")]
+    return []
 
 
 def _answered_by_mapping(tracker: DialogueStateTracker, domain: Domain, intent: Optional[str]) -> bool:

@@ -9,7 +9,7 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, REQUESTED_SLOT
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, ActionExecutionRejected, ActiveLoop, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, ActionExecutionRejected, ActiveLoop, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
@@ -17,6 +17,7 @@ from rasa_gpt_components.knowledge import answerability
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
 from rasa_gpt_components.text import (
     after_leading_yes, changes_mind, confirms_after, leading_yes_or_no, looks_like_question, only_yes_or_no, restates,
+    says_again,
 )
 
 DOMAIN = Domain.from_yaml(
@@ -642,9 +643,47 @@ def test_a_slot_set_again_to_what_it_held_does_not_stop_the_yes(policy):
     ("blue's good, submit it", ["red please"], False),  # something new
     ("red is good", ["red"], False),  # no go-ahead
     ("不是红色，提交吧", ["红色"], False), ("red, but wait, submit it", ["red"], False),  # turned round
-    ("can you submit it?", ["red"], False), ("", ["red"], False)])
+    ("can you submit it?", ["red"], False), ("", ["red"], False),
+    # holdout set 31: please before the go-ahead, "as it was", a plain yes at the end, yes-words and "没问题"
+    ("好，灰色围巾，麻烦提交", ["灰色那条", "羊绒围巾 红色"], True), ("XL码的羽绒服，没问题，提交", ["XL码的那件", "轻薄羽绒服"], True),
+    ("明白，这单防晒乳照常退", ["防晒乳抹上脸上起了一片小疙瘩"], True),
+    ("dark green, yes, that's the one I meant", ["dark green"], True), ("red, please submit it", ["red"], True),
+    ("好，蓝色围巾，麻烦提交", ["灰色那条", "羊绒围巾 红色"], False),  # a new colour beside the item's name
+    ("blue, yes", ["dark green"], False), ("没问题，换成黑色，提交", ["灰色"], False)])
 def test_confirms_after(text, held, agrees):
     assert confirms_after(text, held) is agrees
+
+
+@pytest.mark.parametrize("text, held, again", [
+    ("卫衣大一码", ["大一码", "儿童连帽卫衣 灰色"], True), ("size 41 trail shoes", ["41s please", "Trail running shoes, camel"], True),
+    ("这单防晒乳", ["防晒乳起疙瘩"], True),
+    ("换L码吧", ["M码"], False), ("转人工", ["M码"], False), ("蓝色围巾", ["灰色", "羊绒围巾"], False),
+    ("好", ["M码"], False), ("", ["M码"], False)])  # nothing said again
+def test_says_again(text, held, again):
+    assert says_again(text, held) is again
+
+
+def test_a_yes_may_say_again_what_the_question_showed(policy):
+    # holdout set 31: "correct, size 41 trail shoes" at the exchange confirmation; the item is held by
+    # its code, and only the confirmation named it
+    asked = confirming()[:-1] + [BotUttered('Just to confirm: refund "Trail running shoes, camel", reason: "the zip broke"?'),
+                                 confirming()[-1]]
+    yes = [ActionExecuted(ACTION_LISTEN_NAME),
+           UserUttered("correct, the trail running shoes", intent={"name": "inform", "confidence": 0.9})]
+    assert predict(policy(), asked + yes) == ("refund_form", [SlotSet("refund_confirmed", True)])
+    assert SlotSet("refund_confirmed", True) not in predict(policy(), confirming() + yes)[1]  # not shown, not held
+
+
+def test_a_yes_that_fills_a_free_text_slot_with_what_it_held_is_the_yes(policy):
+    # holdout set 31: "好的，卫衣大一码，没问题了" set the wish to "卫衣大一码" and was asked again
+    again = [ActionExecuted(ACTION_LISTEN_NAME),
+             UserUttered("yes, the zip broke, no problem", intent={"name": "inform", "confidence": 0.9}),
+             SlotSet("refund_reason", "yes, the zip broke, no problem")]
+    assert predict(policy(), confirming() + again) == (
+        "refund_form", [SlotSet("refund_confirmed", True), SlotSet("refund_reason", "the zip broke")])
+    new = again[:2] + [SlotSet("refund_reason", "yes, the lining tore")]
+    new[1] = UserUttered("yes, the lining tore", intent={"name": "inform", "confidence": 0.9})
+    assert SlotSet("refund_confirmed", True) not in predict(policy(), confirming() + new)[1]  # a new reason
 
 
 def test_a_yes_that_says_more_is_the_yes_when_the_nlu_was_torn_towards_it(policy):
