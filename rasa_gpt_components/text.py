@@ -367,14 +367,16 @@ def _mostly_found(words: Sequence[str], held: Sequence[str]) -> bool:
 
 
 def _found_in(word: str, said: str) -> bool:
-    """Whether ``said`` holds ``word``: a Chinese run when two thirds of its characters are in pairs
-    of it found there ("灰色围巾" in "灰色那条 羊绒围巾"; not "蓝色围巾": only 围巾 is; one character:
-    itself), a Latin word by its first four letters ("dumbbell" in "dumbbells")."""
+    """Whether ``said`` holds ``word``: a Chinese run by its first two characters, what a Chinese
+    phrase qualifies its last word with ("灰色杯子" in "灰色的"), or when two thirds of its characters
+    are in pairs of it found there ("卫衣大一码" in "连帽卫衣 大一码"; not "蓝色围巾" in "灰色 羊绒围巾":
+    only 围巾 is; one character: itself); a Latin word by its first four letters ("dumbbell" in
+    "dumbbells")."""
     if "\u4e00" <= word[0] <= "\u9fff":
-        if len(word) == 1:
-            return word in said
+        if word[:2] in said:
+            return True
         covered = {i + j for i in range(len(word) - 1) if word[i:i + 2] in said for j in (0, 1)}
-        return 3 * len(covered) >= 2 * len(word)
+        return len(word) > 1 and 3 * len(covered) >= 2 * len(word)
     return re.search(rf"(?<![a-z0-9]){re.escape(word[:4])}", said) is not None
 
 

@@ -376,7 +376,10 @@ class ConversationRepairPolicy(Policy):
         digression = (name in self.settings.digression_intents
                       and (name in ("nlu_fallback", "out_of_scope") or confidence >= self.settings.threshold)
                       and (question or not self.settings.questions_only))
-        if not digression and not (question and self._off_script(tracker, domain, name, confidence)):
+        # a question read, unsure, as another form's request is about it too, not a switch: "我表姐在澳门收到的
+        # 东西想退，应该寄到哪儿去？" in the address form (request_refund 0.32) had started the refund form
+        unsure_switch = other_form is not None and other_form != form
+        if not digression and not (question and (unsure_switch or self._off_script(tracker, domain, name, confidence))):
             return None
         return self._answer_for(name), "digression", self._taken_back(tracker, domain)
 
