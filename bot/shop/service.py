@@ -203,7 +203,8 @@ def _clean_short(text: Optional[str], max_chars: int) -> Optional[str]:
 # "哦我弄混了，要换的是那件T恤", "no, wait, the reason is wrong: ..."): at a confirmation it corrects,
 # it does not confirm (a mix-up of the customer's own: "你们发货弄混了" is a reason)
 _CORRECTION = re.compile(r"不对|不是这|说错|搞错|弄错|写错|打错|选错|错了|我(?:给)?(?:弄|搞|记)混|(?:搞|弄|说|写)反了|"
-                         r"\b(?:wrong|mistake|mistaken|i meant|not that one|not the one|the other way (?:a)?round|"
+                         r"\b(?:wrong|mistake|mistaken|(?<!the one )(?<!what )i meant|not that one|not the one|"
+                         r"the other way (?:a)?round|"
                          r"i (?:got )?(?:them |it |those )?mixed (?:them |it |those )?up)\b", re.IGNORECASE)
 # what comes before a corrected reason: "不对，原因是", "no, wait, the reason is wrong:", "sorry,"
 _REASON_INTRO = re.compile(r"^.*?(?:(?:原因|理由)(?:(?:是|改成|改为|换成)\s*[:：]?|\s*[:：])|"

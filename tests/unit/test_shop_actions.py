@@ -496,7 +496,9 @@ def test_the_refund_form_takes_the_reason_given_with_the_request(requested, inte
     ("哦我弄混了，要换的是那件T恤", True), ("sorry, I got them mixed up", True), ("你们发货弄混了", False),
     ("you mixed up my order", False),
     # holdout set 28: "got it backwards" corrects
-    ("搞反了，需要换的其实是T恤", True), ("sorry, it's the other way round", True)])
+    ("搞反了，需要换的其实是T恤", True), ("sorry, it's the other way round", True),
+    # holdout set 31: what was meant, confirmed, corrects nothing
+    ("dark green, yes, that's the one I meant", False), ("yes, that's what I meant", False)])
 def test_a_correction_is_told_from_a_yes(said, corrects):
     assert service.corrects_itself(said) is corrects
 
