@@ -130,7 +130,8 @@ _YES_NO_WORDS = ("yes", "yeah", "yep", "yup", "ok", "okay", "kk", "k", "sure", "
                  "not needed", "no need", "please", "pls", "thanks", "thank you", "thx", "cheers", "ta", "lovely",
                  "never mind", "nevermind", "forget it", "forget about it", "actually", "oh",
                  "算了", "算啦", "那算了", "不弄了", "没事了",
-                 "好的", "好吧", "好滴", "好嘞", "好哒", "好", "明白了", "明白", "没问题", "行吧", "行", "可以", "嗯嗯", "嗯", "恩", "是的", "是", "对的", "对",
+                 "好的", "好吧", "好滴", "好嘞", "好哒", "好", "明白了", "明白", "没问题",
+                 "行吧", "行", "可以", "嗯嗯", "嗯", "恩", "是的", "是", "对的", "对",
                  "没错", "确认", "确定", "不用了", "不用", "不需要了", "不需要", "不要了", "不要", "不了", "没有", "没事", "不", "否",
                  "谢谢", "麻烦了", "麻烦你了", "麻烦您了", "哦", "噢", "👍", "👌", "🙏")
 _YES_NO_WORD = "|".join(re.escape(w) for w in sorted(_YES_NO_WORDS, key=len, reverse=True))
@@ -242,8 +243,9 @@ _NOT_TURNING = re.compile(r"没错|没问题|\bno (?:problem|worries)\b", re.IGN
 # (praise of what is held confirms it too: "是，米白挺好", "yes, grey is perfect")
 _CONFIRMING_WORDS = re.compile(r"就是|就这样|就这个|这个|那个|没错|没问题|对的|是的|提交吧|提交|确认|可以|麻烦了|谢谢|"
                                r"挺好|很好|好看|[吧的了呀啊哈嗯就]|"
-                               r"\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|and|no problem|no worries|"
-                               r"thanks|thank you|the|one|just|do it|submit|great|good|perfect|nice|lovely)\b", re.IGNORECASE)
+                               r"\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|and|"
+                               r"no problem|no worries|thanks|thank you|the|one|just|do it|submit|great|good|perfect|"
+                               r"nice|lovely)\b", re.IGNORECASE)
 _PUNCTUATION = re.compile(r"[\W_]+")
 _CONTRACTED_IS = re.compile(r"(?<=[a-z])['\u2019]s\b", re.IGNORECASE)  # "grey's": "grey is"
 
@@ -347,10 +349,9 @@ def confirms_after(text: str, held: Sequence[str]) -> bool:
 
 
 def says_again(text: str, held: Sequence[str]) -> bool:
-    """Whether a message says again what ``held`` holds, and something: its words but for the ones
-    that only confirm or say yes ("好", "明白", "就这个", "the one"), two thirds of them at least
-    found in the held values (a Chinese run by any two characters of it, a Latin word by its first
-    four letters): "卫衣大一码" when the item is 儿童连帽卫衣 and the wish 大一码."""
+    """Whether a message says again what ``held`` holds, and something: of its words but for the
+    ones that only confirm or say yes ("好", "明白", "就这个", "the one"), two thirds at least found
+    in the held values (:func:`_found_in`): "卫衣大一码" when the item is 儿童连帽卫衣 and the wish 大一码."""
     words = _content_words(text)
     return bool(words) and _mostly_found(words, held)
 
