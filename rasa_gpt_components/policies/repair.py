@@ -367,12 +367,9 @@ class ConversationRepairPolicy(Policy):
         if name in self.settings.cancel_intents and self.settings.cancel_response:
             return self.settings.cancel_response, "cancellation", _leaving_form(domain, form, self.settings.keep_slots)
         if self.settings.leading_yes and not question:
-            leading = self._leading_yes(tracker, domain, form)
-            if leading:
-                return form, "agreement", leading
-            trailing = self._trailing_yes(tracker, domain, form)
-            if trailing:
-                return form, "agreement", trailing
+            agreed = self._yes_that_says_more(tracker, domain, form)
+            if agreed:
+                return form, "agreement", agreed
         digression = (name in self.settings.digression_intents
                       and (name in ("nlu_fallback", "out_of_scope") or confidence >= self.settings.threshold)
                       and (question or not self.settings.questions_only))
@@ -383,14 +380,14 @@ class ConversationRepairPolicy(Policy):
             return None
         return self._answer_for(name), "digression", self._taken_back(tracker, domain)
 
-    def _leading_yes(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> List[Event]:
+    def _yes_that_says_more(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> List[Event]:
         """``leading_yes``: the asked slot set to what its mapping gives a yes when the message,
-        read as one of ``leading_yes_intents``, starts with one and adds nothing the form does not
-        hold ("对 就是白色" at the confirmation of an exchange to 白色; "好的，卫衣大一码，没问题了":
-        :func:`text.says_again`), unless it filled a slot of the form that is not free text, or a
-        free-text slot with something new. What it says again in a free-text slot is taken back. A
-        yes that adds something ("好的，换L码吧", "好的，转人工") is left to the NLU and the form; a
-        leading no is ``_leading_no``'s. [] when it is not that."""
+        read as one of ``leading_yes_intents``, is a yes that adds nothing the form does not hold,
+        and the free-text slots it filled taken back (it said them again); [] when it is not that,
+        or it filled a slot of the form that is not free text. Such a yes either starts the
+        message (:meth:`_leading_yes_holds`) or ends it after what is held (:func:`text.confirms_after`:
+        "red's good, thanks, submit it", "大一码对了，交了吧"). A yes that adds something ("好的，换L码吧",
+        "好的，转人工") is left to the NLU and the form; a leading no is ``_leading_no``'s."""
         asked = tracker.get_slot(REQUESTED_SLOT)
         form_slots = domain.required_slots_for_form(form)
         if tracker.latest_message.intent.get(INTENT_NAME_KEY) not in self.settings.leading_yes_intents:
@@ -398,36 +395,28 @@ class ConversationRepairPolicy(Policy):
         filled = set(_changed_by_latest_message(tracker)) & {asked, *form_slots}
         if filled - _free_text_slots(domain):
             return []
-        rest = after_leading_yes(clean_text(tracker.latest_message.text or ""))
-        if rest is None:
-            return []
         found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
         if not found:
             return []
+        text = clean_text(tracker.latest_message.text or "")
         held = _held_before(tracker, form_slots)
-        said_again = any(restates(rest, held_value) for held_value in held) or says_again(rest, held)
-        if rest and not said_again and (filled or not _torn_towards(tracker, domain, form, value)):
-            return []  # a yes that adds something new ("好的，换L码吧", "好的，转人工")
+        if not self._leading_yes_holds(tracker, domain, form, value, text, held, bool(filled)) \
+                and not confirms_after(text, held):
+            return []
         return [SlotSet(asked, value), *self._taken_back(tracker, domain)]
 
-    def _trailing_yes(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> List[Event]:
-        """``leading_yes`` too: a message read as one of ``leading_yes_intents`` that says again what
-        the form held before it and goes ahead at its end (:func:`text.confirms_after`: "red's good,
-        thanks, submit it", "大一码对了，交了吧") is the yes; a free-text slot it filled is taken back
-        (it restated the reason, it did not give a new one). [] when it is not that, or filled a
-        slot of the form that is not free text."""
-        asked = tracker.get_slot(REQUESTED_SLOT)
-        if tracker.latest_message.intent.get(INTENT_NAME_KEY) not in self.settings.leading_yes_intents:
-            return []
-        form_slots = domain.required_slots_for_form(form)
-        changed = _changed_by_latest_message(tracker)
-        if (set(changed) & {asked, *form_slots}) - _free_text_slots(domain):
-            return []
-        found, value = _intent_value(domain, asked, self.settings.yes_intent, form)
-        if not found or not confirms_after(clean_text(tracker.latest_message.text or ""),
-                                           _held_before(tracker, form_slots)):
-            return []
-        return [SlotSet(asked, value), *self._taken_back(tracker, domain)]
+    @staticmethod
+    def _leading_yes_holds(tracker: DialogueStateTracker, domain: Domain, form: str, value: Any, text: str,
+                           held: List[str], filled: bool) -> bool:
+        """Whether ``text`` starts with a plain yes and what follows says again what is ``held``
+        ("对 就是白色" at the confirmation of an exchange to 白色; "好的，卫衣大一码，没问题了":
+        :func:`text.says_again`), or nothing, or, when it ``filled`` no free-text slot, says more
+        but the NLU was torn towards the yes (:func:`_torn_towards`)."""
+        rest = after_leading_yes(text)
+        if rest is None:
+            return False
+        said_again = any(restates(rest, held_value) for held_value in held) or says_again(rest, held)
+        return not rest or said_again or (not filled and _torn_towards(tracker, domain, form, value))
 
     def _leading_no(self, tracker: DialogueStateTracker, domain: Domain, form: str) -> Optional[SlotSet]:
         """``leading_no``: the asked slot set to what its mapping gives a no when the message, read
