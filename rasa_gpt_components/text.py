@@ -226,8 +226,8 @@ def elliptical_question(text: str) -> bool:
 # a message that starts with a plain yes, or a plain no, and says more after it: "对 就是白色",
 # "yes, white is right", "不是，我要白色的"; the rest must not turn it round ("ok wait, no", "好的，
 # 我再想想", "yes I don't want it"). "嗯" and "ok" are as often fillers as a yes: only where what follows restates what is held
-_YES_FIRST = ("please do", "sure thing", "go ahead", "yes", "yeah", "yep", "yup", "sure", "correct", "confirmed", "confirm",
-              "是的", "对的", "没错", "确认", "确定", "好的", "好嘞", "好哒", "可以", "对", "是", "行")
+_YES_FIRST = ("please do", "sure thing", "go ahead", "that's correct", "that is correct", "that's right", "that is right",
+              "exactly", "absolutely", "yes", "yeah", "yep", "yup", "sure", "correct", "confirmed", "confirm", "是的", "对的", "没错", "确认", "确定", "好的", "好嘞", "好哒", "可以", "对", "是", "行")
 # a message that puts it off is a no too: nothing is filed on it ("先别提交，我再量量尺寸", "hold on, not yet")
 _NO_FIRST = ("no", "nope", "nah", "not yet", "hold on", "hang on", "hold off", "don't submit", "dont submit",
              "不对", "不是", "不要", "不用", "不行", "不了", "先别", "先不", "等等", "等一下", "稍等", "否", "不")
@@ -285,7 +285,7 @@ def restates(rest: str, held: str) -> bool:
 def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str, str]]:
     """(yes or no, the rest, the word) of a message that starts with a plain yes or no
     (``soft``: or with "嗯" / "ok"), or None."""
-    stripped = (text or "").strip()
+    stripped = (text or "").strip().replace("\u2019", "'")  # "that’s right": "that's right"
     if looks_like_question(stripped):
         return None
     yes_words = _YES_FIRST + (_SOFT_YES_FIRST if soft else ())
@@ -314,7 +314,9 @@ _GO_AHEAD = (r"(?:please\s+)?(?:submit(?:\s+(?:it|that|away))?|file it|go on|go 
 # a plain yes at the end says it too, after what is held ("dark green, yes, that's the one I meant")
 _PLAIN_YES = r"yes|yep|yeah|correct|对的|是的|没错|没问题"
 _AGREEING = (r"okay|ok|right|fine|good|great|perfect|thanks|thank you|please|"
-             r"that'?s (?:the one|it|right)(?: i (?:meant|wanted|asked for))?|对了|可以|行|好的|好嘞|就这个|就这样|就行|挺好|"
+             r"that'?s (?:the one|it|right)(?: i (?:meant|wanted|asked for))?|"
+             r"that'?s (?:exactly )?what i(?:'m| am)? (?:after|meant|wanted|want|need|needed|asked for)|"
+             r"对了|可以|行|好的|好嘞|就这个|就这样|就行|挺好|"
              r"[吧了哈啊呀]")
 _TAIL = re.compile(rf"(?:[\s,，.。!！~～:：;；]*(?:(?P<go>{_GO_AHEAD})|(?P<yes>{_PLAIN_YES})|{_AGREEING})(?![a-z]))"
                    rf"[\s,，.。!！~～]*$", re.IGNORECASE)
@@ -399,7 +401,7 @@ _LEAD_IN_WORDS = (
     # Chinese: particles and lead-ins ("先问下", "对了", "等一下"); "那个" and "还有" only before a pause;
     # "X之前" / "X前" only before a question about to be asked ("发地址之前问一下", "说原因前先问个事")
     r"|嗯+|呃+|额+|哦+|噢+|话说|题外话|对了|哦对了|另外|顺便(?:问(?:一?下|问|个问题))?|"
-    r"(?:我)?(?:先|想|再)?问(?:一?下|一句|问|个问题|个事|一个问题)[哈呀啊呗]?|请问一下|等(?:一?下|等)|稍等|"
+    r"(?:我)?(?:先|想|再)?问(?:一?下|一句|问|一?个(?:[\u4e00-\u9fff]{1,4}的)?(?:问题|事))[哈呀啊呗]?|请问一下|等(?:一?下|等)|稍等|"
     r"(?:在)?(?:那|这|提交|确认|填|选|决定)之前|[\u4e00-\u9fff]{1,6}?之?前(?=(?:我)?先?问)|"
     r"(?:那个|还有(?:个|一个)?(?:问题|事)?)(?=" + _LEAD_IN_SEPARATOR + r")")
 # a first sentence that only holds the conversation ("let me dig it up.", "我翻一下订单号。"), when
@@ -419,6 +421,24 @@ def without_lead_in(text: str) -> Optional[str]:
     found = _LEAD_IN.match(text or "")
     rest = text[found.end():].strip() if found and found.end() else ""
     return rest if rest and _WORD.search(rest) else None
+
+
+# lead-in words that say a question of another matter follows ("quick question", "before I type
+# it", "顺便问一下", "我先问个好奇的事"), not only a pause ("ok", "wait", "嗯", "等一下")
+_ANNOUNCING = re.compile(r"question|\bq\b|\bthing\b|by the way|\bbtw\b|wondering|curious|checking|asking|unrelated|"
+                         r"off[- ]topic|\bbefore\b|\bwhile\b|meantime|meanwhile|问|题外话|对了|顺便|另外|前",
+                         re.IGNORECASE)
+
+
+def announces_question(text: str) -> bool:
+    """Whether a question starts by saying that it asks something aside ("地址马上发。我先问个好奇的事：
+    蚂蚁怎么认得回家的路？", "before I type the address: will the invoice show …?"): a lead-in
+    (:func:`without_lead_in`) with a word that announces a question, not only a pause ("wait, can
+    I stop this?"), and nothing that takes back what the customer was doing ("等等 我先问问前台能不能
+    代收 先不改了": :func:`changes_mind`)."""
+    found = _LEAD_IN.match(text or "")
+    return bool(found and found.end() and without_lead_in(text) and looks_like_question(text)
+                and _ANNOUNCING.search(found.group(0)) and not changes_mind(text))
 
 
 def looks_like_question(text: str) -> bool:

@@ -129,8 +129,8 @@ from rasa_gpt_components.knowledge import answerability as knowledge_answerabili
 from rasa_gpt_components.metrics import REPAIRS, log_fields
 from rasa_gpt_components.policies.readings import ranked_intents
 from rasa_gpt_components.text import (
-    after_leading_yes, changes_mind, clean_text, confirms_after, leading_yes_or_no, looks_like_question, restates,
-    says_again,
+    after_leading_yes, announces_question, changes_mind, clean_text, confirms_after, leading_yes_or_no,
+    looks_like_question, restates, says_again,
 )
 
 logger = logging.getLogger(__name__)
@@ -172,6 +172,10 @@ class RepairSettings:
     # a question read as the request that started the form ("can shoes I tried on be
     # exchanged?" inside the exchange form) is about that request, not a new one: a digression
     own_request_questions: bool = True
+    # a question that announces it asks something aside ("我先问个好奇的事：…", "before I type the
+    # address: …"; text.announces_question), read as one of these under `strict_switch_threshold`,
+    # is a digression: "地址马上发。我先问个好奇的事：蚂蚁怎么认得回家的路？" read as stop 0.63 had ended the form
+    aside_intents: Tuple[str, ...] = ANSWER_INTENTS
     corrections: bool = True
     # nlu_fallback between two intents the asked slot's from_intent mappings give the same value
     agreeing_readings: bool = True
@@ -472,7 +476,9 @@ class ConversationRepairPolicy(Policy):
         message) is not the answer the form waits for, whatever the NLU called it; nor, with
         ``unsure_free_text_questions``, one with an answer intent under ``threshold`` at a
         free-text slot; nor, with ``own_request_questions``, one read as the request that
-        started the form (unless that was one of ``question_mapping_intents``)."""
+        started the form (unless that was one of ``question_mapping_intents``); nor one that
+        announces it asks something aside, read as one of ``aside_intents`` under
+        ``strict_switch_threshold``."""
         s = self.settings
         if not s.question_digressions or intent in s.cancel_intents:
             return False
@@ -482,7 +488,9 @@ class ConversationRepairPolicy(Policy):
             own_request = s.own_request_questions and intent not in s.question_mapping_intents \
                 and intent == _form_request(tracker)
             unsure = s.unsure_free_text_questions and free_text and confidence < s.threshold
-            return own_request or unsure
+            aside = intent in s.aside_intents and confidence < s.strict_switch_threshold \
+                and announces_question(tracker.latest_message.text or "")
+            return own_request or unsure or aside
         return free_text or asked not in _set_by_latest_message(tracker)
 
     @staticmethod

