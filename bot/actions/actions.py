@@ -726,10 +726,10 @@ class ValidateExchangeForm(OrderFormValidation):
     async def validate_exchange_confirmed(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        """A yes, unless the message names another item of the order (that item, to confirm) or
-        corrects what was said (:func:`corrected_at_confirmation`: the wish it states, to confirm;
-        without one, the item, when the order has several, and the wish are asked again) or states another
-        wish with its verb ("好的 换成黑色的": the confirmation is asked again, with it). A no that
+        """A yes, unless the message names another item of the order, beside the words of the wish
+        (that item, to confirm), or corrects what was said (:func:`corrected_at_confirmation`: the
+        wish it states, to confirm; without one, the item, when the order has several, and the wish
+        are asked again) or states another wish with its verb ("好的 换成黑色的": the confirmation is asked again, with it). A no that
         states another wish with its verb ("不要大一码了，换43") is that wish, to confirm, not a
         no to the exchange."""
         text = tracker.latest_message.get("text")
@@ -739,7 +739,10 @@ class ValidateExchangeForm(OrderFormValidation):
             order = await order_to_validate(dispatcher, self.name(), tracker.get_slot("order_number"))
             item = corrected_item(order, text)
             corrected = corrected_at_confirmation(tracker, slot_value)
-            if item is not None and (item != tracker.get_slot("exchange_item") or corrected):
+            # named beside the wish: "行，按墨绿色那件给我换就好" to a hoodie for "墨绿色的那件" names the order's
+            # 墨绿色 bottle only by the wish's words (it said the wish again)
+            beside_wish = corrected_item(order, service.words_beside(text, tracker.get_slot("exchange_to")))
+            if item is not None and (corrected or item == beside_wish != tracker.get_slot("exchange_item")):
                 # "哦我弄混了，要换的是那件印花T恤", "需要换的是T恤": that item
                 return {"exchange_confirmed": None, "exchange_item": item, **({"exchange_to": wish} if wish else {})}
             if corrected:

@@ -19,7 +19,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Callable, Optional, Sequence, Set, Tuple, TypeVar
+from typing import Any, Callable, Optional, Sequence, Set, Tuple, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -579,6 +579,16 @@ def item_in_request(items: Sequence[Item], text: Optional[str]) -> Optional[Item
     wish = _WISH_IN_REQUEST.search(said)
     said = _REQUEST_FILLER.sub(" ", _ORDER_NO_ANY_CASE.sub(" ", said[:wish.start(wish.lastgroup)] if wish else said))
     return order_item(items, said) if _WORD.search(said.casefold()) else None
+
+
+def words_beside(text: Optional[str], other: Any) -> Optional[str]:
+    """``text`` with the words and Chinese characters of ``other`` blanked out, what it says beside
+    them ("行，按墨绿色那件给我换就好" beside "墨绿色的那件": "行，按     给我换就好"); ``text`` when
+    ``other`` is no text."""
+    if not text or not isinstance(other, str):
+        return text
+    taken = set(_WORD.findall(other.casefold()))
+    return _WORD.sub(lambda found: " " if found.group(0) in taken else found.group(0), text.casefold())
 
 
 SIZED_CATEGORIES = ("clothing",)  # the products that come in sizes (the shop's shoes are clothing)

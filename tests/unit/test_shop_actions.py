@@ -583,6 +583,21 @@ def test_a_correction_at_the_exchange_confirmation_is_no_yes(db_url, order_no, s
     assert replies == [] and slot_events(events) == expected
 
 
+@pytest.mark.parametrize("said, expected", [
+    ("行，按墨绿色那件给我换就好", {"exchange_confirmed": True}),  # the wish said again
+    ("不对，是那个墨绿色的运动水壶要换", {"exchange_confirmed": None, "exchange_item": "SP-119"}),  # corrected
+    ("要换的其实是运动水壶", {"exchange_confirmed": None, "exchange_item": "SP-119"})])  # named by its name
+def test_a_confirmation_that_says_the_wish_again_keeps_the_item(db_url, said, expected):
+    """Holdout set 32: the hoodie (米色) of ES2605090287 to be exchanged for "墨绿色的那件"; "行，按墨绿色那件给我换
+    就好" at the confirmation named the order's other item, a 墨绿色 bottle, by the wish's colour, and the
+    exchange was asked again for the bottle."""
+    slots = {"language": "zh", "order_number": "ES2605090287", "exchange_item": "CL-131", "exchange_to": "墨绿色的那件",
+             "requested_slot": "exchange_confirmed"}
+    tracker = confirmation_tracker(slots, said, "request_exchange", exchange_confirmed=True)
+    replies, events = run(bot_actions.ValidateExchangeForm(), tracker, EXCHANGE_FORM_DOMAIN)
+    assert replies == [] and slot_events(events) == expected
+
+
 @pytest.mark.parametrize("said, intent, expected", [
     ("不要大一码了，换43", "deny", {"exchange_confirmed": None, "exchange_to": "43"}),
     ("no, make it a 44", "deny", {"exchange_confirmed": None, "exchange_to": "a 44"}),
