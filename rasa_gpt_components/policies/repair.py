@@ -538,10 +538,13 @@ class ConversationRepairPolicy(Policy):
         request_exchange 0.80), or when the message is a question, which may be about the
         other request ("do you send a courier to pick it up?" read as change_address 0.83);
         unless the message, not a question, takes back what the customer was doing ("算了，还是换货吧"
-        read as request_exchange 0.62 is no refund reason)."""
+        read as request_exchange 0.62 is no refund reason). More too when the message gave the asked
+        slot its value: it answered ("oh, that was the bottle I called off. the pillow and lamp order,
+        ES…, is the one to redirect" after a refused order, read as request_refund 0.85)."""
         if not question and changes_mind(tracker.latest_message.text or ""):
             return self.settings.threshold
-        if question or tracker.get_slot(REQUESTED_SLOT) in _free_text_slots(domain):
+        asked = tracker.get_slot(REQUESTED_SLOT)
+        if question or asked in _free_text_slots(domain) or asked in _set_by_latest_message(tracker):
             return max(self.settings.threshold, self.settings.strict_switch_threshold)
         return self.settings.threshold
 

@@ -421,6 +421,21 @@ def test_outside_a_free_text_slot_the_threshold_is_enough(policy):
         "utter_form_switched"
 
 
+def test_a_message_that_gives_the_asked_slot_needs_a_sure_reading_to_switch(policy):
+    # holdout set 32: "oh, that was the bottle I called off. the pillow and lamp order, ES…, is the one
+    # to redirect" after a refused order, read as request_refund 0.85, had left the address form
+    def gives_number(confidence):
+        return asking_order_number() + [
+            ActionExecuted(ACTION_LISTEN_NAME),
+            UserUttered("that was the one I called off, ES2611210006 is the one I meant",
+                        intent={"name": "request_exchange", "confidence": confidence}),
+            SlotSet("order_number", "ES2611210006")]
+    assert predict(policy(switch_forms=SWITCH), gives_number(0.85))[0] != "utter_form_switched"
+    assert predict(policy(switch_forms=SWITCH), gives_number(0.95))[0] == "utter_form_switched"
+    assert predict(policy(switch_forms=SWITCH, strict_switch_threshold=0.8), gives_number(0.85))[0] == \
+        "utter_form_switched"
+
+
 def test_a_question_about_another_request_is_answered_unless_it_is_sure(policy):
     asking_order = asking_order_number()
     about = asking_order + says("can worn shoes be exchanged?", "request_exchange", confidence=0.8, fills=False)
