@@ -349,7 +349,10 @@ class ConversationRepairPolicy(Policy):
         question = looks_like_question(tracker.latest_message.text or "")
         other_form = self.settings.switch_forms.get(name)
         if other_form and other_form != form and not _answered_by_mapping(tracker, domain, name):
-            if confidence >= self._switch_threshold(tracker, domain, question):
+            # a question that announces an aside asks about the other request, however sure the
+            # reading: "提交前问一下，…香水塑封拆了…还能七天无理由退吗？" (request_refund 0.91)
+            aside = question and announces_question(tracker.latest_message.text or "")
+            if not aside and confidence >= self._switch_threshold(tracker, domain, question):
                 return self._switch(tracker, domain, form, other_form)
             if question and confidence >= self.settings.threshold:  # about that request, not making it
                 return self._answer_for(name), "digression", self._taken_back(tracker, domain)

@@ -444,6 +444,10 @@ def test_a_question_about_another_request_is_answered_unless_it_is_sure(policy):
         "utter_knowledge_answer"
     sure = asking_order + says("can I swap it for a bigger size instead?", "request_exchange", 0.95, fills=False)
     assert predict(policy(switch_forms=SWITCH), sure)[0] == "utter_form_switched"
+    # holdout set 30, rerun in stop 55: a question that announces an aside asks, however sure the reading
+    aside = asking_order + says("quick question before I go on: can worn shoes be exchanged?", "request_exchange",
+                                0.95, fills=False)
+    assert predict(policy(switch_forms=SWITCH), aside)[0] == "utter_generative_fallback"
 
 
 def test_a_switch_without_a_response_starts_the_form_at_once(policy):
