@@ -539,6 +539,13 @@ def clauses(text: str) -> List[str]:
     return [part.strip() for part in _CLAUSE.split((text or "")[:MAX_CHARS]) if part and part.strip()]
 
 
+def unnegated_clauses(text: str) -> str:
+    """The clauses of ``text`` (:func:`clauses`) that hold no word of a no, joined by a comma:
+    what a correction says is so ("我弄混了，该换的是那个充电宝，跑步鞋不用换" -> "我弄混了，该换的是那个
+    充电宝"; "it's the power bank, not the shoes" -> "it's the power bank")."""
+    return "，".join(part for part in clauses(text) if not _NO_WORDS.search(part) and "n't" not in part.lower())
+
+
 def sentences(text: str) -> List[str]:
     """The sentences of ``text``, each with its end mark and the white space
     after it: joined, they give ``text`` back."""

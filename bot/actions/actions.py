@@ -56,7 +56,7 @@ from rasa_gpt_components.recommend import (
     request_to_dict,
     word_details,
 )
-from rasa_gpt_components.text import after_leading_yes, clean_text, leading_yes_or_no, restates
+from rasa_gpt_components.text import after_leading_yes, clean_text, leading_yes_or_no, restates, unnegated_clauses
 from rasa_gpt_components.yaml_files import read_yaml_file
 
 from shop import service
@@ -452,12 +452,19 @@ def corrected_at_confirmation(tracker: Tracker, slot_value: Any) -> bool:
 
 def corrected_item(order: Optional[service.OrderResult], text: Optional[str]) -> Optional[str]:
     """The SKU of the item a correction names, of an order of several whose product can be
-    exchanged ("哦我弄混了，要换的是那件印花T恤"), or None."""
-    if order is None:
+    exchanged ("哦我弄混了，要换的是那件印花T恤"), or None. What it says is not ("跑步鞋不用换") names
+    none (:func:`text.unnegated_clauses`)."""
+    if order is None or not text:
         return None
-    item = service.item_in_request(order.items, text)  # check_exchange refuses an order with an error
+    item = service.item_in_request(order.items, unnegated_clauses(text))  # check_exchange refuses an order with an error
     checked = service.check_exchange(order, item.sku) if item else None
     return checked.item.sku if checked and checked.item and not checked.error else None
+
+
+def another_item(item: str, wish: Optional[str]) -> Dict[Text, Any]:
+    """The exchange's slots when a confirmation named another item (and the wish it stated):
+    that item, to confirm."""
+    return {"exchange_confirmed": None, "exchange_item": item, **({"exchange_to": wish} if wish else {})}
 
 
 def value_before(tracker: Tracker, slot: str) -> Any:
@@ -729,9 +736,11 @@ class ValidateExchangeForm(OrderFormValidation):
         """A yes, unless the message names another item of the order, beside the words of the wish
         (that item, to confirm), or corrects what was said (:func:`corrected_at_confirmation`: the
         wish it states, to confirm; without one, the item, when the order has several, and the wish
-        are asked again) or states another wish with its verb ("好的 换成黑色的": the confirmation is asked again, with it). A no that
-        states another wish with its verb ("不要大一码了，换43") is that wish, to confirm, not a
-        no to the exchange."""
+        are asked again) or states another wish with its verb ("好的 换成黑色的": the confirmation
+        is asked again, with it). A no that states another wish with its verb ("不要大一码了，换43")
+        is that wish, to confirm, not a no to the exchange; so is a no that corrects itself and
+        names another item of the order ("我弄混了，该换的是那本皮面笔记本，笔不用换", read as stop):
+        that item."""
         text = tracker.latest_message.get("text")
         wish = service.wish_in(text)
         new_wish = bool(wish) and wish != tracker.get_slot("exchange_to")
@@ -743,14 +752,18 @@ class ValidateExchangeForm(OrderFormValidation):
             # 墨绿色 bottle only by the wish's words (it said the wish again)
             beside_wish = corrected_item(order, service.words_beside(text, tracker.get_slot("exchange_to")))
             if item is not None and (corrected or item == beside_wish != tracker.get_slot("exchange_item")):
-                # "哦我弄混了，要换的是那件印花T恤", "需要换的是T恤": that item
-                return {"exchange_confirmed": None, "exchange_item": item, **({"exchange_to": wish} if wish else {})}
+                return another_item(item, wish)  # "哦我弄混了，要换的是那件印花T恤", "需要换的是T恤": that item
             if corrected:
                 if new_wish and not service.means_another_item(text):
                     return {"exchange_confirmed": None, "exchange_to": wish}  # "刚才说错了，换大一码": that wish
                 several = order is None or len(order.items) > 1
                 return {"exchange_confirmed": None, "exchange_to": None,
                         **({"exchange_item": None} if several else {})}
+        if slot_value is False and service.corrects_itself(text):  # "我弄混了，该换的是那本皮面笔记本，笔不用换"
+            order = await order_to_validate(dispatcher, self.name(), tracker.get_slot("order_number"))
+            item = corrected_item(order, text)
+            if item is not None and item != tracker.get_slot("exchange_item"):
+                return another_item(item, wish)
         if isinstance(slot_value, bool) and new_wish:  # a yes or a no that states another wish
             return {"exchange_confirmed": None, "exchange_to": wish}
         return {"exchange_confirmed": slot_value}

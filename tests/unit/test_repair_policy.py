@@ -17,7 +17,7 @@ from rasa_gpt_components.knowledge import answerability
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
 from rasa_gpt_components.text import (
     after_leading_yes, announces_question, changes_mind, confirms_after, leading_yes_or_no, looks_like_question,
-    only_yes_or_no, restates, says_again,
+    only_yes_or_no, restates, says_again, unnegated_clauses,
 )
 
 DOMAIN = Domain.from_yaml(
@@ -721,6 +721,13 @@ def test_a_question_that_announces_an_aside_is_a_digression_whatever_its_answer_
     assert predict(policy(cancel_intents=[]), asked(aside, 0.95)) == (None, [])  # sure: the rules' stop
     assert predict(policy(cancel_intents=[], aside_intents=[]), asked(aside, 0.63)) == (None, [])
     assert predict(policy(cancel_intents=[]), asked("wait, can I stop this?", 0.63)) == (None, [])  # only a pause
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("我弄混了，该换的是那个充电宝，跑步鞋不用换", "我弄混了，该换的是那个充电宝"), ("it's the power bank, not the shoes", "it's the power bank"),
+    ("不是笔，是笔记本", "是笔记本"), ("I don't want the shoes", ""), ("the lamp", "the lamp")])
+def test_unnegated_clauses(text, kept):
+    assert unnegated_clauses(text) == kept
 
 
 @pytest.mark.parametrize("text, announces", [

@@ -584,6 +584,20 @@ def test_a_correction_at_the_exchange_confirmation_is_no_yes(db_url, order_no, s
 
 
 @pytest.mark.parametrize("said, expected", [
+    ("我弄混了，该换的是那个充电宝，跑步鞋不用换", {"exchange_confirmed": None, "exchange_item": "EL-003"}),
+    ("跑步鞋不用换了", {"exchange_confirmed": False}),  # no correction: the no
+    ("我弄混了，跑步鞋不用换", {"exchange_confirmed": False})])  # names no other item
+def test_a_no_that_corrects_the_item_at_the_exchange_confirmation_is_that_item(db_url, said, expected):
+    """Holdout set 33: "我弄混了，该换的是那本皮面笔记本，笔不用换" at the confirmation, read as stop,
+    cancelled the exchange instead of taking the notebook."""
+    slots = {"language": "zh", "order_number": TWO_ITEMS_SHIPPED, "exchange_item": "CL-003", "exchange_to": "大一码",
+             "requested_slot": "exchange_confirmed"}
+    tracker = confirmation_tracker(slots, said, "stop", exchange_confirmed=False)
+    replies, events = run(bot_actions.ValidateExchangeForm(), tracker, EXCHANGE_FORM_DOMAIN)
+    assert replies == [] and slot_events(events) == expected
+
+
+@pytest.mark.parametrize("said, expected", [
     ("行，按墨绿色那件给我换就好", {"exchange_confirmed": True}),  # the wish said again
     ("不对，是那个墨绿色的运动水壶要换", {"exchange_confirmed": None, "exchange_item": "SP-119"}),  # corrected
     ("要换的其实是运动水壶", {"exchange_confirmed": None, "exchange_item": "SP-119"})])  # named by its name
