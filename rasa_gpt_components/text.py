@@ -226,8 +226,9 @@ def elliptical_question(text: str) -> bool:
 # a message that starts with a plain yes, or a plain no, and says more after it: "对 就是白色",
 # "yes, white is right", "不是，我要白色的"; the rest must not turn it round ("ok wait, no", "好的，
 # 我再想想", "yes I don't want it"). "嗯" and "ok" are as often fillers as a yes: only where what follows restates what is held
-_YES_FIRST = ("please do", "sure thing", "go ahead", "that's correct", "that is correct", "that's right", "that is right",
-              "exactly", "absolutely", "yes", "yeah", "yep", "yup", "sure", "correct", "confirmed", "confirm", "是的", "对的", "没错", "确认", "确定", "好的", "好嘞", "好哒", "可以", "对", "是", "行")
+_YES_FIRST = ("please do", "sure thing", "go ahead", "that's correct", "that is correct", "that's right",
+              "that is right", "exactly", "absolutely", "yes", "yeah", "yep", "yup", "sure", "correct", "confirmed",
+              "confirm", "是的", "对的", "没错", "确认", "确定", "好的", "好嘞", "好哒", "可以", "对", "是", "行")
 # a message that puts it off is a no too: nothing is filed on it ("先别提交，我再量量尺寸", "hold on, not yet")
 _NO_FIRST = ("no", "nope", "nah", "not yet", "hold on", "hang on", "hold off", "don't submit", "dont submit",
              "不对", "不是", "不要", "不用", "不行", "不了", "先别", "先不", "等等", "等一下", "稍等", "否", "不")
