@@ -374,10 +374,14 @@ def _found_in(word: str, said: str) -> bool:
     """Whether ``said`` holds ``word``: a Chinese run by its first two characters, what a Chinese
     phrase qualifies its last word with ("灰色杯子" in "灰色的"), or when two thirds of its characters
     are in pairs of it found there ("卫衣大一码" in "连帽卫衣 大一码"; not "蓝色围巾" in "灰色 羊绒围巾":
-    only 围巾 is; one character: itself); a Latin word by its first four letters ("dumbbell" in
-    "dumbbells")."""
+    only 围巾 is; one character: itself), or a run of two characters (and a 子 or 儿 after them)
+    each found there ("白袜子" in "纯白色 运动袜"); a Latin word by its first four letters ("dumbbell"
+    in "dumbbells")."""
     if "\u4e00" <= word[0] <= "\u9fff":
         if word[:2] in said:
+            return True
+        short = word[:-1] if word[-1] in "子儿" else word  # "白袜子": 白 of 纯白色, 袜 of 运动袜
+        if len(short) == 2 and all(char in said for char in short):
             return True
         covered = {i + j for i in range(len(word) - 1) if word[i:i + 2] in said for j in (0, 1)}
         return len(word) > 1 and 3 * len(covered) >= 2 * len(word)

@@ -670,6 +670,9 @@ def test_a_slot_set_again_to_what_it_held_does_not_stop_the_yes(policy):
     ("好，蓝色围巾，麻烦提交", ["灰色那条", "羊绒围巾 红色"], False),  # a new colour beside the item's name
     ("灰色杯子就行，提交吧", ["灰色的", "陶瓷咖啡杯 粉色"], True), ("杯子换蓝色，提交吧", ["灰色的", "陶瓷咖啡杯 粉色"], False),
     ("blue, yes", ["dark green"], False), ("没问题，换成黑色，提交", ["灰色"], False),
+    # holdout set 31, stop 55: 白 of the wish, 袜 of the item's name
+    ("白袜子就对了，提交吧", ["纯白色的", "运动袜（5 双装） 红色"], True),
+    ("黑袜子就对了，提交吧", ["纯白色的", "运动袜（5 双装） 红色"], False),
     # holdout set 32: what the customer was after, after the yes
     ("rose gold lamp - yes, that's what I'm after", ["Bedside lamp, pearl white", "rose gold"], True),
     ("silver lamp - yes, that's what I'm after", ["Bedside lamp, pearl white", "rose gold"], False)])
