@@ -423,9 +423,15 @@ def without_lead_in(text: str) -> Optional[str]:
     back, …"; "等下 我先问一下 你们能送到新疆吗" -> "你们能送到新疆吗"), or None when the message
     does not start so or nothing would be left. Chatter that names something ("I paid with a
     Mastercard, will I lose anything?") is kept: it may say what the question is about."""
+    parts = _split_lead_in(text)
+    return parts[1] if parts else None
+
+
+def _split_lead_in(text: str) -> Optional[Tuple[str, str]]:
+    """(the lead-in, the question after it) of :func:`without_lead_in`, or None."""
     found = _LEAD_IN.match(text or "")
     rest = text[found.end():].strip() if found and found.end() else ""
-    return rest if rest and _WORD.search(rest) else None
+    return (found.group(0), rest) if rest and _WORD.search(rest) else None
 
 
 # lead-in words that say a question of another matter follows ("quick question", "before I type
@@ -441,9 +447,8 @@ def announces_question(text: str) -> bool:
     (:func:`without_lead_in`) with a word that announces a question, not only a pause ("wait, can
     I stop this?"), and nothing that takes back what the customer was doing ("等等 我先问问前台能不能
     代收 先不改了": :func:`changes_mind`)."""
-    found = _LEAD_IN.match(text or "")
-    return bool(found and found.end() and without_lead_in(text) and looks_like_question(text)
-                and _ANNOUNCING.search(found.group(0)) and not changes_mind(text))
+    parts = _split_lead_in(text)
+    return bool(parts and looks_like_question(text) and _ANNOUNCING.search(parts[0]) and not changes_mind(text))
 
 
 def looks_like_question(text: str) -> bool:

@@ -456,9 +456,8 @@ def corrected_item(order: Optional[service.OrderResult], text: Optional[str]) ->
     none (:func:`text.unnegated_clauses`)."""
     if order is None or not text:
         return None
-    # check_exchange refuses an order with an error
     item = service.item_in_request(order.items, unnegated_clauses(text))
-    checked = service.check_exchange(order, item.sku) if item else None
+    checked = service.check_exchange(order, item.sku) if item else None  # it refuses an order with an error
     return checked.item.sku if checked and checked.item and not checked.error else None
 
 
