@@ -192,6 +192,31 @@ def changes_mind(text: str) -> bool:
     return bool(_CHANGES_MIND.search(text or ""))
 
 
+# words that call off a request by naming it: "drop the exchange", "forget about the refund",
+# "no longer need the swap", "取消换货吧", "退款不要了", "这个换货申请撤回吧"; not "don't cancel the
+# exchange", "别取消换货", a request's own words ("cancel the order, refund me", "算了，换货吧") or what
+# the request is for ("颜色不换了，换大一码": the colour, not the exchange)
+_REQUESTS_EN = r"exchange|swap|refund|return|request|application|claim|address change"
+_CALL_OFF_EN = re.compile(r"\b(?:drop|cancel|call off|scrap|scratch|forget(?: about)?|ditch|abandon|withdraw|undo|"
+                          r"never ?mind|no longer (?:need|want)|(?:don'?t|do not) (?:need|want))\s+"
+                          rf"(?:the|this|that|my|our|your)\s+(?:whole\s+)?(?:[a-z-]+\s+)?(?:{_REQUESTS_EN})\b(?!\s+to\b)",
+                          re.IGNORECASE)
+_REQUESTS_ZH = r"换货|退款|退货|申请|改地址|地址修改|修改地址"
+_CALL_OFF_ZH = re.compile(rf"(?:取消|撤回|撤销|撤掉|不要|不用|不想|不需要|不办)(?:这个|这次|这笔|那个|我的|的)?(?:{_REQUESTS_ZH})|"
+                          rf"(?:{_REQUESTS_ZH})(?:申请|的事)?(?:就|先|还是|也)?"
+                          r"(?:取消|撤回|撤销|撤掉|不要了|不用了|不需要了|不办了|不弄了|就?算了|作罢|免了)")
+_NOT_BEFORE = re.compile(r"(?:\b(?:don'?t|do not|not|never)|别|不要|不用|不)\s*$", re.IGNORECASE)
+
+
+def calls_off(text: str) -> bool:
+    """Whether a message, no question, calls off a request by naming it ("drop the exchange",
+    "退款不要了"): a customer leaving a form in words a classifier reads as its request."""
+    if not text or looks_like_question(text):
+        return False
+    return any(not _NOT_BEFORE.search(text[:found.start()])
+               for pattern in (_CALL_OFF_EN, _CALL_OFF_ZH) for found in pattern.finditer(text))
+
+
 # a question that names only something else and means the question before it: "那西安呢" after
 # "寄到哈尔滨要几天？", "and to Macau?", "what about Hong Kong, same price?". Not a message about the
 # customer's own things ("那我的订单呢"), a request ("那退货呢", "what about a refund?"), one with an order

@@ -87,7 +87,12 @@ per-bot Python.
 - **Cancellation.** During a form, a message whose intent is one of
   ``cancel_intents`` leaves it: ``cancel_response`` is said, the form is
   deactivated and its slots are emptied (except ``keep_slots``); nothing the
-  form would have submitted is submitted.
+  form would have submitted is submitted. So is a message, no question, that
+  calls off a request by naming it ("drop the exchange", "退款不要了") read as the
+  form's own request or torn (``calling_off``): a classifier reads "cancel the
+  exchange please" as the exchange request, which the wish would store and the
+  confirmation's mapping would file. The form is left as a bot's stop rule
+  leaves it (``action_deactivate_loop``), then ``cancel_response`` is said.
 - **Clarification.** Outside a form, when the NLU's top two intents are both
   in ``clarify_intents`` and their confidences differ by less than
   ``clarify_margin``, it asks instead of guessing: ``clarify_response`` with the
@@ -116,7 +121,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
-from rasa.shared.core.constants import ACTION_LISTEN_NAME, REQUESTED_SLOT
+from rasa.shared.core.constants import ACTION_DEACTIVATE_LOOP_NAME, ACTION_LISTEN_NAME, REQUESTED_SLOT
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, Event, SlotSet, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
@@ -129,7 +134,7 @@ from rasa_gpt_components.knowledge import answerability as knowledge_answerabili
 from rasa_gpt_components.metrics import REPAIRS, log_fields
 from rasa_gpt_components.policies.readings import ranked_intents
 from rasa_gpt_components.text import (
-    after_leading_yes, announces_question, changes_mind, clean_text, confirms_after, leading_yes_or_no,
+    after_leading_yes, announces_question, calls_off, changes_mind, clean_text, confirms_after, leading_yes_or_no,
     looks_like_question, restates, says_again,
 )
 
@@ -205,6 +210,12 @@ class RepairSettings:
     cancel_intents: Tuple[str, ...] = ("stop",)
     cancel_response: Optional[str] = "utter_form_cancelled"
     keep_slots: Tuple[str, ...] = ()
+    # a message, no question, read as the request that started the form (or torn, nlu_fallback), that
+    # calls a request off by naming it ("drop the exchange" read as request_exchange; text.calls_off):
+    # the form is left as a bot's stop rule leaves it (action_deactivate_loop, its slots emptied except
+    # `keep_slots`), then `cancel_response` is said; whatever `cancel_intents` are (off when the domain
+    # has no `cancel_response`)
+    calling_off: bool = True
     forms: Tuple[str, ...] = ()  # the forms it repairs; empty: every form
     clarify_intents: Tuple[str, ...] = ()  # empty: no clarification
     clarify_margin: float = 0.15
@@ -276,6 +287,11 @@ class ConversationRepairPolicy(Policy):
             if missing:
                 raise RasaException(f"ConversationRepairPolicy: clarification needs the slots {missing} in the "
                                     "domain (type text, mapping custom); see docs/conversation_repair.md.")
+        if self.settings.calling_off and not self.settings.cancel_intents and self.settings.cancel_response not in known:
+            raise_warning(f"ConversationRepairPolicy: '{self.settings.cancel_response}' (cancel_response) is not in "
+                          "the domain, so a form called off in words read as its request (\"drop the exchange\") is "
+                          "not left. Set cancel_response to what the bot says when a form is stopped, or "
+                          "calling_off: false; see docs/conversation_repair.md.")
         if self.settings.route_by_answerability and self.settings.knowledge_answer not in known:
             raise_warning(f"ConversationRepairPolicy: '{self.settings.knowledge_answer}' (knowledge_answer) is not "
                           "in the domain, so digressions are not routed by what the knowledge base answers. Set "
@@ -323,6 +339,8 @@ class ConversationRepairPolicy(Policy):
         if ran is not None and ran.policy == type(self).__name__ and tracker.latest_action_name != ACTION_LISTEN_NAME:
             # after its own answer the form asks its slot again; after a cancellation, listen
             own = (ran.metadata or {}).get("repair")
+            if own == "calling_off":  # the form left: then what a cancellation says
+                return self.settings.cancel_response, "cancellation", []
             if own == "digression" and tracker.active_loop_name:
                 return tracker.active_loop_name, "resume", []
             if own == "switch":  # after the switch's response, the new form; after the form, its own course
@@ -366,6 +384,10 @@ class ConversationRepairPolicy(Policy):
             leading = self._leading_no(tracker, domain, form)
             if leading is not None:
                 return form, "agreement", [leading]
+        if self._calls_off(tracker, domain, name, question):
+            # before the mappings: "cancel the exchange please" read as the exchange request, which the
+            # confirmation maps to yes, must not file it, nor be the wish at "which colour instead?"
+            return ACTION_DEACTIVATE_LOOP_NAME, "calling_off", _emptied(domain, form, self.settings.keep_slots)
         if _answered_by_mapping(tracker, domain, name):
             if question and name not in self.settings.question_mapping_intents:
                 # a question is not the answer its intent's mapping names: answered, and the value taken back
@@ -443,6 +465,16 @@ class ConversationRepairPolicy(Policy):
             return None
         found, value = _intent_value(domain, asked, self.settings.no_intent, form)
         return SlotSet(asked, value) if found else None
+
+    def _calls_off(self, tracker: DialogueStateTracker, domain: Domain, intent: Optional[str], question: bool) -> bool:
+        """``calling_off``: whether the message, no question, read as the request that started the
+        form (or torn, ``nlu_fallback``), calls a request off by naming it (``text.calls_off``: "drop the
+        exchange", "退款不要了"), and the domain has ``cancel_response`` to say so."""
+        s = self.settings
+        if not s.calling_off or question or s.cancel_response not in domain.action_names_or_texts:
+            return False
+        return intent in (_form_request(tracker), DEFAULT_NLU_FALLBACK_INTENT_NAME) \
+            and calls_off(clean_text(tracker.latest_message.text or ""))
 
     def _answer_for(self, intent: Optional[str]) -> str:
         """The response that answers a digression with this intent."""
@@ -575,8 +607,12 @@ def _form_request(tracker: DialogueStateTracker) -> Optional[str]:
 
 def _leaving_form(domain: Domain, form: str, keep: Sequence[str] = ()) -> List[Event]:
     """The form deactivated, nothing asked, and its required slots emptied except ``keep``."""
-    return [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)] + [
-        SlotSet(slot, None) for slot in domain.required_slots_for_form(form) if slot not in keep]
+    return [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)] + _emptied(domain, form, keep)
+
+
+def _emptied(domain: Domain, form: str, keep: Sequence[str] = ()) -> List[Event]:
+    """The form's required slots emptied, except ``keep``."""
+    return [SlotSet(slot, None) for slot in domain.required_slots_for_form(form) if slot not in keep]
 
 
 def _intent_mappings(domain: Domain, slot_name: Optional[str], intent: Optional[str]) -> List[Dict[str, Any]]:

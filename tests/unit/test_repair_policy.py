@@ -16,7 +16,7 @@ from rasa.shared.exceptions import RasaException
 from rasa_gpt_components.knowledge import answerability
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
 from rasa_gpt_components.text import (
-    after_leading_yes, announces_question, changes_mind, confirms_after, leading_yes_or_no, looks_like_question,
+    after_leading_yes, announces_question, calls_off, changes_mind, confirms_after, leading_yes_or_no, looks_like_question,
     only_yes_or_no, restates, says_again, unnegated_clauses,
 )
 
@@ -359,6 +359,70 @@ def test_cancellation_can_be_left_to_the_bot(policy):
         (None, [])
 
 
+def asking_wish():
+    """The exchange form, started by the exchange request, has the order number and asks for the wish."""
+    return [ActionExecuted(ACTION_LISTEN_NAME),
+            UserUttered("swap the pillowcase from ES2611210006", intent={"name": "request_exchange", "confidence": 0.9}),
+            SlotSet("order_number", "ES2611210006"), ActionExecuted("exchange_form"), ActiveLoop("exchange_form"),
+            SlotSet(REQUESTED_SLOT, "exchange_to")]
+
+
+def calling_off(text, intent="request_exchange", confidence=0.56):
+    """The customer's message at the wish, which the free-text mapping stored as the wish."""
+    return [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(text, intent={"name": intent, "confidence": confidence}),
+            SlotSet("exchange_to", text)]
+
+
+def test_a_form_called_off_in_words_read_as_its_request_is_left(policy):
+    # holdout set 33: "the navy pillowcase has grown on me. drop the exchange" read as request_exchange 0.56 was
+    # stored as the wish; the bot's rules stop forms (cancel_intents: []), so it leaves the form as they do
+    said = asking_wish() + calling_off("you know what, the navy pillowcase has grown on me. drop the exchange")
+    for config in ({}, {"cancel_intents": []}):
+        assert predict(policy(**config), said) == \
+            ("action_deactivate_loop", [SlotSet("order_number", None), SlotSet("exchange_to", None)])
+    assert predict(policy(keep_slots=["order_number"]), said)[1] == [SlotSet("exchange_to", None)]
+    tracker = DialogueStateTracker.from_events("u", said, slots=DOMAIN.slots)
+    assert policy().predict_action_probabilities(tracker, DOMAIN).action_metadata == {"repair": "calling_off"}
+    left = said + [SlotSet("order_number", None), SlotSet("exchange_to", None),
+                   ActionExecuted("action_deactivate_loop", policy=NAME, confidence=1.0, metadata={"repair": "calling_off"}),
+                   ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)]
+    assert predict(policy(), left) == ("utter_form_cancelled", [])  # then what a cancellation says
+    stopped = left + [ActionExecuted("utter_form_cancelled", policy=NAME, confidence=1.0,
+                                     metadata={"repair": "cancellation"})]
+    assert predict(policy(), stopped) == (ACTION_LISTEN_NAME, [])
+    # torn, in Chinese; and at the confirmation, whose mapping takes the request as the yes
+    assert predict(policy(), asking_wish() + calling_off("这个换货申请撤回吧", "nlu_fallback", 0.3))[0] == \
+        "action_deactivate_loop"
+    filing = confirming() + [ActionExecuted(ACTION_LISTEN_NAME),
+                             UserUttered("scrap the refund, it works now", intent={"name": "request_refund",
+                                                                                  "confidence": 0.6}),
+                             SlotSet("refund_confirmed", True)]
+    assert predict(policy(), filing)[0] == "action_deactivate_loop"
+
+
+def test_only_a_message_that_calls_the_request_off_leaves_the_form(policy):
+    for text in ("navy, and don't cancel the exchange", "the exchange request is for navy"):
+        assert predict(policy(), asking_wish() + calling_off(text)) == (None, []), text
+    # a question about it, read as the request, is a digression: answered, not stored
+    assert predict(policy(), asking_wish() + calling_off("can I cancel the exchange?")) == \
+        ("utter_generative_fallback", [SlotSet("exchange_to", None)])
+    # another reading is left to the other repairs and the rules ("never mind the exchange" read as stop)
+    assert predict(policy(cancel_intents=[]), asking_wish() + calling_off("never mind the exchange", "stop", 0.88)) == \
+        (None, [])
+    assert predict(policy(calling_off=False), asking_wish() + calling_off("drop the exchange")) == (None, [])
+
+
+def test_calling_off_needs_the_response_a_cancellation_says(policy):
+    bare = Domain.from_yaml('version: "3.1"\nforms:\n  exchange_form:\n    required_slots: [exchange_to]\n'
+                            'slots:\n  exchange_to: {type: text, mappings: [{type: from_text}]}\n'
+                            'responses:\n  utter_knowledge_answer: [{text: a}]\n  utter_generative_fallback: [{text: b}]\n')
+    with pytest.warns(UserWarning, match="utter_form_cancelled.*calling_off: false"):
+        policy(cancel_intents=[]).train([], bare)
+    tracker = DialogueStateTracker.from_events("u", asking_wish() + calling_off("drop the exchange"), slots=bare.slots)
+    prediction = policy(cancel_intents=[]).predict_action_probabilities(tracker, bare)
+    assert max(prediction.probabilities) == 0.0  # off: no response to say it with
+
+
 def torn(text, *ranking):
     """The customer's message, which FallbackClassifier turned into nlu_fallback."""
     intent = {"name": "nlu_fallback", "confidence": 0.3}
@@ -614,6 +678,20 @@ def test_a_customer_who_changes_their_mind_switches_at_a_free_text_slot_with_the
 ])
 def test_changes_mind(text, changes):
     assert changes_mind(text) is changes
+
+
+@pytest.mark.parametrize("text, calls", [
+    ("you know what, the navy pillowcase has grown on me. drop the exchange", True), ("forget about the refund", True),
+    ("no longer need the swap", True), ("I don't need the refund anymore", True), ("never mind the exchange", True),
+    ("取消换货吧，颜色其实挺好", True), ("退款不要了，东西能用", True), ("这个换货申请撤回吧", True), ("不用退款了", True),
+    # not calling off: negated, a question, the request's own words, what it is for, what it did
+    ("don't cancel the exchange", False), ("别取消换货", False), ("不要取消换货", False), ("can I cancel the exchange?", False),
+    ("能取消换货吗", False), ("cancel the order and refund me", False), ("I want to cancel and return it", False),
+    ("算了，换货吧", False), ("颜色不换了，换大一码", False), ("I don't want the refund to go to my card", False),
+    ("the refund was cancelled by mistake", False), ("申请退款", False), ("", False),
+])
+def test_calls_off(text, calls):
+    assert calls_off(text) is calls
 
 
 def test_a_yes_that_says_more_is_the_yes(policy):
