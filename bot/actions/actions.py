@@ -56,7 +56,9 @@ from rasa_gpt_components.recommend import (
     request_to_dict,
     word_details,
 )
-from rasa_gpt_components.text import after_leading_yes, clean_text, leading_yes_or_no, restates, unnegated_clauses
+from rasa_gpt_components.text import (
+    after_leading_yes, clean_text, leading_yes_or_no, looks_like_question, restates, unnegated_clauses,
+)
 from rasa_gpt_components.yaml_files import read_yaml_file
 
 from shop import service
@@ -525,7 +527,18 @@ class ValidateRefundForm(OrderFormValidation):
         """The reason the request itself gave ("耳机降噪没什么效果，想退", "I want to return order
         ES2611210006, the blender arrived cracked"), at the form's start: the form does not ask
         for what the customer already said (:func:`service.reason_in_request`); its confirmation
-        shows it, and a new reason there replaces it."""
+        shows it, and a new reason there replaces it. There, a message that corrects the reason
+        (:func:`service.corrected_reason`: "我写错了，原因是月饼皮已经发硬裂开了", holdout set 33, read as
+        nlu_fallback, which domain.yml's mapping does not take) is the new reason, however it was
+        read: the confirmation is asked again with it."""
+        text = tracker.latest_message.get("text")
+        if tracker.get_slot(REQUESTED_SLOT) == "refund_confirmed" and not looks_like_question(text or ""):
+            corrected = service.corrected_reason(text)
+            if not corrected:
+                return {}
+            # not the yes or no a mapping of its reading made it ("不对，原因是过敏了" read as deny)
+            undone = {"refund_confirmed": None} if tracker.get_slot("refund_confirmed") is not None else {}
+            return {"refund_reason": corrected, **undone}
         if (tracker.get_slot(REQUESTED_SLOT) or tracker.get_slot("refund_reason")
                 or latest_intent(tracker) != "request_refund"):
             return {}

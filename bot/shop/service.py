@@ -207,8 +207,9 @@ _CORRECTION = re.compile(r"不对|不是这|说错|搞错|弄错|写错|打错|�
                          r"the other way (?:a)?round|"
                          r"i (?:got )?(?:them |it |those )?mixed (?:them |it |those )?up)\b", re.IGNORECASE)
 # what comes before a corrected reason: "不对，原因是", "no, wait, the reason is wrong:", "sorry,"
-_REASON_INTRO = re.compile(r"^.*?(?:(?:原因|理由)(?:(?:是|改成|改为|换成)\s*[:：]?|\s*[:：])|"
-                           r"\breason(?:\s+is(?:\s+wrong)?\s*[:：]?|\s*[:：]))\s*|"
+_GIVES_REASON = (r"^.*?(?:(?:原因|理由)(?:(?:是|改成|改为|换成)\s*[:：]?|\s*[:：])|"
+                 r"\breason(?:\s+is(?:\s+wrong)?\s*[:：]?|\s*[:：]))\s*")
+_REASON_INTRO = re.compile(_GIVES_REASON + r"|"
                            r"^(?:(?:不对|说错了|我说错了|错了|等等|等一下)[\s,，。.!！:：]+|"
                            r"(?:no|nope|wait|sorry|oops|actually)\s*[,，.!！:：]\s*)+", re.IGNORECASE)
 
@@ -293,6 +294,18 @@ def means_another_item(text: Optional[str]) -> bool:
 def corrects_itself(text: Optional[str]) -> bool:
     """Whether ``text`` says that something said before was wrong."""
     return bool(text) and bool(_CORRECTION.search(text))
+
+
+_GIVES_REASON_AT = re.compile(_GIVES_REASON, re.IGNORECASE)
+
+
+def corrected_reason(text: Optional[str]) -> Optional[str]:
+    """The refund reason a correction gives ("我写错了，原因是月饼皮已经发硬裂开了" -> "月饼皮已经发硬裂开了",
+    "sorry, wrong reason: the strap snapped"): a message that says something said before was
+    wrong and then gives the reason ("原因是…", "the reason is…", "reason: …"); None for any other
+    message ("不对，原因写错了" gives none)."""
+    given = _GIVES_REASON_AT.match(text or "") if corrects_itself(text) else None
+    return clean_reason(text[given.end():]) if given else None
 
 
 # the verbs that ask for a wish: "换成黑色", "change it to black"

@@ -540,6 +540,30 @@ def test_a_new_reason_at_the_refund_confirmation_replaces_the_old_one(db_url, sa
     assert slot_events(events) == {"refund_reason": reason}
 
 
+@pytest.mark.parametrize("said, intent, candidates, reason", [
+    # holdout set 33: read as nlu_fallback, which the domain's mapping does not take: the fallback answered
+    # and the old reason was filed
+    ("我写错了，原因是月饼皮已经发硬裂开了，冰袋化了倒无所谓", "nlu_fallback", {}, "月饼皮已经发硬裂开了,冰袋化了倒无所谓"),
+    # read as a no (the repair policy's leading no): the new reason, to confirm, not nothing filed
+    ("不对，原因是过敏了", "deny", {"refund_confirmed": False}, "过敏了"),
+    ("sorry, wrong reason: the strap snapped", "complaint", {"refund_reason": "sorry, wrong reason: the strap snapped"},
+     "the strap snapped")])
+def test_a_corrected_reason_at_the_refund_confirmation_is_the_new_reason_however_read(db_url, said, intent,
+                                                                                     candidates, reason):
+    tracker = confirmation_tracker(REFUND_CONFIRMATION, said, intent, **candidates)
+    replies, events = run(bot_actions.ValidateRefundForm(), tracker, REFUND_FORM_DOMAIN)
+    assert replies == [] and slot_events(events) == {"refund_reason": reason, **(
+        {"refund_confirmed": None} if "refund_confirmed" in candidates else {})}
+
+
+@pytest.mark.parametrize("said, intent", [("不对，原因写错了", "deny"), ("我写错了，原因是什么来着？", "nlu_fallback"),
+                                          ("no hang on, I put the wrong reason", "deny")])
+def test_a_correction_that_gives_no_reason_changes_no_reason(db_url, said, intent):
+    tracker = confirmation_tracker(REFUND_CONFIRMATION, said, intent)
+    _, events = run(bot_actions.ValidateRefundForm(), tracker, REFUND_FORM_DOMAIN)
+    assert "refund_reason" not in slot_events(events)
+
+
 @pytest.mark.parametrize("said", ["correct, the 50 ml bottle", "是的，就是那瓶50ml的"])
 def test_a_yes_that_says_more_at_the_refund_confirmation_is_a_yes(db_url, said):
     """Holdout set 27: read as inform, it replaced the reason, and the confirmation was asked again."""
