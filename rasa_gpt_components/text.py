@@ -252,8 +252,13 @@ def elliptical_question(text: str) -> bool:
 # "yes, white is right", "不是，我要白色的"; the rest must not turn it round ("ok wait, no", "好的，
 # 我再想想", "yes I don't want it"). "嗯" and "ok" are as often fillers as a yes: only where what follows restates what is held
 _YES_FIRST = ("please do", "sure thing", "go ahead", "that's correct", "that is correct", "that's right",
-              "that is right", "exactly", "absolutely", "yes", "yeah", "yep", "yup", "sure", "correct", "confirmed",
-              "confirm", "是的", "对的", "没错", "确认", "确定", "好的", "好嘞", "好哒", "可以", "对", "是", "行")
+              "that is right", "exactly", "absolutely", "yes", "yeah", "yep", "yup", "sure", "correct",
+              "confirmed", "confirm", "是的", "对的", "没错", "确认", "确定", "好的", "好嘞", "好哒", "可以", "对", "是", "行")
+# words of agreement that are a yes only before a pause: "agreed, a white mat in place of the red one",
+# "good, that's the band I meant"; not "good morning", "right away", "great question"
+_PAUSED_YES_FIRST = ("that works", "sounds good", "sounds great", "agreed", "perfect", "alright", "great", "good",
+                     "right")
+_PAUSE = ",.!;:，。！；：-–—"
 # a message that puts it off is a no too: nothing is filed on it ("先别提交，我再量量尺寸", "hold on, not yet")
 _NO_FIRST = ("no", "nope", "nah", "not yet", "hold on", "hang on", "hold off", "don't submit", "dont submit",
              "不对", "不是", "不要", "不用", "不行", "不了", "先别", "先不", "等等", "等一下", "稍等", "否", "不")
@@ -265,10 +270,22 @@ _TURNS_ROUND = re.compile(r"\b(?:no|not|nope|wait|hold on|one sec|but|however|ac
                           r"maybe)\b|n't|不|没|别|等|但|可是|不过|算了|错|想想|考虑|明天|再说|稍|问问", re.IGNORECASE)
 # words of a no that say yes: "没问题", "no problem"
 _NOT_TURNING = re.compile(r"没错|没问题|\bno (?:problem|worries)\b", re.IGNORECASE)
+# a confirmation that says again what is held and goes ahead at its end: "red's good, thanks, submit it",
+# "大一码对了，交了吧", "瑜伽垫的原因就这个，提交吧", "换藏青挺好，就按这个来"
+# ("麻烦提交", "please submit it", "照常退": as it was)
+_GO_AHEAD = (r"(?:please\s+)?(?:go ahead and\s+)?(?:submit(?:\s+(?:it|that|away))?|go on|go ahead|confirm(?:\s+it)?|"
+             r"proceed|do it|(?:file|lodge|send|put) (?:it|that|the (?:refund|exchange|request|change))"
+             r"(?:\s+(?:in|off|through))?)|(?:(?:麻烦|请)(?:你|您)?|帮我)*(?:交上去吧?|提交吧?|交了吧?|就?按这个来|就这么换|就这么办|确认|"
+             r"照常(?:退|换|改|办|提交)?吧?|照旧)")
+# words of a yes that only say the swap or the choice is right: "a white mat in place of the red one",
+# "green instead of pink, that's the plan", "the band and colour I meant", "a dark green bottle suits me fine"
+_SWAPPING_WORDS = (r"\b(?:in place of|instead of|instead|that(?:'?s| is) the plan|(?:what )?i (?:meant|wanted|had in mind)|"
+                   r"suits me(?: fine)?|works for me|fine by me)\b")
 # what a yes may add without saying anything new: "对 就是白色" -> "白色", "yes that's right, go ahead" -> ""
 # (praise of what is held confirms it too: "是，米白挺好", "yes, grey is perfect")
 _CONFIRMING_WORDS = re.compile(r"就是|就这样|就这个|这个|那个|没错|没问题|对的|是的|提交吧|提交|确认|可以|麻烦了|谢谢|"
-                               r"挺好|很好|好看|[吧的了呀啊哈嗯就]|"
+                               r"挺好|很好|好看|[这那]么换|这样换|我?满意|换货|退款|退货|[吧的了呀啊哈嗯就]|"
+                               rf"{_SWAPPING_WORDS}|(?<![a-z])(?:{_GO_AHEAD})(?![a-z])|"
                                r"\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|and|"
                                r"no problem|no worries|thanks|thank you|the|one|just|do it|submit|great|good|perfect|"
                                r"nice|lovely)\b", re.IGNORECASE)
@@ -314,7 +331,7 @@ def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str, str]]:
     stripped = (text or "").strip().replace("\u2019", "'")  # "that’s right": "that's right"
     if looks_like_question(stripped):
         return None
-    yes_words = _YES_FIRST + (_SOFT_YES_FIRST if soft else ())
+    yes_words = _YES_FIRST + _PAUSED_YES_FIRST + (_SOFT_YES_FIRST if soft else ())
     for words, answer in ((_NO_FIRST, False), (yes_words, True)):  # "不是" before "是"
         for word in words:
             if not stripped.lower().startswith(word):
@@ -325,18 +342,14 @@ def _leading(text: str, soft: bool = False) -> Optional[Tuple[bool, str, str]]:
                 continue  # only the word, or the start of another word ("yesterday" is not "yes")
             if (len(word) == 1 or word == "不了") and not latin and rest[:1] not in " ,，。.!！~～、":
                 continue  # "是这样的", "不合适", "不了解": the word starts another word
+            if word in _PAUSED_YES_FIRST and rest.lstrip(" ")[:1] not in _PAUSE:
+                continue  # "good morning", "right away"
             if answer and _TURNS_ROUND.search(_NOT_TURNING.sub("", rest)):
                 return None
             return answer, rest, word
     return None
 
 
-# a confirmation that says again what is held and goes ahead at its end: "red's good, thanks, submit it",
-# "大一码对了，交了吧", "瑜伽垫的原因就这个，提交吧", "换藏青挺好，就按这个来"
-# ("麻烦提交", "please submit it", "照常退": as it was)
-_GO_AHEAD = (r"(?:please\s+)?(?:submit(?:\s+(?:it|that|away))?|file it|go on|go ahead|confirm(?:\s+it)?|proceed|do it|"
-             r"send it(?:\s+in)?)|(?:(?:麻烦|请)(?:你|您)?|帮我)*(?:交上去吧?|提交吧?|交了吧?|就?按这个来|就这么换|就这么办|确认|"
-             r"照常(?:退|换|改|办|提交)?吧?|照旧)")
 # a plain yes at the end says it too, after what is held ("dark green, yes, that's the one I meant")
 _PLAIN_YES = r"yes|yep|yeah|correct|对的|是的|没错|没问题"
 _AGREEING = (r"okay|ok|right|fine|good|great|perfect|thanks|thank you|please|"
@@ -346,7 +359,8 @@ _AGREEING = (r"okay|ok|right|fine|good|great|perfect|thanks|thank you|please|"
              r"[吧了哈啊呀]")
 _TAIL = re.compile(rf"(?:[\s,，.。!！~～:：;；]*(?:(?P<go>{_GO_AHEAD})|(?P<yes>{_PLAIN_YES})|{_AGREEING})(?![a-z]))"
                    rf"[\s,，.。!！~～]*$", re.IGNORECASE)
-_RESTATING_WORDS = re.compile(r"的?原因|理由|is what i (?:asked|wanted)(?: for)?|(?:is|was) (?:the )?(?:reason|one|right|correct)|"
+_RESTATING_WORDS = re.compile(rf"{_SWAPPING_WORDS}|"
+                              r"的?原因|理由|is what i (?:asked|wanted)(?: for)?|(?:is|was) (?:the )?(?:reason|one|right|correct)|"
                               r"就这个|就这样|就行|对了|可以|挺好|很好|好嘞|换成|换|[这那][单件条双个]|[的吧了哈就]|'s\b",
                               re.IGNORECASE)
 _FILLER_WORDS = {"a", "an", "the", "is", "it", "its", "that", "this", "one", "and", "with", "of", "on", "in", "to", "for",

@@ -365,6 +365,12 @@ class ConversationRepairPolicy(Policy):
             if agreed is not None:
                 return form, "agreement", [agreed]
         question = looks_like_question(tracker.latest_message.text or "")
+        if self.settings.leading_yes and not question:
+            # before a switch: "great, silver headphones, please send it off" at an exchange's
+            # confirmation, read as request_refund 0.88, says yes to what is held
+            agreed = self._yes_that_says_more(tracker, domain, form)
+            if agreed:
+                return form, "agreement", agreed
         other_form = self.settings.switch_forms.get(name)
         if other_form and other_form != form and not _answered_by_mapping(tracker, domain, name):
             # a question that announces an aside asks about the other request, however sure the
@@ -395,10 +401,6 @@ class ConversationRepairPolicy(Policy):
             return form, "answer", []
         if name in self.settings.cancel_intents and self.settings.cancel_response:
             return self.settings.cancel_response, "cancellation", _leaving_form(domain, form, self.settings.keep_slots)
-        if self.settings.leading_yes and not question:
-            agreed = self._yes_that_says_more(tracker, domain, form)
-            if agreed:
-                return form, "agreement", agreed
         digression = (name in self.settings.digression_intents
                       and (name in ("nlu_fallback", "out_of_scope") or confidence >= self.settings.threshold)
                       and (question or not self.settings.questions_only))

@@ -703,6 +703,19 @@ def test_a_yes_that_says_more_is_the_yes(policy):
         assert predict(policy(leading_yes=False), confirming() + yes)[0] != "refund_form"
 
 
+def test_a_yes_that_says_more_read_as_another_form_s_request_is_no_switch(policy):
+    # holdout set 34: "great, silver headphones, please send it off" at an exchange's confirmation, read as
+    # request_refund 0.88, had left the exchange for a refund
+    said = confirming() + [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(
+        "great, the zip broke, please file it", intent={"name": "request_exchange", "confidence": 0.88})]
+    config = {"switch_forms": SWITCH, "leading_yes_intents": ["inform", "request_exchange"]}
+    assert predict(policy(**config), said) == ("refund_form", [SlotSet("refund_confirmed", True)])
+    assert predict(policy(switch_forms=SWITCH), said)[0] == "utter_form_switched"  # not one of leading_yes_intents
+    new = confirming() + [ActionExecuted(ACTION_LISTEN_NAME), UserUttered(
+        "great, swap it for a blue one instead", intent={"name": "request_exchange", "confidence": 0.88})]
+    assert predict(policy(**config), new)[0] == "utter_form_switched"  # something new: the switch
+
+
 def test_a_yes_at_the_end_after_what_the_form_holds_is_the_yes(policy):
     # holdout set 30: "the zip broke, correct, go on" read as inform at the refund confirmation
     # became the new reason and the confirmation was asked again
@@ -934,9 +947,17 @@ def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
     # "好嘞" (holdout set 30: "好嘞，耳机就这么换" was asked again)
     ("好嘞，就是黑色", True, "黑色"), ("好嘞，我再想想", None, None),
     # "that's correct" first (holdout set 32: "that's correct, black notebooks" got the fallback)
-    ("that's correct, black notebooks", True, "black notebooks"), ("that\u2019s right, go on", True, "go on"),
+    ("that's correct, black notebooks", True, "black notebooks"), ("that\u2019s right, go on", True, ""),
     ("exactly, the black ones", True, "black ones"), ("that's right but wait", None, None),
     ("that's correctly sized", None, None),
+    # words of agreement before a pause, and the swap or choice said right (holdout set 34, seen)
+    ("agreed, a white mat in place of the red one", True, "a white mat red"),
+    ("perfect, a dark green bottle suits me fine", True, "a dark green bottle"),
+    ("good, that's the band and colour I meant", True, "band colour"),
+    ("great, silver headphones, please send it off", True, "silver headphones"),
+    ("yep, green instead of pink, that's the plan", True, "green pink"), ("对，手环这么换我满意", True, "手环"),
+    ("行，保温杯的换货可以提交了", True, "保温杯"), ("good morning", None, None), ("right away please, make it blue", None, None),
+    ("great question, does it fold?", None, None), ("perfect!", None, None),
 ])
 def test_leading_yes_or_no(text, answer, rest):
     assert leading_yes_or_no(text) is answer
