@@ -199,7 +199,8 @@ def changes_mind(text: str) -> bool:
 _REQUESTS_EN = r"exchange|swap|refund|return|request|application|claim|address change"
 _CALL_OFF_EN = re.compile(r"\b(?:drop|cancel|call off|scrap|scratch|forget(?: about)?|ditch|abandon|withdraw|undo|"
                           r"never ?mind|no longer (?:need|want)|(?:don'?t|do not) (?:need|want))\s+"
-                          rf"(?:the|this|that|my|our|your)\s+(?:whole\s+)?(?:[a-z-]+\s+)?(?:{_REQUESTS_EN})\b(?!\s+to\b)",
+                          r"(?:the|this|that|my|our|your)\s+(?:whole\s+)?(?:[a-z-]+\s+)?"
+                          rf"(?:{_REQUESTS_EN})\b(?!\s+to\b)",
                           re.IGNORECASE)
 _REQUESTS_ZH = r"换货|退款|退货|申请|改地址|地址修改|修改地址"
 _CALL_OFF_ZH = re.compile(rf"(?:取消|撤回|撤销|撤掉|不要|不用|不想|不需要|不办)(?:这个|这次|这笔|那个|我的|的)?(?:{_REQUESTS_ZH})|"
@@ -279,8 +280,8 @@ _GO_AHEAD = (r"(?:please\s+)?(?:go ahead and\s+)?(?:submit(?:\s+(?:it|that|away)
              r"照常(?:退|换|改|办|提交)?吧?|照旧)")
 # words of a yes that only say the swap or the choice is right: "a white mat in place of the red one",
 # "green instead of pink, that's the plan", "the band and colour I meant", "a dark green bottle suits me fine"
-_SWAPPING_WORDS = (r"\b(?:in place of|instead of|instead|that(?:'?s| is) the plan|(?:what )?i (?:meant|wanted|had in mind)|"
-                   r"suits me(?: fine)?|works for me|fine by me)\b")
+_SWAPPING_WORDS = (r"\b(?:in place of|instead of|instead|that(?:'?s| is) the plan|"
+                   r"(?:what )?i (?:meant|wanted|had in mind)|suits me(?: fine)?|works for me|fine by me)\b")
 # what a yes may add without saying anything new: "对 就是白色" -> "白色", "yes that's right, go ahead" -> ""
 # (praise of what is held confirms it too: "是，米白挺好", "yes, grey is perfect")
 _CONFIRMING_WORDS = re.compile(r"就是|就这样|就这个|这个|那个|没错|没问题|对的|是的|提交吧|提交|确认|可以|麻烦了|谢谢|"
@@ -360,7 +361,8 @@ _AGREEING = (r"okay|ok|right|fine|good|great|perfect|thanks|thank you|please|"
 _TAIL = re.compile(rf"(?:[\s,，.。!！~～:：;；]*(?:(?P<go>{_GO_AHEAD})|(?P<yes>{_PLAIN_YES})|{_AGREEING})(?![a-z]))"
                    rf"[\s,，.。!！~～]*$", re.IGNORECASE)
 _RESTATING_WORDS = re.compile(rf"{_SWAPPING_WORDS}|"
-                              r"的?原因|理由|is what i (?:asked|wanted)(?: for)?|(?:is|was) (?:the )?(?:reason|one|right|correct)|"
+                              r"的?原因|理由|is what i (?:asked|wanted)(?: for)?|"
+                              r"(?:is|was) (?:the )?(?:reason|one|right|correct)|"
                               r"就这个|就这样|就行|对了|可以|挺好|很好|好嘞|换成|换|[这那][单件条双个]|[的吧了哈就]|'s\b",
                               re.IGNORECASE)
 _FILLER_WORDS = {"a", "an", "the", "is", "it", "its", "that", "this", "one", "and", "with", "of", "on", "in", "to", "for",

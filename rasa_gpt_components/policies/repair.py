@@ -287,8 +287,9 @@ class ConversationRepairPolicy(Policy):
             if missing:
                 raise RasaException(f"ConversationRepairPolicy: clarification needs the slots {missing} in the "
                                     "domain (type text, mapping custom); see docs/conversation_repair.md.")
-        if self.settings.calling_off and not self.settings.cancel_intents and self.settings.cancel_response not in known:
-            raise_warning(f"ConversationRepairPolicy: '{self.settings.cancel_response}' (cancel_response) is not in "
+        s = self.settings
+        if s.calling_off and not s.cancel_intents and s.cancel_response not in known:
+            raise_warning(f"ConversationRepairPolicy: '{s.cancel_response}' (cancel_response) is not in "
                           "the domain, so a form called off in words read as its request (\"drop the exchange\") is "
                           "not left. Set cancel_response to what the bot says when a form is stopped, or "
                           "calling_off: false; see docs/conversation_repair.md.")

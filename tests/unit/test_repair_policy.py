@@ -16,8 +16,8 @@ from rasa.shared.exceptions import RasaException
 from rasa_gpt_components.knowledge import answerability
 from rasa_gpt_components.policies.repair import ConversationRepairPolicy
 from rasa_gpt_components.text import (
-    after_leading_yes, announces_question, calls_off, changes_mind, confirms_after, leading_yes_or_no, looks_like_question,
-    only_yes_or_no, restates, says_again, unnegated_clauses,
+    after_leading_yes, announces_question, calls_off, changes_mind, confirms_after, leading_yes_or_no,
+    looks_like_question, only_yes_or_no, restates, says_again, unnegated_clauses,
 )
 
 DOMAIN = Domain.from_yaml(
@@ -362,7 +362,8 @@ def test_cancellation_can_be_left_to_the_bot(policy):
 def asking_wish():
     """The exchange form, started by the exchange request, has the order number and asks for the wish."""
     return [ActionExecuted(ACTION_LISTEN_NAME),
-            UserUttered("swap the pillowcase from ES2611210006", intent={"name": "request_exchange", "confidence": 0.9}),
+            UserUttered("swap the pillowcase from ES2611210006",
+                        intent={"name": "request_exchange", "confidence": 0.9}),
             SlotSet("order_number", "ES2611210006"), ActionExecuted("exchange_form"), ActiveLoop("exchange_form"),
             SlotSet(REQUESTED_SLOT, "exchange_to")]
 
@@ -384,7 +385,8 @@ def test_a_form_called_off_in_words_read_as_its_request_is_left(policy):
     tracker = DialogueStateTracker.from_events("u", said, slots=DOMAIN.slots)
     assert policy().predict_action_probabilities(tracker, DOMAIN).action_metadata == {"repair": "calling_off"}
     left = said + [SlotSet("order_number", None), SlotSet("exchange_to", None),
-                   ActionExecuted("action_deactivate_loop", policy=NAME, confidence=1.0, metadata={"repair": "calling_off"}),
+                   ActionExecuted("action_deactivate_loop", policy=NAME, confidence=1.0,
+                                  metadata={"repair": "calling_off"}),
                    ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)]
     assert predict(policy(), left) == ("utter_form_cancelled", [])  # then what a cancellation says
     stopped = left + [ActionExecuted("utter_form_cancelled", policy=NAME, confidence=1.0,
@@ -415,7 +417,8 @@ def test_only_a_message_that_calls_the_request_off_leaves_the_form(policy):
 def test_calling_off_needs_the_response_a_cancellation_says(policy):
     bare = Domain.from_yaml('version: "3.1"\nforms:\n  exchange_form:\n    required_slots: [exchange_to]\n'
                             'slots:\n  exchange_to: {type: text, mappings: [{type: from_text}]}\n'
-                            'responses:\n  utter_knowledge_answer: [{text: a}]\n  utter_generative_fallback: [{text: b}]\n')
+                            'responses:\n  utter_knowledge_answer: [{text: a}]\n'
+                            '  utter_generative_fallback: [{text: b}]\n')
     with pytest.warns(UserWarning, match="utter_form_cancelled.*calling_off: false"):
         policy(cancel_intents=[]).train([], bare)
     tracker = DialogueStateTracker.from_events("u", asking_wish() + calling_off("drop the exchange"), slots=bare.slots)
