@@ -700,8 +700,12 @@ class ValidateExchangeForm(OrderFormValidation):
         if not besides_the_confirmation(tracker) or not order_no or not text:
             return {}
         order = await order_to_validate(dispatcher, self.name(), order_no)
-        found = order is not None and not order.error
-        return {"exchange_item": text} if found and service.only_an_item_answer(order.items, text) else {}
+        if order is None or order.error or not service.only_an_item_answer(order.items, text):
+            return {}
+        named = service.order_item(order.items, text)
+        if leading_yes_or_no(clean_text(text)) is True and named and named.sku == tracker.get_slot("exchange_item"):
+            return {}  # "对，手环这么换我满意": a yes that names the item held (the repair policy's leading_yes)
+        return {"exchange_item": text}
 
     async def extract_exchange_to(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -291,9 +291,16 @@ def means_another_item(text: Optional[str]) -> bool:
     return bool(text) and bool(_ANOTHER_ITEM.search(text))
 
 
+# "I meant" that confirms what is held: "good, that's the band and colour I meant" ("it's the red one I
+# meant" corrects as often as it confirms)
+_CONFIRMED_AS_MEANT = re.compile(r"\b(?:that'?s|that is|exactly)\b(?:(?!\bnot\b)[^,.;!?，。；！？]){0,40}?"
+                                 r"\bi meant\b", re.IGNORECASE)
+
+
 def corrects_itself(text: Optional[str]) -> bool:
-    """Whether ``text`` says that something said before was wrong."""
-    return bool(text) and bool(_CORRECTION.search(text))
+    """Whether ``text`` says that something said before was wrong ("that's the band I meant" says
+    that what is held is right)."""
+    return bool(text) and bool(_CORRECTION.search(_CONFIRMED_AS_MEANT.sub(" ", text)))
 
 
 _GIVES_REASON_AT = re.compile(_GIVES_REASON, re.IGNORECASE)

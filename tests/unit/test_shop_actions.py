@@ -498,7 +498,10 @@ def test_the_refund_form_takes_the_reason_given_with_the_request(requested, inte
     # holdout set 28: "got it backwards" corrects
     ("搞反了，需要换的其实是T恤", True), ("sorry, it's the other way round", True),
     # holdout set 31: what was meant, confirmed, corrects nothing
-    ("dark green, yes, that's the one I meant", False), ("yes, that's what I meant", False)])
+    ("dark green, yes, that's the one I meant", False), ("yes, that's what I meant", False),
+    # holdout set 34: what is held, confirmed as meant; "not" turns it round
+    ("good, that's the band and colour I meant", False), ("that's not the colour I meant", True),
+    ("it's ES2611210007 I meant", True)])
 def test_a_correction_is_told_from_a_yes(said, corrects):
     assert service.corrects_itself(said) is corrects
 
@@ -959,7 +962,10 @@ EXCHANGE_CONFIRMATION = {"language": "zh", "order_number": TWO_ITEMS_SHIPPED, "e
     ("跑步鞋", "inform", {"exchange_item": "CL-003"}), ("T恤那个", "nlu_fallback", {}),
     ("充电宝那个", "inform", {"exchange_item": "EL-003"}), ("第2件", "inform", {"exchange_item": "EL-003"}), ("the shoes", "inform", {"exchange_item": "CL-003"}),
     ("跑步鞋，43码", "inform", {}), ("对", "affirm", {}), ("跑步鞋能退吗？", "faq", {}),
-    ("can the shoes go back", "inform", {})])
+    ("can the shoes go back", "inform", {}),
+    # holdout set 34: a yes that names the item held is the yes (the repair policy's), not the item again;
+    # a yes that names the other item is that item
+    ("对，跑步鞋这么换我满意", "nlu_fallback", {}), ("对，充电宝这么换", "nlu_fallback", {"exchange_item": "EL-003"})])
 def test_an_item_alone_at_the_exchange_confirmation_is_the_item(db_url, said, intent, expected):
     """"跑步鞋" to "将订单 … 中的“跑步鞋”换成“大一码”，确认提交吗？" (the conversation sets, once the
     item came from the request) was rejected and got the knowledge base's passage on returning
