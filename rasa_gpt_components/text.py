@@ -258,7 +258,7 @@ _YES_FIRST = ("please do", "sure thing", "go ahead", "that's correct", "that is 
 # words of agreement that are a yes only before a pause: "agreed, a white mat in place of the red one",
 # "good, that's the band I meant"; not "good morning", "right away", "great question"
 _PAUSED_YES_FIRST = ("that works", "sounds good", "sounds great", "agreed", "perfect", "alright", "great", "good",
-                     "right")
+                     "lovely", "right")
 _PAUSE = ",.!;:，。！；：-–—"
 # a message that puts it off is a no too: nothing is filed on it ("先别提交，我再量量尺寸", "hold on, not yet")
 _NO_FIRST = ("no", "nope", "nah", "not yet", "hold on", "hang on", "hold off", "don't submit", "dont submit",
@@ -276,17 +276,19 @@ _NOT_TURNING = re.compile(r"没错|没问题|\bno (?:problem|worries)\b", re.IGN
 # ("麻烦提交", "please submit it", "照常退": as it was)
 _GO_AHEAD = (r"(?:please\s+)?(?:go ahead and\s+)?(?:submit(?:\s+(?:it|that|away))?|go on|go ahead|confirm(?:\s+it)?|"
              r"proceed|do it|(?:file|lodge|send|put) (?:it|that|the (?:refund|exchange|request|change))"
-             r"(?:\s+(?:in|off|through))?)|(?:(?:麻烦|请)(?:你|您)?|帮我)*(?:交上去吧?|提交吧?|交了吧?|就?按这个来|就这么换|就这么办|确认|"
-             r"照常(?:退|换|改|办|提交)?吧?|照旧)")
+             r"(?:\s+(?:in|off|through))?)|(?:(?:麻烦|请)(?:你|您)?|帮我)*(?:交上去吧?|提交吧?|交了吧?|确认|照旧|"
+             r"就?(?:按|照)这个(?:理由|原因|颜色|尺码)?(?:来|退|换|改|办)?吧?|就这么(?:换|办|退|改|定了?)吧?|"
+             r"照常(?:退|换|改|办|提交)?吧?)")
 # words of a yes that only say the swap or the choice is right: "a white mat in place of the red one",
 # "green instead of pink, that's the plan", "the band and colour I meant", "a dark green bottle suits me fine"
 _SWAPPING_WORDS = (r"\b(?:in place of|instead of|instead|that(?:'?s| is) the plan|"
                    r"(?:what )?i (?:meant|wanted|had in mind)|suits me(?: fine)?|works for me|fine by me)\b")
 # what a yes may add without saying anything new: "对 就是白色" -> "白色", "yes that's right, go ahead" -> ""
 # (praise of what is held confirms it too: "是，米白挺好", "yes, grey is perfect")
-_CONFIRMING_WORDS = re.compile(r"就是|就这样|就这个|这个|那个|没错|没问题|对的|是的|提交吧|提交|确认|可以|麻烦了|谢谢|"
+_CONFIRMING_WORDS = re.compile(rf"(?<![a-z])(?:{_GO_AHEAD})(?![a-z])|"
+                               r"就是|就这样|就这个|这个|那个|没错|没问题|对的|是的|提交吧|提交|确认|可以|麻烦了|谢谢|"
                                r"挺好|很好|好看|[这那]么换|这样换|我?满意|换货|退款|退货|[吧的了呀啊哈嗯就]|"
-                               rf"{_SWAPPING_WORDS}|(?<![a-z])(?:{_GO_AHEAD})(?![a-z])|"
+                               rf"{_SWAPPING_WORDS}|"
                                r"\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|and|"
                                r"no problem|no worries|thanks|thank you|the|one|just|do it|submit|great|good|perfect|"
                                r"nice|lovely)\b", re.IGNORECASE)

@@ -769,7 +769,10 @@ def test_a_slot_set_again_to_what_it_held_does_not_stop_the_yes(policy):
     ("黑袜子就对了，提交吧", ["纯白色的", "运动袜（5 双装） 红色"], False),
     # holdout set 32: what the customer was after, after the yes
     ("rose gold lamp - yes, that's what I'm after", ["Bedside lamp, pearl white", "rose gold"], True),
-    ("silver lamp - yes, that's what I'm after", ["Bedside lamp, pearl white", "rose gold"], False)])
+    ("silver lamp - yes, that's what I'm after", ["Bedside lamp, pearl white", "rose gold"], False),
+    # holdout set 35 (seen): the go-ahead worded "照这个换", "就按这个理由退", "就这么定了"
+    ("吹风机照这个换，行", ["海蓝色的", "负离子吹风机 白色"], True), ("发酵的蜂蜜就按这个理由退", ["蜂蜜发酵了"], True),
+    ("保温杯换色就这么定了", ["黑色的", "保温杯 银色"], True), ("蓝色就按这个来", ["红色的", "T恤 白色"], False)])
 def test_confirms_after(text, held, agrees):
     assert confirms_after(text, held) is agrees
 
@@ -852,15 +855,21 @@ def test_a_yes_that_says_more_is_the_yes_when_the_nlu_was_torn_towards_it(policy
     # holdout set 29: "行，就照这个退吧" read as stop 0.48 / request_refund 0.47 got the fallback
     message = torn("行，就照这个退吧", ("stop", 0.48), ("request_refund", 0.47))
     assert predict(policy(), confirming() + message) == ("refund_form", [SlotSet("refund_confirmed", True)])
-    # no reading the slot maps to the yes: the yes adds something new, left alone
-    other = torn("行，就照这个退吧", ("stop", 0.48), ("complaint", 0.47))
+    # a yes that adds something new ("退到原卡上"): the yes only when the NLU was torn towards it
+    adds = torn("行，退到原卡上吧", ("stop", 0.48), ("request_refund", 0.47))
+    assert predict(policy(), confirming() + adds) == ("refund_form", [SlotSet("refund_confirmed", True)])
+    # no reading the slot maps to the yes: left alone
+    other = torn("行，退到原卡上吧", ("stop", 0.48), ("complaint", 0.47))
     assert SlotSet("refund_confirmed", True) not in predict(policy(), confirming() + other)[1]
     # the yes-reading third, not among the two the NLU was torn between
-    third = torn("行，就照这个退吧", ("stop", 0.48), ("complaint", 0.40), ("request_refund", 0.1))
+    third = torn("行，退到原卡上吧", ("stop", 0.48), ("complaint", 0.40), ("request_refund", 0.1))
     assert SlotSet("refund_confirmed", True) not in predict(policy(), confirming() + third)[1]
     # no leading yes: the torn reading alone decides nothing
-    plain = torn("就照这个退吧", ("stop", 0.48), ("request_refund", 0.47))
+    plain = torn("退到原卡上吧", ("stop", 0.48), ("request_refund", 0.47))
     assert SlotSet("refund_confirmed", True) not in predict(policy(), confirming() + plain)[1]
+    # "就照这个退吧" is a go-ahead in words (holdout set 35: "照这个换", "就按这个理由退"): the yes, however torn
+    go_ahead = torn("就照这个退吧", ("stop", 0.48), ("complaint", 0.47))
+    assert predict(policy(), confirming() + go_ahead) == ("refund_form", [SlotSet("refund_confirmed", True)])
 
 
 @pytest.mark.parametrize("text, intent, slots", [
@@ -961,6 +970,7 @@ def test_a_leading_yes_does_not_fill_a_slot_without_a_yes_mapping(policy):
     ("yep, green instead of pink, that's the plan", True, "green pink"), ("对，手环这么换我满意", True, "手环"),
     ("行，保温杯的换货可以提交了", True, "保温杯"), ("good morning", None, None), ("right away please, make it blue", None, None),
     ("great question, does it fold?", None, None), ("perfect!", None, None),
+    ("lovely, that band is exactly what I had in mind, go ahead", True, "band"), ("lovely weather today", None, None),
 ])
 def test_leading_yes_or_no(text, answer, rest):
     assert leading_yes_or_no(text) is answer
