@@ -285,12 +285,13 @@ _SWAPPING_WORDS = (r"\b(?:in place of|instead of|instead|that(?:'?s| is) the pla
                    r"(?:what )?i (?:meant|wanted|had in mind)|suits me(?: fine)?|works for me|fine by me)\b")
 # what a yes may add without saying anything new: "对 就是白色" -> "白色", "yes that's right, go ahead" -> ""
 # (praise of what is held confirms it too: "是，米白挺好", "yes, grey is perfect")
+# (the go-ahead first: "提交", "确认", "submit it", "go ahead", "do it", "就这么办" are among its words)
 _CONFIRMING_WORDS = re.compile(rf"(?<![a-z])(?:{_GO_AHEAD})(?![a-z])|"
-                               r"就是|就这样|就这个|这个|那个|没错|没问题|对的|是的|提交吧|提交|确认|可以|麻烦了|谢谢|"
+                               r"就是|就这样|就这个|这个|那个|没错|没问题|对的|是的|可以|麻烦了|谢谢|"
                                r"挺好|很好|好看|[这那]么换|这样换|我?满意|换货|退款|退货|[吧的了呀啊哈嗯就]|"
                                rf"{_SWAPPING_WORDS}|"
-                               r"\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|go ahead|please|and|"
-                               r"no problem|no worries|thanks|thank you|the|one|just|do it|submit|great|good|perfect|"
+                               r"\b(?:that'?s|that|it'?s|it|is|right|correct|exactly|fine|please|and|"
+                               r"no problem|no worries|thanks|thank you|the|one|just|great|good|perfect|"
                                r"nice|lovely)\b", re.IGNORECASE)
 _PUNCTUATION = re.compile(r"[\W_]+")
 _CONTRACTED_IS = re.compile(r"(?<=[a-z])['\u2019]s\b", re.IGNORECASE)  # "grey's": "grey is"

@@ -702,9 +702,10 @@ class ValidateExchangeForm(OrderFormValidation):
         order = await order_to_validate(dispatcher, self.name(), order_no)
         if order is None or order.error or not service.only_an_item_answer(order.items, text):
             return {}
-        named = service.order_item(order.items, text)
-        if leading_yes_or_no(clean_text(text)) is True and named and named.sku == tracker.get_slot("exchange_item"):
-            return {}  # "对，手环这么换我满意": a yes that names the item held (the repair policy's leading_yes)
+        if leading_yes_or_no(clean_text(text)) is True:  # only then which item it names
+            named = service.order_item(order.items, text)
+            if named and named.sku == tracker.get_slot("exchange_item"):
+                return {}  # "对，手环这么换我满意": a yes that names the item held (the repair policy's leading_yes)
         return {"exchange_item": text}
 
     async def extract_exchange_to(
